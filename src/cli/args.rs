@@ -1,0 +1,100 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::query::OutputFormat;
+use crate::telemetry::LogFormat;
+
+/// The pipeline `up`, `query` and friends use when none is named.
+pub const DEFAULT_PIPELINE: &str = "pipelines/vitals.yaml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vitalflow",
+    version,
+    about = "Real-time patient vital-signs pipeline"
+)]
+pub struct Cli {
+    /// Log output: human text or JSON lines (on stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `warn,vitalflow=debug`.
+    #[arg(long, global = true, env = "VITALFLOW_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the whole system on the embedded default: simulator -> pipeline -> Parquet.
+    Up(UpArgs),
+    /// Run one pipeline until its sources end or Ctrl-C.
+    Run(RunArgs),
+    /// Check pipeline files (keys, types, SQL files, SQL plans, sink inputs) without running them.
+    Validate(ValidateArgs),
+    /// Run SQL over the stored datasets of a pipeline.
+    Query(QueryArgs),
+    /// Measure throughput and peak memory of simulator -> SQL -> Parquet.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Pipeline file to run.
+    #[arg(long, default_value = DEFAULT_PIPELINE)]
+    pub pipeline: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// Stop after this long (e.g. `30s`, `5m`), flushing everything.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Pipeline files.
+    #[arg(required = true)]
+    pub pipelines: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL statement. Tables: every sink of the pipeline by name, and `vitals`.
+    pub sql: String,
+    /// Pipeline whose sinks are the tables.
+    #[arg(long, default_value = DEFAULT_PIPELINE)]
+    pub pipeline: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Extra table as NAME=LOCATION (a Parquet dataset directory).
+    #[arg(long = "table", value_parser = parse_table)]
+    pub tables: Vec<(String, String)>,
+}
+
+fn parse_table(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(n, l)| (n.trim().to_string(), l.trim().to_string()))
+        .filter(|(n, l)| !n.is_empty() && !l.is_empty())
+        .ok_or_else(|| format!("expected NAME=LOCATION, got `{raw}`"))
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Events to push through the pipeline.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub events: u64,
+    /// Simulated patients.
+    #[arg(long, default_value_t = 50)]
+    pub patients: u32,
+    /// Output directory (a fresh temporary directory if absent; removed afterwards).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}

@@ -1,0 +1,21 @@
+//! The `vitalflow` command line: one function per subcommand.
+
+mod args;
+mod bench;
+mod query;
+mod run;
+mod signal;
+mod validate;
+
+pub use args::{Cli, Command, DEFAULT_PIPELINE};
+
+/// Run the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => run::up(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Validate(args) => validate::validate(args).await,
+        Command::Query(args) => query::query(args).await,
+        Command::Bench(args) => bench::bench(args).await,
+    }
+}

@@ -1,0 +1,38 @@
+//! `vitalflow query "SELECT ..."`
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::args::QueryArgs;
+use crate::query::{Dataset, datasets_of, query_context, run_sql, write_batches};
+use crate::storage::Location;
+use crate::{engine, spec};
+
+pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let mut datasets = Vec::new();
+    if args.pipeline.exists() || args.tables.is_empty() {
+        let spec = spec::load(&args.pipeline)?;
+        let planned = engine::plan(spec).await?;
+        datasets = datasets_of(&planned)?;
+    }
+    for (name, raw) in &args.tables {
+        let location = Location::parse(raw, Path::new("."))
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--table {name}"))?;
+        datasets.retain(|d| &d.name != name);
+        datasets.push(Dataset {
+            name: name.clone(),
+            location,
+            schema: None,
+            date_partitioned: true,
+        });
+    }
+    let ctx = query_context(&datasets).await?;
+    let (schema, batches) = run_sql(&ctx, &args.sql).await.context("query failed")?;
+    let mut out = std::io::stdout().lock();
+    write_batches(&mut out, &schema, &batches, args.format)?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    tracing::debug!(rows, "query finished");
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `vitalflow run PIPELINE` and `vitalflow up`.
+
+use std::path::Path;
+
+use super::args::{RunArgs, UpArgs};
+use super::signal::shutdown_on_signal;
+use crate::engine::{self, RunOptions, RunSummary};
+use crate::query::datasets_of;
+use crate::spec;
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal();
+    if let Some(duration) = args.duration {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            stop.cancel();
+        });
+    }
+    run_pipeline(&args.pipeline, shutdown, false).await
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    run_pipeline(&args.pipeline, shutdown_on_signal(), true).await
+}
+
+async fn run_pipeline(
+    path: &Path,
+    shutdown: tokio_util::sync::CancellationToken,
+    banner: bool,
+) -> anyhow::Result<()> {
+    let spec = spec::load(path)?;
+    let planned = engine::plan(spec).await?;
+    let datasets = datasets_of(&planned)?;
+    tracing::info!(pipeline = %planned.spec.name, file = %path.display(), "pipeline started");
+    if banner {
+        println!(
+            "vitalflow is running pipeline `{}` ({})",
+            planned.spec.name,
+            path.display()
+        );
+        for d in &datasets {
+            println!("  table {:<12} -> {}", d.name, d.location);
+        }
+        println!("query it in another terminal, e.g.:");
+        println!(
+            "  cargo run --release -- query \"SELECT patient_id, count(*) AS readings, max(news2_score) AS worst FROM vitals GROUP BY patient_id ORDER BY worst DESC LIMIT 10\""
+        );
+        println!("stop with Ctrl-C (open files are flushed and published).");
+    }
+    let summary = engine::run(&planned, shutdown, RunOptions::default()).await?;
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(summary: &RunSummary) {
+    let secs = summary.elapsed.as_secs_f64();
+    for (name, s) in &summary.sources {
+        eprintln!(
+            "source {name}: {} records in {} batches ({:.0} records/s)",
+            s.records,
+            s.batches,
+            s.records as f64 / secs.max(1e-9)
+        );
+    }
+    for (name, s) in &summary.sinks {
+        eprintln!(
+            "sink {name}: {} rows in {} files, {} bytes -> {}",
+            s.rows, s.files, s.bytes, s.location
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! The streaming engine: DataFusion plans run over micro-batches.
+//!
+//! - [`plan`] turns a validated spec into operators, planning each SQL
+//!   transform once against the schemas it reads.
+//! - [`runtime`] moves batches source -> operators -> sinks with bounded
+//!   channels and progress markers.
+//! - [`Operator`] is the seam: the stateless [`SqlOperator`] today; windowed
+//!   operators implement the same trait and hold state between batches.
+
+mod error;
+mod micro_batch;
+mod operator;
+pub mod plan;
+pub mod runtime;
+mod session;
+mod sql_operator;
+
+pub use error::EngineError;
+pub use operator::Operator;
+pub use plan::{PlannedPipeline, plan};
+pub use runtime::{RunOptions, RunSummary, run};
+pub use session::streaming_session;
+pub use sql_operator::SqlOperator;

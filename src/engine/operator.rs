@@ -1,0 +1,33 @@
+//! The [`Operator`] trait: the one seam between a planned spec and the
+//! runtime.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+/// A step of a pipeline that turns input micro-batches into output batches.
+///
+/// Contract for implementors:
+/// - `process` is called with batches of exactly `input_schema`, in the
+///   order the source produced them; outputs must have `output_schema`.
+/// - A stateless operator returns everything derived from its input at once.
+///   A stateful one (windows) may hold rows back; it must then emit them no
+///   later than [`Operator::finish`], or results are lost.
+/// - Errors are the operator's to classify: bad data should not fail the
+///   pipeline; an `Err` stops it.
+#[async_trait::async_trait]
+pub trait Operator: Send + Sync {
+    /// The name of the table this operator defines.
+    fn name(&self) -> &str;
+
+    /// The table it reads.
+    fn input(&self) -> &str;
+
+    fn output_schema(&self) -> SchemaRef;
+
+    async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>>;
+
+    /// The input is exhausted: emit whatever is still held.
+    async fn finish(&self) -> anyhow::Result<Vec<RecordBatch>> {
+        Ok(Vec::new())
+    }
+}

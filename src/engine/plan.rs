@@ -1,0 +1,200 @@
+//! Spec -> planned pipeline: every SQL transform planned against the schemas
+//! of the tables it reads, in dependency order, and every sink checked
+//! against the schema of its input. `vitalflow validate` is exactly this.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use indexmap::IndexMap;
+
+use super::operator::Operator;
+use super::session::streaming_session;
+use super::sql_operator::SqlOperator;
+use crate::spec::{PipelineSpec, SpecError, TransformSpec};
+
+/// A pipeline ready to run: schemas known, SQL planned.
+pub struct PlannedPipeline {
+    pub spec: PipelineSpec,
+    /// Every table (sources, then transforms in dependency order) and its schema.
+    pub tables: IndexMap<String, SchemaRef>,
+    /// Transforms in dependency order.
+    pub operators: Vec<Arc<dyn Operator>>,
+}
+
+impl PlannedPipeline {
+    pub fn schema_of(&self, table: &str) -> Option<&SchemaRef> {
+        self.tables.get(table)
+    }
+}
+
+/// Plan `spec`. Fails with a [`SpecError`] naming the transform or sink.
+pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
+    let mut tables: IndexMap<String, SchemaRef> = spec
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.config.schema()))
+        .collect();
+
+    let ordered = dependency_order(&spec)?;
+    let mut operators: Vec<Arc<dyn Operator>> = Vec::new();
+    for (transform, input) in ordered {
+        let input_schema = tables.get(&input).cloned().ok_or_else(|| {
+            sql_error(
+                &spec,
+                transform,
+                format!("internal: table `{input}` planned out of order"),
+            )
+        })?;
+        let operator = SqlOperator::try_new(&transform.name, &transform.sql, &input, input_schema)
+            .await
+            .map_err(|message| sql_error(&spec, transform, message))?;
+        tables.insert(transform.name.clone(), operator.output_schema());
+        operators.push(Arc::new(operator));
+    }
+
+    for sink in &spec.sinks {
+        let schema = tables.get(&sink.input).ok_or_else(|| {
+            SpecError::invalid(
+                &spec.path,
+                format!("sinks.{}.input", sink.name),
+                sink.line,
+                format!("table `{}` does not exist", sink.input),
+            )
+        })?;
+        sink.config.check_schema(schema).map_err(|message| {
+            SpecError::invalid(
+                &spec.path,
+                format!("sinks.{}", sink.name),
+                sink.line,
+                message,
+            )
+        })?;
+    }
+
+    Ok(PlannedPipeline {
+        spec,
+        tables,
+        operators,
+    })
+}
+
+fn sql_error(spec: &PipelineSpec, transform: &TransformSpec, message: String) -> SpecError {
+    SpecError::Sql {
+        path: spec.path.clone(),
+        transform: transform.name.clone(),
+        origin: transform.origin.clone(),
+        message,
+    }
+}
+
+/// Order transforms so each comes after the table it reads, and find that
+/// one streaming input. Table references come from DataFusion's own SQL
+/// parser, so quoting and CTEs are handled as the planner will see them.
+fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>, SpecError> {
+    let parser = streaming_session().state();
+    let sources: HashSet<&str> = spec.sources.iter().map(|s| s.name.as_str()).collect();
+    let transforms: HashSet<&str> = spec.transforms.iter().map(|t| t.name.as_str()).collect();
+
+    let mut input_of: HashMap<&str, String> = HashMap::new();
+    for transform in &spec.transforms {
+        let statement = parser
+            .sql_to_statement(&transform.sql, &datafusion::config::Dialect::Generic)
+            .map_err(|e| sql_error(spec, transform, e.to_string()))?;
+        if !is_query(&statement) {
+            return Err(sql_error(
+                spec,
+                transform,
+                "a transform must be a single SELECT query (no DDL, DML or SET)".into(),
+            ));
+        }
+        let references = parser
+            .resolve_table_references(&statement)
+            .map_err(|e| sql_error(spec, transform, e.to_string()))?;
+        let mut streams: Vec<String> = Vec::new();
+        for reference in references {
+            let table = reference.table().to_string();
+            if !sources.contains(table.as_str()) && !transforms.contains(table.as_str()) {
+                let mut known: Vec<&str> =
+                    sources.iter().chain(transforms.iter()).copied().collect();
+                known.sort_unstable();
+                return Err(sql_error(
+                    spec,
+                    transform,
+                    format!(
+                        "reads table `{table}`, which is neither a source nor a transform (tables: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if table == transform.name {
+                return Err(sql_error(
+                    spec,
+                    transform,
+                    "a transform cannot read its own output".into(),
+                ));
+            }
+            if !streams.contains(&table) {
+                streams.push(table);
+            }
+        }
+        match streams.len() {
+            0 => {
+                return Err(sql_error(
+                    spec,
+                    transform,
+                    "reads no source or transform; a transform needs exactly one streaming input"
+                        .into(),
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(sql_error(
+                    spec,
+                    transform,
+                    format!(
+                        "reads several streams ({}); joining two streams is not supported, each transform reads exactly one",
+                        streams.join(", ")
+                    ),
+                ));
+            }
+        }
+        input_of.insert(&transform.name, streams.remove(0));
+    }
+
+    // Kahn's algorithm, keeping YAML order among ready transforms.
+    let mut done: HashSet<String> = sources.iter().map(|s| s.to_string()).collect();
+    let mut ordered = Vec::new();
+    let mut pending: Vec<&TransformSpec> = spec.transforms.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|t| {
+            let input = &input_of[t.name.as_str()];
+            if done.contains(input) {
+                ordered.push((*t, input.clone()));
+                done.insert(t.name.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if pending.len() == before {
+            let names: Vec<&str> = pending.iter().map(|t| t.name.as_str()).collect();
+            return Err(sql_error(
+                spec,
+                pending[0],
+                format!(
+                    "transforms read each other in a cycle: {}",
+                    names.join(" -> ")
+                ),
+            ));
+        }
+    }
+    Ok(ordered)
+}
+
+fn is_query(statement: &datafusion::sql::parser::Statement) -> bool {
+    use datafusion::sql::parser::Statement as DfStatement;
+    use datafusion::sql::sqlparser::ast::Statement;
+    matches!(statement, DfStatement::Statement(s) if matches!(**s, Statement::Query(_)))
+}

@@ -1,0 +1,19 @@
+//! The DataFusion session every streaming operator plans in.
+
+use datafusion::execution::context::SessionConfig;
+use datafusion::prelude::SessionContext;
+
+/// Rows per batch inside operator plans; matches the simulator's unpaced
+/// batch so a batch is rarely split or merged on the way through.
+pub const OPERATOR_BATCH_ROWS: usize = 16_384;
+
+/// One partition: parallelism comes from running sources, operators and
+/// sinks on separate tasks, not from repartitioning each micro-batch (which
+/// would cost more than it saves at micro-batch sizes).
+pub fn streaming_session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(OPERATOR_BATCH_ROWS)
+        .with_information_schema(false);
+    SessionContext::new_with_config(config)
+}

@@ -1,0 +1,26 @@
+//! vitalflow: a real-time patient vital-signs pipeline.
+//!
+//! Bedside monitors (or the built-in simulator) produce readings; a
+//! declarative YAML pipeline runs SQL transforms over them with an embedded
+//! DataFusion engine and writes the results as Parquet, which `vitalflow
+//! query` serves back with SQL.
+//!
+//! Data flows one way: [`sources`] -> [`engine`] -> [`sinks`].
+//! - [`spec`]: pipeline YAML in, validated [`spec::PipelineSpec`] out.
+//! - [`engine`]: plans SQL once, runs it per micro-batch, moves batches
+//!   through bounded channels, acknowledges durable progress.
+//! - [`sources`]: the simulator (Kafka follows the same [`sources::Source`] trait).
+//! - [`sinks`]: rolling, date-partitioned, atomically published Parquet.
+//! - [`storage`]: dataset locations as URLs.
+//! - [`query`]: SQL over stored datasets with partition and statistics pruning.
+//! - [`cli`], [`telemetry`], [`bench`]: the binary's glue, logs, benchmark.
+
+pub mod bench;
+pub mod cli;
+pub mod engine;
+pub mod query;
+pub mod sinks;
+pub mod sources;
+pub mod spec;
+pub mod storage;
+pub mod telemetry;

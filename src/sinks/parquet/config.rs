@@ -1,0 +1,175 @@
+//! YAML settings of the Parquet sink.
+//!
+//! Default rolling (128 MiB, 1,000,000 rows or 5 minutes, whichever first):
+//! the original system flushed every 200 records or 5 s and left thousands of
+//! 2-5 KB files a day, which makes every query pay per-file overhead. Those
+//! values remain possible (`roll: {max_rows: 200, max_age: 5s}`), but the
+//! defaults keep files large while bounding how stale the stored dataset can
+//! be; the live dashboard reads the stream, not the files.
+
+use std::path::Path;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use serde::Deserialize;
+
+use super::sink::ParquetSink;
+use crate::spec::raw::Spanned;
+use crate::spec::{EnvString, HumanBytes, HumanDuration};
+use crate::storage::Location;
+
+/// `kind: parquet`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    /// The table (source or transform) to write.
+    pub input: Spanned<String>,
+    /// Dataset root: a path (relative to the working directory) or URL;
+    /// `${VAR:-default}` is expanded.
+    pub path: EnvString,
+    /// Page compression codec.
+    #[serde(default)]
+    pub compression: Compression,
+    /// When to close a file and start the next.
+    #[serde(default)]
+    pub roll: RollPolicy,
+    /// Rows per row group: the unit of pruning and of writer memory.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Timestamp (or date) column whose UTC day names the Hive partition
+    /// directory `date=YYYY-MM-DD/`; no partitioning if absent.
+    #[serde(default)]
+    pub partition_by_date: Option<String>,
+    /// Sort each row group by these columns, so that filters on them (a
+    /// patient) skip pages by statistics instead of reading everything.
+    #[serde(default)]
+    pub sort_by: Vec<String>,
+    /// Columns that get a Parquet bloom filter (point lookups).
+    #[serde(default)]
+    pub bloom_filter_columns: Vec<String>,
+}
+
+/// When a file is closed and published.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollPolicy {
+    #[serde(default = "default_max_rows")]
+    pub max_rows: u64,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: HumanBytes,
+    #[serde(default = "default_max_age")]
+    pub max_age: HumanDuration,
+}
+
+impl Default for RollPolicy {
+    fn default() -> Self {
+        Self {
+            max_rows: default_max_rows(),
+            max_bytes: default_max_bytes(),
+            max_age: default_max_age(),
+        }
+    }
+}
+
+/// Parquet page compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// As the original system wrote.
+    Snappy,
+    /// Smaller files at a similar speed; the default.
+    #[default]
+    Zstd,
+    Lz4,
+    Gzip,
+    None,
+}
+
+fn default_row_group_rows() -> usize {
+    128 * 1024
+}
+fn default_max_rows() -> u64 {
+    1_000_000
+}
+fn default_max_bytes() -> HumanBytes {
+    HumanBytes(128 * 1024 * 1024)
+}
+fn default_max_age() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
+}
+
+impl ParquetSinkConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        Location::parse(self.path.as_str(), Path::new(".")).map_err(|e| format!("`path`: {e}"))?;
+        if self.roll.max_rows == 0 {
+            return Err("`roll.max_rows` must be greater than zero".into());
+        }
+        if self.roll.max_bytes.0 < 1024 {
+            return Err("`roll.max_bytes` must be at least 1KiB".into());
+        }
+        if self.roll.max_age.0.is_zero() {
+            return Err("`roll.max_age` must be greater than zero".into());
+        }
+        if self.row_group_rows == 0 {
+            return Err("`row_group_rows` must be greater than zero".into());
+        }
+        Ok(())
+    }
+
+    /// Column checks against the input table's schema (plan time).
+    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), String> {
+        let find = |key: &str, col: &str| {
+            schema.field_with_name(col).map_err(|_| {
+                format!(
+                    "`{key}` names column `{col}`, which the input table does not have (columns: {})",
+                    column_list(schema)
+                )
+            })
+        };
+        if let Some(col) = &self.partition_by_date {
+            let field = find("partition_by_date", col)?;
+            if !matches!(
+                field.data_type(),
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+            ) {
+                return Err(format!(
+                    "`partition_by_date` column `{col}` is {}, but must be a timestamp or date",
+                    field.data_type()
+                ));
+            }
+            if schema.field_with_name("date").is_ok() {
+                return Err("the input table has a column `date`, which clashes with the `date=` partition column; rename it in SQL".into());
+            }
+        }
+        for col in &self.sort_by {
+            find("sort_by", col)?;
+        }
+        for col in &self.bloom_filter_columns {
+            find("bloom_filter_columns", col)?;
+        }
+        Ok(())
+    }
+
+    /// The dataset root, relative paths taken from the working directory.
+    pub fn location(&self) -> Result<Location, String> {
+        Location::parse(self.path.as_str(), Path::new("."))
+    }
+
+    pub fn build(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        _base: &Path,
+    ) -> anyhow::Result<ParquetSink> {
+        self.check_schema(&schema).map_err(anyhow::Error::msg)?;
+        ParquetSink::try_new(name, self.clone(), schema)
+    }
+}
+
+fn column_list(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,10 @@
+//! Parquet sink: rolling files, Hive-style date partitions, atomic publish.
+
+mod config;
+mod naming;
+mod sink;
+mod writer;
+
+pub use config::{Compression, ParquetSinkConfig, RollPolicy};
+pub use naming::{DATA_FILE_SUFFIX, IN_PROGRESS_SUFFIX, is_in_progress_file};
+pub use sink::ParquetSink;

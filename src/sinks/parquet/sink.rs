@@ -1,0 +1,335 @@
+//! The Parquet sink runtime: routes rows to per-date files, rolls them by
+//! rows / bytes / age, and acknowledges progress once rows are published.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arrow::array::{Array, AsArray};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Date32Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use tokio::sync::{mpsc, watch};
+
+use super::config::{Compression, ParquetSinkConfig};
+use super::naming::{data_file_name, date_partition, is_in_progress_file};
+use super::writer::{PublishedFile, RollingFile};
+use crate::sinks::{Sink, SinkMessage, SinkSummary};
+
+pub struct ParquetSink {
+    name: String,
+    config: ParquetSinkConfig,
+    schema: SchemaRef,
+    root: PathBuf,
+    properties: WriterProperties,
+    sort_by: Arc<[usize]>,
+    partition_column: Option<usize>,
+    /// Random per sink instance: file names from two writers never collide.
+    writer_id: String,
+    next_file: u64,
+    open: BTreeMap<String, RollingFile>,
+    /// The newest progress marker received.
+    last_progress: u64,
+    summary: SinkSummary,
+}
+
+impl ParquetSink {
+    pub fn try_new(
+        name: &str,
+        config: ParquetSinkConfig,
+        schema: SchemaRef,
+    ) -> anyhow::Result<Self> {
+        let root = config
+            .location()
+            .map_err(anyhow::Error::msg)?
+            .local_path()
+            .to_path_buf();
+        let index = |col: &str| {
+            schema
+                .index_of(col)
+                .with_context(|| format!("sink `{name}`: no column `{col}`"))
+        };
+        let sort_by: Arc<[usize]> = config
+            .sort_by
+            .iter()
+            .map(|c| index(c))
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into();
+        let partition_column = config.partition_by_date.as_deref().map(index).transpose()?;
+        let properties = writer_properties(&config, &sort_by);
+        let writer_id = format!("{:08x}", rand::random::<u32>());
+        Ok(Self {
+            name: name.to_string(),
+            summary: SinkSummary {
+                location: root.display().to_string(),
+                ..Default::default()
+            },
+            config,
+            schema,
+            root,
+            properties,
+            sort_by,
+            partition_column,
+            writer_id,
+            next_file: 0,
+            open: BTreeMap::new(),
+            last_progress: 0,
+        })
+    }
+
+    fn handle(&mut self, message: SinkMessage, acks: &watch::Sender<u64>) -> anyhow::Result<()> {
+        match message {
+            SinkMessage::Data(batch) => {
+                if batch.num_rows() > 0 {
+                    self.write(batch)?;
+                }
+            }
+            SinkMessage::Progress(sequence) => {
+                self.last_progress = sequence;
+                self.roll_aged()?;
+            }
+            SinkMessage::Tick => self.roll_aged()?,
+        }
+        self.acknowledge(acks);
+        Ok(())
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+        for (partition, rows) in self.split_by_partition(batch)? {
+            let max_rows = self.config.roll.max_rows;
+            // Cut the slice so no file exceeds max_rows.
+            let mut offset = 0;
+            while offset < rows.num_rows() {
+                let file = self.file_for(&partition)?;
+                let room = (max_rows - file.rows().min(max_rows)) as usize;
+                let take = room.min(rows.num_rows() - offset).max(1);
+                file.write(rows.slice(offset, take))?;
+                offset += take;
+                let full = file.rows() >= max_rows
+                    || file.approximate_bytes() >= self.config.roll.max_bytes.0;
+                if full {
+                    self.publish(&partition)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn file_for(&mut self, partition: &str) -> anyhow::Result<&mut RollingFile> {
+        if !self.open.contains_key(partition) {
+            let dir = if partition.is_empty() {
+                self.root.clone()
+            } else {
+                self.root.join(partition)
+            };
+            let name = data_file_name(chrono::Utc::now(), &self.writer_id, self.next_file);
+            self.next_file += 1;
+            let file = RollingFile::create(
+                &dir,
+                &name,
+                self.schema.clone(),
+                self.properties.clone(),
+                self.last_progress + 1,
+                self.config.row_group_rows,
+                self.sort_by.clone(),
+            )
+            .with_context(|| format!("sink `{}`", self.name))?;
+            self.open.insert(partition.to_string(), file);
+        }
+        // Inserted just above if it was missing.
+        Ok(self.open.get_mut(partition).expect("open file present"))
+    }
+
+    fn publish(&mut self, partition: &str) -> anyhow::Result<()> {
+        if let Some(file) = self.open.remove(partition) {
+            let published = file
+                .publish()
+                .with_context(|| format!("sink `{}`", self.name))?;
+            self.record(&published);
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, published: &PublishedFile) {
+        self.summary.files += 1;
+        self.summary.rows += published.rows;
+        self.summary.bytes += published.bytes;
+        tracing::debug!(
+            sink = %self.name,
+            file = %published.path.display(),
+            rows = published.rows,
+            bytes = published.bytes,
+            "parquet file published"
+        );
+    }
+
+    fn roll_aged(&mut self) -> anyhow::Result<()> {
+        let max_age = self.config.roll.max_age.0;
+        let aged: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, f)| f.age() >= max_age)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for partition in aged {
+            self.publish(&partition)?;
+        }
+        Ok(())
+    }
+
+    /// Everything before the oldest open file's first marker is published.
+    fn acknowledge(&self, acks: &watch::Sender<u64>) {
+        let durable = self
+            .open
+            .values()
+            .map(|f| f.first_sequence.saturating_sub(1))
+            .min()
+            .unwrap_or(self.last_progress);
+        acks.send_if_modified(|current| {
+            if durable > *current {
+                *current = durable;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Group rows by their `date=` partition; one group (and no copy) in the
+    /// common case of a batch within one day.
+    fn split_by_partition(&self, batch: RecordBatch) -> anyhow::Result<Vec<(String, RecordBatch)>> {
+        let Some(column) = self.partition_column else {
+            return Ok(vec![(String::new(), batch)]);
+        };
+        let days = cast(batch.column(column), &DataType::Date32)
+            .context("computing the date partition")?;
+        let days = days.as_primitive::<Date32Type>();
+        let first = (days.null_count() == 0)
+            .then(|| days.values().first().copied())
+            .flatten();
+        if let Some(first) = first
+            && days.values().iter().all(|d| *d == first)
+        {
+            return Ok(vec![(date_partition(Some(first)), batch)]);
+        }
+        let mut groups: BTreeMap<Option<i32>, Vec<bool>> = BTreeMap::new();
+        for (row, day) in days.iter().enumerate() {
+            groups.entry(day).or_insert_with(|| vec![false; days.len()])[row] = true;
+        }
+        groups
+            .into_iter()
+            .map(|(day, mask)| {
+                let rows =
+                    filter_record_batch(&batch, &mask.into()).context("splitting rows by date")?;
+                Ok((date_partition(day), rows))
+            })
+            .collect()
+    }
+
+    fn close_all(&mut self) -> anyhow::Result<()> {
+        let partitions: Vec<String> = self.open.keys().cloned().collect();
+        for partition in partitions {
+            self.publish(&partition)?;
+        }
+        Ok(())
+    }
+
+    /// Remove in-progress files that a killed writer left behind. Only old
+    /// ones: a concurrent writer's live file is never touched.
+    fn remove_stale_in_progress(&self) {
+        let stale_after = self.config.roll.max_age.0 * 2 + Duration::from_secs(600);
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if is_in_progress_file(&name) && is_older_than(&path, stale_after) {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            tracing::info!(sink = %self.name, file = %path.display(), "removed stale in-progress file")
+                        }
+                        Err(error) => {
+                            tracing::warn!(sink = %self.name, file = %path.display(), %error, "cannot remove stale in-progress file")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_older_than(path: &Path, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|elapsed| elapsed > age)
+}
+
+fn writer_properties(config: &ParquetSinkConfig, sort_by: &[usize]) -> WriterProperties {
+    let compression = match config.compression {
+        Compression::Snappy => ParquetCompression::SNAPPY,
+        Compression::Zstd => ParquetCompression::ZSTD(ZstdLevel::default()),
+        Compression::Lz4 => ParquetCompression::LZ4_RAW,
+        Compression::Gzip => ParquetCompression::GZIP(Default::default()),
+        Compression::None => ParquetCompression::UNCOMPRESSED,
+    };
+    let mut builder = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(config.row_group_rows))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("vitalflow {}", env!("CARGO_PKG_VERSION")));
+    if !sort_by.is_empty() {
+        builder = builder.set_sorting_columns(Some(
+            sort_by
+                .iter()
+                .map(|&i| SortingColumn {
+                    column_idx: i as i32,
+                    descending: false,
+                    nulls_first: true,
+                })
+                .collect(),
+        ));
+    }
+    for column in &config.bloom_filter_columns {
+        builder = builder.set_column_bloom_filter_enabled(ColumnPath::from(column.as_str()), true);
+    }
+    builder.build()
+}
+
+#[async_trait::async_trait]
+impl Sink for ParquetSink {
+    async fn run(
+        mut self: Box<Self>,
+        mut input: mpsc::Receiver<SinkMessage>,
+        acks: watch::Sender<u64>,
+    ) -> anyhow::Result<SinkSummary> {
+        // Encoding, compression and fsync are blocking work: give the sink
+        // its own thread rather than stalling the async workers.
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&self.root).with_context(|| {
+                format!("sink `{}`: creating {}", self.name, self.root.display())
+            })?;
+            self.remove_stale_in_progress();
+            while let Some(message) = input.blocking_recv() {
+                self.handle(message, &acks)?;
+            }
+            self.close_all()?;
+            self.acknowledge(&acks);
+            Ok(self.summary.clone())
+        })
+        .await
+        .context("parquet sink thread panicked")?
+    }
+}

@@ -1,0 +1,164 @@
+//! One Parquet file being written: buffered row groups, optional sorting,
+//! and the publish step (footer, fsync, atomic rename, directory fsync).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+use super::naming::in_progress_name;
+
+/// A file that has been published into the dataset.
+#[derive(Debug, Clone)]
+pub struct PublishedFile {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+pub struct RollingFile {
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    dir: PathBuf,
+    in_progress: PathBuf,
+    final_path: PathBuf,
+    opened_at: Instant,
+    /// The first progress marker whose data went into this file; everything
+    /// before it is not in this file.
+    pub first_sequence: u64,
+    rows: u64,
+    /// Rows waiting to be sorted into the next row group (only with `sort_by`).
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    row_group_rows: usize,
+    sort_by: Arc<[usize]>,
+}
+
+impl RollingFile {
+    pub fn create(
+        dir: &Path,
+        final_name: &str,
+        schema: SchemaRef,
+        properties: WriterProperties,
+        first_sequence: u64,
+        row_group_rows: usize,
+        sort_by: Arc<[usize]>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating directory {}", dir.display()))?;
+        let in_progress = dir.join(in_progress_name(final_name));
+        let file = File::create(&in_progress)
+            .with_context(|| format!("creating {}", in_progress.display()))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
+            .with_context(|| format!("starting Parquet writer for {}", in_progress.display()))?;
+        Ok(Self {
+            writer,
+            schema,
+            dir: dir.to_path_buf(),
+            in_progress,
+            final_path: dir.join(final_name),
+            opened_at: Instant::now(),
+            first_sequence,
+            rows: 0,
+            pending: Vec::new(),
+            pending_rows: 0,
+            row_group_rows,
+            sort_by,
+        })
+    }
+
+    pub fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+        self.rows += batch.num_rows() as u64;
+        if self.sort_by.is_empty() {
+            return self.writer.write(&batch).context("writing Parquet rows");
+        }
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending_rows >= self.row_group_rows {
+            self.flush_sorted_row_group()?;
+        }
+        Ok(())
+    }
+
+    /// Sort what is pending and write it as one row group.
+    fn flush_sorted_row_group(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch =
+            concat_batches(&self.schema, &self.pending).context("concatenating a row group")?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        let columns: Vec<SortColumn> = self
+            .sort_by
+            .iter()
+            .map(|&i| SortColumn {
+                values: batch.column(i).clone(),
+                options: None,
+            })
+            .collect();
+        let indices = lexsort_to_indices(&columns, None).context("sorting a row group")?;
+        let sorted = take_record_batch(&batch, &indices).context("reordering a row group")?;
+        self.writer.write(&sorted).context("writing Parquet rows")?;
+        self.writer.flush().context("closing a row group")
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes written plus the encoded size of the open row group (an
+    /// estimate: pending unsorted rows are counted by their Arrow size).
+    pub fn approximate_bytes(&self) -> u64 {
+        let pending: usize = self
+            .pending
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        (self.writer.bytes_written() + self.writer.in_progress_size() + pending) as u64
+    }
+
+    pub fn age(&self) -> std::time::Duration {
+        self.opened_at.elapsed()
+    }
+
+    /// Finish the file and move it into the dataset. After this returns, the
+    /// file is complete on disk under its final name; a crash at any point
+    /// before leaves only the hidden in-progress file, which readers ignore.
+    pub fn publish(mut self) -> anyhow::Result<PublishedFile> {
+        self.flush_sorted_row_group()?;
+        let file = self.writer.into_inner().with_context(|| {
+            format!(
+                "writing the Parquet footer of {}",
+                self.in_progress.display()
+            )
+        })?;
+        file.sync_all()
+            .with_context(|| format!("fsync {}", self.in_progress.display()))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        drop(file);
+        std::fs::rename(&self.in_progress, &self.final_path).with_context(|| {
+            format!(
+                "publishing {} as {}",
+                self.in_progress.display(),
+                self.final_path.display()
+            )
+        })?;
+        // Make the rename itself durable.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("fsync directory {}", self.dir.display()))?;
+        Ok(PublishedFile {
+            path: self.final_path,
+            rows: self.rows,
+            bytes,
+        })
+    }
+}

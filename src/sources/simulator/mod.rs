@@ -1,0 +1,18 @@
+//! Built-in bedside-monitor simulator.
+//!
+//! Unlike the original system (random values and a fresh UUID per message),
+//! this simulates a ward: N patients with stable ids and personal baselines,
+//! readings that drift around the baseline, and occasional deterioration
+//! episodes that move every vital the way NEWS2 expects. Seeded and
+//! deterministic: the same seed gives the same readings.
+
+mod config;
+mod generator;
+mod patient;
+mod schema;
+mod source;
+
+pub use config::{Pacing, SimulatorConfig};
+pub use generator::VitalsGenerator;
+pub use schema::vitals_schema;
+pub use source::SimulatorSource;

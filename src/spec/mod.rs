@@ -1,0 +1,68 @@
+//! Pipeline spec: YAML in, validated [`PipelineSpec`] out.
+//!
+//! `raw.rs` mirrors the YAML, `validate.rs` holds every cross-key rule, and
+//! `error.rs` names the file, key and line of each failure. Planning the SQL
+//! against the declared schemas is the engine's job ([`crate::engine::plan`]);
+//! `vitalflow validate` runs both.
+
+mod env;
+mod error;
+pub mod raw;
+mod tagged;
+mod units;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use env::{EnvString, expand_env};
+pub use error::SpecError;
+pub use tagged::read_kind;
+pub use units::{HumanBytes, HumanDuration};
+pub use validate::{load, parse};
+
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
+
+/// A pipeline whose keys, names and references have been checked.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    pub name: String,
+    /// The file it came from (used in error messages and to resolve paths).
+    pub path: PathBuf,
+    pub sources: Vec<SourceSpec>,
+    /// In dependency order: every transform comes after the tables it reads.
+    pub transforms: Vec<TransformSpec>,
+    pub sinks: Vec<SinkSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    pub line: u64,
+    pub config: SourceConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransformSpec {
+    pub name: String,
+    pub line: u64,
+    pub sql: String,
+    /// Human description of where the SQL lives, for error messages.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    pub name: String,
+    pub line: u64,
+    /// The table (source or transform) the sink writes.
+    pub input: String,
+    pub config: SinkConfig,
+}
+
+impl PipelineSpec {
+    /// The directory that relative paths in the spec are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}

@@ -1,0 +1,53 @@
+//! Serde structs that mirror the pipeline YAML one-to-one.
+//!
+//! Unknown keys are rejected everywhere (`deny_unknown_fields`), so a typo is
+//! an error with its line instead of a silently ignored setting. Nothing after
+//! `spec/` reads these types: [`super::validate`] turns them into a
+//! [`super::PipelineSpec`].
+//!
+//! YAML parser choice: `serde-saphyr`. `serde_yaml` is deprecated and its
+//! drop-in forks (`serde_yaml_ng`, `serde_norway`) keep the old unsafe-libyaml
+//! core; serde-saphyr is actively maintained, pure Rust, panic-free on hostile
+//! input, and reports line/column for every error and for [`Spanned`] values,
+//! which is what lets cross-key errors (a sink reading a table that does not
+//! exist) point at a line too.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+pub use serde_saphyr::Spanned;
+
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
+
+/// The whole pipeline file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Pipeline name, used in logs and metrics.
+    pub name: Spanned<String>,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Named sources; each name becomes a table that transforms can read.
+    pub sources: IndexMap<String, Spanned<SourceConfig>>,
+    /// Named SQL transforms; each name becomes a table.
+    #[serde(default)]
+    pub transforms: IndexMap<String, Spanned<RawTransform>>,
+    /// Named sinks; each reads one table (`input`).
+    pub sinks: IndexMap<String, Spanned<SinkConfig>>,
+}
+
+/// One SQL transform: exactly one of `sql` (inline) or `sql_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransform {
+    /// Inline SQL.
+    #[serde(default)]
+    pub sql: Option<Spanned<String>>,
+    /// Path to a `.sql` file, relative to the pipeline file.
+    #[serde(default)]
+    pub sql_file: Option<Spanned<String>>,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: Option<String>,
+}

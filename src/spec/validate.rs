@@ -1,0 +1,254 @@
+//! Raw YAML structs -> [`PipelineSpec`]. Every cross-key check lives here.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::raw::{RawPipeline, RawTransform, Spanned};
+use super::{PipelineSpec, SinkSpec, SourceSpec, SpecError, TransformSpec};
+
+/// Read and validate a pipeline file.
+pub fn load(path: &Path) -> Result<PipelineSpec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validate pipeline YAML text; `path` names it in errors and anchors
+/// relative paths (SQL files).
+pub fn parse(text: &str, path: &Path) -> Result<PipelineSpec, SpecError> {
+    let raw: RawPipeline = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        SpecError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: clean_message(&e.to_string()),
+            snippet: snippet(text, line),
+        }
+    })?;
+    from_raw(raw, path)
+}
+
+/// `\n  7 |     patients: lots` for line 7, or nothing.
+fn snippet(text: &str, line: u64) -> String {
+    match line
+        .checked_sub(1)
+        .and_then(|i| text.lines().nth(i as usize))
+    {
+        Some(source) if !source.trim().is_empty() => format!("\n  {line} | {source}"),
+        _ => String::new(),
+    }
+}
+
+/// serde-saphyr renders `error: line L column C: message` and a code
+/// snippet; our error already names file, line and column, so keep the
+/// message itself.
+fn clean_message(rendered: &str) -> String {
+    let first = rendered.lines().next().unwrap_or(rendered).trim();
+    let without_prefix = first.strip_prefix("error: ").unwrap_or(first);
+    match without_prefix.strip_prefix("line ") {
+        Some(rest) => match rest.split_once(": ") {
+            Some((position, message)) if position.contains("column") => message.to_string(),
+            _ => without_prefix.to_string(),
+        },
+        None => without_prefix.to_string(),
+    }
+}
+
+fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
+    let name = raw.name.value.trim().to_string();
+    if name.is_empty() {
+        return Err(SpecError::invalid(
+            path,
+            "name",
+            raw.name.referenced.line(),
+            "pipeline name must not be empty",
+        ));
+    }
+    if raw.sources.is_empty() {
+        return Err(SpecError::invalid(
+            path,
+            "sources",
+            0,
+            "a pipeline needs at least one source",
+        ));
+    }
+    if raw.sinks.is_empty() {
+        return Err(SpecError::invalid(
+            path,
+            "sinks",
+            0,
+            "a pipeline needs at least one sink",
+        ));
+    }
+
+    let mut tables: HashSet<String> = HashSet::new();
+    let mut sources = Vec::new();
+    for (source_name, config) in raw.sources {
+        let line = config.referenced.line();
+        check_identifier(path, "sources", &source_name, line)?;
+        tables.insert(source_name.clone());
+        config
+            .value
+            .validate()
+            .map_err(|msg| SpecError::invalid(path, format!("sources.{source_name}"), line, msg))?;
+        sources.push(SourceSpec {
+            name: source_name,
+            line,
+            config: config.value,
+        });
+    }
+
+    let mut transforms = Vec::new();
+    for (transform_name, raw_transform) in raw.transforms {
+        let line = raw_transform.referenced.line();
+        check_identifier(path, "transforms", &transform_name, line)?;
+        if !tables.insert(transform_name.clone()) {
+            return Err(SpecError::invalid(
+                path,
+                format!("transforms.{transform_name}"),
+                line,
+                format!(
+                    "the name `{transform_name}` is already used by a source; table names must be unique"
+                ),
+            ));
+        }
+        let (sql, origin) = read_sql(path, &transform_name, line, raw_transform.value)?;
+        transforms.push(TransformSpec {
+            name: transform_name,
+            line,
+            sql,
+            origin,
+        });
+    }
+
+    let mut sinks = Vec::new();
+    let mut sink_names = HashSet::new();
+    for (sink_name, config) in raw.sinks {
+        let line = config.referenced.line();
+        check_identifier(path, "sinks", &sink_name, line)?;
+        sink_names.insert(sink_name.clone());
+        let input = config.value.input().clone();
+        let input_line = match input.referenced.line() {
+            0 => line,
+            l => l,
+        };
+        if !tables.contains(&input.value) {
+            let mut known: Vec<_> = tables.iter().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(SpecError::invalid(
+                path,
+                format!("sinks.{sink_name}.input"),
+                input_line,
+                format!(
+                    "table `{}` does not exist; sources and transforms are: {}",
+                    input.value,
+                    known.join(", ")
+                ),
+            ));
+        }
+        config
+            .value
+            .validate()
+            .map_err(|msg| SpecError::invalid(path, format!("sinks.{sink_name}"), line, msg))?;
+        sinks.push(SinkSpec {
+            name: sink_name,
+            line,
+            input: input.value,
+            config: config.value,
+        });
+    }
+
+    Ok(PipelineSpec {
+        name,
+        path: path.to_path_buf(),
+        sources,
+        transforms,
+        sinks,
+    })
+}
+
+fn read_sql(
+    path: &Path,
+    transform: &str,
+    line: u64,
+    raw: RawTransform,
+) -> Result<(String, String), SpecError> {
+    let key = format!("transforms.{transform}");
+    match (raw.sql, raw.sql_file) {
+        (Some(sql), None) => {
+            let origin = format!("inline SQL at line {}", sql.referenced.line());
+            check_not_blank(path, &key, &sql)?;
+            Ok((sql.value, origin))
+        }
+        (None, Some(file)) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let sql_path = base.join(&file.value);
+            let sql = std::fs::read_to_string(&sql_path).map_err(|source| SpecError::SqlFile {
+                path: path.to_path_buf(),
+                key: format!("{key}.sql_file"),
+                line: file.referenced.line(),
+                sql_file: sql_path.clone(),
+                source,
+            })?;
+            if sql.trim().is_empty() {
+                return Err(SpecError::invalid(
+                    path,
+                    format!("{key}.sql_file"),
+                    file.referenced.line(),
+                    format!("SQL file {} is empty", sql_path.display()),
+                ));
+            }
+            Ok((sql, sql_path.display().to_string()))
+        }
+        (Some(_), Some(_)) => Err(SpecError::invalid(
+            path,
+            key,
+            line,
+            "give either `sql` or `sql_file`, not both",
+        )),
+        (None, None) => Err(SpecError::invalid(
+            path,
+            key,
+            line,
+            "a transform needs `sql` (inline) or `sql_file`",
+        )),
+    }
+}
+
+fn check_not_blank(path: &Path, key: &str, sql: &Spanned<String>) -> Result<(), SpecError> {
+    if sql.value.trim().is_empty() {
+        return Err(SpecError::invalid(
+            path,
+            format!("{key}.sql"),
+            sql.referenced.line(),
+            "SQL is empty",
+        ));
+    }
+    Ok(())
+}
+
+/// Table and sink names become SQL identifiers and directory names, so keep
+/// them to lower-case ASCII letters, digits and `_`, starting with a letter.
+fn check_identifier(path: &Path, section: &str, name: &str, line: u64) -> Result<(), SpecError> {
+    let mut chars = name.chars();
+    let valid = matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(
+            path,
+            format!("{section}.{name}"),
+            line,
+            format!(
+                "`{name}` is not a valid name: use lower-case letters, digits and `_`, starting with a letter"
+            ),
+        ))
+    }
+}

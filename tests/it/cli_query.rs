@@ -1,0 +1,256 @@
+//! `vitalflow query`: tables from the pipeline's sinks, output formats,
+//! errors, and pruning by partition and statistics.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanVisitor, accept};
+use vitalflow::query::{datasets_of, query_context};
+use vitalflow::{engine, spec};
+
+use super::support::*;
+
+/// A two-day dataset from the shipped scoring SQL, and its pipeline file.
+async fn stored_dataset(dir: &std::path::Path) -> std::path::PathBuf {
+    let yaml = format!(
+        r#"
+name: query-test
+sources:
+  monitors:
+    kind: simulator
+    patients: 40
+    pacing: unpaced
+    limit: 40000
+    interval: 30s
+    start: "2026-02-10T23:00:00Z"
+transforms:
+  scored:
+    sql_file: "{}"
+sinks:
+  vitals:
+    kind: parquet
+    input: scored
+    path: "{}"
+    partition_by_date: ts
+    sort_by: [patient_id, ts]
+    row_group_rows: 2000
+    roll:
+      max_rows: 10000
+"#,
+        std::fs::canonicalize("sql/vitals_scored.sql")
+            .unwrap()
+            .display(),
+        dir.join("vitals").display()
+    );
+    let path = write_pipeline(dir, &yaml);
+    run_pipeline(&path).await;
+    path
+}
+
+fn query(pipeline: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(binary())
+        .arg("query")
+        .arg("--pipeline")
+        .arg(pipeline)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formats_errors_and_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = stored_dataset(dir.path()).await;
+
+    let (ok, csv, err) = query(
+        &pipeline,
+        &["--format", "csv", "SELECT count(*) AS n FROM vitals"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv, "n\n40000\n");
+
+    let (ok, json, err) = query(
+        &pipeline,
+        &[
+            "--format",
+            "json",
+            "SELECT patient_id, count(*) AS n FROM vitals GROUP BY patient_id ORDER BY patient_id LIMIT 2",
+        ],
+    );
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"patient_id": "P00001", "n": 1000}, {"patient_id": "P00002", "n": 1000}])
+    );
+
+    let (ok, table, err) = query(
+        &pipeline,
+        &["SELECT date, count(*) AS n FROM vitals GROUP BY date ORDER BY date"],
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("+-") && lines[1].contains("| date") && lines[1].contains("| n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| 2026-02-10 | 4800  |") && table.contains("| 2026-02-11 | 35200 |"),
+        "{table}"
+    );
+    // Every row of the aligned table has the same width.
+    assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{table}");
+
+    // The sink is also reachable by its own name, and an empty result still shows the header.
+    let (ok, csv, _) = query(
+        &pipeline,
+        &[
+            "--format",
+            "csv",
+            "SELECT patient_id FROM vitals WHERE heart_rate > 1000",
+        ],
+    );
+    assert!(ok);
+    assert_eq!(csv, "patient_id\n");
+
+    let (ok, _, err) = query(&pipeline, &["SELECT hart_rate FROM vitals"]);
+    assert!(!ok, "bad SQL must fail");
+    assert!(err.contains("hart_rate") && err.contains("error:"), "{err}");
+
+    let (ok, _, err) = query(&pipeline, &["SELEC 1"]);
+    assert!(!ok);
+    assert!(err.contains("SELEC"), "{err}");
+}
+
+/// Sums a named metric over every node of an executed plan.
+struct MetricSum<'a> {
+    name: &'a str,
+    total: usize,
+}
+
+impl ExecutionPlanVisitor for MetricSum<'_> {
+    type Error = datafusion::error::DataFusionError;
+    fn pre_visit(&mut self, plan: &dyn ExecutionPlan) -> Result<bool, Self::Error> {
+        use datafusion::physical_plan::metrics::MetricValue;
+        for metric in plan
+            .metrics()
+            .iter()
+            .flat_map(|m| m.iter().cloned().collect::<Vec<_>>())
+        {
+            match metric.value() {
+                // Pruning metrics count what was skipped.
+                MetricValue::PruningMetrics {
+                    name,
+                    pruning_metrics,
+                } if name.as_ref() == self.name => {
+                    self.total += pruning_metrics.pruned();
+                }
+                value if value.name() == self.name => self.total += value.as_usize(),
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+}
+
+async fn run_and_measure(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+    metric: &str,
+) -> (i64, usize) {
+    use arrow::array::AsArray;
+    let plan: Arc<dyn ExecutionPlan> = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+        .await
+        .unwrap();
+    let count = batches[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
+    let mut visitor = MetricSum {
+        name: metric,
+        total: 0,
+    };
+    accept(plan.as_ref(), &mut visitor).unwrap();
+    (count, visitor.total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_and_patient_filters_prune_instead_of_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = stored_dataset(dir.path()).await;
+    let planned = engine::plan(spec::load(&pipeline).unwrap()).await.unwrap();
+    let ctx = query_context(&datasets_of(&planned).unwrap())
+        .await
+        .unwrap();
+
+    let (all, scanned_all) = run_and_measure(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE heart_rate >= 0",
+        "output_rows",
+    )
+    .await;
+    assert_eq!(all, 40_000);
+    assert!(scanned_all >= 40_000);
+
+    // A one-hour window: files and row groups outside it are skipped by statistics.
+    let (in_window, _) = run_and_measure(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE ts >= TIMESTAMP '2026-02-11T05:00:00Z' AND ts < TIMESTAMP '2026-02-11T06:00:00Z'",
+        "output_rows",
+    )
+    .await;
+    assert_eq!(in_window, 40 * 120);
+    let (_, bytes_all) = run_and_measure(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE heart_rate >= 0",
+        "bytes_scanned",
+    )
+    .await;
+    let (_, bytes_window) = run_and_measure(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE ts >= TIMESTAMP '2026-02-11T05:00:00Z' AND ts < TIMESTAMP '2026-02-11T06:00:00Z' AND heart_rate >= 0",
+        "bytes_scanned",
+    )
+    .await;
+    assert!(
+        bytes_window * 3 < bytes_all,
+        "time filter read {bytes_window} of {bytes_all} bytes"
+    );
+
+    // One patient: sorted row groups let page statistics skip the others.
+    let (one, _) = run_and_measure(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE patient_id = 'P00007'",
+        "output_rows",
+    )
+    .await;
+    assert_eq!(one, 1000);
+    let (_, pages_pruned) = run_and_measure(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE patient_id = 'P00007' AND heart_rate >= 0",
+        "page_index_rows_pruned",
+    )
+    .await;
+    assert!(pages_pruned > 0, "a patient filter must prune pages");
+
+    // A date partition filter never opens the other day's directory.
+    let (day, _) = run_and_measure(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE date = '2026-02-10'",
+        "output_rows",
+    )
+    .await;
+    assert_eq!(day, 4_800);
+}

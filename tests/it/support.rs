@@ -1,0 +1,101 @@
+//! Shared helpers: write a pipeline, run it in-process, read a dataset back.
+
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+use tokio_util::sync::CancellationToken;
+use vitalflow::engine::{self, RunOptions, RunSummary};
+use vitalflow::query::{Dataset, query_context, run_sql};
+use vitalflow::spec;
+use vitalflow::storage::Location;
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_vitalflow")
+}
+
+/// Write `yaml` as `pipeline.yaml` in `dir` and return its path.
+pub fn write_pipeline(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("pipeline.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Load, plan and run a pipeline file to completion.
+pub async fn run_pipeline(path: &Path) -> RunSummary {
+    let spec = spec::load(path).unwrap_or_else(|e| panic!("{e}"));
+    let planned = engine::plan(spec).await.unwrap_or_else(|e| panic!("{e}"));
+    engine::run(&planned, CancellationToken::new(), RunOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Run SQL over one dataset directory registered as `t`.
+pub async fn sql(dataset: &Path, query: &str) -> Vec<RecordBatch> {
+    let ctx = query_context(&[Dataset {
+        name: "t".into(),
+        location: Location::Local(dataset.to_path_buf()),
+        schema: None,
+        date_partitioned: has_date_partitions(dataset),
+    }])
+    .await
+    .unwrap();
+    run_sql(&ctx, query)
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .1
+}
+
+/// A single i64 result.
+pub async fn scalar_i64(dataset: &Path, query: &str) -> i64 {
+    use arrow::array::AsArray;
+    let batches = sql(dataset, query).await;
+    let column =
+        arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
+    column
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0)
+}
+
+/// Every file below `dir` (recursively) whose name satisfies `keep`.
+pub fn files_below(dir: &Path, keep: impl Fn(&str) -> bool + Copy) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_below(&path, keep));
+        } else if keep(&entry.file_name().to_string_lossy()) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    files_below(dir, |n| n.ends_with(".parquet") && !n.starts_with('.'))
+}
+
+/// Read a whole Parquet file; panics if it is not complete and valid.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .build()
+        .unwrap();
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn has_date_partitions(dataset: &Path) -> bool {
+    std::fs::read_dir(dataset)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("date="))
+        })
+        .unwrap_or(false)
+}

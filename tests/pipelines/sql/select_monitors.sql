@@ -1,0 +1,1 @@
+SELECT patient_id, ts, heart_rate FROM monitors
