@@ -34,6 +34,7 @@ sinks:
     partition_by_date: ts
     sort_by: [patient_id, ts]
     row_group_rows: 2000
+    page_rows: 500
     roll:
       max_rows: 10000
 "#,
@@ -131,6 +132,8 @@ async fn formats_errors_and_tables() {
 struct MetricSum<'a> {
     name: &'a str,
     total: usize,
+    /// For pruning metrics: what was kept.
+    matched: usize,
 }
 
 impl ExecutionPlanVisitor for MetricSum<'_> {
@@ -149,6 +152,7 @@ impl ExecutionPlanVisitor for MetricSum<'_> {
                     pruning_metrics,
                 } if name.as_ref() == self.name => {
                     self.total += pruning_metrics.pruned();
+                    self.matched += pruning_metrics.matched();
                 }
                 value if value.name() == self.name => self.total += value.as_usize(),
                 _ => {}
@@ -163,6 +167,16 @@ async fn run_and_measure(
     sql: &str,
     metric: &str,
 ) -> (i64, usize) {
+    let (count, pruned, _) = run_and_measure_pruning(ctx, sql, metric).await;
+    (count, pruned)
+}
+
+/// Row count, and the metric's total (for pruning metrics: pruned) and matched.
+async fn run_and_measure_pruning(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+    metric: &str,
+) -> (i64, usize, usize) {
     use arrow::array::AsArray;
     let plan: Arc<dyn ExecutionPlan> = ctx
         .sql(sql)
@@ -181,9 +195,10 @@ async fn run_and_measure(
     let mut visitor = MetricSum {
         name: metric,
         total: 0,
+        matched: 0,
     };
     accept(plan.as_ref(), &mut visitor).unwrap();
-    (count, visitor.total)
+    (count, visitor.total, visitor.matched)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,22 +227,35 @@ async fn time_and_patient_filters_prune_instead_of_scanning() {
     )
     .await;
     assert_eq!(in_window, 40 * 120);
-    let (_, bytes_all) = run_and_measure(
+    // Row groups are 2,000 rows (25 simulated minutes): a one-hour window
+    // needs at most 4 of the 20+, and the rest are skipped by statistics.
+    let (_, _, groups_read_all) = run_and_measure_pruning(
         &ctx,
         "SELECT count(*) FROM vitals WHERE heart_rate >= 0",
-        "bytes_scanned",
-    )
-    .await;
-    let (_, bytes_window) = run_and_measure(
-        &ctx,
-        "SELECT count(*) FROM vitals WHERE ts >= TIMESTAMP '2026-02-11T05:00:00Z' AND ts < TIMESTAMP '2026-02-11T06:00:00Z' AND heart_rate >= 0",
-        "bytes_scanned",
+        "row_groups_pruned_statistics",
     )
     .await;
     assert!(
-        bytes_window * 3 < bytes_all,
-        "time filter read {bytes_window} of {bytes_all} bytes"
+        groups_read_all >= 20,
+        "full scan reads every row group, got {groups_read_all}"
     );
+    let (_, pruned, kept) = run_and_measure_pruning(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE ts >= TIMESTAMP '2026-02-11T05:00:00Z' AND ts < TIMESTAMP '2026-02-11T06:00:00Z' AND heart_rate >= 0",
+        "row_groups_pruned_statistics",
+    )
+    .await;
+    let (_, files_pruned, _) = run_and_measure_pruning(
+        &ctx,
+        "SELECT count(*) FROM vitals WHERE ts >= TIMESTAMP '2026-02-11T05:00:00Z' AND ts < TIMESTAMP '2026-02-11T06:00:00Z' AND heart_rate >= 0",
+        "files_ranges_pruned_statistics",
+    )
+    .await;
+    assert!(
+        kept <= 4,
+        "time filter read {kept} row groups (pruned {pruned}, files pruned {files_pruned})"
+    );
+    assert!(pruned + files_pruned > 0);
 
     // One patient: sorted row groups let page statistics skip the others.
     let (one, _) = run_and_measure(

@@ -99,3 +99,13 @@ fn has_date_partitions(dataset: &Path) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A string column as `StringArray`, whatever string type the reader chose
+/// (DataFusion reads Parquet strings as Utf8View by default).
+pub fn utf8(column: &arrow::array::ArrayRef) -> arrow::array::StringArray {
+    use arrow::array::AsArray;
+    arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
+        .unwrap()
+        .as_string::<i32>()
+        .clone()
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
 
 use super::support::*;
@@ -109,12 +109,12 @@ sinks:
 
     let mut expected = HashMap::new();
     for b in sql(&raw, "SELECT patient_id, ts, respiratory_rate, spo2, on_oxygen, systolic_bp, heart_rate, consciousness, temperature FROM t").await {
-        let id = b.column(0).as_string::<i32>();
+        let id = utf8(b.column(0));
         let ts = b.column(1).as_primitive::<TimestampMillisecondType>();
         let i32s = |c: usize| b.column(c).as_primitive::<Int32Type>().clone();
         let (rr, spo2, sbp, hr) = (i32s(2), i32s(3), i32s(5), i32s(6));
         let o2 = b.column(4).as_boolean();
-        let cons = b.column(7).as_string::<i32>();
+        let cons = utf8(b.column(7));
         let temp = b.column(8).as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             let score = news2(rr.value(i), spo2.value(i), o2.value(i), sbp.value(i), hr.value(i), cons.value(i), temp.value(i));
@@ -131,10 +131,10 @@ sinks:
     )
     .await
     {
-        let id = b.column(0).as_string::<i32>();
+        let id = utf8(b.column(0));
         let ts = b.column(1).as_primitive::<TimestampMillisecondType>();
         let score = b.column(2).as_primitive::<Int64Type>();
-        let level = b.column(3).as_string::<i32>();
+        let level = utf8(b.column(3));
         for i in 0..b.num_rows() {
             let key = (id.value(i).to_string(), ts.value(i));
             let (want_score, want_level) = expected[&key];

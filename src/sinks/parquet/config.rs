@@ -35,6 +35,10 @@ pub struct ParquetSinkConfig {
     /// Rows per row group: the unit of pruning and of writer memory.
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
+    /// Rows per data page at most: the unit a page-index filter can skip
+    /// inside a row group.
+    #[serde(default = "default_page_rows")]
+    pub page_rows: usize,
     /// Timestamp (or date) column whose UTC day names the Hive partition
     /// directory `date=YYYY-MM-DD/`; no partitioning if absent.
     #[serde(default)]
@@ -87,6 +91,9 @@ pub enum Compression {
 fn default_row_group_rows() -> usize {
     128 * 1024
 }
+fn default_page_rows() -> usize {
+    8 * 1024
+}
 fn default_max_rows() -> u64 {
     1_000_000
 }
@@ -111,6 +118,9 @@ impl ParquetSinkConfig {
         }
         if self.row_group_rows == 0 {
             return Err("`row_group_rows` must be greater than zero".into());
+        }
+        if self.page_rows == 0 {
+            return Err("`page_rows` must be greater than zero".into());
         }
         Ok(())
     }

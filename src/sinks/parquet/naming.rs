@@ -56,7 +56,7 @@ mod tests {
     #[test]
     fn partitions() {
         assert_eq!(date_partition(Some(0)), "date=1970-01-01");
-        assert_eq!(date_partition(Some(20_418)), "date=2025-11-27");
+        assert_eq!(date_partition(Some(20_418)), "date=2025-11-26");
         assert_eq!(date_partition(None), "date=__HIVE_DEFAULT_PARTITION__");
         assert!(is_in_progress_file(&in_progress_name("part-x.parquet")));
         assert!(!is_in_progress_file("part-x.parquet"));

@@ -288,6 +288,9 @@ fn writer_properties(config: &ParquetSinkConfig, sort_by: &[usize]) -> WriterPro
     let mut builder = WriterProperties::builder()
         .set_compression(compression)
         .set_max_row_group_row_count(Some(config.row_group_rows))
+        // The page limit is checked every `write_batch_size` rows.
+        .set_data_page_row_count_limit(config.page_rows)
+        .set_write_batch_size(config.page_rows.min(1024))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(format!("vitalflow {}", env!("CARGO_PKG_VERSION")));
     if !sort_by.is_empty() {

@@ -82,32 +82,50 @@ impl RollingFile {
         self.pending_rows += batch.num_rows();
         self.pending.push(batch);
         if self.pending_rows >= self.row_group_rows {
-            self.flush_sorted_row_group()?;
+            self.write_sorted_row_groups(false)?;
         }
         Ok(())
     }
 
-    /// Sort what is pending and write it as one row group.
-    fn flush_sorted_row_group(&mut self) -> anyhow::Result<()> {
+    /// Write pending rows as row groups of `row_group_rows` (the remainder
+    /// too if `all`), each sorted on its own. Rows keep arrival order across
+    /// row groups, so a row group still covers a short span of event time
+    /// (time filters prune it) while being sorted by patient inside (patient
+    /// filters prune its pages).
+    fn write_sorted_row_groups(&mut self, all: bool) -> anyhow::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let batch =
             concat_batches(&self.schema, &self.pending).context("concatenating a row group")?;
         self.pending.clear();
-        self.pending_rows = 0;
+        let mut offset = 0;
+        while batch.num_rows() - offset >= self.row_group_rows || (all && offset < batch.num_rows())
+        {
+            let len = self.row_group_rows.min(batch.num_rows() - offset);
+            let sorted = self.sorted(&batch.slice(offset, len))?;
+            self.writer.write(&sorted).context("writing Parquet rows")?;
+            self.writer.flush().context("closing a row group")?;
+            offset += len;
+        }
+        self.pending_rows = batch.num_rows() - offset;
+        if self.pending_rows > 0 {
+            self.pending.push(batch.slice(offset, self.pending_rows));
+        }
+        Ok(())
+    }
+
+    fn sorted(&self, chunk: &RecordBatch) -> anyhow::Result<RecordBatch> {
         let columns: Vec<SortColumn> = self
             .sort_by
             .iter()
             .map(|&i| SortColumn {
-                values: batch.column(i).clone(),
+                values: chunk.column(i).clone(),
                 options: None,
             })
             .collect();
         let indices = lexsort_to_indices(&columns, None).context("sorting a row group")?;
-        let sorted = take_record_batch(&batch, &indices).context("reordering a row group")?;
-        self.writer.write(&sorted).context("writing Parquet rows")?;
-        self.writer.flush().context("closing a row group")
+        take_record_batch(chunk, &indices).context("reordering a row group")
     }
 
     pub fn rows(&self) -> u64 {
@@ -133,7 +151,7 @@ impl RollingFile {
     /// file is complete on disk under its final name; a crash at any point
     /// before leaves only the hidden in-progress file, which readers ignore.
     pub fn publish(mut self) -> anyhow::Result<PublishedFile> {
-        self.flush_sorted_row_group()?;
+        self.write_sorted_row_groups(true)?;
         let file = self.writer.into_inner().with_context(|| {
             format!(
                 "writing the Parquet footer of {}",
