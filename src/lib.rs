@@ -13,12 +13,15 @@
 //! - [`sinks`]: rolling, date-partitioned, atomically published Parquet.
 //! - [`storage`]: dataset locations as URLs.
 //! - [`query`]: SQL over stored datasets with partition and statistics pruning.
+//! - [`models`]: the ONNX risk model (tract prediction, TreeSHAP explanations).
 //! - [`cli`], [`telemetry`], [`bench`]: the binary's glue, logs, benchmark.
 
 pub mod bench;
 pub mod cli;
 pub mod engine;
+pub mod models;
 pub mod query;
+pub mod server;
 pub mod sinks;
 pub mod sources;
 pub mod spec;

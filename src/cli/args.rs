@@ -37,8 +37,29 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run SQL over the stored datasets of a pipeline.
     Query(QueryArgs),
+    /// Serve the dashboard, the REST API (predict, explain), its OpenAPI docs and metrics.
+    Serve(ServeArgs),
     /// Measure throughput and peak memory of simulator -> SQL -> Parquet.
     Bench(BenchArgs),
+}
+
+/// The model the server loads when none is named.
+pub const DEFAULT_MODEL: &str = "models/diabetes_rf.onnx";
+
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VITALFLOW_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// ONNX risk model; its sidecar `.json` sits next to it.
+    #[arg(long, env = "VITALFLOW_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +67,8 @@ pub struct UpArgs {
     /// Pipeline file to run.
     #[arg(long, default_value = DEFAULT_PIPELINE)]
     pub pipeline: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]

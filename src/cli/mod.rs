@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod query;
 mod run;
+mod serve;
 mod signal;
 mod validate;
 
@@ -16,6 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args).await,
         Command::Validate(args) => validate::validate(args).await,
         Command::Query(args) => query::query(args).await,
+        Command::Serve(args) => serve::serve(args).await,
         Command::Bench(args) => bench::bench(args).await,
     }
 }

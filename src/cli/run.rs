@@ -20,8 +20,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     run_pipeline(&args.pipeline, shutdown, false).await
 }
 
+/// The whole system: the pipeline and, beside it, the HTTP server.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    run_pipeline(&args.pipeline, shutdown_on_signal(), true).await
+    let shutdown = shutdown_on_signal();
+    let listener = crate::server::bind(args.server.addr).await?;
+    let state = super::serve::load_state(&args.server);
+    let server = tokio::spawn(crate::server::serve(listener, state, shutdown.clone()));
+    println!(
+        "http://{}/  (API docs: http://{}/docs)",
+        args.server.addr, args.server.addr
+    );
+    let pipeline = run_pipeline(&args.pipeline, shutdown.clone(), true).await;
+    // The pipeline ends on Ctrl-C or failure; the server goes with it.
+    shutdown.cancel();
+    let served = server.await.map_err(anyhow::Error::from).and_then(|r| r);
+    pipeline.and(served)
 }
 
 async fn run_pipeline(

@@ -8,6 +8,7 @@
 //!   operators implement the same trait and hold state between batches.
 
 mod error;
+mod events;
 mod micro_batch;
 mod operator;
 pub mod plan;

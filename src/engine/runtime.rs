@@ -20,6 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::error::EngineError;
+use super::events::{BatchProcessed, ProgressDurable};
 use super::plan::PlannedPipeline;
 use crate::sinks::{SinkMessage, SinkSummary};
 use crate::sources::{SourceContext, SourceSummary};
@@ -74,6 +75,7 @@ pub async fn run(
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     let spec = &planned.spec;
+    crate::telemetry::metrics::handle();
 
     let mut sinks = Vec::new();
     for sink in &spec.sinks {
@@ -142,6 +144,8 @@ pub async fn run(
             _ = report.tick() => {
                 let (at, records) = last_report;
                 let rate = (engine.records_in - records) as f64 / at.elapsed().as_secs_f64();
+                let durable = engine.durable();
+                ProgressDurable { pending: engine.sequence.saturating_sub(durable) }.emit();
                 tracing::info!(
                     pipeline = %spec.name,
                     records_in = engine.records_in,
@@ -224,8 +228,10 @@ impl EngineLoop<'_> {
         source_index: usize,
         batch: RecordBatch,
     ) -> Result<(), EngineError> {
+        let started = Instant::now();
         self.sequence += 1;
-        self.records_in += batch.num_rows() as u64;
+        let rows = batch.num_rows();
+        self.records_in += rows as u64;
         let source = &self.planned.spec.sources[source_index].name;
         let outputs = self.run_operators(source, vec![batch], false).await?;
         self.deliver(&outputs).await?;
@@ -233,6 +239,12 @@ impl EngineLoop<'_> {
         for sink in self.sinks.iter() {
             send(sink, SinkMessage::Progress(sequence)).await?;
         }
+        BatchProcessed {
+            source,
+            rows,
+            elapsed: started.elapsed(),
+        }
+        .emit();
         Ok(())
     }
 

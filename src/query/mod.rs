@@ -43,7 +43,9 @@ pub struct Dataset {
 pub fn datasets_of(planned: &PlannedPipeline) -> anyhow::Result<Vec<Dataset>> {
     let mut datasets = Vec::new();
     for sink in &planned.spec.sinks {
-        let SinkConfig::Parquet(config) = &sink.config;
+        let SinkConfig::Parquet(config) = &sink.config else {
+            continue;
+        };
         datasets.push(Dataset {
             name: sink.name.clone(),
             location: config

@@ -7,6 +7,7 @@
 //! positions no further than the slowest sink's ack, which is what makes
 //! at-least-once + idempotent publishing into exactly-once.
 
+pub mod live;
 pub mod parquet;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, watch};
 
+pub use live::LiveSinkConfig;
 pub use parquet::ParquetSinkConfig;
 
 use crate::spec::raw::Spanned;
@@ -57,10 +59,13 @@ pub struct SinkSummary {
 pub enum SinkConfig {
     /// Rolling, date-partitioned Parquet files.
     Parquet(ParquetSinkConfig),
+    /// In-memory latest readings and alerts, pushed to the dashboard.
+    Live(LiveSinkConfig),
 }
 
 crate::kind_tagged_deserialize!(SinkConfig, "sink", {
     "parquet" => Parquet(ParquetSinkConfig),
+    "live" => Live(LiveSinkConfig),
 });
 
 impl SinkConfig {
@@ -68,12 +73,14 @@ impl SinkConfig {
     pub fn input(&self) -> &Spanned<String> {
         match self {
             SinkConfig::Parquet(c) => &c.input,
+            SinkConfig::Live(c) => &c.input,
         }
     }
 
     pub fn validate(&self) -> Result<(), String> {
         match self {
             SinkConfig::Parquet(c) => c.validate(),
+            SinkConfig::Live(c) => c.validate(),
         }
     }
 
@@ -81,6 +88,7 @@ impl SinkConfig {
     pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), String> {
         match self {
             SinkConfig::Parquet(c) => c.check_schema(schema),
+            SinkConfig::Live(c) => c.check_schema(schema),
         }
     }
 
@@ -93,6 +101,7 @@ impl SinkConfig {
     ) -> anyhow::Result<Box<dyn Sink>> {
         match self {
             SinkConfig::Parquet(c) => Ok(Box::new(c.build(name, schema, base)?)),
+            SinkConfig::Live(c) => Ok(Box::new(c.build(name, schema)?)),
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Logging setup: human-readable by default, JSON lines for collectors.
 
+pub mod events;
+pub mod metrics;
+
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -112,6 +112,8 @@ async fn environment_variables_fill_deploy_specific_values() {
     let path = dir.path().join("p.yaml");
     std::fs::write(&path, yaml).unwrap();
     let spec = spec::load(&path).unwrap();
-    let vitalflow::sinks::SinkConfig::Parquet(config) = &spec.sinks[0].config;
+    let vitalflow::sinks::SinkConfig::Parquet(config) = &spec.sinks[0].config else {
+        panic!("a parquet sink")
+    };
     assert_eq!(config.path.as_str(), "fallback/vitals");
 }

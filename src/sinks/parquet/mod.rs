@@ -1,6 +1,7 @@
 //! Parquet sink: rolling files, Hive-style date partitions, atomic publish.
 
 mod config;
+mod events;
 mod naming;
 mod sink;
 mod writer;

@@ -18,6 +18,7 @@ use parquet::schema::types::ColumnPath;
 use tokio::sync::{mpsc, watch};
 
 use super::config::{Compression, ParquetSinkConfig};
+use super::events::ParquetFilePublished;
 use super::naming::{data_file_name, date_partition, is_in_progress_file};
 use super::writer::{PublishedFile, RollingFile};
 use crate::sinks::{Sink, SinkMessage, SinkSummary};
@@ -148,25 +149,27 @@ impl ParquetSink {
 
     fn publish(&mut self, partition: &str) -> anyhow::Result<()> {
         if let Some(file) = self.open.remove(partition) {
+            let started = std::time::Instant::now();
             let published = file
                 .publish()
                 .with_context(|| format!("sink `{}`", self.name))?;
-            self.record(&published);
+            self.record(&published, started.elapsed());
         }
         Ok(())
     }
 
-    fn record(&mut self, published: &PublishedFile) {
+    fn record(&mut self, published: &PublishedFile, elapsed: Duration) {
         self.summary.files += 1;
         self.summary.rows += published.rows;
         self.summary.bytes += published.bytes;
-        tracing::debug!(
-            sink = %self.name,
-            file = %published.path.display(),
-            rows = published.rows,
-            bytes = published.bytes,
-            "parquet file published"
-        );
+        ParquetFilePublished {
+            sink: &self.name,
+            path: &published.path,
+            rows: published.rows,
+            bytes: published.bytes,
+            elapsed,
+        }
+        .emit();
     }
 
     fn roll_aged(&mut self) -> anyhow::Result<()> {

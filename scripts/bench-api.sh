@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# HTTP benchmark of the model API with a real load generator (wrk) on loopback.
+# Release build; prints requests/s and latency percentiles for /predict and /explain.
+#   scripts/bench-api.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-15}"
+connections="${2:-32}"
+port=18080
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --locked --bin vitalflow
+target/release/vitalflow --log warn serve --addr "127.0.0.1:$port" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+for path in predict explain; do
+  echo "== POST /$path: wrk -t1 -c$connections -d${seconds}s (one wrk thread, so the server keeps a core)"
+  wrk -t1 -c"$connections" -d"${seconds}s" --latency -s benches/http/predict.lua "http://127.0.0.1:$port/$path" \
+    | grep -E "Requests/sec|Latency|non-200|p50|Socket errors"
+done

@@ -1,0 +1,29 @@
+//! Risk models: the diabetes random forest, loaded from ONNX, run with tract,
+//! explained with TreeSHAP.
+//!
+//! This is the model layer shared by the REST API and ML scoring in SQL, so it
+//! is synchronous, allocation-light and `Send + Sync`: a [`RiskModel`] is
+//! loaded once (validated against its sidecar JSON) and then shared behind an
+//! `Arc` by any number of tasks.
+//!
+//! - [`metadata`]: the sidecar (feature order, f64 scaler, ranges, risk bands).
+//! - [`onnx`]: [`RiskModel`], batch prediction through tract plus explanations.
+//! - [`ensemble`]: the forest's trees read from the same ONNX protobuf.
+//! - [`treeshap`]: exact path-dependent TreeSHAP over those trees.
+//! - [`error`]: [`ModelError`].
+//!
+//! The file formats and their exact semantics are documented in
+//! `models/README.md`; the reference values the tests compare against are in
+//! `models/fixtures/reference.json`.
+
+pub mod ensemble;
+pub mod error;
+pub mod metadata;
+pub mod onnx;
+pub mod treeshap;
+
+pub use ensemble::{Tree, TreeEnsemble};
+pub use error::ModelError;
+pub use metadata::{FeatureRange, ModelMetadata, RiskBand, Scaler};
+pub use onnx::{Explanation, RiskModel};
+pub use treeshap::{expected_value, shap_values};

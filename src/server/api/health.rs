@@ -1,0 +1,30 @@
+//! `GET /health`
+
+use axum::Json;
+use axum::extract::State;
+
+use super::types::Health;
+use crate::server::state::AppState;
+
+/// Liveness and model status.
+#[utoipa::path(get, path = "/health", tag = "model", responses((status = 200, description = "Server is up", body = Health)))]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let (loaded, name, version, error) = match &state.model {
+        Ok(m) => (
+            true,
+            Some(m.model.metadata().name.clone()),
+            Some(m.model.metadata().version.clone()),
+            None,
+        ),
+        Err(e) => (false, None, None, Some(e.clone())),
+    };
+    Json(Health {
+        status: if loaded { "ok" } else { "degraded" }.into(),
+        model_loaded: loaded,
+        model_name: name,
+        model_version: version,
+        model_error: error,
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+    })
+}

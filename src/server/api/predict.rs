@@ -1,0 +1,147 @@
+//! `POST /predict`, `POST /predict/batch`, `POST /explain`
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+
+use super::types::{
+    BatchPrediction, BatchRequest, Contribution, ErrorBody, Explanation, PatientFeatures,
+    Prediction,
+};
+use crate::server::error::ApiError;
+use crate::server::state::{AppState, LoadedModel};
+use crate::telemetry::events::ModelInvoked;
+
+fn loaded(state: &AppState) -> Result<&LoadedModel, ApiError> {
+    state
+        .model
+        .as_deref()
+        .map_err(|e| ApiError::ModelUnavailable(e.clone()))
+}
+
+fn prediction(model: &LoadedModel, probability: f64) -> Prediction {
+    let metadata = model.model.metadata();
+    let label = u8::from(probability > metadata.decision_threshold);
+    Prediction {
+        probability,
+        risk_level: metadata.risk_level(probability).to_string(),
+        label,
+        confidence: probability.max(1.0 - probability),
+        model_version: metadata.version.clone(),
+    }
+}
+
+/// Diabetes risk for one patient.
+#[utoipa::path(post, path = "/predict", tag = "model", request_body = PatientFeatures,
+    responses(
+        (status = 200, description = "Risk prediction", body = Prediction),
+        (status = 413, description = "Body larger than 16 KiB"),
+        (status = 422, description = "Invalid input: one entry per offending field", body = ErrorBody),
+        (status = 503, description = "No model loaded", body = ErrorBody)))]
+pub async fn predict(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Prediction>, ApiError> {
+    let model = loaded(&state)?;
+    let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
+    let started = Instant::now();
+    let probabilities = model
+        .model
+        .predict(&row)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    ModelInvoked {
+        operation: "predict",
+        rows: 1,
+        elapsed: started.elapsed(),
+    }
+    .emit();
+    let p = probabilities
+        .first()
+        .copied()
+        .ok_or_else(|| ApiError::Internal("model returned no prediction".into()))?;
+    Ok(Json(prediction(model, p)))
+}
+
+/// Diabetes risk for up to 1,000 patients in one model call.
+#[utoipa::path(post, path = "/predict/batch", tag = "model", request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Predictions in request order", body = BatchPrediction),
+        (status = 413, description = "Body larger than 1 MiB"),
+        (status = 422, description = "Invalid input: one entry per offending field", body = ErrorBody),
+        (status = 503, description = "No model loaded", body = ErrorBody)))]
+pub async fn predict_batch(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<BatchPrediction>, ApiError> {
+    let model = loaded(&state)?;
+    let (rows, count) = model
+        .rules
+        .parse_batch(&body)
+        .map_err(ApiError::Validation)?;
+    let started = Instant::now();
+    let probabilities = model
+        .model
+        .predict(&rows)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    ModelInvoked {
+        operation: "predict",
+        rows: count,
+        elapsed: started.elapsed(),
+    }
+    .emit();
+    if probabilities.len() != count {
+        return Err(ApiError::Internal(format!(
+            "model returned {} predictions for {count} rows",
+            probabilities.len()
+        )));
+    }
+    Ok(Json(BatchPrediction {
+        predictions: probabilities
+            .into_iter()
+            .map(|p| prediction(model, p))
+            .collect(),
+    }))
+}
+
+/// Prediction plus exact TreeSHAP contributions: `base_value + Σ shap_value = probability`.
+#[utoipa::path(post, path = "/explain", tag = "model", request_body = PatientFeatures,
+    responses(
+        (status = 200, description = "Prediction with per-feature contributions", body = Explanation),
+        (status = 413, description = "Body larger than 16 KiB"),
+        (status = 422, description = "Invalid input: one entry per offending field", body = ErrorBody),
+        (status = 503, description = "No model loaded", body = ErrorBody)))]
+pub async fn explain(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Explanation>, ApiError> {
+    let model = loaded(&state)?;
+    let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
+    let started = Instant::now();
+    let explanation = model
+        .model
+        .explain(&row)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    ModelInvoked {
+        operation: "explain",
+        rows: 1,
+        elapsed: started.elapsed(),
+    }
+    .emit();
+    let contributions = model
+        .rules
+        .api_names()
+        .zip(row.iter().zip(&explanation.contributions))
+        .map(|(feature, (value, shap))| Contribution {
+            feature: feature.to_string(),
+            value: *value,
+            shap_value: *shap,
+        })
+        .collect();
+    Ok(Json(Explanation {
+        prediction: prediction(model, explanation.probability),
+        base_value: explanation.base_value,
+        contributions,
+    }))
+}

@@ -1,0 +1,123 @@
+//! JSON request and response types of the REST API (and their OpenAPI schemas).
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The eight features of the diabetes risk model, as the original FastAPI
+/// service took them. Dataset column names (`Glucose`, `BloodPressure`, ...)
+/// are accepted as aliases. Ranges are inclusive; 0 means "not measured" for
+/// glucose, blood pressure, skin thickness, insulin and BMI, as in the
+/// training data.
+#[derive(Debug, Clone, ToSchema)]
+#[allow(dead_code)] // Documents the request body; parsing is field by field (validation.rs).
+#[schema(example = json!({"pregnancies": 6, "glucose": 148, "blood_pressure": 72, "skin_thickness": 35, "insulin": 0, "bmi": 33.6, "diabetes_pedigree_function": 0.627, "age": 50}))]
+pub struct PatientFeatures {
+    /// Number of pregnancies (whole number).
+    #[schema(minimum = 0, maximum = 20)]
+    pub pregnancies: f64,
+    /// Plasma glucose, 2-hour oral glucose tolerance test (mg/dL).
+    #[schema(minimum = 0, maximum = 300)]
+    pub glucose: f64,
+    /// Diastolic blood pressure (mmHg).
+    #[schema(minimum = 0, maximum = 200)]
+    pub blood_pressure: f64,
+    /// Triceps skin-fold thickness (mm).
+    #[schema(minimum = 0, maximum = 100)]
+    pub skin_thickness: f64,
+    /// 2-hour serum insulin (µU/mL).
+    #[schema(minimum = 0, maximum = 1000)]
+    pub insulin: f64,
+    /// Body-mass index (kg/m²).
+    #[schema(minimum = 0, maximum = 80)]
+    pub bmi: f64,
+    /// Diabetes pedigree function.
+    #[schema(minimum = 0, maximum = 3)]
+    pub diabetes_pedigree_function: f64,
+    /// Age in years (whole number).
+    #[schema(minimum = 1, maximum = 120)]
+    pub age: f64,
+}
+
+/// `POST /predict/batch` body.
+#[derive(Debug, Clone, ToSchema)]
+#[allow(dead_code)]
+pub struct BatchRequest {
+    /// Up to 1,000 patients.
+    pub instances: Vec<PatientFeatures>,
+}
+
+/// A risk prediction.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Prediction {
+    /// P(diabetes), 0..1.
+    pub probability: f64,
+    /// `low` (p < 0.3), `moderate` (0.3 ≤ p < 0.6) or `high` (p ≥ 0.6).
+    pub risk_level: String,
+    /// 1 if p > 0.5, else 0.
+    pub label: u8,
+    /// Probability of the predicted label: max(p, 1 - p).
+    pub confidence: f64,
+    pub model_version: String,
+}
+
+/// `POST /predict/batch` response, in request order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BatchPrediction {
+    pub predictions: Vec<Prediction>,
+}
+
+/// One feature's SHAP contribution.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Contribution {
+    /// API field name.
+    pub feature: String,
+    /// The value sent.
+    pub value: f64,
+    /// Contribution to the probability (positive raises the risk).
+    pub shap_value: f64,
+}
+
+/// `POST /explain` response: `base_value + Σ shap_value = probability`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Explanation {
+    #[serde(flatten)]
+    pub prediction: Prediction,
+    /// The model's average prediction over its training data.
+    pub base_value: f64,
+    /// Per feature, in request-field order.
+    pub contributions: Vec<Contribution>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the model is not loaded.
+    pub status: String,
+    pub model_loaded: bool,
+    pub model_name: Option<String>,
+    pub model_version: Option<String>,
+    /// Why the model is not loaded, if it is not.
+    pub model_error: Option<String>,
+    pub version: String,
+    pub uptime_seconds: f64,
+}
+
+/// One problem with a request, FastAPI-style.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Where: `["body", "glucose"]` or `["body", "instances", 3, "age"]`.
+    #[schema(value_type = Vec<Object>)]
+    pub loc: Vec<serde_json::Value>,
+    pub msg: String,
+    /// Machine-readable kind: `missing`, `extra_forbidden`, `float_type`,
+    /// `finite_number`, `greater_than_equal`, `less_than_equal`, `int_type`,
+    /// `json_invalid`, `too_long`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The body of every 4xx/5xx response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: Vec<FieldError>,
+}

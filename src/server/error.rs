@@ -1,0 +1,47 @@
+//! [`ApiError`]: every failure an HTTP client can see, as a status code and
+//! a FastAPI-style `{"detail": [...]}` body.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::api::types::{ErrorBody, FieldError};
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is well-formed HTTP but its content is invalid (422).
+    Validation(Vec<FieldError>),
+    /// No model is loaded (503).
+    ModelUnavailable(String),
+    /// A bug or an unexpected model failure (500).
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, detail) = match self {
+            ApiError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
+            ApiError::ModelUnavailable(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![FieldError {
+                    loc: vec![Value::from("model")],
+                    msg: format!("model not loaded: {why}"),
+                    kind: "model_unavailable".into(),
+                }],
+            ),
+            ApiError::Internal(why) => {
+                tracing::error!(error = %why, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    vec![FieldError {
+                        loc: vec![],
+                        msg: "internal error; see the server log".into(),
+                        kind: "internal".into(),
+                    }],
+                )
+            }
+        };
+        (status, Json(ErrorBody { detail })).into_response()
+    }
+}

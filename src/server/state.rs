@@ -1,0 +1,35 @@
+//! Shared, read-only server state.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::api::validation::FeatureRules;
+use crate::models::RiskModel;
+
+/// Cloned into every handler; everything inside is immutable or `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    pub model: Result<Arc<LoadedModel>, String>,
+    pub started: Instant,
+}
+
+/// A model with the request rules derived from its metadata.
+pub struct LoadedModel {
+    pub model: RiskModel,
+    pub rules: FeatureRules,
+}
+
+impl AppState {
+    /// `model` is the outcome of loading; a failure keeps the server up
+    /// (health says why) rather than taking the dashboard down with it.
+    pub fn new(model: Result<RiskModel, String>) -> Self {
+        let model = model.and_then(|model| {
+            let rules = FeatureRules::for_model(model.metadata())?;
+            Ok(Arc::new(LoadedModel { model, rules }))
+        });
+        Self {
+            model,
+            started: Instant::now(),
+        }
+    }
+}

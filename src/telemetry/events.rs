@@ -1,0 +1,109 @@
+//! Internal events: one struct per thing that happened. `emit` writes the
+//! structured log line and the metrics together, so components never call
+//! the metrics macros directly.
+
+use std::time::Duration;
+
+/// An HTTP request finished.
+pub struct HttpRequestCompleted<'a> {
+    pub route: &'a str,
+    pub method: &'a str,
+    pub status: u16,
+    pub elapsed: Duration,
+}
+
+impl HttpRequestCompleted<'_> {
+    pub fn emit(&self) {
+        let seconds = self.elapsed.as_secs_f64();
+        tracing::info!(
+            method = self.method,
+            route = self.route,
+            status = self.status,
+            latency_ms = seconds * 1e3,
+            "http request"
+        );
+        let status = status_label(self.status);
+        metrics::counter!(
+            "vitalflow_http_requests_total",
+            "route" => self.route.to_owned(), "method" => self.method.to_owned(), "status" => status
+        )
+        .increment(1);
+        metrics::histogram!("vitalflow_http_request_duration_seconds", "route" => self.route.to_owned())
+            .record(seconds);
+    }
+}
+
+/// Status codes as a small fixed label set.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        404 => "404",
+        413 => "413",
+        422 => "422",
+        500 => "500",
+        503 => "503",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// The server started; exported as info-style gauges (value 1, facts in labels).
+pub struct ServerStarted<'a> {
+    /// `(name, version)` of the loaded model, if any.
+    pub model: Option<(&'a str, &'a str)>,
+}
+
+impl ServerStarted<'_> {
+    pub fn emit(&self) {
+        metrics::gauge!("vitalflow_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        match self.model {
+            Some((name, version)) => {
+                metrics::gauge!("vitalflow_model_info", "model_name" => name.to_owned(), "model_version" => version.to_owned()).set(1.0);
+                metrics::gauge!("vitalflow_model_loaded").set(1.0);
+            }
+            None => metrics::gauge!("vitalflow_model_loaded").set(0.0),
+        }
+    }
+}
+
+/// The model scored or explained `rows` rows.
+pub struct ModelInvoked {
+    /// `predict` or `explain`: a fixed label set.
+    pub operation: &'static str,
+    pub rows: usize,
+    pub elapsed: Duration,
+}
+
+impl ModelInvoked {
+    pub fn emit(&self) {
+        metrics::histogram!("vitalflow_model_inference_duration_seconds", "operation" => self.operation).record(self.elapsed.as_secs_f64());
+        metrics::counter!("vitalflow_model_rows_scored_total", "operation" => self.operation)
+            .increment(self.rows as u64);
+    }
+}
+
+/// The simulator handed messages to the Kafka producer.
+pub struct SimulatorProduced {
+    pub messages: usize,
+}
+
+impl SimulatorProduced {
+    pub fn emit(&self) {
+        metrics::counter!("vitalflow_simulator_messages_total").increment(self.messages as u64);
+    }
+}
+
+/// A simulated reading could not be delivered to Kafka (after retries).
+pub struct SimulatorDeliveryFailed<'a> {
+    pub error: &'a str,
+}
+
+impl SimulatorDeliveryFailed<'_> {
+    pub fn emit(&self) {
+        tracing::error!(error = self.error, "kafka delivery failed");
+        metrics::counter!("vitalflow_simulator_delivery_failures_total").increment(1);
+    }
+}

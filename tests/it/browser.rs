@@ -1,0 +1,314 @@
+//! The dashboard in a real headless Chromium (through chromedriver):
+//! live cards, event-to-screen latency, the prediction form with its SHAP
+//! chart, validation messages, and the page without a pipeline. Saves a
+//! screenshot to `target/test-artifacts/dashboard.png`.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use vitalflow::engine::{self, RunOptions};
+use vitalflow::models::RiskModel;
+use vitalflow::server::{self, AppState};
+use vitalflow::spec;
+
+use super::support::*;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_browser(profile: &std::path::Path) -> (Driver, Client) {
+    let driver_path =
+        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    assert!(
+        std::path::Path::new(&driver_path).exists(),
+        "{driver_path} not found: run the tests with ./scripts/test.sh, which installs chromium and chromium-driver"
+    );
+    let port = free_port();
+    let driver = Driver(
+        Command::new(&driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--window-size=1500,1100", format!("--user-data-dir={}", profile.display())]
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot start chromium through chromedriver: {e}"),
+        }
+    }
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+name: browser
+sources:
+  monitors:
+    kind: simulator
+    patients: 24
+    interval: 250ms
+    episodes_per_hour: 60
+transforms:
+  scored:
+    sql_file: "{}"
+sinks:
+  vitals:
+    kind: parquet
+    input: scored
+    path: "{}"
+  live:
+    kind: live
+    input: scored
+"#,
+        std::fs::canonicalize("sql/vitals_scored.sql")
+            .unwrap()
+            .display(),
+        dir.path().join("vitals").display()
+    );
+    let planned = engine::plan(spec::parse(&yaml, &dir.path().join("p.yaml")).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let pipeline_stop = stop.clone();
+    let pipeline =
+        tokio::spawn(
+            async move { engine::run(&planned, pipeline_stop, RunOptions::default()).await },
+        );
+
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let model =
+        RiskModel::load(std::path::Path::new("models/diabetes_rf.onnx")).map_err(|e| e.to_string());
+    tokio::spawn(server::serve(listener, AppState::new(model), stop.clone()));
+
+    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    client.goto(&base).await.unwrap();
+
+    // The ward fills with every patient, from live data.
+    wait_until("24 patients in the ward table", || async {
+        client
+            .find_all(Locator::Css("#ward-table tbody tr[data-patient]"))
+            .await
+            .map(|r| r.len() == 24)
+            .unwrap_or(false)
+    })
+    .await;
+    assert_eq!(text(&client, "#connection").await, "live");
+
+    // The patient panel updates by itself.
+    wait_until("a selected patient", || async {
+        text(&client, "#patient-id").await != "—"
+    })
+    .await;
+    let first = text(&client, "#patient-ts").await;
+    wait_until("the patient's cards to update", || async {
+        text(&client, "#patient-ts").await != first
+    })
+    .await;
+    for card in [
+        "heart_rate",
+        "spo2",
+        "systolic_bp",
+        "diastolic_bp",
+        "respiratory_rate",
+        "news2_score",
+    ] {
+        let value = text(&client, &format!("#card-{card} .card-value")).await;
+        assert!(value.parse::<f64>().is_ok(), "card {card} shows `{value}`");
+    }
+    wait_until("20 recent readings", || async {
+        client
+            .find_all(Locator::Css("#recent-table tbody tr"))
+            .await
+            .map(|r| r.len() >= 3)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(text(&client, "#freshness").await.starts_with("fresh"));
+
+    // Event time -> on screen, measured in the page.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let latencies = client
+        .execute("return window.__vitalflow.latencies;", vec![])
+        .await
+        .unwrap();
+    let mut latencies: Vec<f64> = serde_json::from_value(latencies).unwrap();
+    assert!(
+        latencies.len() > 100,
+        "too few samples: {}",
+        latencies.len()
+    );
+    latencies.sort_by(f64::total_cmp);
+    let p95 = latencies[latencies.len() * 95 / 100];
+    println!(
+        "dashboard event -> screen latency: p50 {:.0} ms, p95 {p95:.0} ms over {} readings",
+        latencies[latencies.len() / 2],
+        latencies.len()
+    );
+    assert!(p95 < 1000.0, "p95 event-to-screen latency {p95} ms");
+
+    // The prediction form: a result and a SHAP chart with one bar per feature.
+    client
+        .find(Locator::Css("#predict-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until("a prediction", || async {
+        text(&client, "#result-probability").await.ends_with('%')
+    })
+    .await;
+    let bars = client
+        .find_all(Locator::Css("#shap-chart rect.shap-bar"))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 8);
+    let level = text(&client, "#result-level").await.to_lowercase();
+    assert!(
+        ["low", "moderate", "high"].contains(&level.as_str()),
+        "{level}"
+    );
+
+    std::fs::create_dir_all("target/test-artifacts").unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write("target/test-artifacts/dashboard.png", png).unwrap();
+
+    // An invalid input shows the server's validation message next to it.
+    let glucose = client.find(Locator::Css("#input-glucose")).await.unwrap();
+    glucose.clear().await.unwrap();
+    glucose.send_keys("999").await.unwrap();
+    client
+        .find(Locator::Css("#predict-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until("the glucose error", || async {
+        text(&client, "#error-glucose")
+            .await
+            .contains("at most 300")
+    })
+    .await;
+    assert!(text(&client, "#predict-error").await.contains("glucose"));
+
+    // Stopping the pipeline: the page says the data is no longer live.
+    stop.cancel();
+    pipeline.await.unwrap().unwrap();
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_without_pipeline_or_model_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(binary())
+        .args([
+            "--log",
+            "warn",
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--model",
+            "models/missing.onnx",
+        ])
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    wait_until("the server", || async {
+        reqwest::get(format!("{base}/health")).await.is_ok()
+    })
+    .await;
+    client.goto(&base).await.unwrap();
+    wait_until("the no-pipeline banner", || async {
+        text(&client, "#banner-error")
+            .await
+            .contains("pipeline is not running")
+    })
+    .await;
+    assert_eq!(text(&client, "#freshness").await, "no data yet");
+    client
+        .find(Locator::Css("#predict-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until("the model error", || async {
+        text(&client, "#predict-error")
+            .await
+            .contains("model not loaded")
+    })
+    .await;
+    client.close().await.unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+}
