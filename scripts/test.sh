@@ -11,6 +11,23 @@ log="$(mktemp -t vitalflow-test.XXXXXX.log)"
 echo "== vitalflow tests: $(date -u +%FT%TZ) on $(nproc) cores"
 cargo --version
 
+# What the tests drive for real: headless Chromium through chromedriver
+# (dashboard tests) and a Prometheus server (scrape test), from Debian.
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v prometheus >/dev/null || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# A Prometheus installed as a Debian service would hold port 9090; the test
+# starts its own on a free port, so the service is not needed.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl stop prometheus || true
+fi
+
 status=0
 # The crate: unit tests, integration tests (tests/it), then doc tests.
 cargo test --locked --lib --bins --tests --no-fail-fast 2>&1 | tee "$log" || status=1

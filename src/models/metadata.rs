@@ -283,7 +283,8 @@ fn validate_bands(bands: &[RiskBand]) -> Result<(), String> {
     let Some(first) = bands.first() else {
         return Err("risk_bands is empty".into());
     };
-    if !(first.min_inclusive <= 0.0) {
+    // (JSON has no NaN: serde_json only yields finite numbers here.)
+    if first.min_inclusive > 0.0 {
         return Err(format!(
             "risk_bands must start at or below 0, the first starts at {}",
             first.min_inclusive
@@ -309,7 +310,7 @@ fn validate_bands(bands: &[RiskBand]) -> Result<(), String> {
                 ));
             }
             (Some(max), next) => {
-                if !(max > band.min_inclusive) {
+                if max <= band.min_inclusive {
                     return Err(format!(
                         "risk_bands[{i}] ({}) is empty: {}..{max}",
                         band.level, band.min_inclusive
@@ -410,7 +411,8 @@ mod tests {
     #[test]
     fn invalid_sidecars_are_rejected_with_a_reason() {
         let base = shipped_json();
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Mutate = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutate)> = vec![
             (
                 "scaler.mean has 7",
                 Box::new(|v| {

@@ -10,7 +10,7 @@
 //! - [`onnx`]: [`RiskModel`], batch prediction through tract plus explanations.
 //! - [`ensemble`]: the forest's trees read from the same ONNX protobuf.
 //! - [`treeshap`]: exact path-dependent TreeSHAP over those trees.
-//! - [`error`]: [`ModelError`].
+//! - [`error`]: the one error type, [`ModelError`].
 //!
 //! The file formats and their exact semantics are documented in
 //! `models/README.md`; the reference values the tests compare against are in

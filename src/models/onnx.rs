@@ -229,7 +229,7 @@ impl RiskModel {
     /// Validate a row-major batch; returns the number of rows.
     fn check_rows(&self, rows: &[f64]) -> Result<usize, ModelError> {
         let n = self.n_features();
-        if rows.len() % n != 0 {
+        if !rows.len().is_multiple_of(n) {
             return Err(ModelError::InvalidInput(format!(
                 "{} values is not a whole number of rows of {n} features ({})",
                 rows.len(),

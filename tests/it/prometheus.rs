@@ -117,7 +117,7 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
     );
     let prometheus = format!("http://127.0.0.1:{port}");
 
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let up = match client.get(format!("{prometheus}/-/ready")).send().await {
             Ok(r) if r.status().is_success() => {
