@@ -49,7 +49,7 @@ pub async fn predict(
     let started = Instant::now();
     let probabilities = model
         .model
-        .predict(&row)
+        .predict_trees(&row)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     ModelInvoked {
         operation: "predict",
@@ -83,7 +83,7 @@ pub async fn predict_batch(
     let started = Instant::now();
     let probabilities = model
         .model
-        .predict(&rows)
+        .predict_trees(&rows)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     ModelInvoked {
         operation: "predict",
