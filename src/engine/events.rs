@@ -4,6 +4,8 @@ use std::time::Duration;
 
 /// One source batch went through every operator and was handed to the sinks.
 pub struct BatchProcessed<'a> {
+    /// Labels every series, so one Prometheus can tell pipelines apart.
+    pub pipeline: &'a str,
     pub source: &'a str,
     pub rows: usize,
     pub elapsed: Duration,
@@ -11,10 +13,12 @@ pub struct BatchProcessed<'a> {
 
 impl BatchProcessed<'_> {
     pub fn emit(&self) {
-        metrics::counter!("vitalflow_source_events_total", "source" => self.source.to_owned())
-            .increment(self.rows as u64);
-        metrics::counter!("vitalflow_pipeline_batches_total", "source" => self.source.to_owned())
-            .increment(1);
+        let labels = [
+            ("pipeline", self.pipeline.to_owned()),
+            ("source", self.source.to_owned()),
+        ];
+        metrics::counter!("vitalflow_source_events_total", &labels).increment(self.rows as u64);
+        metrics::counter!("vitalflow_pipeline_batches_total", &labels).increment(1);
         metrics::histogram!("vitalflow_pipeline_batch_rows").record(self.rows as f64);
         metrics::histogram!("vitalflow_pipeline_batch_duration_seconds")
             .record(self.elapsed.as_secs_f64());
@@ -22,13 +26,14 @@ impl BatchProcessed<'_> {
 }
 
 /// Durability progress of the sinks, reported periodically.
-pub struct ProgressDurable {
+pub struct ProgressDurable<'a> {
+    pub pipeline: &'a str,
     /// Source batches handed to sinks but not yet durable everywhere.
     pub pending: u64,
 }
 
-impl ProgressDurable {
+impl ProgressDurable<'_> {
     pub fn emit(&self) {
-        metrics::gauge!("vitalflow_pipeline_batches_pending_durability").set(self.pending as f64);
+        metrics::gauge!("vitalflow_pipeline_batches_pending_durability", "pipeline" => self.pipeline.to_owned()).set(self.pending as f64);
     }
 }

@@ -145,7 +145,7 @@ pub async fn run(
                 let (at, records) = last_report;
                 let rate = (engine.records_in - records) as f64 / at.elapsed().as_secs_f64();
                 let durable = engine.durable();
-                ProgressDurable { pending: engine.sequence.saturating_sub(durable) }.emit();
+                ProgressDurable { pipeline: &spec.name, pending: engine.sequence.saturating_sub(durable) }.emit();
                 tracing::info!(
                     pipeline = %spec.name,
                     records_in = engine.records_in,
@@ -240,6 +240,7 @@ impl EngineLoop<'_> {
             send(sink, SinkMessage::Progress(sequence)).await?;
         }
         BatchProcessed {
+            pipeline: &self.planned.spec.name,
             source,
             rows,
             elapsed: started.elapsed(),

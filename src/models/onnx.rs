@@ -115,6 +115,7 @@ impl RiskModel {
             sidecar: sidecar_path,
         };
         files.check(&proto, &ensemble, &metadata, base_value)?;
+        files.check_digest(&bytes, &metadata)?;
 
         // Plan only `probabilities` (the classifier's second output): tract's
         // `label` is wrong here and computing it would be wasted work.
@@ -214,11 +215,9 @@ impl RiskModel {
         self.check_rows(raw)?;
         let scaled = self.metadata.scale(raw);
         let contributions = treeshap::shap_values(&self.ensemble, &scaled);
-        let probability = self
-            .run_scaled(scaled, 1)?
-            .first()
-            .copied()
-            .ok_or_else(|| ModelError::Inference("tract returned no row".into()))?;
+        // The parsed trees give tract's probability bit for bit (checked at
+        // load), without tract's scan of every leaf.
+        let probability = f64::from(self.ensemble.predict_row_f32(&scaled));
         Ok(Explanation {
             probability,
             base_value: self.base_value,
@@ -323,6 +322,27 @@ impl Files<'_> {
             path: self.onnx.to_path_buf(),
             message,
         }
+    }
+
+    /// The sidecar names the exact ONNX file it describes: a retrained model
+    /// copied without its sidecar (or the reverse) must not load, because the
+    /// scaler and feature order would silently no longer match.
+    fn check_digest(&self, onnx_bytes: &[u8], metadata: &ModelMetadata) -> Result<(), ModelError> {
+        use sha2::Digest;
+        let Some(expected) = metadata.onnx_sha256.as_deref() else {
+            return Ok(());
+        };
+        let actual: String = sha2::Sha256::digest(onnx_bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(self.mismatch(format!(
+                "the sidecar's onnx_sha256 is {expected} but the ONNX file's SHA-256 is {actual}: \
+                 the two files come from different training runs"
+            )));
+        }
+        Ok(())
     }
 
     /// Everything the ONNX file and the sidecar must agree on.

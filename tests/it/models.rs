@@ -172,6 +172,17 @@ fn renamed_features_are_a_mismatch() {
 }
 
 #[test]
+fn a_sidecar_from_another_training_run_is_a_mismatch() {
+    let (_dir, onnx) = model_with_sidecar(|s| {
+        s["onnx_sha256"] = "00".repeat(32).into();
+    });
+    let err = RiskModel::load(&onnx).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ModelError::Mismatch { .. }), "{msg}");
+    assert!(msg.contains("onnx_sha256") && msg.contains(&"00".repeat(32)), "{msg}");
+}
+
+#[test]
 fn a_missing_sidecar_names_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let onnx = dir.path().join("lonely.onnx");

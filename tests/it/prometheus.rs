@@ -126,7 +126,7 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
             _ => Vec::new(),
         };
         let events = if up.first().map(value_of) == Some(1.0) {
-            promql(&client, &prometheus, "vitalflow_source_events_total").await
+            promql(&client, &prometheus, "vitalflow_source_events_total{pipeline=\"scrape\"}").await
         } else {
             Vec::new()
         };
@@ -158,7 +158,7 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
     let events = promql(
         &client,
         &prometheus,
-        "vitalflow_source_events_total{source=\"monitors\"}",
+        "vitalflow_source_events_total{pipeline=\"scrape\",source=\"monitors\"}",
     )
     .await;
     let count = value_of(&events[0]);
