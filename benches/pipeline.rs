@@ -2,6 +2,11 @@
 //! Parquet, printing events/s and peak RSS. Set `VITALFLOW_BENCH_EVENTS`
 //! (default 50,000,000) and `VITALFLOW_BENCH_PATIENTS` (default 50).
 
+/// mimalloc returns freed memory promptly; glibc malloc's RSS grew with
+/// the length of the stream (fragmentation across threads).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the model API with a real load generator (wrk) on loopback.
-# Release build; prints requests/s and latency percentiles for /predict and /explain.
+# Optimised build; prints requests/s and latency percentiles for /predict and /explain.
 #   scripts/bench-api.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,9 @@ seconds="${1:-15}"
 connections="${2:-32}"
 port=18080
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --locked --bin vitalflow
+# `cargo bench` builds the binary too (bench profile = release settings), and
+# shares its build with the pipeline benchmark instead of a second one.
+cargo bench --locked --no-run --bench pipeline
 target/release/vitalflow --log warn serve --addr "127.0.0.1:$port" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT

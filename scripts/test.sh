@@ -28,6 +28,36 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/
   systemctl stop prometheus || true
 fi
 
+# The Kafka tests run against a real Kafka-compatible broker: Tansu, built
+# once from crates.io into a cache outside the clone (~16 min cold).
+cache="${VITALFLOW_CACHE:-/opt/vitalflow-cache}"
+export TANSU="${TANSU:-$cache/tansu/bin/tansu}"
+if [ ! -x "$TANSU" ]; then
+  echo "== installing tansu into $cache/tansu (one-off, ~16 min)"
+  mkdir -p "$cache"
+  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql \
+    --root "$cache/tansu" >"$cache/tansu-install.log" 2>&1 \
+    || { tail -30 "$cache/tansu-install.log"; echo "tansu install failed"; exit 1; }
+fi
+# One shared broker for the tests that do not stop it (each uses its own
+# topics and group): non-default port, durable sqlite engine.
+broker_dir="$(mktemp -d -t vitalflow-broker.XXXXXX)"
+port=$((20000 + RANDOM % 20000))
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+(cd "$broker_dir" && exec "$TANSU" broker \
+  --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+  --storage-engine "sqlite://tansu.db" >tansu.log 2>&1) &
+broker_pid=$!
+trap 'kill "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null; rm -rf "$broker_dir"' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.2
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+  || { cat "$broker_dir/tansu.log"; echo "tansu did not start"; exit 1; }
+export VITALFLOW_TEST_BROKER="127.0.0.1:$port"
+echo "== tansu $("$TANSU" --version 2>/dev/null | head -1) on $VITALFLOW_TEST_BROKER"
+
 status=0
 # The crate: unit tests, integration tests (tests/it), then doc tests.
 cargo test --locked --lib --bins --tests --no-fail-fast 2>&1 | tee "$log" || status=1

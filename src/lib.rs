@@ -8,9 +8,10 @@
 //! Data flows one way: [`sources`] -> [`engine`] -> [`sinks`].
 //! - [`spec`]: pipeline YAML in, validated [`spec::PipelineSpec`] out.
 //! - [`engine`]: plans SQL once, runs it per micro-batch, moves batches
-//!   through bounded channels, acknowledges durable progress.
-//! - [`sources`]: the simulator (Kafka follows the same [`sources::Source`] trait).
-//! - [`sinks`]: rolling, date-partitioned, atomically published Parquet.
+//!   through bounded channels, checkpoints files and source offsets together.
+//! - [`sources`]: the simulator and Kafka (JSON, consumer groups, dead letters).
+//! - [`sinks`]: rolling, date-partitioned Parquet; Kafka; the live dashboard feed.
+//! - [`kafka`]: client settings, topics, the producer, `vitalflow simulate`.
 //! - [`storage`]: dataset locations as URLs.
 //! - [`query`]: SQL over stored datasets with partition and statistics pruning.
 //! - [`models`]: the ONNX risk model (tract prediction, TreeSHAP explanations).
@@ -19,6 +20,7 @@
 pub mod bench;
 pub mod cli;
 pub mod engine;
+pub mod kafka;
 pub mod models;
 pub mod query;
 pub mod server;

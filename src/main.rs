@@ -7,6 +7,11 @@ use clap::Parser;
 use vitalflow::cli::{self, Cli};
 use vitalflow::telemetry;
 
+/// mimalloc returns freed memory promptly; glibc malloc's RSS grew with
+/// the length of the stream (fragmentation across threads).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log);

@@ -3,6 +3,8 @@
 //! NEWS2 sub-scores) -> date-partitioned Parquet, reporting events/s and the
 //! process's peak RSS.
 
+pub mod kafka;
+
 use std::path::Path;
 use std::time::Duration;
 

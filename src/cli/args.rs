@@ -39,8 +39,59 @@ pub enum Command {
     Query(QueryArgs),
     /// Serve the dashboard, the REST API (predict, explain), its OpenAPI docs and metrics.
     Serve(ServeArgs),
+    /// Publish the simulated ward to Kafka as JSON, keyed by patient.
+    Simulate(SimulateArgs),
     /// Measure throughput and peak memory of simulator -> SQL -> Parquet.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Kafka brokers, `host:port[,host:port...]`.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+    /// Topic to publish to.
+    #[arg(long, default_value = "vitals")]
+    pub topic: String,
+    /// Simulated patients.
+    #[arg(long, default_value_t = 50)]
+    pub patients: u32,
+    /// Time between two readings of one patient (the original: 500ms).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Messages per second over the whole ward (overrides `--interval`:
+    /// each patient then reports every `patients / rate` seconds).
+    #[arg(long, conflicts_with = "unpaced")]
+    pub rate: Option<f64>,
+    /// Publish as fast as the broker takes it (event times stay on the
+    /// simulated clock).
+    #[arg(long)]
+    pub unpaced: bool,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Random seed; same seed, same readings.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Partitions of the topic if it has to be created.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Retention of the topic if it has to be created.
+    #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
+    pub retention: std::time::Duration,
+    /// Never create the topic.
+    #[arg(long)]
+    pub no_create_topic: bool,
+    /// librdkafka property, `key=value` (TLS, SASL, tuning); repeatable.
+    #[arg(long = "property", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+}
+
+fn parse_property(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected key=value, got `{raw}`"))
 }
 
 /// The model the server loads when none is named.

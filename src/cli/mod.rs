@@ -6,6 +6,7 @@ mod query;
 mod run;
 mod serve;
 mod signal;
+mod simulate;
 mod validate;
 
 pub use args::{Cli, Command, DEFAULT_PIPELINE};
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => validate::validate(args).await,
         Command::Query(args) => query::query(args).await,
         Command::Serve(args) => serve::serve(args).await,
+        Command::Simulate(args) => simulate::simulate(args).await,
         Command::Bench(args) => bench::bench(args).await,
     }
 }

@@ -18,6 +18,10 @@ pub enum EngineError {
         source: anyhow::Error,
     },
 
+    /// Writing, reading or rolling forward a checkpoint failed.
+    #[error("checkpoint failed: {0:#}")]
+    Checkpoint(#[source] anyhow::Error),
+
     /// A broken invariant inside vitalflow: a bug, please report it.
     #[error("internal error (this is a bug in vitalflow, please report it): {0}")]
     Internal(String),

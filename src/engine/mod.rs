@@ -3,10 +3,11 @@
 //! - [`plan`] turns a validated spec into operators, planning each SQL
 //!   transform once against the schemas it reads.
 //! - [`runtime`] moves batches source -> operators -> sinks with bounded
-//!   channels and progress markers.
+//!   channels; [`checkpoint`] makes files and source offsets durable together.
 //! - [`Operator`] is the seam: the stateless [`SqlOperator`] today; windowed
 //!   operators implement the same trait and hold state between batches.
 
+pub mod checkpoint;
 mod error;
 mod events;
 mod micro_batch;

@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use super::operator::Operator;
 use super::session::streaming_session;
 use super::sql_operator::SqlOperator;
+use crate::sources::dead_letter_table;
 use crate::spec::{PipelineSpec, SpecError, TransformSpec};
 
 /// A pipeline ready to run: schemas known, SQL planned.
@@ -30,11 +31,13 @@ impl PlannedPipeline {
 
 /// Plan `spec`. Fails with a [`SpecError`] naming the transform or sink.
 pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
-    let mut tables: IndexMap<String, SchemaRef> = spec
-        .sources
-        .iter()
-        .map(|s| (s.name.clone(), s.config.schema()))
-        .collect();
+    let mut tables: IndexMap<String, SchemaRef> = IndexMap::new();
+    for source in &spec.sources {
+        tables.insert(source.name.clone(), source.config.schema());
+        if let Some(schema) = source.config.dead_letter_schema() {
+            tables.insert(dead_letter_table(&source.name), schema);
+        }
+    }
 
     let ordered = dependency_order(&spec)?;
     let mut operators: Vec<Arc<dyn Operator>> = Vec::new();
@@ -72,11 +75,41 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         })?;
     }
 
+    check_dead_letters_are_kept(&spec, &operators)?;
+
     Ok(PlannedPipeline {
         spec,
         tables,
         operators,
     })
+}
+
+/// Rejected records must go somewhere: a source's dead-letter table has to
+/// be read by a sink or a transform, or records would vanish silently.
+fn check_dead_letters_are_kept(
+    spec: &PipelineSpec,
+    operators: &[Arc<dyn Operator>],
+) -> Result<(), SpecError> {
+    for source in &spec.sources {
+        if source.config.dead_letter_schema().is_none() {
+            continue;
+        }
+        let table = dead_letter_table(&source.name);
+        let read = spec.sinks.iter().any(|s| s.input == table)
+            || operators.iter().any(|o| o.input() == table);
+        if !read {
+            return Err(SpecError::invalid(
+                &spec.path,
+                format!("sources.{}", source.name),
+                source.line,
+                format!(
+                    "records this source rejects go to table `{table}`, but nothing reads it: \
+                     add a sink with `input: {table}` (Parquet or Kafka) so that no record is dropped silently"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn sql_error(spec: &PipelineSpec, transform: &TransformSpec, message: String) -> SpecError {
@@ -93,7 +126,18 @@ fn sql_error(spec: &PipelineSpec, transform: &TransformSpec, message: String) ->
 /// parser, so quoting and CTEs are handled as the planner will see them.
 fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>, SpecError> {
     let parser = streaming_session().state();
-    let sources: HashSet<&str> = spec.sources.iter().map(|s| s.name.as_str()).collect();
+    let source_tables: Vec<String> = spec
+        .sources
+        .iter()
+        .flat_map(|s| {
+            let dead_letters = s
+                .config
+                .dead_letter_schema()
+                .map(|_| dead_letter_table(&s.name));
+            std::iter::once(s.name.clone()).chain(dead_letters)
+        })
+        .collect();
+    let sources: HashSet<&str> = source_tables.iter().map(String::as_str).collect();
     let transforms: HashSet<&str> = spec.transforms.iter().map(|t| t.name.as_str()).collect();
 
     let mut input_of: HashMap<&str, String> = HashMap::new();

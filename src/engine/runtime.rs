@@ -1,29 +1,37 @@
 //! The engine loop: sources -> operators -> sinks, with bounded channels,
-//! progress markers for durable acknowledgement, and an orderly shutdown.
+//! checkpoints that make files and source offsets durable together, and an
+//! orderly shutdown.
 //!
 //! Data flows one way. Sources push into bounded channels (backpressure);
 //! the engine runs every micro-batch through the operators in dependency
-//! order and hands the results to each sink's bounded channel; after each
-//! source batch it sends a progress marker, which a sink echoes back once the
-//! rows before it are durable. On shutdown sources stop first, the engine
-//! drains what they already produced, operators emit what they hold, and
-//! sinks publish their open files, so nothing accepted is lost.
+//! order and hands the results to each sink's bounded channel. A checkpoint
+//! (asked for by a sink that rolled a file, by a source about to lose
+//! partitions, or at shutdown) has every sink stage what it holds, writes
+//! the manifest, publishes the files and only then tells the sources which
+//! offsets are durable. On shutdown sources stop first, the engine drains
+//! what they already produced, operators emit what they hold, and a final
+//! checkpoint publishes everything, so nothing accepted is lost.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::checkpoint::CheckpointStore;
 use super::error::EngineError;
-use super::events::{BatchProcessed, ProgressDurable};
+use super::events::{BatchProcessed, CheckpointCompleted, FilePublished, Recovered};
 use super::plan::PlannedPipeline;
 use crate::sinks::{SinkMessage, SinkSummary};
-use crate::sources::{SourceContext, SourceSummary};
+use crate::sources::{
+    Offsets, SourceBatch, SourceContext, SourceEvent, SourceSummary, dead_letter_table,
+};
+use crate::storage::StagedFile;
 
 /// Tuning knobs of a run.
 #[derive(Debug, Clone)]
@@ -51,6 +59,8 @@ pub struct RunSummary {
     pub sinks: Vec<(String, SinkSummary)>,
     /// Source batches whose rows every sink has durably published.
     pub durable_batches: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
 }
 
 impl RunSummary {
@@ -63,7 +73,6 @@ struct RunningSink {
     name: String,
     input: String,
     sender: Option<mpsc::Sender<SinkMessage>>,
-    acks: watch::Receiver<u64>,
     task: JoinHandle<anyhow::Result<SinkSummary>>,
 }
 
@@ -77,6 +86,23 @@ pub async fn run(
     let spec = &planned.spec;
     crate::telemetry::metrics::handle();
 
+    // Finish what an earlier run left half-done before anything new starts.
+    let store = match spec.checkpoint_dir() {
+        Some(dir) => {
+            let store = CheckpointStore::open(&dir, &spec.name).map_err(EngineError::Checkpoint)?;
+            let recovery = store.recover().map_err(EngineError::Checkpoint)?;
+            Recovered {
+                pipeline: &spec.name,
+                dir: &dir,
+                rolled_forward: recovery.rolled_forward.len(),
+            }
+            .emit();
+            Some(store)
+        }
+        None => None,
+    };
+
+    let checkpoint_wanted = Arc::new(Notify::new());
     let mut sinks = Vec::new();
     for sink in &spec.sinks {
         let schema = planned.schema_of(&sink.input).cloned().ok_or_else(|| {
@@ -90,13 +116,11 @@ pub async fn run(
             .build(&sink.name, schema, spec.base_dir())
             .map_err(|e| EngineError::component("sink", &sink.name, e))?;
         let (sender, receiver) = mpsc::channel(options.channel_capacity);
-        let (ack_sender, acks) = watch::channel(0);
-        let task = tokio::spawn(runtime.run(receiver, ack_sender));
+        let task = tokio::spawn(runtime.run(receiver, checkpoint_wanted.clone()));
         sinks.push(RunningSink {
             name: sink.name.clone(),
             input: sink.input.clone(),
             sender: Some(sender),
-            acks,
             task,
         });
     }
@@ -104,25 +128,38 @@ pub async fn run(
     let source_shutdown = shutdown.child_token();
     let mut source_streams = Vec::new();
     let mut source_tasks = Vec::new();
+    let mut committed = Vec::new();
     for (index, source) in spec.sources.iter().enumerate() {
         let runtime = source
             .config
             .build()
             .map_err(|e| EngineError::component("source", &source.name, e))?;
         let (sender, receiver) = mpsc::channel(options.channel_capacity);
+        let (commit_sender, commit_receiver) = watch::channel(Offsets::new());
+        committed.push(commit_sender);
         let ctx = SourceContext {
+            pipeline: spec.name.clone(),
+            name: source.name.clone(),
             output: sender,
             shutdown: source_shutdown.clone(),
+            committed: commit_receiver,
+            durable: store.as_ref().map(CheckpointStore::durable_offsets),
         };
         source_tasks.push((source.name.clone(), tokio::spawn(runtime.run(ctx))));
-        source_streams.push(ReceiverStream::new(receiver).map(move |batch| (index, batch)));
+        source_streams.push(ReceiverStream::new(receiver).map(move |event| (index, event)));
     }
     let mut incoming = futures::stream::select_all(source_streams);
 
     let mut engine = EngineLoop {
         planned,
         sinks: &mut sinks,
+        store,
+        positions: vec![Offsets::new(); spec.sources.len()],
+        committed,
+        last_recorded: None,
         sequence: 0,
+        durable_sequence: 0,
+        checkpoints: 0,
         records_in: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -132,33 +169,48 @@ pub async fn run(
 
     let mut failure: Option<EngineError> = None;
     loop {
-        tokio::select! {
-            next = incoming.next() => {
-                let Some((index, item)) = next else { break };
-                if let Err(e) = engine.process(index, item.batch).await {
-                    failure = Some(e);
-                    break;
+        let step = tokio::select! {
+            next = incoming.next() => match next {
+                None => break,
+                Some((index, SourceEvent::Batch(batch))) => engine.process(index, batch).await,
+                Some((index, SourceEvent::Checkpoint(reply))) => {
+                    let result = engine.checkpoint().await;
+                    let answer = match &result {
+                        Ok(()) => Ok(engine.positions[index].clone()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = reply.send(answer);
+                    result
                 }
+            },
+            _ = checkpoint_wanted.notified() => engine.checkpoint().await,
+            _ = tick.tick() => {
+                engine.tick();
+                Ok(())
             }
-            _ = tick.tick() => engine.tick(),
             _ = report.tick() => {
                 let (at, records) = last_report;
                 let rate = (engine.records_in - records) as f64 / at.elapsed().as_secs_f64();
-                let durable = engine.durable();
-                ProgressDurable { pipeline: &spec.name, pending: engine.sequence.saturating_sub(durable) }.emit();
                 tracing::info!(
                     pipeline = %spec.name,
                     records_in = engine.records_in,
                     records_per_second = rate.round(),
-                    durable_batches = engine.durable(),
+                    durable_batches = engine.durable_sequence,
                     "pipeline progress"
                 );
                 last_report = (Instant::now(), engine.records_in);
+                Ok(())
             }
+        };
+        if let Err(e) = step {
+            failure = Some(e);
+            break;
         }
     }
 
-    // Stop the sources (if not already done), then let held state out.
+    // The loop ends when every source has ended (Ctrl-C cancels them;
+    // a Kafka source still asks for its last checkpoint while it leaves
+    // its group) or on a failure.
     source_shutdown.cancel();
     drop(incoming);
     if failure.is_none()
@@ -166,7 +218,11 @@ pub async fn run(
     {
         failure = Some(e);
     }
-    let mut summary = RunSummary::default();
+    let mut summary = RunSummary {
+        durable_batches: engine.durable_sequence,
+        checkpoints: engine.checkpoints,
+        ..Default::default()
+    };
     for (name, task) in source_tasks {
         match task.await {
             Ok(Ok(s)) => summary.sources.push((name, s)),
@@ -178,15 +234,12 @@ pub async fn run(
             }
         }
     }
-    // Closing the channels tells each sink to publish and finish.
+    // Closing the channels ends each sink.
     for sink in sinks.iter_mut() {
         sink.sender.take();
     }
-    let mut durable = u64::MAX;
     for sink in sinks {
-        let result = sink.task.await;
-        durable = durable.min(*sink.acks.borrow());
-        let error = match result {
+        let error = match sink.task.await {
             Ok(Ok(s)) => {
                 summary.sinks.push((sink.name, s));
                 continue;
@@ -206,7 +259,6 @@ pub async fn run(
             failure = Some(error);
         }
     }
-    summary.durable_batches = if durable == u64::MAX { 0 } else { durable };
     summary.elapsed = started.elapsed();
     match failure {
         Some(e) => Err(e),
@@ -217,27 +269,38 @@ pub async fn run(
 struct EngineLoop<'a> {
     planned: &'a PlannedPipeline,
     sinks: &'a mut Vec<RunningSink>,
+    store: Option<CheckpointStore>,
+    /// Per source: the next offset per partition of everything processed.
+    positions: Vec<Offsets>,
+    /// Per source: where durable offsets are announced.
+    committed: Vec<watch::Sender<Offsets>>,
+    /// The source offsets of the last checkpoint written.
+    last_recorded: Option<BTreeMap<String, Offsets>>,
     sequence: u64,
+    durable_sequence: u64,
+    checkpoints: u64,
     records_in: u64,
 }
 
 impl EngineLoop<'_> {
-    /// One source batch through every operator, then to the sinks.
-    async fn process(
-        &mut self,
-        source_index: usize,
-        batch: RecordBatch,
-    ) -> Result<(), EngineError> {
+    /// One source batch (and its dead letters) through every operator, then
+    /// to the sinks.
+    async fn process(&mut self, source_index: usize, item: SourceBatch) -> Result<(), EngineError> {
         let started = Instant::now();
         self.sequence += 1;
-        let rows = batch.num_rows();
+        let rows = item.batch.num_rows();
         self.records_in += rows as u64;
         let source = &self.planned.spec.sources[source_index].name;
-        let outputs = self.run_operators(source, vec![batch], false).await?;
+        let mut starts = vec![(source.clone(), vec![item.batch])];
+        if let Some(dead) = item.dead_letters.filter(|b| b.num_rows() > 0) {
+            starts.push((dead_letter_table(source), vec![dead]));
+        }
+        let outputs = self.run_operators(starts, false).await?;
         self.deliver(&outputs).await?;
-        let sequence = self.sequence;
-        for sink in self.sinks.iter() {
-            send(sink, SinkMessage::Progress(sequence)).await?;
+        let position = &mut self.positions[source_index];
+        for (partition, next) in item.offsets {
+            let slot = position.entry(partition).or_insert(next);
+            *slot = (*slot).max(next);
         }
         BatchProcessed {
             pipeline: &self.planned.spec.name,
@@ -249,16 +312,14 @@ impl EngineLoop<'_> {
         Ok(())
     }
 
-    /// Run `batches` of table `start` (or, with `finishing`, every
-    /// operator's held rows) through the operators downstream of it.
+    /// Run the batches of the `starts` tables (or, with `finishing`, every
+    /// operator's held rows) through the operators downstream of them.
     async fn run_operators(
         &self,
-        start: &str,
-        batches: Vec<RecordBatch>,
+        starts: Vec<(String, Vec<RecordBatch>)>,
         finishing: bool,
     ) -> Result<HashMap<String, Vec<RecordBatch>>, EngineError> {
-        let mut outputs: HashMap<String, Vec<RecordBatch>> = HashMap::new();
-        outputs.insert(start.to_string(), batches);
+        let mut outputs: HashMap<String, Vec<RecordBatch>> = starts.into_iter().collect();
         for operator in &self.planned.operators {
             let mut produced = Vec::new();
             if let Some(inputs) = outputs.get(operator.input()) {
@@ -301,10 +362,83 @@ impl EngineLoop<'_> {
         Ok(())
     }
 
-    /// Inputs are exhausted: operators emit what they hold.
+    /// Make everything processed so far durable: sinks stage their files,
+    /// the manifest records files and offsets, the files are published, and
+    /// the sources learn which offsets they may commit.
+    async fn checkpoint(&mut self) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let mut replies = Vec::with_capacity(self.sinks.len());
+        for sink in self.sinks.iter() {
+            let (reply, answer) = oneshot::channel();
+            send(sink, SinkMessage::Checkpoint(reply)).await?;
+            replies.push((sink.name.clone(), answer));
+        }
+        let mut files: Vec<StagedFile> = Vec::new();
+        for (name, answer) in replies {
+            let staged = answer
+                .await
+                .map_err(|_| {
+                    EngineError::component("sink", &name, anyhow::anyhow!("stopped unexpectedly"))
+                })?
+                .map_err(|e| EngineError::component("sink", &name, e))?;
+            files.extend(staged);
+        }
+
+        let spec = &self.planned.spec;
+        let offsets: BTreeMap<String, Offsets> = spec
+            .sources
+            .iter()
+            .zip(&self.positions)
+            .filter(|(source, _)| source.config.is_resumable())
+            .map(|(source, position)| (source.name.clone(), position.clone()))
+            .collect();
+        let unchanged = self.last_recorded.as_ref() == Some(&offsets);
+        if files.is_empty() && unchanged {
+            self.durable_sequence = self.sequence;
+            return Ok(());
+        }
+        match &mut self.store {
+            Some(store) => store
+                .commit(&offsets, &files)
+                .map_err(EngineError::Checkpoint)?,
+            None if files.is_empty() => {}
+            None => {
+                return Err(EngineError::Internal(format!(
+                    "{} staged files but no checkpoint directory",
+                    files.len()
+                )));
+            }
+        }
+        for file in &files {
+            FilePublished { file }.emit();
+        }
+        self.checkpoints += 1;
+        self.durable_sequence = self.sequence;
+        for (position, committed) in self.positions.iter().zip(&self.committed) {
+            committed.send_if_modified(|current| {
+                let changed = current != position;
+                if changed {
+                    current.clone_from(position);
+                }
+                changed
+            });
+        }
+        CheckpointCompleted {
+            pipeline: &spec.name,
+            files: files.len(),
+            elapsed: started.elapsed(),
+        }
+        .emit();
+        self.last_recorded = Some(offsets);
+        Ok(())
+    }
+
+    /// Inputs are exhausted: operators emit what they hold, then one last
+    /// checkpoint publishes everything.
     async fn finish(&mut self) -> Result<(), EngineError> {
-        let outputs = self.run_operators("", Vec::new(), true).await?;
-        self.deliver(&outputs).await
+        let outputs = self.run_operators(Vec::new(), true).await?;
+        self.deliver(&outputs).await?;
+        self.checkpoint().await
     }
 
     fn tick(&self) {
@@ -315,14 +449,6 @@ impl EngineLoop<'_> {
                 let _ = sender.try_send(SinkMessage::Tick);
             }
         }
-    }
-
-    fn durable(&self) -> u64 {
-        self.sinks
-            .iter()
-            .map(|s| *s.acks.borrow())
-            .min()
-            .unwrap_or(self.sequence)
     }
 }
 

@@ -1,33 +1,40 @@
 //! Sinks: where a pipeline's tables leave it.
 //!
-//! A sink runs as its own task fed by a bounded channel. Besides data it
-//! receives [`SinkMessage::Progress`] markers after every source batch; it
-//! reports a marker back through its `acks` channel only once every row that
-//! came before the marker is durably published. The engine commits source
-//! positions no further than the slowest sink's ack, which is what makes
-//! at-least-once + idempotent publishing into exactly-once.
+//! A sink runs as its own task fed by a bounded channel. Durability is
+//! coordinated by the engine's checkpoints: on [`SinkMessage::Checkpoint`] a
+//! sink makes everything it received so far durable (a file sink closes and
+//! stages its files, a Kafka sink waits for delivery) and answers with the
+//! files to publish. The engine publishes them through a manifest and only
+//! then commits source offsets, which is what turns at-least-once delivery
+//! into exactly-once files. A sink that wants its files out (a roll limit
+//! was reached) asks for a checkpoint through `checkpoint_wanted`.
 
+pub mod kafka;
 pub mod live;
 pub mod parquet;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 
+pub use kafka::KafkaSinkConfig;
 pub use live::LiveSinkConfig;
 pub use parquet::ParquetSinkConfig;
 
 use crate::spec::raw::Spanned;
+use crate::storage::StagedFile;
 
 /// What flows into a sink.
 #[derive(Debug)]
 pub enum SinkMessage {
     /// Rows of the sink's input table.
     Data(RecordBatch),
-    /// Everything up to source batch `n` has been sent.
-    Progress(u64),
+    /// Make every row received so far durable; answer with the staged files
+    /// the engine must publish (empty for sinks without files).
+    Checkpoint(oneshot::Sender<anyhow::Result<Vec<StagedFile>>>),
     /// Sent about once a second so that time-based rolling happens even
     /// when no data arrives.
     Tick,
@@ -36,11 +43,13 @@ pub enum SinkMessage {
 /// A running sink.
 #[async_trait::async_trait]
 pub trait Sink: Send {
-    /// Consume until the channel closes, then flush and close everything.
+    /// Consume until the channel closes. Everything still open at that
+    /// point was never checkpointed and is discarded (its rows are read
+    /// again from the source's durable offsets).
     async fn run(
         self: Box<Self>,
         input: mpsc::Receiver<SinkMessage>,
-        acks: watch::Sender<u64>,
+        checkpoint_wanted: Arc<Notify>,
     ) -> anyhow::Result<SinkSummary>;
 }
 
@@ -61,11 +70,14 @@ pub enum SinkConfig {
     Parquet(ParquetSinkConfig),
     /// In-memory latest readings and alerts, pushed to the dashboard.
     Live(LiveSinkConfig),
+    /// JSON records to a Kafka topic.
+    Kafka(KafkaSinkConfig),
 }
 
 crate::kind_tagged_deserialize!(SinkConfig, "sink", {
     "parquet" => Parquet(ParquetSinkConfig),
     "live" => Live(LiveSinkConfig),
+    "kafka" => Kafka(KafkaSinkConfig),
 });
 
 impl SinkConfig {
@@ -74,6 +86,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Parquet(c) => &c.input,
             SinkConfig::Live(c) => &c.input,
+            SinkConfig::Kafka(c) => &c.input,
         }
     }
 
@@ -81,6 +94,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Parquet(c) => c.validate(),
             SinkConfig::Live(c) => c.validate(),
+            SinkConfig::Kafka(c) => c.validate(),
         }
     }
 
@@ -89,6 +103,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Parquet(c) => c.check_schema(schema),
             SinkConfig::Live(c) => c.check_schema(schema),
+            SinkConfig::Kafka(c) => c.check_schema(schema),
         }
     }
 
@@ -102,6 +117,19 @@ impl SinkConfig {
         match self {
             SinkConfig::Parquet(c) => Ok(Box::new(c.build(name, schema, base)?)),
             SinkConfig::Live(c) => Ok(Box::new(c.build(name, schema)?)),
+            SinkConfig::Kafka(c) => Ok(Box::new(c.build(name, schema)?)),
+        }
+    }
+
+    /// The local directory of a file dataset, where the pipeline keeps its
+    /// checkpoints by default (next to the data they describe).
+    pub fn dataset_dir(&self) -> Option<PathBuf> {
+        match self {
+            SinkConfig::Parquet(c) => c
+                .location()
+                .ok()
+                .map(|l| l.local_path().to_path_buf()),
+            SinkConfig::Live(_) | SinkConfig::Kafka(_) => None,
         }
     }
 }

@@ -1,44 +1,90 @@
 //! Sources: where records enter a pipeline.
 //!
-//! A source runs as its own task and pushes [`SourceBatch`]es into a bounded
+//! A source runs as its own task and pushes [`SourceEvent`]s into a bounded
 //! channel; when the engine falls behind, `send` waits, which is the
 //! backpressure that keeps memory flat. [`SourceConfig`] is the one list of
 //! source kinds, keyed by the YAML `kind` string.
 
+pub mod kafka;
 pub mod simulator;
+
+use std::collections::BTreeMap;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use tokio::sync::mpsc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use kafka::KafkaSourceConfig;
 pub use simulator::SimulatorConfig;
+
+use crate::engine::checkpoint::DurableOffsets;
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: i32) -> Self {
+        Self {
+            topic: topic.to_string(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// The next offset to read, per partition.
+pub type Offsets = BTreeMap<TopicPartition, i64>;
 
 /// One micro-batch from a source.
 #[derive(Debug, Clone)]
 pub struct SourceBatch {
     pub batch: RecordBatch,
-    /// Where this batch ends in the source's own terms, so that the source
-    /// can commit it once every sink has durably published the rows derived
-    /// from it.
-    pub position: SourcePosition,
+    /// Records the source rejected, as rows of the source's dead-letter
+    /// table (`<source>_dead_letters`); `None` when all were good.
+    pub dead_letters: Option<RecordBatch>,
+    /// Where this batch ends: the next offset per partition it read from.
+    /// Empty for sources with nothing to resume (the simulator).
+    pub offsets: Offsets,
 }
 
-/// A source-specific position. The simulator counts batches; Kafka will
-/// carry per-partition offset ranges.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourcePosition {
-    /// The n-th batch of a source that has nothing to commit.
-    Sequence(u64),
+/// What a source sends to the engine, in order.
+#[derive(Debug)]
+pub enum SourceEvent {
+    Batch(SourceBatch),
+    /// Make everything sent so far durable (publish files, record offsets)
+    /// and answer with this source's durable offsets. A Kafka source asks
+    /// this before giving up partitions in a rebalance.
+    Checkpoint(oneshot::Sender<Result<Offsets, String>>),
 }
 
 /// What a running source is handed by the engine.
 pub struct SourceContext {
+    /// Pipeline name, for logs and metric labels.
+    pub pipeline: String,
+    /// The source's name in the pipeline.
+    pub name: String,
     /// Bounded: `send` waits while the engine is busy.
-    pub output: mpsc::Sender<SourceBatch>,
+    pub output: mpsc::Sender<SourceEvent>,
     /// Cancelled on Ctrl-C / SIGTERM; the source returns promptly and the
     /// engine then drains and flushes everything downstream.
     pub shutdown: CancellationToken,
+    /// Offsets the engine has made durable (rows published, checkpoint
+    /// written): safe to commit to the source's own offset store.
+    pub committed: watch::Receiver<Offsets>,
+    /// Durable offsets recorded by every instance's checkpoints, for
+    /// resuming partitions (`None` when the pipeline keeps no checkpoints).
+    pub durable: Option<DurableOffsets>,
 }
 
 /// A running source.
@@ -53,6 +99,8 @@ pub trait Source: Send {
 pub struct SourceSummary {
     pub records: u64,
     pub batches: u64,
+    /// Records rejected into the dead-letter table.
+    pub dead_letters: u64,
 }
 
 /// Every source kind, keyed by `kind:` (the entry's first key) in the YAML.
@@ -60,10 +108,13 @@ pub struct SourceSummary {
 pub enum SourceConfig {
     /// Built-in bedside-monitor simulator.
     Simulator(SimulatorConfig),
+    /// JSON records from Kafka topics, consumed in a consumer group.
+    Kafka(KafkaSourceConfig),
 }
 
 crate::kind_tagged_deserialize!(SourceConfig, "source", {
     "simulator" => Simulator(SimulatorConfig),
+    "kafka" => Kafka(KafkaSourceConfig),
 });
 
 impl SourceConfig {
@@ -71,6 +122,7 @@ impl SourceConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             SourceConfig::Simulator(c) => c.validate(),
+            SourceConfig::Kafka(c) => c.validate(),
         }
     }
 
@@ -78,13 +130,34 @@ impl SourceConfig {
     pub fn schema(&self) -> SchemaRef {
         match self {
             SourceConfig::Simulator(_) => simulator::vitals_schema(),
+            SourceConfig::Kafka(c) => c.schema(),
         }
+    }
+
+    /// The schema of the `<source>_dead_letters` table, for sources that
+    /// reject records.
+    pub fn dead_letter_schema(&self) -> Option<SchemaRef> {
+        match self {
+            SourceConfig::Simulator(_) => None,
+            SourceConfig::Kafka(_) => Some(kafka::dead_letter_schema()),
+        }
+    }
+
+    /// Whether the source has offsets worth checkpointing.
+    pub fn is_resumable(&self) -> bool {
+        matches!(self, SourceConfig::Kafka(_))
     }
 
     /// Start-ready runtime component.
     pub fn build(&self) -> anyhow::Result<Box<dyn Source>> {
         match self {
             SourceConfig::Simulator(c) => Ok(Box::new(c.build())),
+            SourceConfig::Kafka(c) => Ok(Box::new(c.build()?)),
         }
     }
+}
+
+/// The name of a source's dead-letter table.
+pub fn dead_letter_table(source: &str) -> String {
+    format!("{source}_dead_letters")
 }

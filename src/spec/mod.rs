@@ -33,6 +33,8 @@ pub struct PipelineSpec {
     /// In dependency order: every transform comes after the tables it reads.
     pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<SinkSpec>,
+    /// Checkpoint directory, if set explicitly (see [`PipelineSpec::checkpoint_dir`]).
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,5 +66,17 @@ impl PipelineSpec {
     /// The directory that relative paths in the spec are resolved against.
     pub fn base_dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Where this pipeline keeps its checkpoints: the configured directory,
+    /// else `_vitalflow/<name>` in the first file sink's dataset; `None`
+    /// when no sink writes files (nothing to publish atomically).
+    pub fn checkpoint_dir(&self) -> Option<PathBuf> {
+        self.checkpoint_dir.clone().or_else(|| {
+            self.sinks
+                .iter()
+                .find_map(|s| s.config.dataset_dir())
+                .map(|dir| dir.join("_vitalflow").join(&self.name))
+        })
     }
 }

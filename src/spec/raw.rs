@@ -35,6 +35,11 @@ pub struct RawPipeline {
     pub transforms: IndexMap<String, Spanned<RawTransform>>,
     /// Named sinks; each reads one table (`input`).
     pub sinks: IndexMap<String, Spanned<SinkConfig>>,
+    /// Where checkpoints (the manifests that publish files and record
+    /// source offsets) are kept; default: `_vitalflow/<pipeline>` inside the
+    /// first Parquet sink's dataset, so the state travels with the data.
+    #[serde(default)]
+    pub checkpoint_dir: Option<crate::spec::EnvString>,
 }
 
 /// One SQL transform: exactly one of `sql` (inline) or `sql_file`.

@@ -93,6 +93,9 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
         let line = config.referenced.line();
         check_identifier(path, "sources", &source_name, line)?;
         tables.insert(source_name.clone());
+        if config.value.dead_letter_schema().is_some() {
+            tables.insert(crate::sources::dead_letter_table(&source_name));
+        }
         config
             .value
             .validate()
@@ -170,6 +173,7 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
         sources,
         transforms,
         sinks,
+        checkpoint_dir: raw.checkpoint_dir.map(|d| d.0.into()),
     })
 }
 

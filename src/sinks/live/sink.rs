@@ -5,7 +5,7 @@ use arrow::array::RecordBatch;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use super::config::LiveSinkConfig;
 use super::hub::{LiveHub, Row};
@@ -59,7 +59,7 @@ impl Sink for LiveSink {
     async fn run(
         self: Box<Self>,
         mut input: mpsc::Receiver<SinkMessage>,
-        acks: watch::Sender<u64>,
+        _checkpoint_wanted: Arc<Notify>,
     ) -> anyhow::Result<SinkSummary> {
         let mut summary = SinkSummary {
             location: "memory (dashboard)".into(),
@@ -73,9 +73,9 @@ impl Sink for LiveSink {
                     let rows = self.to_rows(&batch)?;
                     self.hub.publish(rows, &self.config.key);
                 }
-                // Nothing durable here: progress is acknowledged at once.
-                SinkMessage::Progress(sequence) => {
-                    acks.send_replace(sequence);
+                // Nothing durable here.
+                SinkMessage::Checkpoint(reply) => {
+                    let _ = reply.send(Ok(Vec::new()));
                 }
                 SinkMessage::Tick => {}
             }

@@ -1,28 +1,21 @@
 //! Internal events of the Parquet sink.
 
-use std::path::Path;
 use std::time::Duration;
 
-/// A file was completed and atomically published into the dataset.
-pub struct ParquetFilePublished<'a> {
+use crate::storage::StagedFile;
+
+/// A file was finished (footer written, fsynced) and waits for the next
+/// checkpoint to publish it.
+pub struct ParquetFileStaged<'a> {
     pub sink: &'a str,
-    pub path: &'a Path,
-    pub rows: u64,
-    pub bytes: u64,
+    pub file: &'a StagedFile,
     pub elapsed: Duration,
 }
 
-impl ParquetFilePublished<'_> {
+impl ParquetFileStaged<'_> {
     pub fn emit(&self) {
-        tracing::debug!(sink = self.sink, file = %self.path.display(), rows = self.rows, bytes = self.bytes, "parquet file published");
-        let sink = self.sink.to_owned();
-        metrics::counter!("vitalflow_sink_files_written_total", "sink" => sink.clone())
-            .increment(1);
-        metrics::counter!("vitalflow_sink_rows_written_total", "sink" => sink.clone())
-            .increment(self.rows);
-        metrics::counter!("vitalflow_sink_bytes_written_total", "sink" => sink.clone())
-            .increment(self.bytes);
-        metrics::histogram!("vitalflow_sink_flush_duration_seconds", "sink" => sink)
+        tracing::debug!(sink = self.sink, file = %self.file.staged.display(), rows = self.file.rows, bytes = self.file.bytes, "parquet file staged");
+        metrics::histogram!("vitalflow_sink_flush_duration_seconds", "sink" => self.sink.to_owned())
             .record(self.elapsed.as_secs_f64());
     }
 }

@@ -4,6 +4,7 @@ mod config;
 mod events;
 mod naming;
 mod sink;
+mod sort;
 mod writer;
 
 pub use config::{Compression, ParquetSinkConfig, RollPolicy};

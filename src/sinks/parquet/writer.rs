@@ -1,5 +1,6 @@
 //! One Parquet file being written: buffered row groups, optional sorting,
-//! and the publish step (footer, fsync, atomic rename, directory fsync).
+//! and the staging step (footer, fsync). Publishing (the atomic rename) is
+//! the engine's, after the checkpoint that lists the file is durable.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -7,32 +8,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
 use super::naming::in_progress_name;
-
-/// A file that has been published into the dataset.
-#[derive(Debug, Clone)]
-pub struct PublishedFile {
-    pub path: PathBuf,
-    pub rows: u64,
-    pub bytes: u64,
-}
+use super::sort::sort_indices;
+use crate::storage::StagedFile;
 
 pub struct RollingFile {
     writer: ArrowWriter<File>,
     schema: SchemaRef,
-    dir: PathBuf,
     in_progress: PathBuf,
     final_path: PathBuf,
     opened_at: Instant,
-    /// The first progress marker whose data went into this file; everything
-    /// before it is not in this file.
-    pub first_sequence: u64,
     rows: u64,
     /// Rows waiting to be sorted into the next row group (only with `sort_by`).
     pending: Vec<RecordBatch>,
@@ -47,7 +38,6 @@ impl RollingFile {
         final_name: &str,
         schema: SchemaRef,
         properties: WriterProperties,
-        first_sequence: u64,
         row_group_rows: usize,
         sort_by: Arc<[usize]>,
     ) -> anyhow::Result<Self> {
@@ -61,11 +51,9 @@ impl RollingFile {
         Ok(Self {
             writer,
             schema,
-            dir: dir.to_path_buf(),
             in_progress,
             final_path: dir.join(final_name),
             opened_at: Instant::now(),
-            first_sequence,
             rows: 0,
             pending: Vec::new(),
             pending_rows: 0,
@@ -116,15 +104,8 @@ impl RollingFile {
     }
 
     fn sorted(&self, chunk: &RecordBatch) -> anyhow::Result<RecordBatch> {
-        let columns: Vec<SortColumn> = self
-            .sort_by
-            .iter()
-            .map(|&i| SortColumn {
-                values: chunk.column(i).clone(),
-                options: None,
-            })
-            .collect();
-        let indices = lexsort_to_indices(&columns, None).context("sorting a row group")?;
+        let columns: Vec<_> = self.sort_by.iter().map(|&i| chunk.column(i).clone()).collect();
+        let indices = sort_indices(&columns)?;
         take_record_batch(chunk, &indices).context("reordering a row group")
     }
 
@@ -147,10 +128,9 @@ impl RollingFile {
         self.opened_at.elapsed()
     }
 
-    /// Finish the file and move it into the dataset. After this returns, the
-    /// file is complete on disk under its final name; a crash at any point
-    /// before leaves only the hidden in-progress file, which readers ignore.
-    pub fn publish(mut self) -> anyhow::Result<PublishedFile> {
+    /// Finish the file: footer written and fsynced under its hidden name.
+    /// Readers never list it; the engine publishes it after a checkpoint.
+    pub fn stage(mut self, sink: &str) -> anyhow::Result<StagedFile> {
         self.write_sorted_row_groups(true)?;
         let file = self.writer.into_inner().with_context(|| {
             format!(
@@ -161,22 +141,19 @@ impl RollingFile {
         file.sync_all()
             .with_context(|| format!("fsync {}", self.in_progress.display()))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        drop(file);
-        std::fs::rename(&self.in_progress, &self.final_path).with_context(|| {
-            format!(
-                "publishing {} as {}",
-                self.in_progress.display(),
-                self.final_path.display()
-            )
-        })?;
-        // Make the rename itself durable.
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("fsync directory {}", self.dir.display()))?;
-        Ok(PublishedFile {
-            path: self.final_path,
+        Ok(StagedFile {
+            sink: sink.to_string(),
+            staged: self.in_progress,
+            published: self.final_path,
             rows: self.rows,
             bytes,
         })
+    }
+
+    /// Give up the file (it was never checkpointed): remove it.
+    pub fn discard(self) {
+        let path = self.in_progress.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
     }
 }

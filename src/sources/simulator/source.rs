@@ -6,7 +6,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::config::{Pacing, SimulatorConfig};
 use super::generator::VitalsGenerator;
-use crate::sources::{Source, SourceBatch, SourceContext, SourcePosition, SourceSummary};
+use crate::sources::{Source, SourceBatch, SourceContext, SourceEvent, SourceSummary};
 
 pub struct SimulatorSource {
     config: SimulatorConfig,
@@ -54,10 +54,11 @@ impl Source for SimulatorSource {
             };
             let Some(batch) = batch else { break };
             let rows = batch.num_rows() as u64;
-            let item = SourceBatch {
+            let item = SourceEvent::Batch(SourceBatch {
                 batch,
-                position: SourcePosition::Sequence(summary.batches + 1),
-            };
+                dead_letters: None,
+                offsets: Default::default(),
+            });
             // A batch counts as produced only once the engine has taken it.
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => break,

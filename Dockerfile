@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# vitalflow: one image for every subcommand (up, serve, simulate, ...).
+#
+#   docker build -t vitalflow .
+#   docker run --rm -p 8080:8080 vitalflow        # `up` on the embedded default
+#
+# tests/it/compose.rs checks that everything COPYed here exists.
+
+# ---- build ------------------------------------------------------------------
+FROM rust:1.95-bookworm AS builder
+# rdkafka builds its bundled librdkafka against the system OpenSSL.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+# Declared in Cargo.toml ([[bench]]): cargo needs it to load the manifest.
+COPY benches/ benches/
+# src/bench embeds sql/vitals_scored.sql with include_str!.
+COPY sql/ sql/
+COPY src/ src/
+# Caches survive between builds; the binary is copied out of the cached target.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bin vitalflow \
+ && cp target/release/vitalflow /usr/local/bin/vitalflow
+
+# ---- runtime ----------------------------------------------------------------
+FROM debian:bookworm-slim
+# curl: compose healthchecks; libssl3: librdkafka links OpenSSL dynamically.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
+ && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system vitalflow \
+ && useradd --system --gid vitalflow --home-dir /app --shell /usr/sbin/nologin vitalflow \
+ && mkdir -p /data \
+ && chown vitalflow:vitalflow /data
+
+COPY --from=builder /usr/local/bin/vitalflow /usr/local/bin/vitalflow
+
+# The repository layout under /app, so the relative paths in pipelines
+# (e.g. ../sql/vitals_scored.sql) and the default model path resolve.
+WORKDIR /app
+COPY pipelines/ pipelines/
+COPY sql/ sql/
+COPY models/*.onnx models/*.json models/
+COPY config/ config/
+
+# Datasets go to /data (a volume in docker-compose.yml), not into /app.
+ENV VITALFLOW_DATA_DIR=/data
+USER vitalflow
+EXPOSE 8080
+# No HEALTHCHECK here: the simulator serves no HTTP; compose sets one per service.
+ENTRYPOINT ["vitalflow"]
+CMD ["up", "--addr", "0.0.0.0:8080"]

@@ -1,0 +1,73 @@
+//! YAML settings of the Kafka sink.
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use serde::Deserialize;
+
+use super::sink::KafkaSink;
+use crate::kafka::{ClientSettings, TopicSettings};
+use crate::spec::EnvString;
+use crate::spec::raw::Spanned;
+
+/// `kind: kafka` (sink).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// The table to write.
+    pub input: Spanned<String>,
+    pub brokers: EnvString,
+    #[serde(default)]
+    pub properties: BTreeMap<String, EnvString>,
+    pub topic: String,
+    /// Column whose value keys each message (same key, same partition,
+    /// in order); unkeyed if absent.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Create the topic if missing.
+    #[serde(default)]
+    pub create_topic: Option<TopicSettings>,
+}
+
+impl KafkaSinkConfig {
+    pub fn client(&self) -> ClientSettings {
+        ClientSettings {
+            brokers: self.brokers.clone(),
+            properties: self.properties.clone(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.client().validate()?;
+        if self.topic.trim().is_empty() {
+            return Err("`topic` must not be empty".into());
+        }
+        if let Some(create) = &self.create_topic {
+            create.validate().map_err(|e| format!("create_topic: {e}"))?;
+        }
+        for reserved in ["enable.idempotence", "acks"] {
+            if self.properties.contains_key(reserved) {
+                return Err(format!(
+                    "`properties.{reserved}` is fixed by vitalflow (idempotent, acks=all)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), String> {
+        if let Some(key) = &self.key {
+            let field = schema
+                .field_with_name(key)
+                .map_err(|_| format!("key column `{key}` is not in the input table"))?;
+            if matches!(field.data_type(), DataType::List(_) | DataType::Struct(_) | DataType::Map(..)) {
+                return Err(format!("key column `{key}` must be a scalar column"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn build(&self, name: &str, schema: SchemaRef) -> anyhow::Result<KafkaSink> {
+        KafkaSink::new(name, self.clone(), schema)
+    }
+}

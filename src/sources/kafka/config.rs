@@ -1,0 +1,144 @@
+//! YAML settings of the Kafka source.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use serde::Deserialize;
+
+use super::consumer::KafkaSource;
+use super::schema::{FieldSpec, RecordSchema};
+use crate::kafka::{ClientSettings, TopicSettings};
+use crate::spec::{EnvString, HumanDuration};
+
+/// `kind: kafka`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Comma-separated `host:port` list (`${KAFKA_BROKERS:-localhost:9092}`).
+    pub brokers: EnvString,
+    /// librdkafka properties passed through unchanged (TLS, SASL, tuning).
+    #[serde(default)]
+    pub properties: BTreeMap<String, EnvString>,
+    /// The topic to read (or `topics:` for several).
+    #[serde(default)]
+    pub topic: Option<EnvString>,
+    #[serde(default)]
+    pub topics: Vec<EnvString>,
+    /// Consumer group: instances sharing it split the partitions.
+    pub group_id: EnvString,
+    /// Where a partition with no committed offset starts.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// Create missing topics with these settings; absent: never create.
+    #[serde(default)]
+    pub create_topic: Option<TopicSettings>,
+    /// How records are grouped into micro-batches.
+    #[serde(default)]
+    pub batch: BatchPolicy,
+    /// Fields of each JSON record, in table column order.
+    pub schema: Vec<FieldSpec>,
+}
+
+/// `start: earliest | latest`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPosition {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// A batch closes at `max_rows` records or `max_wait` after its first.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchPolicy {
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    #[serde(default = "default_max_wait")]
+    pub max_wait: HumanDuration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            max_rows: default_max_rows(),
+            max_wait: default_max_wait(),
+        }
+    }
+}
+
+fn default_max_rows() -> usize {
+    8192
+}
+fn default_max_wait() -> HumanDuration {
+    HumanDuration(Duration::from_millis(200))
+}
+
+impl KafkaSourceConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let client = self.client();
+        client.validate()?;
+        let topics = self.topic_list();
+        if topics.is_empty() {
+            return Err("name the topic to read with `topic:` (or `topics:`)".into());
+        }
+        if self.topic.is_some() && !self.topics.is_empty() {
+            return Err("give either `topic` or `topics`, not both".into());
+        }
+        if let Some(empty) = topics.iter().find(|t| t.trim().is_empty()) {
+            return Err(format!("topic name `{empty}` is empty"));
+        }
+        if self.group_id.as_str().trim().is_empty() {
+            return Err("`group_id` must not be empty".into());
+        }
+        if let Some(create) = &self.create_topic {
+            create.validate().map_err(|e| format!("create_topic: {e}"))?;
+        }
+        if self.batch.max_rows == 0 || self.batch.max_rows > 1_000_000 {
+            return Err(format!(
+                "`batch.max_rows` must be between 1 and 1000000, got {}",
+                self.batch.max_rows
+            ));
+        }
+        if self.batch.max_wait.0.is_zero() {
+            return Err("`batch.max_wait` must be greater than zero".into());
+        }
+        for reserved in ["group.id", "enable.auto.commit", "enable.auto.offset.store"] {
+            if client.properties.contains_key(reserved) {
+                return Err(format!(
+                    "`properties.{reserved}` is managed by vitalflow (offsets are committed only after the data is durable)"
+                ));
+            }
+        }
+        RecordSchema::try_new(&self.schema).map(|_| ())
+    }
+
+    pub fn client(&self) -> ClientSettings {
+        ClientSettings {
+            brokers: self.brokers.clone(),
+            properties: self.properties.clone(),
+        }
+    }
+
+    pub fn topic_list(&self) -> Vec<String> {
+        match &self.topic {
+            Some(t) => vec![t.0.clone()],
+            None => self.topics.iter().map(|t| t.0.clone()).collect(),
+        }
+    }
+
+    pub fn record_schema(&self) -> RecordSchema {
+        // Checked by `validate`, which runs before anything else.
+        RecordSchema::try_new(&self.schema).unwrap_or_else(|_| RecordSchema::empty())
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.record_schema().arrow_schema()
+    }
+
+    pub fn build(&self) -> anyhow::Result<KafkaSource> {
+        let schema = RecordSchema::try_new(&self.schema).map_err(anyhow::Error::msg)?;
+        Ok(KafkaSource::new(self.clone(), schema))
+    }
+}

@@ -1,0 +1,411 @@
+//! A batch of Kafka messages -> Arrow rows of the declared schema, plus a
+//! dead letter for every message that is not exactly one JSON object of that
+//! schema with plausible values.
+//!
+//! The fast path hands all payloads to one `arrow-json` decoder. Only when
+//! that fails (or yields a different number of rows than messages) is each
+//! message decoded on its own to find the culprits, so bad data costs time
+//! only in the batches that contain it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::error::ArrowError;
+use arrow::json::reader::{Decoder, ReaderBuilder};
+
+use super::dead_letters::{DeadLetter, DeadLetterBuilder, ReasonKind};
+use super::schema::RecordSchema;
+use crate::sources::{Offsets, TopicPartition};
+
+/// Where one message sits in [`RawMessages`].
+#[derive(Debug, Clone)]
+struct MessageMeta {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    key: Option<Range<usize>>,
+    /// `None` for a null payload (a tombstone).
+    payload: Option<Range<usize>>,
+}
+
+/// Messages copied out of the consumer, waiting to be decoded as one batch.
+#[derive(Debug, Default)]
+pub struct RawMessages {
+    /// Payloads back to back, each followed by a newline.
+    payloads: Vec<u8>,
+    keys: Vec<u8>,
+    metas: Vec<MessageMeta>,
+    first_at: Option<Instant>,
+}
+
+impl RawMessages {
+    pub fn push(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) {
+        let topic = match self.metas.last() {
+            Some(last) if &*last.topic == topic => last.topic.clone(),
+            _ => Arc::from(topic),
+        };
+        let key = key.map(|k| {
+            let start = self.keys.len();
+            self.keys.extend_from_slice(k);
+            start..self.keys.len()
+        });
+        let payload = payload.map(|p| {
+            let start = self.payloads.len();
+            self.payloads.extend_from_slice(p);
+            let range = start..self.payloads.len();
+            self.payloads.push(b'\n');
+            range
+        });
+        self.first_at.get_or_insert_with(Instant::now);
+        self.metas.push(MessageMeta {
+            topic,
+            partition,
+            offset,
+            timestamp_ms,
+            key,
+            payload,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// Time since the first message arrived.
+    pub fn age(&self) -> std::time::Duration {
+        self.first_at.map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// The next offset to read per partition after these messages.
+    pub fn next_offsets(&self) -> Offsets {
+        let mut offsets = Offsets::new();
+        for meta in &self.metas {
+            let slot = offsets
+                .entry(TopicPartition::new(&meta.topic, meta.partition))
+                .or_insert(meta.offset + 1);
+            *slot = (*slot).max(meta.offset + 1);
+        }
+        offsets
+    }
+
+    /// Messages per partition (for the per-partition metric).
+    pub fn counts(&self) -> BTreeMap<TopicPartition, u64> {
+        let mut counts = BTreeMap::new();
+        for meta in &self.metas {
+            *counts
+                .entry(TopicPartition::new(&meta.topic, meta.partition))
+                .or_default() += 1;
+        }
+        counts
+    }
+
+    pub fn clear(&mut self) {
+        self.payloads.clear();
+        self.keys.clear();
+        self.metas.clear();
+        self.first_at = None;
+    }
+
+    fn payload(&self, i: usize) -> Option<&[u8]> {
+        self.metas[i].payload.clone().map(|r| &self.payloads[r])
+    }
+
+    fn key(&self, i: usize) -> Option<&[u8]> {
+        self.metas[i].key.clone().map(|r| &self.keys[r])
+    }
+
+    fn dead_letter(&self, i: usize, kind: ReasonKind, reason: String) -> DeadLetter<'_> {
+        let meta = &self.metas[i];
+        DeadLetter {
+            topic: &meta.topic,
+            partition: meta.partition,
+            offset: meta.offset,
+            kafka_timestamp: meta.timestamp_ms,
+            key: self.key(i),
+            payload: self.payload(i),
+            kind,
+            reason,
+        }
+    }
+}
+
+/// The outcome of decoding one batch of messages.
+#[derive(Debug)]
+pub struct DecodedBatch {
+    /// Accepted rows, in message order.
+    pub rows: RecordBatch,
+    /// Rejected messages as rows of the dead-letter table.
+    pub dead_letters: Option<RecordBatch>,
+    /// Rejections per reason kind.
+    pub rejected: BTreeMap<&'static str, u64>,
+}
+
+/// Decodes message batches of one source.
+pub struct MessageDecoder {
+    source: String,
+    schema: RecordSchema,
+    max_rows: usize,
+    decoder: Decoder,
+}
+
+impl MessageDecoder {
+    pub fn new(source: &str, schema: RecordSchema, max_rows: usize) -> anyhow::Result<Self> {
+        let decoder = Self::build(&schema, max_rows)?;
+        Ok(Self {
+            source: source.to_string(),
+            schema,
+            max_rows,
+            decoder,
+        })
+    }
+
+    fn build(schema: &RecordSchema, batch_size: usize) -> anyhow::Result<Decoder> {
+        ReaderBuilder::new(schema.arrow_schema())
+            .with_batch_size(batch_size.max(1))
+            .build_decoder()
+            .context("building the JSON decoder")
+    }
+
+    pub fn decode(&mut self, raw: &RawMessages) -> anyhow::Result<DecodedBatch> {
+        let received_at = chrono::Utc::now().timestamp_millis();
+        let mut dead = DeadLetterBuilder::new(&self.source, received_at);
+        let mut rejected = BTreeMap::new();
+        let (rows, positions) = match self.decode_all(raw) {
+            Ok(Some(rows)) if rows.num_rows() == raw.len() => (rows, None),
+            _ => {
+                // Something in here is bad: find it message by message.
+                self.decoder = Self::build(&self.schema, self.max_rows)?;
+                let (rows, good) = self.decode_each(raw, &mut dead, &mut rejected)?;
+                (rows, Some(good))
+            }
+        };
+
+        // Values that parse but cannot be real readings.
+        let violations = self.schema.violations(rows.columns());
+        let rows = if violations.is_empty() {
+            rows
+        } else {
+            let mut keep = vec![true; rows.num_rows()];
+            for violation in violations {
+                keep[violation.row] = false;
+                let message = positions.as_ref().map_or(violation.row, |p| p[violation.row]);
+                dead.push(raw.dead_letter(message, ReasonKind::OutOfRange, violation.reason));
+                *rejected.entry(ReasonKind::OutOfRange.as_str()).or_default() += 1;
+            }
+            filter_record_batch(&rows, &BooleanArray::from(keep)).context("dropping rejected rows")?
+        };
+        Ok(DecodedBatch {
+            rows,
+            dead_letters: dead.finish()?,
+            rejected,
+        })
+    }
+
+    /// All payloads through one decoder.
+    fn decode_all(&mut self, raw: &RawMessages) -> Result<Option<RecordBatch>, ArrowError> {
+        if raw.metas.iter().any(|m| m.payload.is_none()) {
+            return Ok(None);
+        }
+        let mut buffer = &raw.payloads[..];
+        while !buffer.is_empty() {
+            let consumed = self.decoder.decode(buffer)?;
+            if consumed == 0 {
+                // More rows than messages: some message holds several objects.
+                return Ok(None);
+            }
+            buffer = &buffer[consumed..];
+        }
+        self.decoder.flush()
+    }
+
+    /// Each message on its own; returns the accepted rows and, per accepted
+    /// row, the index of its message.
+    fn decode_each(
+        &self,
+        raw: &RawMessages,
+        dead: &mut DeadLetterBuilder,
+        rejected: &mut BTreeMap<&'static str, u64>,
+    ) -> anyhow::Result<(RecordBatch, Vec<usize>)> {
+        let mut good = Vec::new();
+        let mut positions = Vec::new();
+        for i in 0..raw.len() {
+            match self.decode_one(raw.payload(i)) {
+                Ok(row) => {
+                    good.push(row);
+                    positions.push(i);
+                }
+                Err((kind, reason)) => {
+                    dead.push(raw.dead_letter(i, kind, reason));
+                    *rejected.entry(kind.as_str()).or_default() += 1;
+                }
+            }
+        }
+        let rows = concat_batches(&self.schema.arrow_schema(), &good)
+            .context("joining accepted rows")?;
+        Ok((rows, positions))
+    }
+
+    fn decode_one(&self, payload: Option<&[u8]>) -> Result<RecordBatch, (ReasonKind, String)> {
+        let payload = match payload {
+            Some(p) if !p.iter().all(u8::is_ascii_whitespace) => p,
+            _ => return Err((ReasonKind::Empty, "the message has no payload".into())),
+        };
+        // Diagnose with serde_json first: its messages say what is wrong in
+        // JSON terms (line, column, missing field) rather than decoder terms.
+        let value: serde_json::Value = serde_json::from_slice(payload)
+            .map_err(|e| (ReasonKind::InvalidJson, format!("not valid JSON: {e}")))?;
+        let Some(object) = value.as_object() else {
+            return Err((
+                ReasonKind::NotAnObject,
+                format!("expected a JSON object, found {}", json_kind(&value)),
+            ));
+        };
+        for field in self.schema.fields().iter().filter(|f| f.required) {
+            if object.get(&field.name).is_none_or(serde_json::Value::is_null) {
+                return Err((
+                    ReasonKind::MissingField,
+                    format!("required field `{}` is missing or null", field.name),
+                ));
+            }
+        }
+        let wrong_type = |e: String| (ReasonKind::WrongType, e);
+        let mut decoder = Self::build(&self.schema, 1).map_err(|e| wrong_type(format!("{e:#}")))?;
+        decoder
+            .decode(payload)
+            .and_then(|_| decoder.flush())
+            .map_err(|e| wrong_type(clean_arrow_error(&e)))?
+            .filter(|b| b.num_rows() == 1)
+            .ok_or_else(|| wrong_type("the message does not decode to exactly one record".into()))
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// `Json error: whilst decoding field 'x': failed to parse "a" as Int32`
+/// -> `field 'x': failed to parse "a" as Int32`.
+fn clean_arrow_error(error: &ArrowError) -> String {
+    let text = error.to_string();
+    let text = text.strip_prefix("Json error: ").unwrap_or(&text);
+    text.strip_prefix("whilst decoding ").unwrap_or(text).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::kafka::schema::{FieldSpec, FieldType};
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int32Type;
+
+    fn schema() -> RecordSchema {
+        let field = |name: &str, field_type, min, max| FieldSpec {
+            name: name.into(),
+            field_type,
+            required: true,
+            min,
+            max,
+            values: None,
+        };
+        RecordSchema::try_new(&[
+            field("patient_id", FieldType::String, None, None),
+            field("ts", FieldType::Timestamp, None, None),
+            field("heart_rate", FieldType::Int32, Some(0.0), Some(300.0)),
+            field("spo2", FieldType::Int32, Some(0.0), Some(100.0)),
+        ])
+        .unwrap()
+    }
+
+    fn messages(payloads: &[&str]) -> RawMessages {
+        let mut raw = RawMessages::default();
+        for (i, p) in payloads.iter().enumerate() {
+            raw.push("vitals", 2, 100 + i as i64, Some(5), Some(b"k"), Some(p.as_bytes()));
+        }
+        raw
+    }
+
+    const GOOD: &str = r#"{"patient_id":"P1","ts":"2026-11-26T09:00:00Z","heart_rate":72,"spo2":97}"#;
+
+    #[test]
+    fn good_messages_take_the_fast_path() {
+        let mut decoder = MessageDecoder::new("monitors", schema(), 100).unwrap();
+        let raw = messages(&[GOOD, GOOD, GOOD]);
+        let decoded = decoder.decode(&raw).unwrap();
+        assert_eq!(decoded.rows.num_rows(), 3);
+        assert!(decoded.dead_letters.is_none());
+        let hr = decoded.rows.column(2).as_primitive::<Int32Type>();
+        assert_eq!(hr.value(0), 72);
+        assert_eq!(
+            raw.next_offsets()[&TopicPartition::new("vitals", 2)],
+            103
+        );
+        // The decoder is reusable batch after batch.
+        assert_eq!(decoder.decode(&raw).unwrap().rows.num_rows(), 3);
+    }
+
+    #[test]
+    fn every_bad_message_becomes_a_dead_letter_with_its_reason() {
+        let mut decoder = MessageDecoder::new("monitors", schema(), 100).unwrap();
+        let cases = [
+            ("{not json", "invalid_json", "not valid JSON"),
+            (r#"{"patient_id":"P2","ts":"2026-11-26T09:00:00Z","heart_rate":72}"#, "missing_field", "`spo2`"),
+            (r#"{"patient_id":"P3","ts":"2026-11-26T09:00:00Z","heart_rate":"fast","spo2":97}"#, "wrong_type", "heart_rate"),
+            (r#"{"patient_id":"P4","ts":"2026-11-26T09:00:00Z","heart_rate":72,"spo2":140}"#, "out_of_range", "`spo2` = 140"),
+            (r#"{"patient_id":"P5","ts":"2026-11-26T09:00:00Z","heart_rate":-5,"spo2":97}"#, "out_of_range", "`heart_rate` = -5"),
+            ("[1,2]", "not_an_object", "an array"),
+            ("", "empty", "no payload"),
+            (&format!("{GOOD}{GOOD}"), "invalid_json", "trailing"),
+        ];
+        let mut payloads = vec![GOOD];
+        payloads.extend(cases.iter().map(|(p, _, _)| *p));
+        payloads.push(GOOD);
+        let raw = messages(&payloads);
+        let decoded = decoder.decode(&raw).unwrap();
+        assert_eq!(decoded.rows.num_rows(), 2);
+        let dead = decoded.dead_letters.unwrap();
+        assert_eq!(dead.num_rows(), cases.len());
+        let kinds = dead.column_by_name("reason_kind").unwrap().as_string::<i32>();
+        let reasons = dead.column_by_name("reason").unwrap().as_string::<i32>();
+        let offsets = dead
+            .column_by_name("offset")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let payload = dead.column_by_name("payload").unwrap().as_binary::<i32>();
+        for (kind, reason) in cases.iter().map(|(_, k, r)| (k, r)) {
+            let row = (0..dead.num_rows())
+                .find(|&r| reasons.value(r).contains(reason))
+                .unwrap_or_else(|| panic!("no dead letter mentions {reason}: {reasons:?}"));
+            assert_eq!(kinds.value(row), *kind, "{}", reasons.value(row));
+            let message = (offsets.value(row) - 100) as usize;
+            assert_eq!(payload.value(row), payloads[message].as_bytes());
+        }
+        assert_eq!(decoded.rejected.values().sum::<u64>(), cases.len() as u64);
+        // Good rows still decode after a bad batch.
+        assert_eq!(decoder.decode(&messages(&[GOOD])).unwrap().rows.num_rows(), 1);
+    }
+}

@@ -1,0 +1,112 @@
+//! Logs and metrics of the Kafka source.
+
+use std::collections::BTreeMap;
+
+use crate::sources::TopicPartition;
+
+/// A batch of messages was decoded.
+pub struct MessagesDecoded<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub per_partition: &'a BTreeMap<TopicPartition, u64>,
+    pub rejected: &'a BTreeMap<&'static str, u64>,
+}
+
+impl MessagesDecoded<'_> {
+    pub fn emit(&self) {
+        for (tp, count) in self.per_partition {
+            metrics::counter!(
+                "vitalflow_kafka_messages_total",
+                "pipeline" => self.pipeline.to_owned(),
+                "source" => self.source.to_owned(),
+                "topic" => tp.topic.clone(),
+                "partition" => tp.partition.to_string()
+            )
+            .increment(*count);
+        }
+        for (kind, count) in self.rejected {
+            tracing::debug!(source = self.source, reason = kind, count, "records sent to dead letters");
+            metrics::counter!(
+                "vitalflow_source_dead_letters_total",
+                "pipeline" => self.pipeline.to_owned(),
+                "source" => self.source.to_owned(),
+                "reason" => *kind
+            )
+            .increment(*count);
+        }
+    }
+}
+
+/// librdkafka's periodic statistics for one partition of this consumer.
+pub struct PartitionLag<'a> {
+    pub source: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub high_watermark: i64,
+    pub committed: i64,
+    pub lag: i64,
+}
+
+impl PartitionLag<'_> {
+    pub fn emit(&self) {
+        let (source, topic, partition) = (
+            self.source.to_owned(),
+            self.topic.to_owned(),
+            self.partition.to_string(),
+        );
+        metrics::gauge!("vitalflow_kafka_consumer_lag_messages", "source" => source.clone(), "topic" => topic.clone(), "partition" => partition.clone())
+            .set(self.lag as f64);
+        metrics::gauge!("vitalflow_kafka_high_watermark_offset", "source" => source.clone(), "topic" => topic.clone(), "partition" => partition.clone())
+            .set(self.high_watermark as f64);
+        metrics::gauge!("vitalflow_kafka_committed_offset", "source" => source, "topic" => topic, "partition" => partition)
+            .set(self.committed as f64);
+    }
+}
+
+/// Partitions were assigned to this instance.
+pub struct PartitionsAssigned<'a> {
+    pub source: &'a str,
+    /// `(partition, resume offset if a checkpoint had one)`.
+    pub partitions: &'a [(TopicPartition, Option<i64>)],
+}
+
+impl PartitionsAssigned<'_> {
+    pub fn emit(&self) {
+        let described: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|(tp, offset)| match offset {
+                Some(o) => format!("{tp}@{o}"),
+                None => format!("{tp}@committed"),
+            })
+            .collect();
+        tracing::info!(source = self.source, partitions = %described.join(" "), "partitions assigned");
+    }
+}
+
+/// Partitions are being taken away; a checkpoint runs first.
+pub struct PartitionsRevoked<'a> {
+    pub source: &'a str,
+    pub partitions: &'a [TopicPartition],
+}
+
+impl PartitionsRevoked<'_> {
+    pub fn emit(&self) {
+        let described: Vec<String> = self.partitions.iter().map(ToString::to_string).collect();
+        tracing::info!(source = self.source, partitions = %described.join(" "), "partitions revoked; checkpointing before release");
+    }
+}
+
+/// A Kafka client error librdkafka reported (it keeps retrying).
+pub struct ClientError<'a> {
+    pub source: &'a str,
+    pub error: &'a str,
+}
+
+impl ClientError<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(source = self.source, error = self.error, "Kafka client error (retrying)");
+        metrics::counter!("vitalflow_kafka_client_errors_total", "source" => self.source.to_owned())
+            .increment(1);
+    }
+}

@@ -1,0 +1,22 @@
+//! The Kafka source: JSON records from topics, consumed in a consumer group,
+//! decoded to Arrow against the schema declared in the YAML, with every
+//! record that does not fit routed to the `<source>_dead_letters` table.
+//!
+//! - `config.rs`: the YAML.
+//! - `schema.rs`: declared fields -> Arrow schema and value checks.
+//! - `decode.rs`: a batch of messages -> good rows + dead letters.
+//! - `dead_letters.rs`: the dead-letter table.
+//! - `consumer.rs`: the consumer thread, rebalances, offset commits.
+//! - `events.rs`: its logs and metrics.
+
+mod config;
+mod consumer;
+mod dead_letters;
+mod decode;
+mod events;
+mod schema;
+
+pub use config::KafkaSourceConfig;
+pub use dead_letters::dead_letter_schema;
+pub use decode::{DecodedBatch, MessageDecoder, RawMessages};
+pub use schema::{FieldSpec, FieldType};

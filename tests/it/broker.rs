@@ -1,0 +1,137 @@
+//! A real Kafka-compatible broker (Tansu, durable sqlite engine) per test,
+//! on its own port, so a test may kill and restart it without disturbing
+//! the others. `./scripts/test.sh` installs the binary.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+pub fn tansu_binary() -> PathBuf {
+    let path = std::env::var_os("TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/vitalflow-cache/tansu/bin/tansu"));
+    assert!(
+        path.exists(),
+        "{} not found: run the tests with ./scripts/test.sh, which installs Tansu (or set TANSU)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Broker {
+    /// A broker that is running.
+    pub fn start() -> Self {
+        let mut broker = Self::reserved();
+        broker.spawn();
+        broker
+    }
+
+    /// A port and a data directory, but no process yet (for "the broker is
+    /// down at startup").
+    pub fn reserved() -> Self {
+        Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Start (or start again) on the same port with the same data.
+    pub fn spawn(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .unwrap();
+        let child = Command::new(tansu_binary())
+            .current_dir(self.dir.path())
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(&url)
+            .arg("--advertised-listener-url")
+            .arg(&url)
+            .arg("--storage-engine")
+            .arg("sqlite://tansu.db")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} within 30 s; log: {}",
+                self.port,
+                std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: the broker vanishes mid-stream.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The broker `./scripts/test.sh` started for the whole run
+/// (`VITALFLOW_TEST_BROKER`), or a private one. Tests sharing it use their
+/// own topics and groups, and never restart or delete anything.
+pub enum SharedBroker {
+    External(String),
+    Owned(Broker),
+}
+
+impl SharedBroker {
+    pub fn get() -> Self {
+        match std::env::var("VITALFLOW_TEST_BROKER") {
+            Ok(addr) if !addr.is_empty() => SharedBroker::External(addr),
+            _ => SharedBroker::Owned(Broker::start()),
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        match self {
+            SharedBroker::External(addr) => addr.clone(),
+            SharedBroker::Owned(broker) => broker.addr(),
+        }
+    }
+}

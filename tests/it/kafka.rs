@@ -1,0 +1,473 @@
+//! Kafka end to end against a real broker (Tansu): the simulator as
+//! producer, the Kafka source in a consumer group, exactly-once Parquet
+//! across kill -9, rebalances and broker restarts, and dead letters.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use tokio_util::sync::CancellationToken;
+use vitalflow::engine::{self, RunOptions};
+use vitalflow::kafka::{ClientSettings, KeyedProducer, PublishOptions, TopicSettings, publish_readings};
+use vitalflow::query::{Dataset, query_context, run_sql};
+use vitalflow::sources::simulator::{Pacing, SimulatorConfig, VitalsGenerator};
+use vitalflow::spec;
+use vitalflow::storage::Location;
+
+use crate::broker::{Broker, SharedBroker};
+use crate::support::{binary, parquet_files};
+
+const START: &str = "2026-11-26T08:00:00Z";
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// The simulated ward the tests publish: deterministic, so the expected
+/// rows can be generated again on this side.
+fn ward(count: u64, interval: Duration) -> SimulatorConfig {
+    SimulatorConfig {
+        patients: 20,
+        interval: vitalflow::spec::HumanDuration(interval),
+        seed: 7,
+        pacing: Pacing::Realtime,
+        limit: Some(count),
+        start: Some(START.into()),
+        ..Default::default()
+    }
+}
+
+fn unpaced(count: u64) -> SimulatorConfig {
+    SimulatorConfig {
+        pacing: Pacing::Unpaced,
+        batch_rows: 1000,
+        ..ward(count, Duration::from_millis(500))
+    }
+}
+
+async fn publish(brokers: &str, topic: &str, simulator: SimulatorConfig) -> u64 {
+    let options = PublishOptions {
+        client: ClientSettings::new(brokers),
+        topic: topic.to_string(),
+        create_topic: Some(TopicSettings {
+            partitions: 4,
+            ..Default::default()
+        }),
+        flush_timeout: Duration::from_secs(120),
+    };
+    let summary = publish_readings(simulator, options, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("publishing: {e:#}"));
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    assert_eq!(summary.delivered, summary.produced, "{summary:?}");
+    summary.produced
+}
+
+/// The shipped Kafka pipeline, with a short roll age so that checkpoints
+/// (and so published files and commits) come every second.
+fn shipped_pipeline(dir: &Path) -> PathBuf {
+    let sql = std::fs::canonicalize("sql/vitals_scored.sql").unwrap();
+    let yaml = std::fs::read_to_string("pipelines/vitals-kafka.yaml")
+        .unwrap()
+        .replace("../sql/vitals_scored.sql", &sql.display().to_string())
+        .replace("max_age: 1m", "max_age: 1s");
+    assert!(yaml.contains("max_age: 1s"));
+    let path = dir.join("vitals-kafka.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Environment the shipped pipeline reads.
+fn pipeline_env(brokers: &str, topic: &str, group: &str, data: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BROKERS", brokers.to_string()),
+        ("VITALS_TOPIC", topic.to_string()),
+        ("KAFKA_GROUP", group.to_string()),
+        ("KAFKA_SESSION_TIMEOUT_MS", "6000".to_string()),
+        ("VITALFLOW_DATA_DIR", data.display().to_string()),
+    ]
+}
+
+/// The shipped pipeline with its `${...}` filled in, for in-process runs
+/// (tests share the process environment, so nothing is set globally).
+fn shipped_yaml_for(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
+    let path = shipped_pipeline(dir);
+    let mut yaml = std::fs::read_to_string(&path).unwrap();
+    for (var, value) in pipeline_env(brokers, topic, group, dir) {
+        let pattern = regex_free_replace_env(&yaml, var, &value);
+        yaml = pattern;
+    }
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Replace `${VAR:-default}` (or `${VAR}`) with `value`.
+fn regex_free_replace_env(text: &str, var: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    let open = format!("${{{var}");
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        if !(after.starts_with('}') || after.starts_with(":-")) {
+            out.push_str(&rest[..start + open.len()]);
+            rest = after;
+            continue;
+        }
+        let end = after.find('}').expect("closing brace");
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn rows_in(dataset: &Path) -> u64 {
+    if parquet_files(dataset).is_empty() {
+        return 0;
+    }
+    count(dataset, "SELECT count(*) FROM t").await
+}
+
+async fn count(dataset: &Path, sql: &str) -> u64 {
+    let batches = query(dataset, sql, None).await;
+    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
+    column.as_primitive::<arrow::datatypes::Int64Type>().value(0) as u64
+}
+
+/// SQL over `dataset` as `t` (and `expected` if given).
+async fn query(dataset: &Path, sql: &str, expected: Option<RecordBatch>) -> Vec<RecordBatch> {
+    let ctx = query_context(&[Dataset {
+        name: "t".into(),
+        location: Location::Local(dataset.to_path_buf()),
+        schema: None,
+        date_partitioned: true,
+    }])
+    .await
+    .unwrap();
+    if let Some(batch) = expected {
+        ctx.register_batch("expected", batch).unwrap();
+    }
+    run_sql(&ctx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .1
+}
+
+async fn wait_for_rows(dataset: &Path, want: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let have = rows_in(dataset).await;
+        if have >= want || Instant::now() > deadline {
+            return have;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Exactly the generated readings, each once, with every field intact.
+async fn assert_exactly(dataset: &Path, simulator: &SimulatorConfig, n: u64) {
+    let start = chrono::DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis();
+    let mut generator = VitalsGenerator::new(simulator, start);
+    let mut batches = Vec::new();
+    while let Some(b) = generator.next_batch(10_000) {
+        batches.push(b);
+    }
+    let expected = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    assert_eq!(expected.num_rows() as u64, n);
+    let columns = "patient_id, ts, heart_rate, spo2, systolic_bp, diastolic_bp, respiratory_rate, temperature, consciousness, on_oxygen";
+    assert_eq!(count(dataset, "SELECT count(*) FROM t").await, n, "row count");
+    assert_eq!(
+        count(dataset, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)").await,
+        n,
+        "every reading once"
+    );
+    let missing = query(
+        dataset,
+        &format!("SELECT count(*) FROM (SELECT {columns} FROM expected EXCEPT SELECT {columns} FROM t)"),
+        Some(expected),
+    )
+    .await;
+    let missing = missing[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0);
+    assert_eq!(missing, 0, "readings missing or altered in the dataset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produced_readings_are_stored_exactly_once_with_their_values() {
+    let broker = SharedBroker::get();
+    let topic = unique("once");
+    let n = 6_000;
+    let simulator = unpaced(n);
+    assert_eq!(publish(&broker.addr(), &topic, simulator.clone()).await, n);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = shipped_yaml_for(dir.path(), &broker.addr(), &topic, &unique("g"));
+    let planned = engine::plan(spec::load(&path).unwrap()).await.unwrap();
+    let stop = CancellationToken::new();
+    let run = {
+        let stop = stop.clone();
+        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
+    };
+    let vitals = dir.path().join("vitals");
+    let have = wait_for_rows(&vitals, n, Duration::from_secs(120)).await;
+    stop.cancel();
+    let summary = run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert!(have >= n, "only {have} of {n} rows arrived");
+    assert_exactly(&vitals, &simulator, n).await;
+    assert_eq!(summary.records_in(), n);
+    // NEWS2 was scored on the way.
+    assert_eq!(
+        count(&vitals, "SELECT count(*) FROM t WHERE news2_score IS NULL").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_go_to_dead_letters_with_their_reason() {
+    let broker = SharedBroker::get();
+    let topic = unique("dead");
+    let n = 500;
+    publish(&broker.addr(), &topic, unpaced(n)).await;
+    let good = r#"{"patient_id":"PX","ts":"2026-11-26T08:00:00Z","heart_rate":72,"spo2":97,"systolic_bp":120,"diastolic_bp":80,"respiratory_rate":16,"temperature":37.0,"consciousness":"A","on_oxygen":false}"#;
+    let bad: Vec<(String, &str, &str)> = vec![
+        ("{\"patient_id\": \"PX\", ".into(), "invalid_json", "not valid JSON"),
+        (good.replace(r#""spo2":97,"#, ""), "missing_field", "`spo2`"),
+        (good.replace(r#""heart_rate":72"#, r#""heart_rate":"fast""#), "wrong_type", "heart_rate"),
+        (good.replace(r#""spo2":97"#, r#""spo2":140"#), "out_of_range", "`spo2` = 140"),
+        (good.replace(r#""heart_rate":72"#, r#""heart_rate":-5"#), "out_of_range", "`heart_rate` = -5"),
+        (good.replace(r#""consciousness":"A""#, r#""consciousness":"Q""#), "out_of_range", "not one of"),
+        ("[1, 2, 3]".into(), "not_an_object", "an array"),
+        (String::new(), "empty", "no payload"),
+    ];
+    let producer = KeyedProducer::new(&ClientSettings::new(&broker.addr()), &topic, |e| {
+        panic!("delivery failed: {e}")
+    })
+    .unwrap();
+    for (payload, _, _) in &bad {
+        producer.send(b"PX", payload.as_bytes()).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = shipped_yaml_for(dir.path(), &broker.addr(), &topic, &unique("g"));
+    let planned = engine::plan(spec::load(&path).unwrap()).await.unwrap();
+    let stop = CancellationToken::new();
+    let run = {
+        let stop = stop.clone();
+        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
+    };
+    let vitals = dir.path().join("vitals");
+    let dead = dir.path().join("dead_letters");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (rows_in(&vitals).await < n || rows_in(&dead).await < bad.len() as u64)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.cancel();
+    let summary = run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows_in(&vitals).await, n, "good readings stored");
+    assert_eq!(summary.sources[0].1.dead_letters, bad.len() as u64);
+    let rows = query(
+        &dead,
+        "SELECT reason_kind, reason, payload, topic, \"offset\" FROM t ORDER BY \"offset\"",
+        None,
+    )
+    .await;
+    let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+    assert_eq!(rows.num_rows(), bad.len());
+    let kinds = rows.column(0).as_string::<i32>();
+    let reasons = rows.column(1).as_string::<i32>();
+    let payloads = rows.column(2).as_binary::<i32>();
+    let topics = rows.column(3).as_string::<i32>();
+    for (i, (payload, kind, reason)) in bad.iter().enumerate() {
+        assert_eq!(kinds.value(i), *kind, "message {i}: {}", reasons.value(i));
+        assert!(reasons.value(i).contains(reason), "message {i}: {}", reasons.value(i));
+        assert_eq!(payloads.value(i), payload.as_bytes(), "raw bytes kept");
+        assert_eq!(topics.value(i), topic);
+    }
+}
+
+/// A `vitalflow run` child process with the shipped pipeline.
+struct Instance {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Instance {
+    fn start(pipeline: &Path, env: &[(&'static str, String)], log: PathBuf) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(binary())
+            .arg("run")
+            .arg(pipeline)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("VITALFLOW_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the orderly shutdown.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                assert!(status.success(), "instance failed ({status}):\n{log}");
+                return log;
+            }
+            assert!(Instant::now() < deadline, "instance did not stop within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let broker = SharedBroker::get();
+    let topic = unique("kill");
+    let group = unique("g");
+    let n = 30_000;
+    // Published while the pipeline runs and gets killed: ~6 s of traffic.
+    let simulator = ward(n, Duration::from_millis(4));
+    let producer = {
+        let (addr, topic, simulator) = (broker.addr(), topic.clone(), simulator.clone());
+        tokio::spawn(async move { publish(&addr, &topic, simulator).await })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = shipped_pipeline(dir.path());
+    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    let vitals = dir.path().join("vitals");
+    let mut moments = Vec::new();
+    for round in 0..3 {
+        let instance = Instance::start(&pipeline, &env, dir.path().join(format!("run-{round}.log")));
+        let moment = Duration::from_millis(1_500 + rand::random::<u64>() % 4_000);
+        moments.push(moment);
+        tokio::time::sleep(moment).await;
+        instance.kill9();
+    }
+    assert_eq!(producer.await.unwrap(), n);
+    let last = Instance::start(&pipeline, &env, dir.path().join("run-last.log"));
+    let have = wait_for_rows(&vitals, n, Duration::from_secs(180)).await;
+    // A few more checkpoints' worth of time: late duplicates would show.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = last.stop();
+    assert!(have >= n, "only {have} of {n} rows after kills at {moments:?}:\n{log}");
+    assert_exactly(&vitals, &simulator, n).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_partitions_and_store_each_reading_once() {
+    let broker = SharedBroker::get();
+    let topic = unique("pair");
+    let group = unique("g");
+    // Topic first, so both instances see its 4 partitions from the start.
+    publish(&broker.addr(), &topic, unpaced(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = shipped_pipeline(dir.path());
+    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    let a = Instance::start(&pipeline, &env, dir.path().join("a.log"));
+    let b = Instance::start(&pipeline, &env, dir.path().join("b.log"));
+
+    // Wait until both hold partitions, then publish while they run.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !(holds_partitions(&a.log()) && holds_partitions(&b.log())) {
+        assert!(
+            Instant::now() < deadline,
+            "both instances should get partitions:\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The first 20 readings again (same seed), then 19,980 more: 20,000
+    // distinct readings in all.
+    let n = 20_000;
+    let rest = SimulatorConfig {
+        ..ward(n, Duration::from_millis(5))
+    };
+    let produced = publish(&broker.addr(), &topic, rest.clone()).await;
+    assert_eq!(produced, n);
+    let vitals = dir.path().join("vitals");
+    // 20 early readings are published twice (same content, new offsets): a
+    // Kafka duplicate the pipeline must keep, so n + 20 rows in all.
+    let have = wait_for_rows(&vitals, n + 20, Duration::from_secs(120)).await;
+    let (log_a, log_b) = (a.stop(), b.stop());
+    assert_eq!(have, n + 20, "A:\n{log_a}\nB:\n{log_b}");
+    assert_eq!(rows_in(&vitals).await, n + 20);
+    assert_eq!(
+        count(&vitals, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)").await,
+        n
+    );
+}
+
+/// Whether an instance's log shows a non-empty assignment.
+fn holds_partitions(log: &str) -> bool {
+    log.lines()
+        .filter(|l| l.contains("partitions assigned"))
+        .next_back()
+        .is_some_and(|l| l.contains('@'))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_at_startup_and_killed_mid_stream_loses_nothing() {
+    let mut broker = Broker::reserved();
+    let topic = unique("outage");
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = shipped_pipeline(dir.path());
+    let env = pipeline_env(&broker.addr(), &topic, &unique("g"), dir.path());
+
+    // The broker is down: the pipeline waits and says so, without crashing.
+    let instance = Instance::start(&pipeline, &env, dir.path().join("run.log"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        instance.log().contains("waiting for Kafka brokers"),
+        "{}",
+        instance.log()
+    );
+    broker.spawn();
+
+    let n = 20_000;
+    let simulator = ward(n, Duration::from_millis(10));
+    let producer = {
+        let (addr, topic, simulator) = (broker.addr(), topic.clone(), simulator.clone());
+        tokio::spawn(async move { publish(&addr, &topic, simulator).await })
+    };
+    let vitals = dir.path().join("vitals");
+    // Mid-stream: some readings stored, more to come.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rows_in(&vitals).await == 0 {
+        assert!(Instant::now() < deadline, "{}", instance.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    broker.spawn();
+
+    assert_eq!(producer.await.unwrap(), n);
+    let have = wait_for_rows(&vitals, n, Duration::from_secs(180)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = instance.stop();
+    assert!(have >= n, "only {have} of {n}:\n{log}");
+    assert_exactly(&vitals, &simulator, n).await;
+}
