@@ -80,7 +80,7 @@ pub fn wait_for_brokers(
         .context("creating a Kafka client")?;
     let mut backoff = Duration::from_millis(250);
     loop {
-        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+        match consumer.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(metadata) if !metadata.brokers().is_empty() => return Ok(true),
             Ok(_) => tracing::warn!(%who, brokers = %settings.brokers, "Kafka answered with no brokers; retrying"),
             Err(error) => tracing::warn!(

@@ -277,10 +277,20 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
     .await;
     let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
     assert_eq!(rows.num_rows(), bad.len());
-    let kinds = rows.column(0).as_string::<i32>();
-    let reasons = rows.column(1).as_string::<i32>();
-    let payloads = rows.column(2).as_binary::<i32>();
-    let topics = rows.column(3).as_string::<i32>();
+    // The query layer reads strings as views; normalise for the checks.
+    let plain = |i: usize, to: arrow::datatypes::DataType| arrow::compute::cast(rows.column(i), &to).unwrap();
+    let (kinds, reasons, payloads, topics) = (
+        plain(0, arrow::datatypes::DataType::Utf8),
+        plain(1, arrow::datatypes::DataType::Utf8),
+        plain(2, arrow::datatypes::DataType::Binary),
+        plain(3, arrow::datatypes::DataType::Utf8),
+    );
+    let (kinds, reasons, payloads, topics) = (
+        kinds.as_string::<i32>(),
+        reasons.as_string::<i32>(),
+        payloads.as_binary::<i32>(),
+        topics.as_string::<i32>(),
+    );
     for (i, (payload, kind, reason)) in bad.iter().enumerate() {
         assert_eq!(kinds.value(i), *kind, "message {i}: {}", reasons.value(i));
         assert!(reasons.value(i).contains(reason), "message {i}: {}", reasons.value(i));
@@ -335,6 +345,10 @@ impl Instance {
             assert!(Instant::now() < deadline, "instance did not stop within 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     fn log(&self) -> String {
@@ -438,13 +452,14 @@ async fn broker_down_at_startup_and_killed_mid_stream_loses_nothing() {
     let env = pipeline_env(&broker.addr(), &topic, &unique("g"), dir.path());
 
     // The broker is down: the pipeline waits and says so, without crashing.
-    let instance = Instance::start(&pipeline, &env, dir.path().join("run.log"));
+    let mut instance = Instance::start(&pipeline, &env, dir.path().join("run.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !instance.log().contains("waiting for Kafka brokers") {
+        assert!(Instant::now() < deadline, "no waiting line:\n{}", instance.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        instance.log().contains("waiting for Kafka brokers"),
-        "{}",
-        instance.log()
-    );
+    assert!(instance.is_running(), "the pipeline gave up:\n{}", instance.log());
     broker.spawn();
 
     let n = 20_000;
