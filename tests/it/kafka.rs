@@ -211,6 +211,13 @@ async fn produced_readings_are_stored_exactly_once_with_their_values() {
     };
     let vitals = dir.path().join("vitals");
     let have = wait_for_rows(&vitals, n, Duration::from_secs(120)).await;
+    // Consumer lag per partition reaches the metrics (librdkafka statistics).
+    let lag_series = format!("vitalflow_kafka_consumer_lag_messages{{source=\"monitors\",topic=\"{topic}\"");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !vitalflow::telemetry::metrics::render().contains(&lag_series) {
+        assert!(Instant::now() < deadline, "no consumer lag series for {topic}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     stop.cancel();
     let summary = run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
     assert!(have >= n, "only {have} of {n} rows arrived");
@@ -485,4 +492,81 @@ async fn broker_down_at_startup_and_killed_mid_stream_loses_nothing() {
     let log = instance.stop();
     assert!(have >= n, "only {have} of {n}:\n{log}");
     assert_exactly(&vitals, &simulator, n).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_sink_publishes_rows_as_keyed_json() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+
+    let broker = SharedBroker::get();
+    let topic = unique("scored");
+    let n = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: to_kafka
+sources:
+  monitors:
+    kind: simulator
+    patients: 10
+    pacing: unpaced
+    limit: {n}
+    start: \"{START}\"
+sinks:
+  out:
+    kind: kafka
+    input: monitors
+    brokers: \"{}\"
+    topic: {topic}
+    key: patient_id
+    create_topic: {{partitions: 2}}
+",
+        broker.addr()
+    );
+    let path = dir.path().join("p.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let planned = engine::plan(spec::load(&path).unwrap()).await.unwrap();
+    let summary = engine::run(&planned, CancellationToken::new(), RunOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.sinks[0].1.rows, n);
+
+    let consumer: BaseConsumer = ClientSettings::new(&broker.addr())
+        .client_config(&[
+            ("group.id", unique("check").as_str()),
+            ("auto.offset.reset", "earliest"),
+        ])
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (seen.len() as u64) < n {
+        assert!(Instant::now() < deadline, "only {} of {n} messages", seen.len());
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let message = message.unwrap();
+        let row: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        let patient = row["patient_id"].as_str().unwrap();
+        assert_eq!(message.key(), Some(patient.as_bytes()), "keyed by patient_id");
+        assert!(row["heart_rate"].is_i64(), "{row}");
+        seen.insert((patient.to_string(), row["ts"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(seen.len() as u64, n, "each row once");
+}
+
+#[test]
+fn simulate_publishes_and_reports_its_rate() {
+    let broker = SharedBroker::get();
+    let topic = unique("cli");
+    let output = Command::new(binary())
+        .args(["simulate", "--brokers", &broker.addr(), "--topic", &topic])
+        .args(["--patients", "5", "--unpaced", "--count", "250", "--partitions", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("250 messages produced, 250 delivered, 0 failed"),
+        "{stderr}"
+    );
 }

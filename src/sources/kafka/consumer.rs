@@ -138,7 +138,8 @@ fn consume(
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", reset),
             ("enable.partition.eof", "false"),
-            ("statistics.interval.ms", "5000"),
+            // Lag and watermarks per partition for the metrics.
+            ("statistics.interval.ms", "1000"),
         ])
         .create_with_context(SourceClientContext(shared))
         .with_context(|| format!("creating the Kafka consumer of {who}"))?;
