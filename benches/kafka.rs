@@ -22,17 +22,28 @@ impl Drop for Tansu {
 }
 
 fn start_tansu(dir: &std::path::Path) -> anyhow::Result<(Tansu, String)> {
-    let binary = std::env::var("TANSU").unwrap_or_else(|_| "/opt/vitalflow-cache/tansu/bin/tansu".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let binary =
+        std::env::var("TANSU").unwrap_or_else(|_| "/opt/vitalflow-cache/tansu/bin/tansu".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(&binary)
         .current_dir(dir)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .args(["--storage-engine", "sqlite://tansu.db"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| anyhow::anyhow!("starting {binary}: {e} (set TANSU or VITALFLOW_BENCH_BROKERS)"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("starting {binary}: {e} (set TANSU or VITALFLOW_BENCH_BROKERS)")
+        })?;
     let tansu = Tansu(child);
     for _ in 0..300 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -56,7 +67,9 @@ fn main() -> anyhow::Result<()> {
             (Some(t), b)
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let report = runtime.block_on(vitalflow::bench::kafka::run(&brokers, messages, dir.path()))?;
     println!("kafka bench against {brokers}:\n{report}");
     Ok(())

@@ -32,9 +32,24 @@ impl std::fmt::Display for KafkaBenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.messages;
         writeln!(f, "messages:              {n}")?;
-        writeln!(f, "simulator produce:     {:.0} msg/s ({:.2} s)", rate(n, self.produce), self.produce.as_secs_f64())?;
-        writeln!(f, "raw consume+discard:   {:.0} msg/s ({:.2} s)", rate(n, self.raw_consume), self.raw_consume.as_secs_f64())?;
-        writeln!(f, "pipeline -> Parquet:   {:.0} msg/s ({:.2} s)", rate(n, self.pipeline), self.pipeline.as_secs_f64())?;
+        writeln!(
+            f,
+            "simulator produce:     {:.0} msg/s ({:.2} s)",
+            rate(n, self.produce),
+            self.produce.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "raw consume+discard:   {:.0} msg/s ({:.2} s)",
+            rate(n, self.raw_consume),
+            self.raw_consume.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "pipeline -> Parquet:   {:.0} msg/s ({:.2} s)",
+            rate(n, self.pipeline),
+            self.pipeline.as_secs_f64()
+        )?;
         write!(
             f,
             "pipeline / raw:        {:.2}",
@@ -46,7 +61,11 @@ impl std::fmt::Display for KafkaBenchReport {
 /// Librdkafka settings both consumers use, so the comparison is fair.
 const SESSION_TIMEOUT_MS: &str = "6000";
 
-pub async fn run(brokers: &str, messages: u64, work_dir: &Path) -> anyhow::Result<KafkaBenchReport> {
+pub async fn run(
+    brokers: &str,
+    messages: u64,
+    work_dir: &Path,
+) -> anyhow::Result<KafkaBenchReport> {
     let topic = format!("bench-{:08x}", rand::random::<u32>());
     let client = ClientSettings::new(brokers);
 
@@ -75,9 +94,10 @@ pub async fn run(brokers: &str, messages: u64, work_dir: &Path) -> anyhow::Resul
 
     let raw_client = client.clone();
     let raw_topic = topic.clone();
-    let raw_consume = tokio::task::spawn_blocking(move || consume_and_discard(&raw_client, &raw_topic, messages))
-        .await
-        .context("raw consumer thread")??;
+    let raw_consume =
+        tokio::task::spawn_blocking(move || consume_and_discard(&raw_client, &raw_topic, messages))
+            .await
+            .context("raw consumer thread")??;
 
     let pipeline = run_pipeline(brokers, &topic, messages, work_dir).await?;
     Ok(KafkaBenchReport {
@@ -89,7 +109,11 @@ pub async fn run(brokers: &str, messages: u64, work_dir: &Path) -> anyhow::Resul
 }
 
 /// Subscribe in a fresh group and poll until `messages` arrived.
-fn consume_and_discard(client: &ClientSettings, topic: &str, messages: u64) -> anyhow::Result<Duration> {
+fn consume_and_discard(
+    client: &ClientSettings,
+    topic: &str,
+    messages: u64,
+) -> anyhow::Result<Duration> {
     let group = format!("bench-raw-{:08x}", rand::random::<u32>());
     let consumer: BaseConsumer = client
         .client_config(&[
@@ -108,7 +132,10 @@ fn consume_and_discard(client: &ClientSettings, topic: &str, messages: u64) -> a
     let mut seen = 0u64;
     let mut bytes = 0usize;
     while seen < messages {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(1800), "raw consume timed out at {seen}");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "raw consume timed out at {seen}"
+        );
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             bytes += message.payload_len();
@@ -121,10 +148,18 @@ fn consume_and_discard(client: &ClientSettings, topic: &str, messages: u64) -> a
 
 /// The shipped Kafka pipeline's shape (same source settings, scoring SQL,
 /// Parquet sink) until every message is durably stored.
-async fn run_pipeline(brokers: &str, topic: &str, messages: u64, work_dir: &Path) -> anyhow::Result<Duration> {
+async fn run_pipeline(
+    brokers: &str,
+    topic: &str,
+    messages: u64,
+    work_dir: &Path,
+) -> anyhow::Result<Duration> {
     let output = work_dir.join("vitals");
     let dead = work_dir.join("dead_letters");
-    let sql: String = super::SCORING_SQL.lines().map(|l| format!("      {l}\n")).collect();
+    let sql: String = super::SCORING_SQL
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect();
     let yaml = format!(
         "name: bench_kafka
 sources:
@@ -180,8 +215,14 @@ sinks:
         if stored >= messages {
             break;
         }
-        anyhow::ensure!(!run.is_finished(), "the pipeline stopped after {stored} rows");
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(1800), "pipeline timed out at {stored}");
+        anyhow::ensure!(
+            !run.is_finished(),
+            "the pipeline stopped after {stored} rows"
+        );
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "pipeline timed out at {stored}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
@@ -195,7 +236,9 @@ fn stored_rows(dir: &Path) -> anyhow::Result<u64> {
     let mut rows = 0;
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -204,7 +247,9 @@ fn stored_rows(dir: &Path) -> anyhow::Result<u64> {
             } else if name.ends_with(".parquet") && !name.starts_with('.') {
                 let file = std::fs::File::open(&path)?;
                 let reader = parquet::file::reader::SerializedFileReader::new(file)?;
-                rows += parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows() as u64;
+                rows += parquet::file::reader::FileReader::metadata(&reader)
+                    .file_metadata()
+                    .num_rows() as u64;
             }
         }
     }

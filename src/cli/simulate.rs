@@ -13,7 +13,9 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         Some(rate) if rate > 0.0 && rate.is_finite() => {
             Duration::from_secs_f64(f64::from(args.patients) / rate)
         }
-        Some(rate) => anyhow::bail!("--rate must be a positive number of messages per second, got {rate}"),
+        Some(rate) => {
+            anyhow::bail!("--rate must be a positive number of messages per second, got {rate}")
+        }
         None => args.interval,
     };
     let simulator = SimulatorConfig {

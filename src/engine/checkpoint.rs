@@ -289,7 +289,9 @@ mod tests {
         let state = dir.path().join("state");
         let mut first = CheckpointStore::open(&state, "p").unwrap();
         let file = staged(dir.path(), "a.parquet");
-        first.commit(&offsets(&[(0, 10), (1, 5)]), &[file.clone()]).unwrap();
+        first
+            .commit(&offsets(&[(0, 10), (1, 5)]), &[file.clone()])
+            .unwrap();
         assert!(file.published.exists() && !file.staged.exists());
         first.commit(&offsets(&[(0, 12), (1, 5)]), &[]).unwrap();
 
@@ -318,8 +320,11 @@ mod tests {
             sources: BTreeMap::new(),
             files: vec![file.clone()],
         };
-        write_atomically(&store.manifest_path(1), &serde_json::to_vec(&manifest).unwrap())
-            .unwrap();
+        write_atomically(
+            &store.manifest_path(1),
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
 
         let restarted = CheckpointStore::open(&state, "p").unwrap();
         let recovery = restarted.recover().unwrap();
@@ -338,6 +343,9 @@ mod tests {
         store.commit(&BTreeMap::new(), &[file.clone()]).unwrap();
         std::fs::remove_file(&file.published).unwrap();
         let message = format!("{:#}", store.recover().unwrap_err());
-        assert!(message.contains("c.parquet") && message.contains("outside vitalflow"), "{message}");
+        assert!(
+            message.contains("c.parquet") && message.contains("outside vitalflow"),
+            "{message}"
+        );
     }
 }

@@ -36,7 +36,12 @@ pub struct CheckpointCompleted<'a> {
 
 impl CheckpointCompleted<'_> {
     pub fn emit(&self) {
-        tracing::debug!(pipeline = self.pipeline, files = self.files, elapsed_ms = self.elapsed.as_secs_f64() * 1e3, "checkpoint completed");
+        tracing::debug!(
+            pipeline = self.pipeline,
+            files = self.files,
+            elapsed_ms = self.elapsed.as_secs_f64() * 1e3,
+            "checkpoint completed"
+        );
         metrics::counter!("vitalflow_checkpoints_total", "pipeline" => self.pipeline.to_owned())
             .increment(1);
         metrics::histogram!("vitalflow_checkpoint_duration_seconds", "pipeline" => self.pipeline.to_owned())
@@ -54,10 +59,12 @@ impl FilePublished<'_> {
         let file = self.file;
         tracing::debug!(sink = %file.sink, file = %file.published.display(), rows = file.rows, bytes = file.bytes, "file published");
         let sink = file.sink.clone();
-        metrics::counter!("vitalflow_sink_files_written_total", "sink" => sink.clone()).increment(1);
+        metrics::counter!("vitalflow_sink_files_written_total", "sink" => sink.clone())
+            .increment(1);
         metrics::counter!("vitalflow_sink_rows_written_total", "sink" => sink.clone())
             .increment(file.rows);
-        metrics::counter!("vitalflow_sink_bytes_written_total", "sink" => sink).increment(file.bytes);
+        metrics::counter!("vitalflow_sink_bytes_written_total", "sink" => sink)
+            .increment(file.bytes);
     }
 }
 

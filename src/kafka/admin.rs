@@ -82,7 +82,9 @@ pub fn wait_for_brokers(
     loop {
         match consumer.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(metadata) if !metadata.brokers().is_empty() => return Ok(true),
-            Ok(_) => tracing::warn!(%who, brokers = %settings.brokers, "Kafka answered with no brokers; retrying"),
+            Ok(_) => {
+                tracing::warn!(%who, brokers = %settings.brokers, "Kafka answered with no brokers; retrying")
+            }
             Err(error) => tracing::warn!(
                 %who,
                 brokers = %settings.brokers,

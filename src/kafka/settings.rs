@@ -45,7 +45,9 @@ impl ClientSettings {
         }
         for key in self.properties.keys() {
             if key == "bootstrap.servers" {
-                return Err("set the brokers with `brokers`, not `properties.bootstrap.servers`".into());
+                return Err(
+                    "set the brokers with `brokers`, not `properties.bootstrap.servers`".into(),
+                );
             }
         }
         Ok(())

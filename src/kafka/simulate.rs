@@ -84,7 +84,11 @@ pub async fn publish_readings(
         produced += sent as u64;
         SimulatorProduced { messages: sent }.emit();
     }
-    tracing::info!(produced, in_flight = producer.in_flight(), "simulator stopping: flushing the producer");
+    tracing::info!(
+        produced,
+        in_flight = producer.in_flight(),
+        "simulator stopping: flushing the producer"
+    );
     let flushed = tokio::task::block_in_place(|| producer.flush(options.flush_timeout));
     let stats = producer.stats();
     let summary = PublishSummary {

@@ -125,10 +125,7 @@ impl SinkConfig {
     /// checkpoints by default (next to the data they describe).
     pub fn dataset_dir(&self) -> Option<PathBuf> {
         match self {
-            SinkConfig::Parquet(c) => c
-                .location()
-                .ok()
-                .map(|l| l.local_path().to_path_buf()),
+            SinkConfig::Parquet(c) => c.location().ok().map(|l| l.local_path().to_path_buf()),
             SinkConfig::Live(_) | SinkConfig::Kafka(_) => None,
         }
     }

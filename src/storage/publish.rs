@@ -59,7 +59,10 @@ impl StagedFile {
 /// fsync the directory holding `path`, so that a rename or a new file in it
 /// survives a power cut.
 pub fn sync_parent(path: &Path) -> anyhow::Result<()> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("fsync directory {}", dir.display()))

@@ -103,7 +103,6 @@ impl Broker {
             let _ = child.wait();
         }
     }
-
 }
 
 impl Drop for Broker {

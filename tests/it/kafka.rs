@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use arrow::array::{AsArray, RecordBatch};
 use tokio_util::sync::CancellationToken;
 use vitalflow::engine::{self, RunOptions};
-use vitalflow::kafka::{ClientSettings, KeyedProducer, PublishOptions, TopicSettings, publish_readings};
+use vitalflow::kafka::{
+    ClientSettings, KeyedProducer, PublishOptions, TopicSettings, publish_readings,
+};
 use vitalflow::query::{Dataset, query_context, run_sql};
 use vitalflow::sources::simulator::{Pacing, SimulatorConfig, VitalsGenerator};
 use vitalflow::spec;
@@ -79,7 +81,12 @@ fn shipped_pipeline(dir: &Path) -> PathBuf {
 }
 
 /// Environment the shipped pipeline reads.
-fn pipeline_env(brokers: &str, topic: &str, group: &str, data: &Path) -> Vec<(&'static str, String)> {
+fn pipeline_env(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    data: &Path,
+) -> Vec<(&'static str, String)> {
     vec![
         ("KAFKA_BROKERS", brokers.to_string()),
         ("VITALS_TOPIC", topic.to_string()),
@@ -132,8 +139,11 @@ async fn rows_in(dataset: &Path) -> u64 {
 
 async fn count(dataset: &Path, sql: &str) -> u64 {
     let batches = query(dataset, sql, None).await;
-    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
-    column.as_primitive::<arrow::datatypes::Int64Type>().value(0) as u64
+    let column =
+        arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
+    column
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0) as u64
 }
 
 /// SQL over `dataset` as `t` (and `expected` if given).
@@ -168,7 +178,9 @@ async fn wait_for_rows(dataset: &Path, want: u64, within: Duration) -> u64 {
 
 /// Exactly the generated readings, each once, with every field intact.
 async fn assert_exactly(dataset: &Path, simulator: &SimulatorConfig, n: u64) {
-    let start = chrono::DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis();
+    let start = chrono::DateTime::parse_from_rfc3339(START)
+        .unwrap()
+        .timestamp_millis();
     let mut generator = VitalsGenerator::new(simulator, start);
     let mut batches = Vec::new();
     while let Some(b) = generator.next_batch(10_000) {
@@ -177,19 +189,32 @@ async fn assert_exactly(dataset: &Path, simulator: &SimulatorConfig, n: u64) {
     let expected = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
     assert_eq!(expected.num_rows() as u64, n);
     let columns = "patient_id, ts, heart_rate, spo2, systolic_bp, diastolic_bp, respiratory_rate, temperature, consciousness, on_oxygen";
-    assert_eq!(count(dataset, "SELECT count(*) FROM t").await, n, "row count");
     assert_eq!(
-        count(dataset, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)").await,
+        count(dataset, "SELECT count(*) FROM t").await,
+        n,
+        "row count"
+    );
+    assert_eq!(
+        count(
+            dataset,
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)"
+        )
+        .await,
         n,
         "every reading once"
     );
     let missing = query(
         dataset,
-        &format!("SELECT count(*) FROM (SELECT {columns} FROM expected EXCEPT SELECT {columns} FROM t)"),
+        &format!(
+            "SELECT count(*) FROM (SELECT {columns} FROM expected EXCEPT SELECT {columns} FROM t)"
+        ),
         Some(expected),
     )
     .await;
-    let missing = missing[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0);
+    let missing = missing[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
     assert_eq!(missing, 0, "readings missing or altered in the dataset");
 }
 
@@ -212,10 +237,14 @@ async fn produced_readings_are_stored_exactly_once_with_their_values() {
     let vitals = dir.path().join("vitals");
     let have = wait_for_rows(&vitals, n, Duration::from_secs(120)).await;
     // Consumer lag per partition reaches the metrics (librdkafka statistics).
-    let lag_series = format!("vitalflow_kafka_consumer_lag_messages{{source=\"monitors\",topic=\"{topic}\"");
+    let lag_series =
+        format!("vitalflow_kafka_consumer_lag_messages{{source=\"monitors\",topic=\"{topic}\"");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !vitalflow::telemetry::metrics::render().contains(&lag_series) {
-        assert!(Instant::now() < deadline, "no consumer lag series for {topic}");
+        assert!(
+            Instant::now() < deadline,
+            "no consumer lag series for {topic}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     stop.cancel();
@@ -238,12 +267,32 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
     publish(&broker.addr(), &topic, unpaced(n)).await;
     let good = r#"{"patient_id":"PX","ts":"2026-11-26T08:00:00Z","heart_rate":72,"spo2":97,"systolic_bp":120,"diastolic_bp":80,"respiratory_rate":16,"temperature":37.0,"consciousness":"A","on_oxygen":false}"#;
     let bad: Vec<(String, &str, &str)> = vec![
-        ("{\"patient_id\": \"PX\", ".into(), "invalid_json", "not valid JSON"),
+        (
+            "{\"patient_id\": \"PX\", ".into(),
+            "invalid_json",
+            "not valid JSON",
+        ),
         (good.replace(r#""spo2":97,"#, ""), "missing_field", "`spo2`"),
-        (good.replace(r#""heart_rate":72"#, r#""heart_rate":"fast""#), "wrong_type", "heart_rate"),
-        (good.replace(r#""spo2":97"#, r#""spo2":140"#), "out_of_range", "`spo2` = 140"),
-        (good.replace(r#""heart_rate":72"#, r#""heart_rate":-5"#), "out_of_range", "`heart_rate` = -5"),
-        (good.replace(r#""consciousness":"A""#, r#""consciousness":"Q""#), "out_of_range", "not one of"),
+        (
+            good.replace(r#""heart_rate":72"#, r#""heart_rate":"fast""#),
+            "wrong_type",
+            "heart_rate",
+        ),
+        (
+            good.replace(r#""spo2":97"#, r#""spo2":140"#),
+            "out_of_range",
+            "`spo2` = 140",
+        ),
+        (
+            good.replace(r#""heart_rate":72"#, r#""heart_rate":-5"#),
+            "out_of_range",
+            "`heart_rate` = -5",
+        ),
+        (
+            good.replace(r#""consciousness":"A""#, r#""consciousness":"Q""#),
+            "out_of_range",
+            "not one of",
+        ),
         ("[1, 2, 3]".into(), "not_an_object", "an array"),
         (String::new(), "empty", "no payload"),
     ];
@@ -285,7 +334,9 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
     let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
     assert_eq!(rows.num_rows(), bad.len());
     // The query layer reads strings as views; normalise for the checks.
-    let plain = |i: usize, to: arrow::datatypes::DataType| arrow::compute::cast(rows.column(i), &to).unwrap();
+    let plain = |i: usize, to: arrow::datatypes::DataType| {
+        arrow::compute::cast(rows.column(i), &to).unwrap()
+    };
     let (kinds, reasons, payloads, topics) = (
         plain(0, arrow::datatypes::DataType::Utf8),
         plain(1, arrow::datatypes::DataType::Utf8),
@@ -300,7 +351,11 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
     );
     for (i, (payload, kind, reason)) in bad.iter().enumerate() {
         assert_eq!(kinds.value(i), *kind, "message {i}: {}", reasons.value(i));
-        assert!(reasons.value(i).contains(reason), "message {i}: {}", reasons.value(i));
+        assert!(
+            reasons.value(i).contains(reason),
+            "message {i}: {}",
+            reasons.value(i)
+        );
         assert_eq!(payloads.value(i), payload.as_bytes(), "raw bytes kept");
         assert_eq!(topics.value(i), topic);
     }
@@ -349,7 +404,10 @@ impl Instance {
                 assert!(status.success(), "instance failed ({status}):\n{log}");
                 return log;
             }
-            assert!(Instant::now() < deadline, "instance did not stop within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "instance did not stop within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -381,7 +439,8 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let vitals = dir.path().join("vitals");
     let mut moments = Vec::new();
     for round in 0..3 {
-        let instance = Instance::start(&pipeline, &env, dir.path().join(format!("run-{round}.log")));
+        let instance =
+            Instance::start(&pipeline, &env, dir.path().join(format!("run-{round}.log")));
         let moment = Duration::from_millis(1_500 + rand::random::<u64>() % 4_000);
         moments.push(moment);
         tokio::time::sleep(moment).await;
@@ -393,7 +452,10 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     // A few more checkpoints' worth of time: late duplicates would show.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = last.stop();
-    assert!(have >= n, "only {have} of {n} rows after kills at {moments:?}:\n{log}");
+    assert!(
+        have >= n,
+        "only {have} of {n} rows after kills at {moments:?}:\n{log}"
+    );
     assert_exactly(&vitals, &simulator, n).await;
 }
 
@@ -437,7 +499,11 @@ async fn two_instances_share_the_partitions_and_store_each_reading_once() {
     assert_eq!(have, n + 20, "A:\n{log_a}\nB:\n{log_b}");
     assert_eq!(rows_in(&vitals).await, n + 20);
     assert_eq!(
-        count(&vitals, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)").await,
+        count(
+            &vitals,
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)"
+        )
+        .await,
         n
     );
 }
@@ -462,11 +528,19 @@ async fn broker_down_at_startup_and_killed_mid_stream_loses_nothing() {
     let mut instance = Instance::start(&pipeline, &env, dir.path().join("run.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !instance.log().contains("waiting for Kafka brokers") {
-        assert!(Instant::now() < deadline, "no waiting line:\n{}", instance.log());
+        assert!(
+            Instant::now() < deadline,
+            "no waiting line:\n{}",
+            instance.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(instance.is_running(), "the pipeline gave up:\n{}", instance.log());
+    assert!(
+        instance.is_running(),
+        "the pipeline gave up:\n{}",
+        instance.log()
+    );
     broker.spawn();
 
     let n = 20_000;
@@ -542,12 +616,22 @@ sinks:
     let mut seen = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while (seen.len() as u64) < n {
-        assert!(Instant::now() < deadline, "only {} of {n} messages", seen.len());
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} messages",
+            seen.len()
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let message = message.unwrap();
         let row: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
         let patient = row["patient_id"].as_str().unwrap();
-        assert_eq!(message.key(), Some(patient.as_bytes()), "keyed by patient_id");
+        assert_eq!(
+            message.key(),
+            Some(patient.as_bytes()),
+            "keyed by patient_id"
+        );
         assert!(row["heart_rate"].is_i64(), "{row}");
         seen.insert((patient.to_string(), row["ts"].as_str().unwrap().to_string()));
     }
@@ -560,7 +644,15 @@ fn simulate_publishes_and_reports_its_rate() {
     let topic = unique("cli");
     let output = Command::new(binary())
         .args(["simulate", "--brokers", &broker.addr(), "--topic", &topic])
-        .args(["--patients", "5", "--unpaced", "--count", "250", "--partitions", "2"])
+        .args([
+            "--patients",
+            "5",
+            "--unpaced",
+            "--count",
+            "250",
+            "--partitions",
+            "2",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -179,7 +179,10 @@ fn a_sidecar_from_another_training_run_is_a_mismatch() {
     let err = RiskModel::load(&onnx).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ModelError::Mismatch { .. }), "{msg}");
-    assert!(msg.contains("onnx_sha256") && msg.contains(&"00".repeat(32)), "{msg}");
+    assert!(
+        msg.contains("onnx_sha256") && msg.contains(&"00".repeat(32)),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -126,7 +126,12 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
             _ => Vec::new(),
         };
         let events = if up.first().map(value_of) == Some(1.0) {
-            promql(&client, &prometheus, "vitalflow_source_events_total{pipeline=\"scrape\"}").await
+            promql(
+                &client,
+                &prometheus,
+                "vitalflow_source_events_total{pipeline=\"scrape\"}",
+            )
+            .await
         } else {
             Vec::new()
         };

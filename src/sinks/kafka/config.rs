@@ -43,7 +43,9 @@ impl KafkaSinkConfig {
             return Err("`topic` must not be empty".into());
         }
         if let Some(create) = &self.create_topic {
-            create.validate().map_err(|e| format!("create_topic: {e}"))?;
+            create
+                .validate()
+                .map_err(|e| format!("create_topic: {e}"))?;
         }
         for reserved in ["enable.idempotence", "acks"] {
             if self.properties.contains_key(reserved) {
@@ -60,7 +62,10 @@ impl KafkaSinkConfig {
             let field = schema
                 .field_with_name(key)
                 .map_err(|_| format!("key column `{key}` is not in the input table"))?;
-            if matches!(field.data_type(), DataType::List(_) | DataType::Struct(_) | DataType::Map(..)) {
+            if matches!(
+                field.data_type(),
+                DataType::List(_) | DataType::Struct(_) | DataType::Map(..)
+            ) {
                 return Err(format!("key column `{key}` must be a scalar column"));
             }
         }

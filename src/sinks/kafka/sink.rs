@@ -50,7 +50,11 @@ impl KafkaSink {
         let keys = keys.as_ref().map(|k| k.as_string::<i32>());
         let mut rows = 0;
         // JSON escapes newlines inside strings, so lines are rows.
-        for (row, line) in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        for (row, line) in text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
             let key = keys
                 .filter(|k| k.is_valid(row))
                 .map(|k| k.value(row).as_bytes())
@@ -64,7 +68,10 @@ impl KafkaSink {
     /// Everything sent so far is acknowledged by the broker.
     fn make_durable(&self, producer: &KeyedProducer, failed_before: u64) -> anyhow::Result<()> {
         producer.flush(DELIVERY_DEADLINE)?;
-        let failed = producer.stats().failed.load(std::sync::atomic::Ordering::Relaxed);
+        let failed = producer
+            .stats()
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed);
         if failed > failed_before {
             anyhow::bail!(
                 "{} messages to `{}` could not be delivered; the rows are read again after a restart",
@@ -109,7 +116,10 @@ impl Sink for KafkaSink {
                     }
                     SinkMessage::Checkpoint(reply) => {
                         let result = self.make_durable(&producer, failed_before);
-                        failed_before = producer.stats().failed.load(std::sync::atomic::Ordering::Relaxed);
+                        failed_before = producer
+                            .stats()
+                            .failed
+                            .load(std::sync::atomic::Ordering::Relaxed);
                         let failure = result.as_ref().err().map(|e| format!("{e:#}"));
                         let _ = reply.send(result.map(|()| Vec::new()));
                         if let Some(failure) = failure {

@@ -275,7 +275,9 @@ fn utc_days(column: &arrow::array::ArrayRef) -> anyhow::Result<arrow::array::Arr
     use arrow::datatypes::{TimeUnit, TimestampMillisecondType};
     const MS_PER_DAY: i64 = 86_400_000;
     if let DataType::Timestamp(TimeUnit::Millisecond, tz) = column.data_type()
-        && tz.as_deref().is_none_or(|tz| matches!(tz, "UTC" | "+00:00" | "Z"))
+        && tz
+            .as_deref()
+            .is_none_or(|tz| matches!(tz, "UTC" | "+00:00" | "Z"))
     {
         let days: arrow::array::Date32Array = column
             .as_primitive::<TimestampMillisecondType>()

@@ -37,7 +37,13 @@ pub fn sort_indices(columns: &[ArrayRef]) -> anyhow::Result<UInt32Array> {
         // A leading string column: bucket the rows by its rank (linear,
         // stable), then order each bucket by the rest, which is usually
         // already in order (readings arrive in time order per patient).
-        Some((Keys { values, ranks: Some(buckets) }, rest)) => {
+        Some((
+            Keys {
+                values,
+                ranks: Some(buckets),
+            },
+            rest,
+        )) => {
             let mut indices = bucket_by_rank(values, *buckets);
             let mut start = 0;
             while start < indices.len() {
@@ -115,7 +121,12 @@ fn order_keys(column: &ArrayRef) -> Option<Keys> {
         DataType::Utf8 => return Some(ranks(column.as_string::<i32>().iter())),
         DataType::LargeUtf8 => return Some(ranks(column.as_string::<i64>().iter())),
         DataType::Utf8View => return Some(ranks(column.as_string_view().iter())),
-        DataType::Int32 => signed(column.as_primitive::<Int32Type>().iter().map(|v| v.map(i64::from))),
+        DataType::Int32 => signed(
+            column
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(i64::from)),
+        ),
         DataType::Int64 => signed(column.as_primitive::<Int64Type>().iter()),
         DataType::Timestamp(unit, _) => {
             use arrow::datatypes::TimeUnit::*;
@@ -133,7 +144,12 @@ fn order_keys(column: &ArrayRef) -> Option<Keys> {
             .map(|v| {
                 // IEEE total order as unsigned bits (same as f64::total_cmp).
                 let bits = v.to_bits();
-                VALID | u128::from(if bits >> 63 == 1 { !bits } else { bits | (1 << 63) })
+                VALID
+                    | u128::from(if bits >> 63 == 1 {
+                        !bits
+                    } else {
+                        bits | (1 << 63)
+                    })
             })
             .collect(),
         _ => return None,
@@ -168,7 +184,13 @@ fn ranks<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Keys {
     Keys {
         values: row_ids
             .into_iter()
-            .map(|id| if id == u32::MAX { 0 } else { rank_of[id as usize] })
+            .map(|id| {
+                if id == u32::MAX {
+                    0
+                } else {
+                    rank_of[id as usize]
+                }
+            })
             .collect(),
         ranks: Some(first_seen.len() + 1),
     }
@@ -190,7 +212,10 @@ mod tests {
                 options: None,
             })
             .collect();
-        lexsort_to_indices(&sort_columns, None).unwrap().values().to_vec()
+        lexsort_to_indices(&sort_columns, None)
+            .unwrap()
+            .values()
+            .to_vec()
     }
 
     /// Rows in key order must equal what Arrow's lexsort gives (ties may be
@@ -203,7 +228,9 @@ mod tests {
                 .map(|&i| {
                     columns
                         .iter()
-                        .map(|c| arrow::util::display::array_value_to_string(c, i as usize).unwrap())
+                        .map(|c| {
+                            arrow::util::display::array_value_to_string(c, i as usize).unwrap()
+                        })
                         .collect::<Vec<_>>()
                         .join("|")
                 })

@@ -104,7 +104,11 @@ impl RollingFile {
     }
 
     fn sorted(&self, chunk: &RecordBatch) -> anyhow::Result<RecordBatch> {
-        let columns: Vec<_> = self.sort_by.iter().map(|&i| chunk.column(i).clone()).collect();
+        let columns: Vec<_> = self
+            .sort_by
+            .iter()
+            .map(|&i| chunk.column(i).clone())
+            .collect();
         let indices = sort_indices(&columns)?;
         take_record_batch(chunk, &indices).context("reordering a row group")
     }

@@ -93,7 +93,9 @@ impl KafkaSourceConfig {
             return Err("`group_id` must not be empty".into());
         }
         if let Some(create) = &self.create_topic {
-            create.validate().map_err(|e| format!("create_topic: {e}"))?;
+            create
+                .validate()
+                .map_err(|e| format!("create_topic: {e}"))?;
         }
         if self.batch.max_rows == 0 || self.batch.max_rows > 1_000_000 {
             return Err(format!(

@@ -18,13 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::ClientContext;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{KafkaSourceConfig, StartPosition};
@@ -187,7 +187,9 @@ fn poll_loop(
         if ctx.committed.has_changed().unwrap_or(false) {
             let offsets = ctx.committed.borrow_and_update().clone();
             let assigned = shared.assigned_now();
-            shared.commit(consumer, &offsets, CommitMode::Async, |tp| assigned.contains(tp));
+            shared.commit(consumer, &offsets, CommitMode::Async, |tp| {
+                assigned.contains(tp)
+            });
         }
         let (buffered, age) = shared.buffered();
         let timeout = if buffered == 0 {
@@ -285,7 +287,11 @@ impl Shared {
     /// of this source, or `None` if the engine is gone.
     fn checkpoint(&self) -> anyhow::Result<Option<Offsets>> {
         let (reply, answer) = oneshot::channel();
-        if self.output.blocking_send(SourceEvent::Checkpoint(reply)).is_err() {
+        if self
+            .output
+            .blocking_send(SourceEvent::Checkpoint(reply))
+            .is_err()
+        {
             return Ok(None);
         }
         match answer.blocking_recv() {
@@ -325,7 +331,11 @@ impl Shared {
         }
     }
 
-    fn on_assign(&self, consumer: &BaseConsumer<SourceClientContext>, list: &mut TopicPartitionList) {
+    fn on_assign(
+        &self,
+        consumer: &BaseConsumer<SourceClientContext>,
+        list: &mut TopicPartitionList,
+    ) {
         let durable = match self.durable.as_ref().map(|d| d.of(&self.name)).transpose() {
             Ok(durable) => durable.unwrap_or_default(),
             Err(error) => {
@@ -344,7 +354,8 @@ impl Shared {
             let tp = TopicPartition::new(&topic, partition);
             let resume = durable.get(&tp).copied();
             if let Some(offset) = resume
-                && let Err(error) = list.set_partition_offset(&topic, partition, Offset::Offset(offset))
+                && let Err(error) =
+                    list.set_partition_offset(&topic, partition, Offset::Offset(offset))
             {
                 self.fail(anyhow::Error::new(error).context(format!("resuming {tp} at {offset}")));
                 return;
@@ -377,13 +388,13 @@ impl Shared {
                 partitions: &revoked,
             }
             .emit();
-            let durable = self.flush().and_then(|open| {
-                if open { self.checkpoint() } else { Ok(None) }
-            });
+            let durable =
+                self.flush()
+                    .and_then(|open| if open { self.checkpoint() } else { Ok(None) });
             match durable {
-                Ok(Some(offsets)) => {
-                    self.commit(consumer, &offsets, CommitMode::Sync, |tp| revoked.contains(tp))
-                }
+                Ok(Some(offsets)) => self.commit(consumer, &offsets, CommitMode::Sync, |tp| {
+                    revoked.contains(tp)
+                }),
                 Ok(None) => {}
                 Err(error) => self.fail(error.context("checkpointing before releasing partitions")),
             }
@@ -435,8 +446,12 @@ impl ConsumerContext for SourceClientContext {
         list: &mut TopicPartitionList,
     ) {
         match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.0.on_assign(consumer, list),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.0.on_revoke(consumer, list),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.0.on_assign(consumer, list)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.0.on_revoke(consumer, list)
+            }
             other => {
                 tracing::warn!(source = %self.0.name, error = ?other, "rebalance error; releasing partitions");
                 self.0.on_revoke(consumer, list);

@@ -206,11 +206,14 @@ impl MessageDecoder {
             let mut keep = vec![true; rows.num_rows()];
             for violation in violations {
                 keep[violation.row] = false;
-                let message = positions.as_ref().map_or(violation.row, |p| p[violation.row]);
+                let message = positions
+                    .as_ref()
+                    .map_or(violation.row, |p| p[violation.row]);
                 dead.push(raw.dead_letter(message, ReasonKind::OutOfRange, violation.reason));
                 *rejected.entry(ReasonKind::OutOfRange.as_str()).or_default() += 1;
             }
-            filter_record_batch(&rows, &BooleanArray::from(keep)).context("dropping rejected rows")?
+            filter_record_batch(&rows, &BooleanArray::from(keep))
+                .context("dropping rejected rows")?
         };
         Ok(DecodedBatch {
             rows,
@@ -258,8 +261,8 @@ impl MessageDecoder {
                 }
             }
         }
-        let rows = concat_batches(&self.schema.arrow_schema(), &good)
-            .context("joining accepted rows")?;
+        let rows =
+            concat_batches(&self.schema.arrow_schema(), &good).context("joining accepted rows")?;
         Ok((rows, positions))
     }
 
@@ -279,7 +282,10 @@ impl MessageDecoder {
             ));
         };
         for field in self.schema.fields().iter().filter(|f| f.required) {
-            if object.get(&field.name).is_none_or(serde_json::Value::is_null) {
+            if object
+                .get(&field.name)
+                .is_none_or(serde_json::Value::is_null)
+            {
                 return Err((
                     ReasonKind::MissingField,
                     format!("required field `{}` is missing or null", field.name),
@@ -313,7 +319,9 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 fn clean_arrow_error(error: &ArrowError) -> String {
     let text = error.to_string();
     let text = text.strip_prefix("Json error: ").unwrap_or(&text);
-    text.strip_prefix("whilst decoding ").unwrap_or(text).to_string()
+    text.strip_prefix("whilst decoding ")
+        .unwrap_or(text)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -344,12 +352,20 @@ mod tests {
     fn messages(payloads: &[&str]) -> RawMessages {
         let mut raw = RawMessages::default();
         for (i, p) in payloads.iter().enumerate() {
-            raw.push("vitals", 2, 100 + i as i64, Some(5), Some(b"k"), Some(p.as_bytes()));
+            raw.push(
+                "vitals",
+                2,
+                100 + i as i64,
+                Some(5),
+                Some(b"k"),
+                Some(p.as_bytes()),
+            );
         }
         raw
     }
 
-    const GOOD: &str = r#"{"patient_id":"P1","ts":"2026-11-26T09:00:00Z","heart_rate":72,"spo2":97}"#;
+    const GOOD: &str =
+        r#"{"patient_id":"P1","ts":"2026-11-26T09:00:00Z","heart_rate":72,"spo2":97}"#;
 
     #[test]
     fn good_messages_take_the_fast_path() {
@@ -360,10 +376,7 @@ mod tests {
         assert!(decoded.dead_letters.is_none());
         let hr = decoded.rows.column(2).as_primitive::<Int32Type>();
         assert_eq!(hr.value(0), 72);
-        assert_eq!(
-            raw.next_offsets()[&TopicPartition::new("vitals", 2)],
-            103
-        );
+        assert_eq!(raw.next_offsets()[&TopicPartition::new("vitals", 2)], 103);
         // The decoder is reusable batch after batch.
         assert_eq!(decoder.decode(&raw).unwrap().rows.num_rows(), 3);
     }
@@ -373,10 +386,26 @@ mod tests {
         let mut decoder = MessageDecoder::new("monitors", schema(), 100).unwrap();
         let cases = [
             ("{not json", "invalid_json", "not valid JSON"),
-            (r#"{"patient_id":"P2","ts":"2026-11-26T09:00:00Z","heart_rate":72}"#, "missing_field", "`spo2`"),
-            (r#"{"patient_id":"P3","ts":"2026-11-26T09:00:00Z","heart_rate":"fast","spo2":97}"#, "wrong_type", "heart_rate"),
-            (r#"{"patient_id":"P4","ts":"2026-11-26T09:00:00Z","heart_rate":72,"spo2":140}"#, "out_of_range", "`spo2` = 140"),
-            (r#"{"patient_id":"P5","ts":"2026-11-26T09:00:00Z","heart_rate":-5,"spo2":97}"#, "out_of_range", "`heart_rate` = -5"),
+            (
+                r#"{"patient_id":"P2","ts":"2026-11-26T09:00:00Z","heart_rate":72}"#,
+                "missing_field",
+                "`spo2`",
+            ),
+            (
+                r#"{"patient_id":"P3","ts":"2026-11-26T09:00:00Z","heart_rate":"fast","spo2":97}"#,
+                "wrong_type",
+                "heart_rate",
+            ),
+            (
+                r#"{"patient_id":"P4","ts":"2026-11-26T09:00:00Z","heart_rate":72,"spo2":140}"#,
+                "out_of_range",
+                "`spo2` = 140",
+            ),
+            (
+                r#"{"patient_id":"P5","ts":"2026-11-26T09:00:00Z","heart_rate":-5,"spo2":97}"#,
+                "out_of_range",
+                "`heart_rate` = -5",
+            ),
             ("[1,2]", "not_an_object", "an array"),
             ("", "empty", "no payload"),
             (&format!("{GOOD}{GOOD}"), "invalid_json", "trailing"),
@@ -389,7 +418,10 @@ mod tests {
         assert_eq!(decoded.rows.num_rows(), 2);
         let dead = decoded.dead_letters.unwrap();
         assert_eq!(dead.num_rows(), cases.len());
-        let kinds = dead.column_by_name("reason_kind").unwrap().as_string::<i32>();
+        let kinds = dead
+            .column_by_name("reason_kind")
+            .unwrap()
+            .as_string::<i32>();
         let reasons = dead.column_by_name("reason").unwrap().as_string::<i32>();
         let offsets = dead
             .column_by_name("offset")
@@ -406,6 +438,9 @@ mod tests {
         }
         assert_eq!(decoded.rejected.values().sum::<u64>(), cases.len() as u64);
         // Good rows still decode after a bad batch.
-        assert_eq!(decoder.decode(&messages(&[GOOD])).unwrap().rows.num_rows(), 1);
+        assert_eq!(
+            decoder.decode(&messages(&[GOOD])).unwrap().rows.num_rows(),
+            1
+        );
     }
 }

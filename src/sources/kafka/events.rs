@@ -25,7 +25,12 @@ impl MessagesDecoded<'_> {
             .increment(*count);
         }
         for (kind, count) in self.rejected {
-            tracing::debug!(source = self.source, reason = kind, count, "records sent to dead letters");
+            tracing::debug!(
+                source = self.source,
+                reason = kind,
+                count,
+                "records sent to dead letters"
+            );
             metrics::counter!(
                 "vitalflow_source_dead_letters_total",
                 "pipeline" => self.pipeline.to_owned(),
@@ -105,7 +110,11 @@ pub struct ClientError<'a> {
 
 impl ClientError<'_> {
     pub fn emit(&self) {
-        tracing::warn!(source = self.source, error = self.error, "Kafka client error (retrying)");
+        tracing::warn!(
+            source = self.source,
+            error = self.error,
+            "Kafka client error (retrying)"
+        );
         metrics::counter!("vitalflow_kafka_client_errors_total", "source" => self.source.to_owned())
             .increment(1);
     }

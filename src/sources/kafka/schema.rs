@@ -175,7 +175,9 @@ fn note(reasons: &mut Vec<Option<String>>, row: usize, reason: impl FnOnce() -> 
 
 fn check_range(spec: &FieldSpec, column: &ArrayRef, reasons: &mut Vec<Option<String>>) {
     let values = match column.data_type() {
-        DataType::Timestamp(..) => cast(column, &DataType::Int64).and_then(|c| cast(&c, &DataType::Float64)),
+        DataType::Timestamp(..) => {
+            cast(column, &DataType::Int64).and_then(|c| cast(&c, &DataType::Float64))
+        }
         _ => cast(column, &DataType::Float64),
     };
     let Ok(values) = values else { return };
@@ -216,7 +218,11 @@ fn check_values(
             && !allowed.iter().any(|a| a == v)
         {
             note(reasons, row, || {
-                format!("`{}` = {v:?} is not one of {}", spec.name, allowed.join(", "))
+                format!(
+                    "`{}` = {v:?} is not one of {}",
+                    spec.name,
+                    allowed.join(", ")
+                )
             });
         }
     }
@@ -259,25 +265,43 @@ mod tests {
         let violations = schema.violations(&columns);
         assert_eq!(violations.len(), 2);
         assert_eq!(violations[0].row, 1);
-        assert!(violations[0].reason.contains("`spo2` = 140"), "{violations:?}");
+        assert!(
+            violations[0].reason.contains("`spo2` = 140"),
+            "{violations:?}"
+        );
         assert_eq!(violations[1].row, 2);
-        assert!(violations[1].reason.contains("\"Z\" is not one of A, V"), "{violations:?}");
+        assert!(
+            violations[1].reason.contains("\"Z\" is not one of A, V"),
+            "{violations:?}"
+        );
     }
 
     #[test]
     fn bad_declarations_are_refused() {
         let twice = [field("a", FieldType::Int32), field("a", FieldType::Int32)];
-        assert!(RecordSchema::try_new(&twice).unwrap_err().contains("declared twice"));
+        assert!(
+            RecordSchema::try_new(&twice)
+                .unwrap_err()
+                .contains("declared twice")
+        );
         let range_on_string = [FieldSpec {
             min: Some(1.0),
             ..field("s", FieldType::String)
         }];
-        assert!(RecordSchema::try_new(&range_on_string).unwrap_err().contains("numbers"));
+        assert!(
+            RecordSchema::try_new(&range_on_string)
+                .unwrap_err()
+                .contains("numbers")
+        );
         let inverted = [FieldSpec {
             min: Some(5.0),
             max: Some(1.0),
             ..field("n", FieldType::Float64)
         }];
-        assert!(RecordSchema::try_new(&inverted).unwrap_err().contains("greater"));
+        assert!(
+            RecordSchema::try_new(&inverted)
+                .unwrap_err()
+                .contains("greater")
+        );
     }
 }
