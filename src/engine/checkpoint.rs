@@ -290,7 +290,7 @@ mod tests {
         let mut first = CheckpointStore::open(&state, "p").unwrap();
         let file = staged(dir.path(), "a.parquet");
         first
-            .commit(&offsets(&[(0, 10), (1, 5)]), &[file.clone()])
+            .commit(&offsets(&[(0, 10), (1, 5)]), std::slice::from_ref(&file))
             .unwrap();
         assert!(file.published.exists() && !file.staged.exists());
         first.commit(&offsets(&[(0, 12), (1, 5)]), &[]).unwrap();
@@ -340,7 +340,9 @@ mod tests {
         let state = dir.path().join("state");
         let mut store = CheckpointStore::open(&state, "p").unwrap();
         let file = staged(dir.path(), "c.parquet");
-        store.commit(&BTreeMap::new(), &[file.clone()]).unwrap();
+        store
+            .commit(&BTreeMap::new(), std::slice::from_ref(&file))
+            .unwrap();
         std::fs::remove_file(&file.published).unwrap();
         let message = format!("{:#}", store.recover().unwrap_err());
         assert!(

@@ -124,8 +124,10 @@ pub async fn ensure_topic(
         .create_topics([&new_topic], &options)
         .await
         .with_context(|| format!("creating topic `{topic}`"))?;
-    for result in results {
-        match result {
+    // One topic asked for, one result.
+    match results.into_iter().next() {
+        None => Ok(false),
+        Some(result) => match result {
             Ok(_) => {
                 tracing::info!(
                     topic,
@@ -133,11 +135,10 @@ pub async fn ensure_topic(
                     retention_ms = %retention,
                     "created Kafka topic"
                 );
-                return Ok(true);
+                Ok(true)
             }
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(false),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(false),
             Err((name, code)) => anyhow::bail!("creating topic `{name}`: {code}"),
-        }
+        },
     }
-    Ok(false)
 }

@@ -511,8 +511,7 @@ async fn two_instances_share_the_partitions_and_store_each_reading_once() {
 /// Whether an instance's log shows a non-empty assignment.
 fn holds_partitions(log: &str) -> bool {
     log.lines()
-        .filter(|l| l.contains("partitions assigned"))
-        .next_back()
+        .rfind(|l| l.contains("partitions assigned"))
         .is_some_and(|l| l.contains('@'))
 }
 

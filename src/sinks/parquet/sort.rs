@@ -22,7 +22,7 @@ use arrow::datatypes::{
 /// Indices that put the rows in ascending order of `columns`.
 pub fn sort_indices(columns: &[ArrayRef]) -> anyhow::Result<UInt32Array> {
     let rows = columns.first().map_or(0, |c| c.len());
-    let keys: Option<Vec<Keys>> = columns.iter().map(|c| order_keys(c)).collect();
+    let keys: Option<Vec<Keys>> = columns.iter().map(order_keys).collect();
     let Some(keys) = keys else {
         let sort_columns: Vec<SortColumn> = columns
             .iter()

@@ -388,9 +388,9 @@ impl Shared {
                 partitions: &revoked,
             }
             .emit();
-            let durable =
-                self.flush()
-                    .and_then(|open| if open { self.checkpoint() } else { Ok(None) });
+            let durable = self
+                .flush()
+                .and_then(|open| if open { self.checkpoint() } else { Ok(None) });
             match durable {
                 Ok(Some(offsets)) => self.commit(consumer, &offsets, CommitMode::Sync, |tp| {
                     revoked.contains(tp)
