@@ -130,6 +130,21 @@ fn regex_free_replace_env(text: &str, var: &str, value: &str) -> String {
     out
 }
 
+/// Plan and start a pipeline file in this process; cancel the token to stop it.
+async fn start_in_process(
+    path: &Path,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<engine::RunSummary, engine::EngineError>>,
+) {
+    let planned = engine::plan(spec::load(path).unwrap()).await.unwrap();
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let run =
+        tokio::spawn(async move { engine::run(&planned, token, RunOptions::default()).await });
+    (stop, run)
+}
+
 async fn rows_in(dataset: &Path) -> u64 {
     if parquet_files(dataset).is_empty() {
         return 0;
@@ -228,12 +243,7 @@ async fn produced_readings_are_stored_exactly_once_with_their_values() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = shipped_yaml_for(dir.path(), &broker.addr(), &topic, &unique("g"));
-    let planned = engine::plan(spec::load(&path).unwrap()).await.unwrap();
-    let stop = CancellationToken::new();
-    let run = {
-        let stop = stop.clone();
-        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
-    };
+    let (stop, run) = start_in_process(&path).await;
     let vitals = dir.path().join("vitals");
     let have = wait_for_rows(&vitals, n, Duration::from_secs(120)).await;
     // Consumer lag per partition reaches the metrics (librdkafka statistics).
@@ -307,12 +317,7 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = shipped_yaml_for(dir.path(), &broker.addr(), &topic, &unique("g"));
-    let planned = engine::plan(spec::load(&path).unwrap()).await.unwrap();
-    let stop = CancellationToken::new();
-    let run = {
-        let stop = stop.clone();
-        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
-    };
+    let (stop, run) = start_in_process(&path).await;
     let vitals = dir.path().join("vitals");
     let dead = dir.path().join("dead_letters");
     let deadline = Instant::now() + Duration::from_secs(120);
