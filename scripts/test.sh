@@ -58,6 +58,13 @@ done
 export VITALFLOW_TEST_BROKER="127.0.0.1:$port"
 echo "== tansu $("$TANSU" --version 2>/dev/null | head -1) on $VITALFLOW_TEST_BROKER"
 
+# Incremental state is dead weight for a one-off build (GBs on disk); the
+# disk is shared with other work, so say how much is free up front.
+export CARGO_INCREMENTAL=0
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+echo "== disk free for $target_dir: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ')"
+
 status=0
 # The crate: unit tests, integration tests (tests/it), then doc tests.
 cargo test --locked --lib --bins --tests --no-fail-fast 2>&1 | tee "$log" || status=1

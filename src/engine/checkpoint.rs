@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::sources::{Offsets, TopicPartition};
@@ -28,6 +29,26 @@ use crate::storage::{Published, StagedFile};
 
 const MANIFEST_PREFIX: &str = "checkpoint-";
 const MANIFEST_SUFFIX: &str = ".json";
+const STATE_PREFIX: &str = "state-";
+const STATE_SUFFIX: &str = ".arrow";
+
+/// One batch as an Arrow IPC file.
+fn ipc_bytes(batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut writer = arrow::ipc::writer::FileWriter::try_new(&mut bytes, batch.schema_ref())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(bytes)
+}
+
+fn read_ipc(path: &Path) -> anyhow::Result<RecordBatch> {
+    let file = std::fs::File::open(path)?;
+    let reader = arrow::ipc::reader::FileReader::try_new(file, None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
 
 /// One checkpoint, as written to disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +61,29 @@ struct Manifest {
     /// Per source, the next offset to read in each partition.
     sources: BTreeMap<String, Vec<PartitionOffset>>,
     files: Vec<StagedFile>,
+    /// Per stateful transform, the Arrow IPC file (in the writer's
+    /// directory) holding its open windows.
+    #[serde(default)]
+    state: BTreeMap<String, String>,
+    /// Per source with event time, the watermark reached (epoch ms).
+    #[serde(default)]
+    watermarks: BTreeMap<String, i64>,
+}
+
+/// Operator state and watermarks saved by a checkpoint.
+#[derive(Debug, Default)]
+pub struct SavedState {
+    /// The manifest it came from, for logs.
+    pub manifest: PathBuf,
+    pub operators: BTreeMap<String, RecordBatch>,
+    pub watermarks: BTreeMap<String, i64>,
+}
+
+/// What a checkpoint records besides files and offsets.
+#[derive(Debug, Default)]
+pub struct StateToSave {
+    pub operators: Vec<(String, RecordBatch)>,
+    pub watermarks: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,8 +206,17 @@ impl CheckpointStore {
         &mut self,
         sources: &BTreeMap<String, Offsets>,
         files: &[StagedFile],
+        state: &StateToSave,
     ) -> anyhow::Result<()> {
         self.epoch += 1;
+        let mut state_files = BTreeMap::new();
+        for (operator, batch) in &state.operators {
+            let name = format!("{STATE_PREFIX}{:012}-{operator}{STATE_SUFFIX}", self.epoch);
+            let path = self.dir.join(&self.writer).join(&name);
+            write_atomically(&path, &ipc_bytes(batch)?)
+                .with_context(|| format!("writing the state of `{operator}` to {}", path.display()))?;
+            state_files.insert(operator.clone(), name);
+        }
         let manifest = Manifest {
             version: 1,
             pipeline: self.pipeline.clone(),
@@ -185,6 +238,8 @@ impl CheckpointStore {
                 })
                 .collect(),
             files: files.to_vec(),
+            state: state_files,
+            watermarks: state.watermarks.clone(),
         };
         let path = self.manifest_path(self.epoch);
         let bytes = serde_json::to_vec_pretty(&manifest).context("encoding a checkpoint")?;
@@ -206,8 +261,20 @@ impl CheckpointStore {
     }
 
     fn remove_older_than(&self, epoch: u64) {
-        for old in 1..epoch {
-            let path = self.manifest_path(old);
+        let mut old_files: Vec<PathBuf> = (1..epoch).map(|old| self.manifest_path(old)).collect();
+        if let Ok(entries) = std::fs::read_dir(self.dir.join(&self.writer)) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let state_epoch = name
+                    .strip_prefix(STATE_PREFIX)
+                    .and_then(|rest| rest.get(..12))
+                    .and_then(|digits| digits.parse::<u64>().ok());
+                if state_epoch.is_some_and(|e| e < epoch) {
+                    old_files.push(entry.path());
+                }
+            }
+        }
+        for path in old_files {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -216,6 +283,42 @@ impl CheckpointStore {
                 }
             }
         }
+    }
+
+    /// The operator state and watermarks of the newest checkpoint of any
+    /// writer: what a restarted pipeline continues from. One instance per
+    /// checkpoint directory is assumed for window state (see DEVELOPERS.md).
+    pub fn latest_state(&self) -> anyhow::Result<Option<SavedState>> {
+        let mut newest: Option<(String, PathBuf, Manifest)> = None;
+        for path in all_manifests(&self.dir)? {
+            let Some(manifest) = read_manifest(&path)? else {
+                continue;
+            };
+            if manifest.writer == self.writer {
+                continue;
+            }
+            let created = manifest.created_at.clone();
+            if newest.as_ref().is_none_or(|(c, _, _)| *c < created) {
+                newest = Some((created, path, manifest));
+            }
+        }
+        let Some((_, path, manifest)) = newest else {
+            return Ok(None);
+        };
+        let writer_dir = path.parent().unwrap_or(&self.dir).to_path_buf();
+        let mut operators = BTreeMap::new();
+        for (operator, file) in &manifest.state {
+            let state_path = writer_dir.join(file);
+            let batch = read_ipc(&state_path).with_context(|| {
+                format!("reading the saved state of `{operator}` from {}", state_path.display())
+            })?;
+            operators.insert(operator.clone(), batch);
+        }
+        Ok(Some(SavedState {
+            manifest: path,
+            operators,
+            watermarks: manifest.watermarks,
+        }))
     }
 }
 
@@ -290,14 +393,14 @@ mod tests {
         let mut first = CheckpointStore::open(&state, "p").unwrap();
         let file = staged(dir.path(), "a.parquet");
         first
-            .commit(&offsets(&[(0, 10), (1, 5)]), std::slice::from_ref(&file))
+            .commit(&offsets(&[(0, 10), (1, 5)]), std::slice::from_ref(&file), &StateToSave::default())
             .unwrap();
         assert!(file.published.exists() && !file.staged.exists());
-        first.commit(&offsets(&[(0, 12), (1, 5)]), &[]).unwrap();
+        first.commit(&offsets(&[(0, 12), (1, 5)]), &[], &StateToSave::default()).unwrap();
 
         // A second instance took partition 1 further.
         let mut second = CheckpointStore::open(&state, "p").unwrap();
-        second.commit(&offsets(&[(1, 40)]), &[]).unwrap();
+        second.commit(&offsets(&[(1, 40)]), &[], &StateToSave::default()).unwrap();
         let durable = second.durable_offsets().of("monitors").unwrap();
         assert_eq!(durable[&TopicPartition::new("vitals", 0)], 12);
         assert_eq!(durable[&TopicPartition::new("vitals", 1)], 40);
@@ -319,6 +422,8 @@ mod tests {
             created_at: String::new(),
             sources: BTreeMap::new(),
             files: vec![file.clone()],
+            state: BTreeMap::new(),
+            watermarks: BTreeMap::new(),
         };
         write_atomically(
             &store.manifest_path(1),
@@ -341,7 +446,7 @@ mod tests {
         let mut store = CheckpointStore::open(&state, "p").unwrap();
         let file = staged(dir.path(), "c.parquet");
         store
-            .commit(&BTreeMap::new(), std::slice::from_ref(&file))
+            .commit(&BTreeMap::new(), std::slice::from_ref(&file), &StateToSave::default())
             .unwrap();
         std::fs::remove_file(&file.published).unwrap();
         let message = format!("{:#}", store.recover().unwrap_err());

@@ -84,3 +84,65 @@ impl Recovered<'_> {
         }
     }
 }
+
+/// Rows arrived behind their source's watermark and went to the late table.
+pub struct LateEvents<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub rows: usize,
+    pub watermark: Option<i64>,
+}
+
+impl LateEvents<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(
+            pipeline = self.pipeline,
+            source = self.source,
+            rows = self.rows,
+            watermark_ms = self.watermark,
+            "late rows routed to the late-events table"
+        );
+        metrics::counter!("vitalflow_late_events_total", "pipeline" => self.pipeline.to_owned(), "source" => self.source.to_owned())
+            .increment(self.rows as u64);
+    }
+}
+
+/// A source's watermark after a batch.
+pub struct WatermarkAdvanced<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    /// Epoch milliseconds.
+    pub watermark: i64,
+}
+
+impl WatermarkAdvanced<'_> {
+    pub fn emit(&self) {
+        let (pipeline, source) = (self.pipeline.to_owned(), self.source.to_owned());
+        let seconds = self.watermark as f64 / 1e3;
+        metrics::gauge!("vitalflow_watermark_timestamp_seconds", "pipeline" => pipeline.clone(), "source" => source.clone())
+            .set(seconds);
+        // How far event time trails the wall clock: the delay before a
+        // window's results can appear.
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1e3;
+        metrics::gauge!("vitalflow_watermark_lag_seconds", "pipeline" => pipeline, "source" => source)
+            .set(now - seconds);
+    }
+}
+
+/// Open windows and watermarks were loaded from a checkpoint.
+pub struct StateRestored<'a> {
+    pub pipeline: &'a str,
+    pub manifest: &'a Path,
+    pub groups: usize,
+}
+
+impl StateRestored<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            pipeline = self.pipeline,
+            checkpoint = %self.manifest.display(),
+            open_groups = self.groups,
+            "continuing open windows from the last checkpoint"
+        );
+    }
+}

@@ -4,8 +4,9 @@
 //!   transform once against the schemas it reads.
 //! - [`runtime`] moves batches source -> operators -> sinks with bounded
 //!   channels; [`checkpoint`] makes files and source offsets durable together.
-//! - [`Operator`] is the seam: the stateless [`SqlOperator`] today; windowed
-//!   operators implement the same trait and hold state between batches.
+//! - [`Operator`] is the seam: the stateless [`SqlOperator`], and the
+//!   [`window`] operator that holds partial aggregates between batches.
+//! - [`watermark`] tracks event time per source and partition.
 
 pub mod checkpoint;
 mod error;
@@ -16,6 +17,9 @@ pub mod plan;
 pub mod runtime;
 mod session;
 mod sql_operator;
+mod transform;
+pub mod watermark;
+pub mod window;
 
 pub use error::EngineError;
 pub use operator::Operator;

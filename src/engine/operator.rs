@@ -30,4 +30,26 @@ pub trait Operator: Send + Sync {
     async fn finish(&self) -> anyhow::Result<Vec<RecordBatch>> {
         Ok(Vec::new())
     }
+
+    /// Whether the operator holds state between batches (windows), which
+    /// checkpoints must save.
+    fn is_stateful(&self) -> bool {
+        false
+    }
+
+    /// Event time has certainly passed `watermark` (epoch ms) on the
+    /// operator's source: emit what is now complete.
+    async fn advance(&self, _watermark: i64) -> anyhow::Result<Vec<RecordBatch>> {
+        Ok(Vec::new())
+    }
+
+    /// The held state as one batch, for a checkpoint.
+    async fn snapshot(&self) -> anyhow::Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
+    /// Load state saved by [`Operator::snapshot`] (before any input).
+    async fn restore(&self, _state: RecordBatch) -> anyhow::Result<()> {
+        anyhow::bail!("transform `{}` keeps no state to restore", self.name())
+    }
 }

@@ -10,8 +10,8 @@ use indexmap::IndexMap;
 
 use super::operator::Operator;
 use super::session::streaming_session;
-use super::sql_operator::SqlOperator;
-use crate::sources::dead_letter_table;
+use super::transform::{TransformInput, plan_transform};
+use crate::sources::{dead_letter_table, late_events_table};
 use crate::spec::{PipelineSpec, SpecError, TransformSpec};
 
 /// A pipeline ready to run: schemas known, SQL planned.
@@ -21,6 +21,9 @@ pub struct PlannedPipeline {
     pub tables: IndexMap<String, SchemaRef>,
     /// Transforms in dependency order.
     pub operators: Vec<Arc<dyn Operator>>,
+    /// Per transform downstream of a source with `event_time:`, that source:
+    /// its watermark drives the transform's windows.
+    pub event_time_source: HashMap<String, String>,
 }
 
 impl PlannedPipeline {
@@ -32,15 +35,25 @@ impl PlannedPipeline {
 /// Plan `spec`. Fails with a [`SpecError`] naming the transform or sink.
 pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
     let mut tables: IndexMap<String, SchemaRef> = IndexMap::new();
+    // Per table: the source whose event time it carries, if any.
+    let mut timed_by: HashMap<String, (String, String)> = HashMap::new();
     for source in &spec.sources {
         tables.insert(source.name.clone(), source.config.schema());
         if let Some(schema) = source.config.dead_letter_schema() {
             tables.insert(dead_letter_table(&source.name), schema);
         }
+        if let Some(event_time) = source.config.event_time() {
+            tables.insert(late_events_table(&source.name), source.config.schema());
+            timed_by.insert(
+                source.name.clone(),
+                (source.name.clone(), event_time.column.clone()),
+            );
+        }
     }
 
     let ordered = dependency_order(&spec)?;
     let mut operators: Vec<Arc<dyn Operator>> = Vec::new();
+    let mut event_time_source = HashMap::new();
     for (transform, input) in ordered {
         let input_schema = tables.get(&input).cloned().ok_or_else(|| {
             sql_error(
@@ -49,11 +62,29 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
                 format!("internal: table `{input}` planned out of order"),
             )
         })?;
-        let operator = SqlOperator::try_new(&transform.name, &transform.sql, &input, input_schema)
-            .await
-            .map_err(|message| sql_error(&spec, transform, message))?;
+        let timed = timed_by.get(&input).cloned();
+        let root = input
+            .strip_suffix("_dead_letters")
+            .or_else(|| input.strip_suffix("_late_events"))
+            .unwrap_or(&input)
+            .to_string();
+        let operator = plan_transform(TransformInput {
+            pipeline: &spec.name,
+            name: &transform.name,
+            sql: &transform.sql,
+            input: &input,
+            input_schema,
+            event_time: timed.as_ref().map(|(_, column)| column.as_str()),
+            source: timed.as_ref().map_or(root.as_str(), |(source, _)| source.as_str()),
+        })
+        .await
+        .map_err(|message| sql_error(&spec, transform, message))?;
+        if let Some(timed) = timed {
+            event_time_source.insert(transform.name.clone(), timed.0.clone());
+            timed_by.insert(transform.name.clone(), timed);
+        }
         tables.insert(transform.name.clone(), operator.output_schema());
-        operators.push(Arc::new(operator));
+        operators.push(operator);
     }
 
     for sink in &spec.sinks {
@@ -81,6 +112,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         spec,
         tables,
         operators,
+        event_time_source,
     })
 }
 
@@ -91,22 +123,37 @@ fn check_dead_letters_are_kept(
     operators: &[Arc<dyn Operator>],
 ) -> Result<(), SpecError> {
     for source in &spec.sources {
-        if source.config.dead_letter_schema().is_none() {
-            continue;
+        let read = |table: &str| {
+            spec.sinks.iter().any(|s| s.input == table)
+                || operators.iter().any(|o| o.input() == table)
+        };
+        if source.config.dead_letter_schema().is_some() {
+            let table = dead_letter_table(&source.name);
+            if !read(&table) {
+                return Err(SpecError::invalid(
+                    &spec.path,
+                    format!("sources.{}", source.name),
+                    source.line,
+                    format!(
+                        "records this source rejects go to table `{table}`, but nothing reads it: \
+                         add a sink with `input: {table}` (Parquet or Kafka) so that no record is dropped silently"
+                    ),
+                ));
+            }
         }
-        let table = dead_letter_table(&source.name);
-        let read = spec.sinks.iter().any(|s| s.input == table)
-            || operators.iter().any(|o| o.input() == table);
-        if !read {
-            return Err(SpecError::invalid(
-                &spec.path,
-                format!("sources.{}", source.name),
-                source.line,
-                format!(
-                    "records this source rejects go to table `{table}`, but nothing reads it: \
-                     add a sink with `input: {table}` (Parquet or Kafka) so that no record is dropped silently"
-                ),
-            ));
+        if source.config.event_time().is_some() {
+            let table = late_events_table(&source.name);
+            if !read(&table) {
+                return Err(SpecError::invalid(
+                    &spec.path,
+                    format!("sources.{}.event_time", source.name),
+                    source.line,
+                    format!(
+                        "rows arriving behind the watermark go to table `{table}`, but nothing reads it: \
+                         add a sink with `input: {table}` so that late readings are kept, not dropped"
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -134,7 +181,10 @@ fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>
                 .config
                 .dead_letter_schema()
                 .map(|_| dead_letter_table(&s.name));
-            std::iter::once(s.name.clone()).chain(dead_letters)
+            let late = s.config.event_time().map(|_| late_events_table(&s.name));
+            std::iter::once(s.name.clone())
+                .chain(dead_letters)
+                .chain(late)
         })
         .collect();
     let sources: HashSet<&str> = source_tables.iter().map(String::as_str).collect();

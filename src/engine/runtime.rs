@@ -23,13 +23,18 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use super::checkpoint::CheckpointStore;
+use super::checkpoint::{CheckpointStore, StateToSave};
 use super::error::EngineError;
-use super::events::{BatchProcessed, CheckpointCompleted, FilePublished, Recovered};
+use super::events::{
+    BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, Recovered, StateRestored,
+    WatermarkAdvanced,
+};
 use super::plan::PlannedPipeline;
+use super::watermark::{SavedWatermark, WatermarkTracker, event_times_ms};
 use crate::sinks::{SinkMessage, SinkSummary};
 use crate::sources::{
     Offsets, SourceBatch, SourceContext, SourceEvent, SourceSummary, dead_letter_table,
+    late_events_table,
 };
 use crate::storage::StagedFile;
 
@@ -101,6 +106,14 @@ pub async fn run(
         }
         None => None,
     };
+    let mut watermarks: Vec<Option<WatermarkTracker>> = spec
+        .sources
+        .iter()
+        .map(|s| s.config.event_time().map(WatermarkTracker::new))
+        .collect();
+    if let Some(store) = &store {
+        restore_state(planned, store, &mut watermarks).await?;
+    }
 
     let checkpoint_wanted = Arc::new(Notify::new());
     let mut sinks = Vec::new();
@@ -155,6 +168,7 @@ pub async fn run(
         sinks: &mut sinks,
         store,
         positions: vec![Offsets::new(); spec.sources.len()],
+        watermarks,
         committed,
         last_recorded: None,
         sequence: 0,
@@ -184,10 +198,7 @@ pub async fn run(
                 }
             },
             _ = checkpoint_wanted.notified() => engine.checkpoint().await,
-            _ = tick.tick() => {
-                engine.tick();
-                Ok(())
-            }
+            _ = tick.tick() => engine.tick().await,
             _ = report.tick() => {
                 let (at, records) = last_report;
                 let rate = (engine.records_in - records) as f64 / at.elapsed().as_secs_f64();
@@ -211,10 +222,13 @@ pub async fn run(
     // The loop ends when every source has ended (Ctrl-C cancels them;
     // a Kafka source still asks for its last checkpoint while it leaves
     // its group) or on a failure.
+    // Open windows: emitted when the input really ended; kept in the final
+    // checkpoint (and continued on restart) when the run was stopped.
+    let input_ended = !shutdown.is_cancelled() || engine.store.is_none();
     source_shutdown.cancel();
     drop(incoming);
     if failure.is_none()
-        && let Err(e) = engine.finish().await
+        && let Err(e) = engine.finish(input_ended).await
     {
         failure = Some(e);
     }
@@ -272,6 +286,8 @@ struct EngineLoop<'a> {
     store: Option<CheckpointStore>,
     /// Per source: the next offset per partition of everything processed.
     positions: Vec<Offsets>,
+    /// Per source with `event_time:`, its watermark.
+    watermarks: Vec<Option<WatermarkTracker>>,
     /// Per source: where durable offsets are announced.
     committed: Vec<watch::Sender<Offsets>>,
     /// The source offsets of the last checkpoint written.
@@ -291,9 +307,44 @@ impl EngineLoop<'_> {
         let rows = item.batch.num_rows();
         self.records_in += rows as u64;
         let source = &self.planned.spec.sources[source_index].name;
-        let mut starts = vec![(source.clone(), vec![item.batch])];
+        let mut batch = item.batch;
+        let mut late = None;
+        if let (Some(tracker), Some(event_time)) = (
+            self.watermarks[source_index].as_mut(),
+            self.planned.spec.sources[source_index].config.event_time(),
+        ) {
+            let times = event_times_ms(&batch, &event_time.column)
+                .map_err(|e| EngineError::component("source", source, e))?;
+            let (on_time, behind) = tracker
+                .split_late(batch, &times)
+                .map_err(|e| EngineError::component("source", source, e))?;
+            tracker.observe(&item.partition_event_times, &times, Instant::now());
+            if let Some(behind) = &behind {
+                LateEvents {
+                    pipeline: &self.planned.spec.name,
+                    source,
+                    rows: behind.num_rows(),
+                    watermark: tracker.current(),
+                }
+                .emit();
+            }
+            if let Some(watermark) = tracker.current() {
+                WatermarkAdvanced {
+                    pipeline: &self.planned.spec.name,
+                    source,
+                    watermark,
+                }
+                .emit();
+            }
+            batch = on_time;
+            late = behind;
+        }
+        let mut starts = vec![(source.clone(), vec![batch])];
         if let Some(dead) = item.dead_letters.filter(|b| b.num_rows() > 0) {
             starts.push((dead_letter_table(source), vec![dead]));
+        }
+        if let Some(late) = late {
+            starts.push((late_events_table(source), vec![late]));
         }
         let outputs = self.run_operators(starts, false).await?;
         self.deliver(&outputs).await?;
@@ -331,6 +382,16 @@ impl EngineLoop<'_> {
                     produced.extend(out.into_iter().filter(|b| b.num_rows() > 0));
                 }
             }
+            if operator.is_stateful()
+                && !finishing
+                && let Some(watermark) = self.watermark_of(operator.name())
+            {
+                let out = operator
+                    .advance(watermark)
+                    .await
+                    .map_err(|e| EngineError::component("transform", operator.name(), e))?;
+                produced.extend(out.into_iter().filter(|b| b.num_rows() > 0));
+            }
             if finishing {
                 let held = operator
                     .finish()
@@ -346,6 +407,18 @@ impl EngineLoop<'_> {
             }
         }
         Ok(outputs)
+    }
+
+    /// The watermark of the source whose event time `operator` carries.
+    fn watermark_of(&self, operator: &str) -> Option<i64> {
+        let source = self.planned.event_time_source.get(operator)?;
+        let index = self
+            .planned
+            .spec
+            .sources
+            .iter()
+            .position(|s| &s.name == source)?;
+        self.watermarks[index].as_ref()?.current()
     }
 
     async fn deliver(
@@ -392,15 +465,25 @@ impl EngineLoop<'_> {
             .filter(|(source, _)| source.config.is_resumable())
             .map(|(source, position)| (source.name.clone(), position.clone()))
             .collect();
-        let unchanged = self.last_recorded.as_ref() == Some(&offsets);
+        // Open windows change with every batch: their state is saved even
+        // when no file was staged and no offset moved.
+        let stateful = self.planned.operators.iter().any(|o| o.is_stateful());
+        let unchanged = self.last_recorded.as_ref() == Some(&offsets)
+            && (!stateful || self.durable_sequence == self.sequence);
         if files.is_empty() && unchanged {
             self.durable_sequence = self.sequence;
             return Ok(());
         }
+        let state = match &self.store {
+            Some(_) => self.state_to_save().await?,
+            None => StateToSave::default(),
+        };
         match &mut self.store {
-            Some(store) => store
-                .commit(&offsets, &files)
-                .map_err(EngineError::Checkpoint)?,
+            Some(store) => {
+                store
+                    .commit(&offsets, &files, &state)
+                    .map_err(EngineError::Checkpoint)?
+            }
             None if files.is_empty() => {}
             None => {
                 return Err(EngineError::Internal(format!(
@@ -433,15 +516,49 @@ impl EngineLoop<'_> {
         Ok(())
     }
 
-    /// Inputs are exhausted: operators emit what they hold, then one last
-    /// checkpoint publishes everything.
-    async fn finish(&mut self) -> Result<(), EngineError> {
-        let outputs = self.run_operators(Vec::new(), true).await?;
-        self.deliver(&outputs).await?;
+    /// Open windows and watermarks, for the checkpoint being written.
+    async fn state_to_save(&self) -> Result<StateToSave, EngineError> {
+        let mut state = StateToSave::default();
+        for operator in self.planned.operators.iter().filter(|o| o.is_stateful()) {
+            let saved = operator
+                .snapshot()
+                .await
+                .map_err(|e| EngineError::component("transform", operator.name(), e))?;
+            if let Some(saved) = saved {
+                state.operators.push((operator.name().to_string(), saved));
+            }
+        }
+        for (source, tracker) in self.planned.spec.sources.iter().zip(&self.watermarks) {
+            if let Some(watermark) = tracker.as_ref().and_then(WatermarkTracker::current) {
+                state.watermarks.insert(source.name.clone(), watermark);
+            }
+        }
+        Ok(state)
+    }
+
+    /// The sources stopped. If their input really ended, operators emit
+    /// what they hold; if the run was stopped, open windows stay open and
+    /// the last checkpoint saves them. Then everything is published.
+    async fn finish(&mut self, input_ended: bool) -> Result<(), EngineError> {
+        if input_ended {
+            let outputs = self.run_operators(Vec::new(), true).await?;
+            self.deliver(&outputs).await?;
+        }
         self.checkpoint().await
     }
 
-    fn tick(&self) {
+    /// Once a second: quiet partitions stop holding watermarks back (which
+    /// may close windows), and sinks check the age of their files.
+    async fn tick(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let mut moved = false;
+        for tracker in self.watermarks.iter_mut().flatten() {
+            moved |= tracker.advance(now).is_some();
+        }
+        if moved {
+            let outputs = self.run_operators(Vec::new(), false).await?;
+            self.deliver(&outputs).await?;
+        }
         for sink in self.sinks.iter() {
             if let Some(sender) = &sink.sender {
                 // A full channel means the sink is busy and will check its
@@ -449,7 +566,48 @@ impl EngineLoop<'_> {
                 let _ = sender.try_send(SinkMessage::Tick);
             }
         }
+        Ok(())
     }
+}
+
+/// Continue from the newest checkpoint: open windows and watermarks.
+async fn restore_state(
+    planned: &PlannedPipeline,
+    store: &CheckpointStore,
+    watermarks: &mut [Option<WatermarkTracker>],
+) -> Result<(), EngineError> {
+    let Some(saved) = store.latest_state().map_err(EngineError::Checkpoint)? else {
+        return Ok(());
+    };
+    let mut windows = 0;
+    for (name, batch) in saved.operators {
+        match planned.operators.iter().find(|o| o.name() == name && o.is_stateful()) {
+            Some(operator) => {
+                windows += batch.num_rows();
+                operator
+                    .restore(batch)
+                    .await
+                    .map_err(|e| EngineError::component("transform", &name, e))?;
+            }
+            None => tracing::warn!(
+                pipeline = %planned.spec.name,
+                transform = %name,
+                "the checkpoint holds open windows of a transform that no longer exists; they are dropped"
+            ),
+        }
+    }
+    for (source, tracker) in planned.spec.sources.iter().zip(watermarks.iter_mut()) {
+        if let (Some(tracker), Some(&millis)) = (tracker.as_mut(), saved.watermarks.get(&source.name)) {
+            tracker.resume_from(SavedWatermark { millis });
+        }
+    }
+    StateRestored {
+        pipeline: &planned.spec.name,
+        manifest: &saved.manifest,
+        groups: windows,
+    }
+    .emit();
+    Ok(())
 }
 
 async fn send(sink: &RunningSink, message: SinkMessage) -> Result<(), EngineError> {

@@ -15,5 +15,11 @@ pub fn streaming_session() -> SessionContext {
         .with_target_partitions(1)
         .with_batch_size(OPERATOR_BATCH_ROWS)
         .with_information_schema(false);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    // Known to every planner so windowed SQL resolves; only the window
+    // operator gives them meaning.
+    for udf in super::window::window_udfs() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    ctx
 }

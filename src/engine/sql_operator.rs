@@ -6,13 +6,12 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::TaskContext;
-use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
 
-use super::micro_batch::{MicroBatchSlot, micro_batch_table};
+use super::micro_batch::MicroBatchSlot;
 use super::operator::Operator;
-use super::session::streaming_session;
 
 pub struct SqlOperator {
     name: String,
@@ -26,33 +25,21 @@ pub struct SqlOperator {
 }
 
 impl SqlOperator {
-    /// Plan `sql`, which reads the streaming table `input` of `input_schema`.
-    /// Errors are DataFusion's own messages (unknown column, type mismatch)
-    /// or a statement of what a stateless transform cannot do.
-    pub async fn try_new(
+    /// Build from a planned query over the streaming table `input`, which
+    /// reads its batches from `slot`. Errors state what a stateless
+    /// transform cannot do.
+    pub async fn from_plan(
         name: &str,
-        sql: &str,
         input: &str,
-        input_schema: SchemaRef,
+        slot: MicroBatchSlot,
+        ctx: &SessionContext,
+        logical: &LogicalPlan,
     ) -> Result<Self, String> {
-        let ctx = streaming_session();
-        let slot = MicroBatchSlot::default();
-        let table = micro_batch_table(input_schema, slot.clone()).map_err(|e| e.to_string())?;
-        ctx.register_table(input, Arc::new(table))
-            .map_err(|e| e.to_string())?;
-
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = ctx
-            .sql_with_options(sql, options)
-            .await
-            .map_err(|e| e.to_string())?;
-        reject_unbounded_state(frame.logical_plan())?;
-        let output_schema = Arc::new(frame.schema().as_arrow().clone());
-        let plan = frame
-            .create_physical_plan()
+        reject_unbounded_state(logical)?;
+        let output_schema = Arc::new(logical.schema().as_arrow().clone());
+        let plan = ctx
+            .state()
+            .create_physical_plan(logical)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -69,13 +56,14 @@ impl SqlOperator {
 
 /// Per-batch aggregation, LIMIT or DISTINCT would silently mean "per
 /// micro-batch", which is never what a pipeline author wants on a stream.
-fn reject_unbounded_state(plan: &LogicalPlan) -> Result<(), String> {
+pub(crate) fn reject_unbounded_state(plan: &LogicalPlan) -> Result<(), String> {
     let mut problem = None;
     plan.apply(|node| {
         problem = match node {
             LogicalPlan::Aggregate(_) => Some(
-                "GROUP BY / aggregate functions need a window on a stream (tumble, hop or session); \
-                 a stateless transform would aggregate each micro-batch separately",
+                "GROUP BY / aggregate functions need a window on a stream \
+                 (GROUP BY ..., tumble(interval '1 minute') or hop(...) or session(...)); \
+                 without one they would aggregate each micro-batch separately",
             ),
             LogicalPlan::Window(_) => Some("window functions (OVER) are not supported on a stream"),
             LogicalPlan::Limit(_) => Some("LIMIT is not supported on a stream: it would apply to each micro-batch"),

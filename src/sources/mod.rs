@@ -5,6 +5,7 @@
 //! backpressure that keeps memory flat. [`SourceConfig`] is the one list of
 //! source kinds, keyed by the YAML `kind` string.
 
+mod event_time;
 pub mod kafka;
 pub mod simulator;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use event_time::{EventTimeConfig, late_events_table};
 pub use kafka::KafkaSourceConfig;
 pub use simulator::SimulatorConfig;
 
@@ -56,6 +58,10 @@ pub struct SourceBatch {
     /// Where this batch ends: the next offset per partition it read from.
     /// Empty for sources with nothing to resume (the simulator).
     pub offsets: Offsets,
+    /// With `event_time:`, the newest event time (epoch ms) of this batch in
+    /// each partition it read from, for per-partition watermarks. Empty: the
+    /// engine treats the source as one partition.
+    pub partition_event_times: BTreeMap<TopicPartition, i64>,
 }
 
 /// What a source sends to the engine, in order.
@@ -123,6 +129,35 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => c.validate(),
             SourceConfig::Kafka(c) => c.validate(),
+        }?;
+        if let Some(event_time) = self.event_time() {
+            event_time.validate()?;
+            let schema = self.schema();
+            let field = schema.field_with_name(&event_time.column).map_err(|_| {
+                let columns: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
+                format!(
+                    "`event_time.column`: the table has no column `{}` (columns: {})",
+                    event_time.column,
+                    columns.join(", ")
+                )
+            })?;
+            if !matches!(field.data_type(), arrow::datatypes::DataType::Timestamp(..)) {
+                return Err(format!(
+                    "`event_time.column`: `{}` is {}, not a timestamp",
+                    event_time.column,
+                    field.data_type()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Event-time settings, when the source declares them.
+    pub fn event_time(&self) -> Option<&EventTimeConfig> {
+        match self {
+            SourceConfig::Simulator(c) => c.event_time.as_ref(),
+            SourceConfig::Kafka(c) => c.event_time.as_ref(),
         }
     }
 

@@ -96,6 +96,9 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
         if config.value.dead_letter_schema().is_some() {
             tables.insert(crate::sources::dead_letter_table(&source_name));
         }
+        if config.value.event_time().is_some() {
+            tables.insert(crate::sources::late_events_table(&source_name));
+        }
         config
             .value
             .validate()

@@ -13,3 +13,4 @@ mod pipeline_run;
 mod prometheus;
 mod support;
 mod transforms;
+mod windows;

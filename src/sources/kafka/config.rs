@@ -38,6 +38,9 @@ pub struct KafkaSourceConfig {
     pub batch: BatchPolicy,
     /// Fields of each JSON record, in table column order.
     pub schema: Vec<FieldSpec>,
+    /// Event-time processing (watermarks per partition, windows, late data).
+    #[serde(default)]
+    pub event_time: Option<crate::sources::EventTimeConfig>,
 }
 
 /// `start: earliest | latest`.

@@ -12,7 +12,7 @@
 //! thread; the callback may block on the engine's checkpoint because the
 //! engine never waits on this thread.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -35,8 +35,10 @@ use super::events::{
 use super::schema::RecordSchema;
 use crate::engine::checkpoint::DurableOffsets;
 use crate::kafka::{ensure_topic, wait_for_brokers};
+use crate::engine::watermark::event_times_ms;
 use crate::sources::{
-    Offsets, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary, TopicPartition,
+    EventTimeConfig, Offsets, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary,
+    TopicPartition,
 };
 
 pub struct KafkaSource {
@@ -67,6 +69,8 @@ struct Shared {
     name: String,
     output: mpsc::Sender<SourceEvent>,
     pending: Mutex<Pending>,
+    /// With `event_time:`, batches carry each partition's newest event time.
+    event_time: Option<EventTimeConfig>,
     durable: Option<DurableOffsets>,
     assigned: Mutex<BTreeSet<TopicPartition>>,
     summary: Mutex<SourceSummary>,
@@ -125,6 +129,7 @@ fn consume(
             raw: RawMessages::default(),
             decoder: MessageDecoder::new(&ctx.name, schema, max_rows)?,
         }),
+        event_time: config.event_time.clone(),
         durable: ctx.durable.clone(),
         assigned: Mutex::new(BTreeSet::new()),
         summary: Mutex::new(SourceSummary::default()),
@@ -261,6 +266,11 @@ impl Shared {
             .with_context(|| format!("source `{}`: decoding a batch", self.name))?;
         let offsets = raw.next_offsets();
         let per_partition = raw.counts();
+        let partition_event_times = match &self.event_time {
+            Some(config) => partition_event_times(raw, &decoded, config)
+                .with_context(|| format!("source `{}`: reading event times", self.name))?,
+            None => BTreeMap::new(),
+        };
         MessagesDecoded {
             pipeline: &self.pipeline,
             source: &self.name,
@@ -279,6 +289,7 @@ impl Shared {
             batch: decoded.rows,
             dead_letters: decoded.dead_letters,
             offsets,
+            partition_event_times,
         });
         Ok(self.output.blocking_send(event).is_ok())
     }
@@ -458,4 +469,24 @@ impl ConsumerContext for SourceClientContext {
             }
         }
     }
+}
+
+/// The newest event time per partition among the accepted rows (rows
+/// without an event time do not move a watermark).
+fn partition_event_times(
+    raw: &RawMessages,
+    decoded: &super::decode::DecodedBatch,
+    config: &EventTimeConfig,
+) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+    let times = event_times_ms(&decoded.rows, &config.column)?;
+    let mut newest: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for (row, &message) in decoded.message_of_row.iter().enumerate() {
+        if arrow::array::Array::is_null(&times, row) {
+            continue;
+        }
+        let time = times.value(row);
+        let slot = newest.entry(raw.partition_of(message)).or_insert(time);
+        *slot = (*slot).max(time);
+    }
+    Ok(newest)
 }

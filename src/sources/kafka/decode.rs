@@ -124,6 +124,12 @@ impl RawMessages {
         self.first_at = None;
     }
 
+    /// The partition message `i` came from.
+    pub fn partition_of(&self, i: usize) -> TopicPartition {
+        let meta = &self.metas[i];
+        TopicPartition::new(&meta.topic, meta.partition)
+    }
+
     fn payload(&self, i: usize) -> Option<&[u8]> {
         self.metas[i].payload.clone().map(|r| &self.payloads[r])
     }
@@ -156,6 +162,8 @@ pub struct DecodedBatch {
     pub dead_letters: Option<RecordBatch>,
     /// Rejections per reason kind.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Per accepted row, the index of its message in the raw batch.
+    pub message_of_row: Vec<usize>,
 }
 
 /// Decodes message batches of one source.
@@ -200,6 +208,10 @@ impl MessageDecoder {
 
         // Values that parse but cannot be real readings.
         let violations = self.schema.violations(rows.columns());
+        let mut message_of_row: Vec<usize> = match &positions {
+            Some(p) => p.clone(),
+            None => (0..rows.num_rows()).collect(),
+        };
         let rows = if violations.is_empty() {
             rows
         } else {
@@ -212,6 +224,11 @@ impl MessageDecoder {
                 dead.push(raw.dead_letter(message, ReasonKind::OutOfRange, violation.reason));
                 *rejected.entry(ReasonKind::OutOfRange.as_str()).or_default() += 1;
             }
+            let mut row = 0;
+            message_of_row.retain(|_| {
+                row += 1;
+                keep[row - 1]
+            });
             filter_record_batch(&rows, &BooleanArray::from(keep))
                 .context("dropping rejected rows")?
         };
@@ -219,6 +236,7 @@ impl MessageDecoder {
             rows,
             dead_letters: dead.finish()?,
             rejected,
+            message_of_row,
         })
     }
 

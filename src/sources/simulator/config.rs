@@ -34,6 +34,9 @@ pub struct SimulatorConfig {
     /// Event time of the first reading, RFC 3339; default: now.
     #[serde(default)]
     pub start: Option<String>,
+    /// Event-time processing (watermarks, windows, late data).
+    #[serde(default)]
+    pub event_time: Option<crate::sources::EventTimeConfig>,
 }
 
 /// How readings are paced.
@@ -111,6 +114,7 @@ impl Default for SimulatorConfig {
             batch_rows: default_batch_rows(),
             episodes_per_hour: default_episodes_per_hour(),
             start: None,
+            event_time: None,
         }
     }
 }

@@ -58,6 +58,7 @@ impl Source for SimulatorSource {
                 batch,
                 dead_letters: None,
                 offsets: Default::default(),
+                partition_event_times: Default::default(),
             });
             // A batch counts as produced only once the engine has taken it.
             tokio::select! {

@@ -1,0 +1,108 @@
+//! The windowed benchmark (`cargo bench --bench windows`): unpaced
+//! simulator, many patients -> per-patient event-time windows -> Parquet.
+//!
+//! Two shapes, run in separate processes so each peak RSS is its own:
+//! - `ward` (default): the shipped 1-minute tumbling summary and the
+//!   10 s / 1 min hopping view, both per patient.
+//! - `count`: a 1-second tumbling count per patient, the job Arroyo's own
+//!   benchmark runs (the bar for the window engine on this machine).
+
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{BenchReport, peak_rss_bytes};
+use crate::engine::{self, RunOptions};
+use crate::spec;
+
+pub const PER_MINUTE_SQL: &str = include_str!("../../sql/vitals_per_minute.sql");
+pub const ROLLING_SQL: &str = include_str!("../../sql/vitals_rolling.sql");
+const COUNT_SQL: &str = "SELECT patient_id, w.end AS window_end, readings FROM (SELECT patient_id, tumble(interval '1 second') AS w, count(*) AS readings FROM monitors GROUP BY patient_id, w)";
+
+/// Which windowed job to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Ward,
+    Count,
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ward" => Ok(Shape::Ward),
+            "count" => Ok(Shape::Count),
+            other => Err(format!("unknown bench shape `{other}` (ward, count)")),
+        }
+    }
+}
+
+fn indent(sql: &str) -> String {
+    sql.lines().map(|l| format!("      {l}\n")).collect()
+}
+
+fn sink(name: &str, input: &str, output: &Path) -> String {
+    format!(
+        "  {name}:
+    kind: parquet
+    input: {input}
+    path: \"{}\"
+    partition_by_date: window_end
+    sort_by: [patient_id, window_end]
+",
+        output.join(name).display()
+    )
+}
+
+pub fn pipeline_yaml(shape: Shape, events: u64, patients: u32, output: &Path) -> String {
+    let transforms = match shape {
+        Shape::Ward => format!(
+            "  per_minute:\n    sql: |\n{}  rolling:\n    sql: |\n{}",
+            indent(PER_MINUTE_SQL),
+            indent(ROLLING_SQL)
+        ),
+        Shape::Count => format!("  counts:\n    sql: |\n{}", indent(COUNT_SQL)),
+    };
+    let sinks = match shape {
+        Shape::Ward => sink("per_minute", "per_minute", output) + &sink("rolling", "rolling", output),
+        Shape::Count => sink("counts", "counts", output),
+    };
+    format!(
+        "name: bench-windows
+sources:
+  monitors:
+    kind: simulator
+    patients: {patients}
+    interval: 1s
+    pacing: unpaced
+    limit: {events}
+    start: \"2026-01-01T00:00:00Z\"
+    event_time: {{ column: ts, max_delay: 5s }}
+transforms:
+{transforms}sinks:
+{sinks}  late:
+    kind: parquet
+    input: monitors_late_events
+    path: \"{}\"
+",
+        output.join("late").display()
+    )
+}
+
+pub async fn run(shape: Shape, events: u64, patients: u32, output: &Path) -> anyhow::Result<BenchReport> {
+    let yaml = pipeline_yaml(shape, events, patients, output);
+    let spec = spec::parse(&yaml, Path::new("<bench>/bench-windows.yaml"))?;
+    let planned = engine::plan(spec).await?;
+    let summary = engine::run(&planned, CancellationToken::new(), RunOptions::default()).await?;
+    let (rows_stored, files, bytes) = summary.sinks.iter().fold((0, 0, 0), |(r, f, b), (_, s)| {
+        (r + s.rows, f + s.files, b + s.bytes)
+    });
+    Ok(BenchReport {
+        events: summary.records_in(),
+        rows_stored,
+        files,
+        bytes,
+        elapsed: summary.elapsed,
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}

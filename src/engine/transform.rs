@@ -1,0 +1,90 @@
+//! One SQL transform -> one operator: stateless per micro-batch, or an
+//! incremental window when its GROUP BY names tumble, hop or session.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::context::SQLOptions;
+
+use super::micro_batch::{MicroBatchSlot, micro_batch_table};
+use super::operator::Operator;
+use super::session::streaming_session;
+use super::sql_operator::{SqlOperator, reject_unbounded_state};
+use super::window::{WindowOperator, WindowParts, split_windowed};
+
+/// What a transform is planned against.
+pub struct TransformInput<'a> {
+    pub pipeline: &'a str,
+    pub name: &'a str,
+    pub sql: &'a str,
+    /// The one streaming table it reads, and its schema.
+    pub input: &'a str,
+    pub input_schema: SchemaRef,
+    /// The event-time column of the source upstream, if it declares one.
+    pub event_time: Option<&'a str>,
+    /// The source upstream, for error messages.
+    pub source: &'a str,
+}
+
+/// Plan a transform. Errors are DataFusion's own messages (unknown column,
+/// type mismatch) or a statement of what streaming SQL cannot do.
+pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, String> {
+    let ctx = streaming_session();
+    let slot = MicroBatchSlot::default();
+    let table = micro_batch_table(t.input_schema, slot.clone()).map_err(|e| e.to_string())?;
+    ctx.register_table(t.input, Arc::new(table))
+        .map_err(|e| e.to_string())?;
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let frame = ctx
+        .sql_with_options(t.sql, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = ctx.state();
+    // Type coercion, so the aggregate's expressions are what will run.
+    let analyzed = state
+        .analyzer()
+        .execute_and_check(frame.logical_plan().clone(), state.config_options(), |_, _| {})
+        .map_err(|e| e.to_string())?;
+
+    let post_slot = MicroBatchSlot::default();
+    let mut aggregate_schema = None;
+    let windowed = split_windowed(&analyzed, |schema| {
+        aggregate_schema = Some(schema.clone());
+        micro_batch_table(schema, post_slot.clone())
+            .map(|table| Arc::new(table) as Arc<dyn datafusion::catalog::TableProvider>)
+            .map_err(|e| e.to_string())
+    })?;
+    let Some(query) = windowed else {
+        let operator = SqlOperator::from_plan(t.name, t.input, slot, &ctx, &analyzed).await?;
+        return Ok(Arc::new(operator));
+    };
+    let Some(event_time) = t.event_time else {
+        return Err(format!(
+            "windows need event time: declare `event_time: {{ column: ..., max_delay: ... }}` \
+             on source `{}` (windows close when its watermark passes their end)",
+            t.source
+        ));
+    };
+    reject_unbounded_state(&query.pre)?;
+    reject_unbounded_state(&query.post)?;
+    let aggregate_schema = aggregate_schema
+        .ok_or_else(|| "internal: windowed query without its placeholder".to_string())?;
+    let operator = WindowOperator::try_new(
+        &ctx,
+        WindowParts {
+            pipeline: t.pipeline.to_string(),
+            name: t.name.to_string(),
+            input: t.input.to_string(),
+            event_time: event_time.to_string(),
+            query,
+            pre_slot: slot,
+            post_slot,
+            aggregate_schema,
+        },
+    )
+    .await?;
+    Ok(Arc::new(operator))
+}

@@ -1,0 +1,240 @@
+//! Watermarks: how far event time has certainly progressed, per source.
+//!
+//! Each partition of a source keeps the newest event time it has delivered;
+//! the source's watermark is the oldest of those among partitions that are
+//! not idle, minus the allowed delay. It never goes back. A row whose event
+//! time is already behind the watermark when it arrives is *late*: every
+//! window it could belong to may have been emitted, so instead of folding it
+//! in (changing a result already written) or dropping it silently (what
+//! Arroyo and RisingWave do), the engine routes it to the source's
+//! `<source>_late_events` table and counts it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arrow::array::{Array, BooleanArray, Int64Array, TimestampMillisecondArray};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::sources::{EventTimeConfig, TopicPartition};
+
+/// The event times of `column` in `batch` as epoch milliseconds (nulls stay
+/// null).
+pub fn event_times_ms(batch: &RecordBatch, column: &str) -> anyhow::Result<Int64Array> {
+    let array = batch
+        .column_by_name(column)
+        .with_context(|| format!("the event-time column `{column}` is missing"))?;
+    let as_millis = match array.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => array.clone(),
+        DataType::Timestamp(_, tz) => cast(
+            array,
+            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+        )?,
+        other => anyhow::bail!("the event-time column `{column}` is {other}, not a timestamp"),
+    };
+    let millis = as_millis
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .context("event-time column is not millisecond timestamps after casting")?;
+    Ok(millis.reinterpret_cast::<arrow::datatypes::Int64Type>())
+}
+
+/// A partition's progress.
+#[derive(Debug, Clone, Copy)]
+struct PartitionClock {
+    newest: i64,
+    seen: Instant,
+}
+
+/// The watermark of one source.
+#[derive(Debug)]
+pub struct WatermarkTracker {
+    max_delay_ms: i64,
+    idle_timeout: Duration,
+    partitions: BTreeMap<TopicPartition, PartitionClock>,
+    current: Option<i64>,
+}
+
+/// The partition a source without partitions (the simulator) reports as.
+fn whole_source() -> TopicPartition {
+    TopicPartition::new("", 0)
+}
+
+/// What the engine keeps of a watermark across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedWatermark {
+    pub millis: i64,
+}
+
+impl WatermarkTracker {
+    pub fn new(config: &EventTimeConfig) -> Self {
+        Self {
+            max_delay_ms: config.max_delay_ms(),
+            idle_timeout: config.idle_timeout.0,
+            partitions: BTreeMap::new(),
+            current: None,
+        }
+    }
+
+    /// Continue from a watermark an earlier run reached, so rows it would
+    /// have called late are still late after a restart.
+    pub fn resume_from(&mut self, saved: SavedWatermark) {
+        self.current = Some(self.current.map_or(saved.millis, |c| c.max(saved.millis)));
+    }
+
+    /// The current watermark (epoch ms); `None` until data arrives.
+    pub fn current(&self) -> Option<i64> {
+        self.current
+    }
+
+    /// Rows of `batch` that are behind the current watermark (or have no
+    /// event time): returns `(on_time, late)`.
+    pub fn split_late(
+        &self,
+        batch: RecordBatch,
+        times: &Int64Array,
+    ) -> anyhow::Result<(RecordBatch, Option<RecordBatch>)> {
+        let watermark = self.current.unwrap_or(i64::MIN);
+        let late_rows = times.null_count()
+            + times
+                .values()
+                .iter()
+                .filter(|&&t| t < watermark)
+                .count();
+        if late_rows == 0 {
+            return Ok((batch, None));
+        }
+        let on_time: BooleanArray = times
+            .iter()
+            .map(|t| Some(t.is_some_and(|t| t >= watermark)))
+            .collect();
+        let late = arrow::compute::not(&on_time)?;
+        Ok((
+            filter_record_batch(&batch, &on_time)?,
+            Some(filter_record_batch(&batch, &late)?),
+        ))
+    }
+
+    /// Record what a batch delivered: per partition, its newest event time
+    /// (`per_partition` empty: the whole source is one partition and
+    /// `times` decides).
+    pub fn observe(
+        &mut self,
+        per_partition: &BTreeMap<TopicPartition, i64>,
+        times: &Int64Array,
+        now: Instant,
+    ) {
+        let mut update = |partition: TopicPartition, newest: i64| {
+            let clock = self.partitions.entry(partition).or_insert(PartitionClock {
+                newest,
+                seen: now,
+            });
+            clock.newest = clock.newest.max(newest);
+            clock.seen = now;
+        };
+        if per_partition.is_empty() {
+            if let Some(newest) = arrow::compute::max(times) {
+                update(whole_source(), newest);
+            }
+        } else {
+            for (partition, &newest) in per_partition {
+                update(partition.clone(), newest);
+            }
+        }
+        self.advance(now);
+    }
+
+    /// Recompute the watermark (also called on a timer, so partitions that
+    /// went quiet stop holding it back). Returns the new value if it moved.
+    pub fn advance(&mut self, now: Instant) -> Option<i64> {
+        let active = self
+            .partitions
+            .values()
+            .filter(|c| now.duration_since(c.seen) < self.idle_timeout)
+            .map(|c| c.newest)
+            .min();
+        // Every partition idle: none of them holds the others back.
+        let oldest = active.or_else(|| self.partitions.values().map(|c| c.newest).max())?;
+        let candidate = oldest.saturating_sub(self.max_delay_ms);
+        match self.current {
+            Some(current) if current >= candidate => None,
+            _ => {
+                self.current = Some(candidate);
+                self.current
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(delay_ms: u64, idle_ms: u64) -> EventTimeConfig {
+        EventTimeConfig {
+            column: "ts".into(),
+            max_delay: crate::spec::HumanDuration(Duration::from_millis(delay_ms)),
+            idle_timeout: crate::spec::HumanDuration(Duration::from_millis(idle_ms)),
+        }
+    }
+
+    fn partitions(entries: &[(i32, i64)]) -> BTreeMap<TopicPartition, i64> {
+        entries
+            .iter()
+            .map(|&(p, t)| (TopicPartition::new("vitals", p), t))
+            .collect()
+    }
+
+    #[test]
+    fn watermark_is_the_slowest_partition_minus_the_delay() {
+        let mut tracker = WatermarkTracker::new(&config(1_000, 60_000));
+        let now = Instant::now();
+        let none = Int64Array::from(Vec::<i64>::new());
+        tracker.observe(&partitions(&[(0, 10_000), (1, 4_000)]), &none, now);
+        assert_eq!(tracker.current(), Some(3_000));
+        tracker.observe(&partitions(&[(1, 12_000)]), &none, now);
+        assert_eq!(tracker.current(), Some(9_000));
+        // It never goes back, even if a slower partition appears.
+        tracker.observe(&partitions(&[(2, 1_000)]), &none, now);
+        assert_eq!(tracker.current(), Some(9_000));
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_the_watermark_back() {
+        let mut tracker = WatermarkTracker::new(&config(0, 100));
+        let start = Instant::now();
+        let none = Int64Array::from(Vec::<i64>::new());
+        tracker.observe(&partitions(&[(0, 50_000), (1, 1_000)]), &none, start);
+        assert_eq!(tracker.current(), Some(1_000));
+        // Partition 0 keeps delivering; partition 1 goes quiet.
+        let later = start + Duration::from_millis(150);
+        tracker.observe(&partitions(&[(0, 60_000)]), &none, later);
+        assert_eq!(tracker.current(), Some(60_000));
+    }
+
+    #[test]
+    fn a_source_without_partitions_uses_the_batch_maximum() {
+        let mut tracker = WatermarkTracker::new(&config(500, 60_000));
+        let times = Int64Array::from(vec![Some(1_000), None, Some(3_000), Some(2_000)]);
+        tracker.observe(&BTreeMap::new(), &times, Instant::now());
+        assert_eq!(tracker.current(), Some(2_500));
+    }
+
+    #[test]
+    fn rows_behind_the_watermark_and_rows_without_time_are_late() {
+        let mut tracker = WatermarkTracker::new(&config(0, 60_000));
+        tracker.resume_from(SavedWatermark { millis: 2_000 });
+        let times = Int64Array::from(vec![Some(1_000), Some(2_000), None, Some(5_000)]);
+        let batch = RecordBatch::try_from_iter([(
+            "ts",
+            std::sync::Arc::new(times.clone()) as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        let (on_time, late) = tracker.split_late(batch, &times).unwrap();
+        assert_eq!(on_time.num_rows(), 2);
+        assert_eq!(late.unwrap().num_rows(), 2);
+    }
+}

@@ -1,0 +1,359 @@
+//! [`WindowOperator`]: a windowed GROUP BY evaluated incrementally.
+//!
+//! Per micro-batch: the pre plan (filters, projections) runs, then every row
+//! is folded into the partial aggregates of the windows it belongs to. When
+//! the watermark passes a window's end, its groups are evaluated once and
+//! the post plan (the SELECT list, HAVING, joins with static tables) turns
+//! them into output rows. Nothing of a window is emitted before it is
+//! complete, and nothing after.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow::array::{ArrayRef, StructArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::RowConverter;
+use datafusion::common::ScalarValue;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::create_physical_exprs;
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
+
+use super::aggregates::{AggregateSpec, WindowAggregate};
+use super::fixed::FixedWindows;
+use super::functions::{WindowKind, window_fields};
+use super::plan::WindowedQuery;
+use super::session::SessionWindows;
+use super::state::{ClosedGroups, SavedGroups, saved_schema};
+use crate::engine::micro_batch::MicroBatchSlot;
+use crate::engine::operator::Operator;
+
+enum Windows {
+    Fixed(FixedWindows),
+    Session(SessionWindows),
+}
+
+struct WindowState {
+    converter: RowConverter,
+    windows: Windows,
+    /// The watermark the windows were last closed at.
+    closed_at: i64,
+}
+
+pub struct WindowOperator {
+    pipeline: String,
+    name: String,
+    input: String,
+    kind: WindowKind,
+    pre_slot: MicroBatchSlot,
+    pre_plan: Arc<dyn ExecutionPlan>,
+    post_slot: MicroBatchSlot,
+    post_plan: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+    spec: AggregateSpec,
+    /// GROUP BY had only the window: keys are one constant column.
+    constant_key: bool,
+    window_position: usize,
+    /// The schema of the placeholder table the post plan reads.
+    aggregate_schema: SchemaRef,
+    saved_schema: SchemaRef,
+    output_schema: SchemaRef,
+    state: tokio::sync::Mutex<WindowState>,
+}
+
+/// What the window planner hands over.
+pub struct WindowParts {
+    pub pipeline: String,
+    pub name: String,
+    pub input: String,
+    pub event_time: String,
+    pub query: WindowedQuery,
+    pub pre_slot: MicroBatchSlot,
+    pub post_slot: MicroBatchSlot,
+    pub aggregate_schema: SchemaRef,
+}
+
+impl WindowOperator {
+    pub async fn try_new(ctx: &SessionContext, parts: WindowParts) -> Result<Self, String> {
+        let WindowParts {
+            pipeline,
+            name,
+            input,
+            event_time,
+            query,
+            pre_slot,
+            post_slot,
+            aggregate_schema,
+        } = parts;
+        let state = ctx.state();
+        let pre_plan = state
+            .create_physical_plan(&query.pre)
+            .await
+            .map_err(|e| e.to_string())?;
+        let post_plan = state
+            .create_physical_plan(&query.post)
+            .await
+            .map_err(|e| e.to_string())?;
+        let output_schema = Arc::new(query.post.schema().as_arrow().clone());
+
+        let pre_schema = query.pre.schema();
+        let event_time_index = pre_schema
+            .fields()
+            .iter()
+            .position(|f| f.name() == &event_time)
+            .ok_or_else(|| {
+                format!(
+                    "the windowed aggregate's input has no event-time column `{event_time}`: \
+                     keep it in the SELECT list of any subquery that feeds the GROUP BY"
+                )
+            })?;
+        if !matches!(pre_schema.field(event_time_index).data_type(), DataType::Timestamp(..)) {
+            return Err(format!("the event-time column `{event_time}` is not a timestamp here"));
+        }
+
+        let props = state.execution_props();
+        let planning = PhysicalPlanningContext::default();
+        let mut keys = create_physical_exprs(&query.keys, pre_schema, props, &planning)
+            .map_err(|e| e.to_string())?;
+        let group_count = query.keys.len() + 1;
+        let mut key_fields: Vec<_> = (0..group_count)
+            .filter(|&i| i != query.window_position)
+            .map(|i| aggregate_schema.fields()[i].clone())
+            .collect();
+        let constant_key = keys.is_empty();
+        if constant_key {
+            keys.push(Arc::new(Literal::new(ScalarValue::Boolean(Some(true)))));
+            key_fields.push(Arc::new(Field::new("__all", DataType::Boolean, false)));
+        }
+        let mut aggregates = Vec::with_capacity(query.aggregates.len());
+        for expr in &query.aggregates {
+            let lowered = LoweredAggregateBuilder::new(
+                expr,
+                pre_schema,
+                pre_schema.as_arrow(),
+                props,
+                &planning,
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+            if !lowered.order_bys.is_empty() {
+                return Err(format!(
+                    "{expr}: ORDER BY inside an aggregate is not supported in windows"
+                ));
+            }
+            aggregates.push(WindowAggregate {
+                function: lowered.aggregate,
+                filter: lowered.filter,
+            });
+        }
+        let spec = AggregateSpec {
+            event_time: event_time_index,
+            keys,
+            aggregates,
+            key_fields,
+        };
+        let converter = spec.row_converter().map_err(|e| e.to_string())?;
+        let saved_schema = saved_schema(
+            &spec.key_fields,
+            &spec.state_fields().map_err(|e| e.to_string())?,
+        );
+        let windows = match query.kind {
+            WindowKind::Tumble { width } => Windows::Fixed(FixedWindows::new(width, width)),
+            WindowKind::Hop { slide, width } => Windows::Fixed(FixedWindows::new(width, slide)),
+            WindowKind::Session { gap } => Windows::Session(SessionWindows::new(gap)),
+        };
+        Ok(Self {
+            pipeline,
+            name,
+            input,
+            kind: query.kind,
+            pre_slot,
+            pre_plan,
+            post_slot,
+            post_plan,
+            task_ctx: ctx.task_ctx(),
+            spec,
+            constant_key,
+            window_position: query.window_position,
+            aggregate_schema,
+            saved_schema,
+            output_schema,
+            state: tokio::sync::Mutex::new(WindowState {
+                converter,
+                windows,
+                closed_at: i64::MIN,
+            }),
+        })
+    }
+
+    pub fn kind(&self) -> WindowKind {
+        self.kind
+    }
+
+    /// The aggregate's output rows for closed groups, in the placeholder
+    /// table's schema.
+    fn aggregate_batch(&self, closed: ClosedGroups) -> anyhow::Result<RecordBatch> {
+        let window = {
+            let [start, end] = [closed.starts, closed.ends]
+                .map(|v| Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) as ArrayRef);
+            Arc::new(StructArray::try_new(window_fields(), vec![start, end], None)?) as ArrayRef
+        };
+        let mut keys = closed.keys.into_iter();
+        let mut columns = Vec::with_capacity(self.aggregate_schema.fields().len());
+        let group_count = if self.constant_key { 1 } else { keys.len() + 1 };
+        for position in 0..group_count {
+            if position == self.window_position {
+                columns.push(window.clone());
+            } else {
+                columns.push(keys.next().context("missing key column")?);
+            }
+        }
+        columns.extend(closed.results);
+        Ok(RecordBatch::try_new_with_options(
+            self.aggregate_schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_match_field_names(false),
+        )
+        .with_context(|| format!("assembling the results of transform `{}`", self.name))?)
+    }
+
+    async fn emit(&self, closed: Vec<ClosedGroups>) -> anyhow::Result<Vec<RecordBatch>> {
+        if closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let windows = closed.len();
+        let batches = closed
+            .into_iter()
+            .map(|c| self.aggregate_batch(c))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let groups: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        metrics::counter!("vitalflow_windows_closed_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
+            .increment(windows as u64);
+        metrics::counter!("vitalflow_window_groups_emitted_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
+            .increment(groups as u64);
+        self.post_slot.set(batches);
+        let result = collect(self.post_plan.clone(), self.task_ctx.clone()).await;
+        self.post_slot.clear();
+        Ok(result?)
+    }
+
+    fn report_open(&self, state: &WindowState) {
+        let open = match &state.windows {
+            Windows::Fixed(w) => w.open_windows(),
+            Windows::Session(w) => w.open_windows(),
+        };
+        metrics::gauge!("vitalflow_windows_open", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
+            .set(open as f64);
+    }
+
+    async fn close_until(&self, watermark: i64) -> anyhow::Result<Vec<RecordBatch>> {
+        let closed = {
+            let mut state = self.state.lock().await;
+            if watermark <= state.closed_at {
+                return Ok(Vec::new());
+            }
+            state.closed_at = watermark;
+            let WindowState {
+                converter, windows, ..
+            } = &mut *state;
+            let closed = match windows {
+                Windows::Fixed(w) => w.close_until(watermark, converter)?,
+                Windows::Session(w) => w.close_until(watermark, converter)?,
+            };
+            self.report_open(&state);
+            closed
+        };
+        self.emit(closed).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Operator for WindowOperator {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn input(&self) -> &str {
+        &self.input
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.output_schema.clone()
+    }
+
+    async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        let mut state = self.state.lock().await;
+        self.pre_slot.set(vec![input]);
+        let prepared = collect(self.pre_plan.clone(), self.task_ctx.clone()).await;
+        self.pre_slot.clear();
+        let WindowState {
+            converter, windows, ..
+        } = &mut *state;
+        for batch in prepared? {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let evaluated = self.spec.evaluate(&batch, converter)?;
+            match windows {
+                Windows::Fixed(w) => w.update(&self.spec, converter, &evaluated)?,
+                Windows::Session(w) => w.update(&self.spec, converter, &evaluated)?,
+            }
+        }
+        self.report_open(&state);
+        Ok(Vec::new())
+    }
+
+    fn is_stateful(&self) -> bool {
+        true
+    }
+
+    async fn advance(&self, watermark: i64) -> anyhow::Result<Vec<RecordBatch>> {
+        self.close_until(watermark).await
+    }
+
+    async fn finish(&self) -> anyhow::Result<Vec<RecordBatch>> {
+        self.close_until(i64::MAX).await
+    }
+
+    async fn snapshot(&self) -> anyhow::Result<Option<RecordBatch>> {
+        let mut state = self.state.lock().await;
+        let WindowState {
+            converter, windows, ..
+        } = &mut *state;
+        let saved = match windows {
+            Windows::Fixed(w) => w.snapshot(&self.spec, converter)?,
+            Windows::Session(w) => w.snapshot(&self.spec, converter)?,
+        };
+        SavedGroups::to_batch(saved, self.saved_schema.clone()).map(Some)
+    }
+
+    async fn restore(&self, saved: RecordBatch) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            saved.schema().fields().len() == self.saved_schema.fields().len()
+                && saved
+                    .schema()
+                    .fields()
+                    .iter()
+                    .zip(self.saved_schema.fields())
+                    .all(|(a, b)| a.data_type() == b.data_type()),
+            "the saved state of transform `{}` does not match its query any more \
+             (the SQL changed since the checkpoint); remove the checkpoint directory to start the windows afresh",
+            self.name
+        );
+        let saved = SavedGroups::from_batch(&saved, self.spec.key_fields.len())?;
+        let mut state = self.state.lock().await;
+        let WindowState {
+            converter, windows, ..
+        } = &mut *state;
+        match windows {
+            Windows::Fixed(w) => w.restore(&self.spec, converter, &saved)?,
+            Windows::Session(w) => w.restore(&self.spec, converter, &saved)?,
+        }
+        self.report_open(&state);
+        Ok(())
+    }
+}

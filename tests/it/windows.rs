@@ -1,0 +1,291 @@
+//! Windowed aggregates against batch DataFusion queries over the same rows:
+//! tumble and hop against `date_bin` GROUP BY, session against LAG / SUM
+//! OVER. Inputs arrive in order or shuffled within the allowed delay, in
+//! random batches, and the window state may be checkpointed and restored
+//! half-way: the results must not change.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vitalflow::engine::checkpoint::{CheckpointStore, StateToSave};
+use vitalflow::engine::watermark::{WatermarkTracker, event_times_ms};
+use vitalflow::engine::{self, Operator};
+use vitalflow::sources::simulator::vitals_schema;
+
+use super::support::*;
+
+/// 2026-01-01T00:00:00Z
+const BASE: i64 = 1_767_225_600_000;
+const MAX_DELAY_MS: i64 = 5_000;
+
+#[derive(Debug, Clone)]
+struct Reading {
+    patient: String,
+    ts: i64,
+    heart_rate: i32,
+    spo2: i32,
+    temperature: f64,
+}
+
+fn readings(seed: u64) -> Vec<Reading> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for p in 0..rng.random_range(1..6) {
+        let mut seen = HashSet::new();
+        for _ in 0..rng.random_range(20..200) {
+            // Ten minutes, with gaps long enough to split sessions.
+            let ts = BASE + rng.random_range(0..600_000);
+            if seen.insert(ts) {
+                out.push(Reading {
+                    patient: format!("P{p}"),
+                    ts,
+                    heart_rate: rng.random_range(40..160),
+                    spo2: rng.random_range(85..100),
+                    temperature: rng.random_range(3500..4000) as f64 / 100.0,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|r| r.ts);
+    out
+}
+
+/// Arrival order: each row is delayed by up to the allowed delay, so none
+/// is ever behind the watermark.
+fn shuffle_within_delay(rows: &mut [Reading], seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let mut keyed: Vec<(i64, Reading)> = rows
+        .iter()
+        .map(|r| (r.ts + rng.random_range(0..=MAX_DELAY_MS), r.clone()))
+        .collect();
+    keyed.sort_by_key(|(arrival, _)| *arrival);
+    for (slot, (_, r)) in rows.iter_mut().zip(keyed) {
+        *slot = r;
+    }
+}
+
+fn to_batch(rows: &[Reading]) -> RecordBatch {
+    let n = rows.len();
+    let ints = |f: &dyn Fn(&Reading) -> i32| Arc::new(Int32Array::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.patient.as_str()))),
+        Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.ts)).with_timezone("UTC")),
+        ints(&|r| r.heart_rate),
+        ints(&|r| r.spo2),
+        ints(&|_| 120),
+        ints(&|_| 80),
+        ints(&|_| 16),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.temperature))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n("A", n))),
+        Arc::new(BooleanArray::from(vec![false; n])),
+    ];
+    RecordBatch::try_new(vitals_schema(), columns).unwrap()
+}
+
+const AGGREGATES: &str = "count(*) AS n, sum(heart_rate) AS hr_sum, min(spo2) AS spo2_min, \
+                          max(temperature) AS temp_max, avg(heart_rate) AS hr_avg";
+
+fn windowed_sql(window: &str) -> String {
+    format!(
+        "SELECT patient_id, w.start AS window_start, w.end AS window_end, n, hr_sum, spo2_min, temp_max, hr_avg \
+         FROM (SELECT patient_id, {window} AS w, {AGGREGATES} FROM monitors GROUP BY patient_id, w)"
+    )
+}
+
+async fn plan_window(dir: &std::path::Path, window: &str) -> Arc<dyn Operator> {
+    let yaml = format!(
+        r#"
+name: windows_test
+sources:
+  monitors:
+    kind: simulator
+    event_time: {{ column: ts, max_delay: {MAX_DELAY_MS}ms }}
+transforms:
+  windows:
+    sql: "{sql}"
+sinks:
+  out: {{ kind: parquet, input: windows, path: out }}
+  late: {{ kind: parquet, input: monitors_late_events, path: late }}
+"#,
+        sql = windowed_sql(window)
+    );
+    let path = write_pipeline(dir, &yaml);
+    let spec = vitalflow::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let planned = engine::plan(spec).await.unwrap_or_else(|e| panic!("{e}"));
+    planned.operators[0].clone()
+}
+
+/// One result row, canonical: patient, start, end, n, hr_sum, spo2_min,
+/// temp_max, hr_avg (rounded: summation order differs).
+type Row = (String, i64, i64, i64, i64, i64, String, String);
+
+fn canonical(batches: &[RecordBatch]) -> Vec<Row> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let mut out = Vec::new();
+    for batch in batches {
+        let col = |i: usize, to: DataType| arrow::compute::cast(batch.column(i), &to).unwrap();
+        let patient = col(0, DataType::Utf8);
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let start = arrow::compute::cast(&col(1, ms.clone()), &DataType::Int64).unwrap();
+        let end = arrow::compute::cast(&col(2, ms), &DataType::Int64).unwrap();
+        let ints: Vec<ArrayRef> = (3..6).map(|i| col(i, DataType::Int64)).collect();
+        let floats: Vec<ArrayRef> = (6..8).map(|i| col(i, DataType::Float64)).collect();
+        for r in 0..batch.num_rows() {
+            out.push((
+                patient.as_string::<i32>().value(r).to_string(),
+                start.as_primitive::<Int64Type>().value(r),
+                end.as_primitive::<Int64Type>().value(r),
+                ints[0].as_primitive::<Int64Type>().value(r),
+                ints[1].as_primitive::<Int64Type>().value(r),
+                ints[2].as_primitive::<Int64Type>().value(r),
+                format!("{:.6}", floats[0].as_primitive::<Float64Type>().value(r)),
+                format!("{:.6}", floats[1].as_primitive::<Float64Type>().value(r)),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn batch_query(rows: &[Reading], sql: &str) -> Vec<Row> {
+    let ctx = SessionContext::new();
+    let table = MemTable::try_new(vitals_schema(), vec![vec![to_batch(rows)]]).unwrap();
+    ctx.register_table("vitals", Arc::new(table)).unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    canonical(&batches)
+}
+
+/// Feed `rows` in random batches, advancing the watermark as the engine
+/// does; optionally checkpoint the state half-way and continue in a fresh
+/// operator restored from it.
+async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec<Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut operator = plan_window(dir.path(), window).await;
+    let event_time = vitalflow::sources::EventTimeConfig {
+        column: "ts".into(),
+        max_delay: vitalflow::spec::HumanDuration(std::time::Duration::from_millis(MAX_DELAY_MS as u64)),
+        idle_timeout: vitalflow::spec::HumanDuration(std::time::Duration::from_secs(3600)),
+    };
+    let mut tracker = WatermarkTracker::new(&event_time);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xba7c);
+    let mut output = Vec::new();
+    let mut at = 0;
+    let mut restarted = !restart;
+    while at < rows.len() {
+        let size = rng.random_range(1..60).min(rows.len() - at);
+        let batch = to_batch(&rows[at..at + size]);
+        at += size;
+        let times = event_times_ms(&batch, "ts").unwrap();
+        let (on_time, late) = tracker.split_late(batch, &times).unwrap();
+        assert!(late.is_none(), "no row is late when shuffled within the delay");
+        tracker.observe(&BTreeMap::new(), &times, Instant::now());
+        output.extend(operator.process(on_time).await.unwrap());
+        if let Some(watermark) = tracker.current() {
+            output.extend(operator.advance(watermark).await.unwrap());
+        }
+        if !restarted && at >= rows.len() / 2 {
+            restarted = true;
+            let saved = operator.snapshot().await.unwrap().unwrap();
+            let state_dir = dir.path().join("checkpoints");
+            let mut store = CheckpointStore::open(&state_dir, "windows_test").unwrap();
+            let state = StateToSave {
+                operators: vec![("windows".into(), saved)],
+                watermarks: BTreeMap::from([("monitors".into(), tracker.current().unwrap())]),
+            };
+            store.commit(&BTreeMap::new(), &[], &state).unwrap();
+            // A new process: plan again, restore from the newest checkpoint.
+            operator = plan_window(dir.path(), window).await;
+            let reopened = CheckpointStore::open(&state_dir, "windows_test").unwrap();
+            let mut restored = reopened.latest_state().unwrap().unwrap();
+            operator
+                .restore(restored.operators.remove("windows").unwrap())
+                .await
+                .unwrap();
+        }
+    }
+    output.extend(operator.finish().await.unwrap());
+    canonical(&output)
+}
+
+fn tumble_reference() -> String {
+    format!(
+        "SELECT patient_id, date_bin(interval '1 minute', ts, TIMESTAMP '1970-01-01T00:00:00Z') AS window_start, \
+         date_bin(interval '1 minute', ts, TIMESTAMP '1970-01-01T00:00:00Z') + interval '1 minute' AS window_end, {AGGREGATES} \
+         FROM vitals GROUP BY 1, 2"
+    )
+}
+
+/// hop(10 s, 1 min) windows are the 1-minute tumbling windows of the six
+/// origins 0 s, 10 s, ... 50 s.
+fn hop_reference() -> String {
+    (0..6)
+        .map(|k| {
+            let bin = format!("date_bin(interval '1 minute', ts, TIMESTAMP '1970-01-01T00:00:{:02}Z')", k * 10);
+            format!(
+                "SELECT patient_id, {bin} AS window_start, {bin} + interval '1 minute' AS window_end, {AGGREGATES} \
+                 FROM vitals GROUP BY 1, 2"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Sessions with a 30 s gap: a new session starts where a patient's
+/// previous reading is 30 s or more before.
+fn session_reference() -> String {
+    format!(
+        "WITH marked AS ( \
+           SELECT *, CASE WHEN lag(ts) OVER (PARTITION BY patient_id ORDER BY ts) IS NULL \
+                          OR ts - lag(ts) OVER (PARTITION BY patient_id ORDER BY ts) >= interval '30 seconds' \
+                     THEN 1 ELSE 0 END AS new_session FROM vitals), \
+         numbered AS ( \
+           SELECT *, sum(new_session) OVER (PARTITION BY patient_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session_id FROM marked) \
+         SELECT patient_id, min(ts) AS window_start, max(ts) + interval '30 seconds' AS window_end, {AGGREGATES} \
+         FROM numbered GROUP BY patient_id, session_id"
+    )
+}
+
+fn check(window: &str, reference: String, seed: u64, shuffled: bool, restart: bool) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut rows = readings(seed);
+        let expected = batch_query(&rows, &reference).await;
+        if shuffled {
+            shuffle_within_delay(&mut rows, seed);
+        }
+        let actual = stream(window, &rows, seed, restart).await;
+        assert!(!expected.is_empty());
+        assert_eq!(actual, expected, "{window}, seed {seed}, shuffled {shuffled}, restart {restart}");
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn tumble_equals_date_bin(seed in any::<u64>(), shuffled in any::<bool>(), restart in any::<bool>()) {
+        check("tumble(interval '1 minute')", tumble_reference(), seed, shuffled, restart);
+    }
+
+    #[test]
+    fn hop_equals_date_bin_over_six_origins(seed in any::<u64>(), shuffled in any::<bool>(), restart in any::<bool>()) {
+        check("hop(interval '10 seconds', interval '1 minute')", hop_reference(), seed, shuffled, restart);
+    }
+
+    #[test]
+    fn session_equals_lag_based_sessions(seed in any::<u64>(), shuffled in any::<bool>(), restart in any::<bool>()) {
+        check("session(interval '30 seconds')", session_reference(), seed, shuffled, restart);
+    }
+}
