@@ -202,11 +202,13 @@ pub async fn run(
             _ = report.tick() => {
                 let (at, records) = last_report;
                 let rate = (engine.records_in - records) as f64 / at.elapsed().as_secs_f64();
+                let watermarks = engine.watermarks_text();
                 tracing::info!(
                     pipeline = %spec.name,
                     records_in = engine.records_in,
                     records_per_second = rate.round(),
                     durable_batches = engine.durable_sequence,
+                    watermarks = %watermarks,
                     "pipeline progress"
                 );
                 last_report = (Instant::now(), engine.records_in);
@@ -318,7 +320,9 @@ impl EngineLoop<'_> {
             let (on_time, behind) = tracker
                 .split_late(batch, &times)
                 .map_err(|e| EngineError::component("source", source, e))?;
-            tracker.observe(&item.partition_event_times, &times, Instant::now());
+            let now = Instant::now();
+            tracker.assign(&item.assigned_partitions, now);
+            tracker.observe(&item.partition_event_times, &times, now);
             if let Some(behind) = &behind {
                 LateEvents {
                     pipeline: &self.planned.spec.name,
@@ -407,6 +411,26 @@ impl EngineLoop<'_> {
             }
         }
         Ok(outputs)
+    }
+
+    /// `source=2026-...Z` per source with event time, for progress lines.
+    fn watermarks_text(&self) -> String {
+        self.planned
+            .spec
+            .sources
+            .iter()
+            .zip(&self.watermarks)
+            .filter_map(|(source, tracker)| {
+                let tracker = tracker.as_ref()?;
+                let at = match tracker.current() {
+                    Some(ms) => chrono::DateTime::from_timestamp_millis(ms)
+                        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339()),
+                    None => "none yet".to_string(),
+                };
+                Some(format!("{}={at}", source.name))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The watermark of the source whose event time `operator` carries.

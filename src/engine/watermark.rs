@@ -45,7 +45,9 @@ pub fn event_times_ms(batch: &RecordBatch, column: &str) -> anyhow::Result<Int64
 /// A partition's progress.
 #[derive(Debug, Clone, Copy)]
 struct PartitionClock {
-    newest: i64,
+    /// `None`: assigned, nothing delivered yet (holds the watermark back).
+    newest: Option<i64>,
+    /// When it last delivered (or was assigned).
     seen: Instant,
 }
 
@@ -118,6 +120,24 @@ impl WatermarkTracker {
         ))
     }
 
+    /// The partitions the source reads now: new ones hold the watermark
+    /// until they deliver or go idle; ones it no longer reads stop counting.
+    /// An empty list (a source without partitions) changes nothing.
+    pub fn assign(&mut self, partitions: &[TopicPartition], now: Instant) {
+        if partitions.is_empty() {
+            return;
+        }
+        self.partitions.retain(|p, _| partitions.contains(p));
+        for partition in partitions {
+            self.partitions
+                .entry(partition.clone())
+                .or_insert(PartitionClock {
+                    newest: None,
+                    seen: now,
+                });
+        }
+    }
+
     /// Record what a batch delivered: per partition, its newest event time
     /// (`per_partition` empty: the whole source is one partition and
     /// `times` decides).
@@ -129,10 +149,10 @@ impl WatermarkTracker {
     ) {
         let mut update = |partition: TopicPartition, newest: i64| {
             let clock = self.partitions.entry(partition).or_insert(PartitionClock {
-                newest,
+                newest: Some(newest),
                 seen: now,
             });
-            clock.newest = clock.newest.max(newest);
+            clock.newest = Some(clock.newest.map_or(newest, |n| n.max(newest)));
             clock.seen = now;
         };
         if per_partition.is_empty() {
@@ -150,14 +170,19 @@ impl WatermarkTracker {
     /// Recompute the watermark (also called on a timer, so partitions that
     /// went quiet stop holding it back). Returns the new value if it moved.
     pub fn advance(&mut self, now: Instant) -> Option<i64> {
-        let active = self
+        let active: Vec<Option<i64>> = self
             .partitions
             .values()
             .filter(|c| now.duration_since(c.seen) < self.idle_timeout)
             .map(|c| c.newest)
-            .min();
-        // Every partition idle: none of them holds the others back.
-        let oldest = active.or_else(|| self.partitions.values().map(|c| c.newest).max())?;
+            .collect();
+        let oldest = if active.is_empty() {
+            // Every partition idle: none of them holds the others back.
+            self.partitions.values().filter_map(|c| c.newest).max()?
+        } else {
+            // An active partition that has delivered nothing holds it all.
+            active.into_iter().collect::<Option<Vec<i64>>>()?.into_iter().min()?
+        };
         let candidate = oldest.saturating_sub(self.max_delay_ms);
         match self.current {
             Some(current) if current >= candidate => None,
@@ -213,6 +238,23 @@ mod tests {
         let later = start + Duration::from_millis(150);
         tracker.observe(&partitions(&[(0, 60_000)]), &none, later);
         assert_eq!(tracker.current(), Some(60_000));
+    }
+
+    #[test]
+    fn an_assigned_partition_holds_the_watermark_until_it_delivers() {
+        let mut tracker = WatermarkTracker::new(&config(0, 60_000));
+        let now = Instant::now();
+        let none = Int64Array::from(Vec::<i64>::new());
+        let all: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new("vitals", p)).collect();
+        tracker.assign(&all, now);
+        tracker.observe(&partitions(&[(0, 50_000)]), &none, now);
+        assert_eq!(tracker.current(), None, "partition 1 has not delivered yet");
+        tracker.observe(&partitions(&[(1, 2_000)]), &none, now);
+        assert_eq!(tracker.current(), Some(2_000));
+        // Partition 1 moved to another instance: it no longer counts.
+        tracker.assign(&all[..1], now);
+        tracker.advance(now);
+        assert_eq!(tracker.current(), Some(50_000));
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct SourceBatch {
     /// each partition it read from, for per-partition watermarks. Empty: the
     /// engine treats the source as one partition.
     pub partition_event_times: BTreeMap<TopicPartition, i64>,
+    /// The partitions the source reads right now (Kafka's assignment): one
+    /// that has delivered nothing yet holds the watermark back until it
+    /// goes idle, or its first rows would all be late. Empty for sources
+    /// without partitions.
+    pub assigned_partitions: Vec<TopicPartition>,
 }
 
 /// What a source sends to the engine, in order.

@@ -289,3 +289,40 @@ proptest! {
         check("session(interval '30 seconds')", session_reference(), seed, shuffled, restart);
     }
 }
+
+/// The shipped windows pipeline, run to the end of a bounded simulator:
+/// every minute and every hop window of every patient, each reading counted
+/// once per window it falls in, nothing late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_windows_pipeline_summarises_every_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql_dir = std::fs::canonicalize("sql").unwrap();
+    let yaml = std::fs::read_to_string("pipelines/vitals-windows.yaml")
+        .unwrap()
+        .replace("../sql", &sql_dir.display().to_string())
+        .replace("patients: 50", "patients: 20")
+        .replace(
+            "    seed: 42\n",
+            "    seed: 42\n    pacing: unpaced\n    limit: 6000\n    start: \"2026-01-01T00:00:00Z\"\n",
+        )
+        .replace("${VITALFLOW_DATA_DIR:-data}", &dir.path().display().to_string());
+    assert!(yaml.contains("limit: 6000"));
+    let path = write_pipeline(dir.path(), &yaml);
+    let summary = run_pipeline(&path).await;
+    assert_eq!(summary.records_in(), 6000);
+
+    // 20 patients x 300 readings, 1 s apart: five full minutes each.
+    let per_minute = dir.path().join("vitals_per_minute");
+    assert_eq!(scalar_i64(&per_minute, "SELECT count(*) FROM t").await, 100);
+    assert_eq!(scalar_i64(&per_minute, "SELECT count(*) FROM t WHERE readings <> 60").await, 0);
+    assert_eq!(
+        scalar_i64(&per_minute, "SELECT count(*) FROM t WHERE window_end - window_start <> interval '1 minute'").await,
+        0
+    );
+    // Hop windows start every 10 s from 50 s before the first reading:
+    // 35 per patient, and each reading is in six of them.
+    let rolling = dir.path().join("vitals_rolling");
+    assert_eq!(scalar_i64(&rolling, "SELECT count(*) FROM t").await, 700);
+    assert_eq!(scalar_i64(&rolling, "SELECT sum(readings) FROM t").await, 36_000);
+    assert!(parquet_files(&dir.path().join("vitals_late")).is_empty(), "nothing was late");
+}

@@ -290,6 +290,7 @@ impl Shared {
             dead_letters: decoded.dead_letters,
             offsets,
             partition_event_times,
+            assigned_partitions: self.assigned_now().into_iter().collect(),
         });
         Ok(self.output.blocking_send(event).is_ok())
     }

@@ -59,6 +59,7 @@ impl Source for SimulatorSource {
                 dead_letters: None,
                 offsets: Default::default(),
                 partition_event_times: Default::default(),
+                assigned_partitions: Vec::new(),
             });
             // A batch counts as produced only once the engine has taken it.
             tokio::select! {
