@@ -66,8 +66,17 @@ mkdir -p "$target_dir"
 echo "== disk free for $target_dir: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ')"
 
 status=0
+# The UDF plugins (their own workspace, see udfs/README.md): the NEWS2 band
+# tests, then the release dylibs the engine's plugin tests load.
+# VITALFLOW_UDF_TARGET_DIR keeps their build outside the clone in CI.
+udf_target="${VITALFLOW_UDF_TARGET_DIR:-$PWD/udfs/target}"
+export VITALFLOW_UDF_TARGET_DIR="$udf_target"
+echo "== UDF plugins (target: $udf_target)"
+(cd udfs && cargo test --locked --target-dir "$udf_target") 2>&1 | tee "$log" || status=1
+(cd udfs && cargo build --locked --release --target-dir "$udf_target") 2>&1 | tail -3 || status=1
+
 # The crate: unit tests, integration tests (tests/it), then doc tests.
-cargo test --locked --lib --bins --tests --no-fail-fast 2>&1 | tee "$log" || status=1
+cargo test --locked --lib --bins --tests --no-fail-fast 2>&1 | tee -a "$log" || status=1
 cargo test --locked --doc 2>&1 | tee -a "$log" || status=1
 
 # One closing line over every test binary.

@@ -15,6 +15,7 @@
 //! - [`storage`]: dataset locations as URLs.
 //! - [`query`]: SQL over stored datasets with partition and statistics pruning.
 //! - [`models`]: the ONNX risk model (tract prediction, TreeSHAP explanations).
+//! - [`udf`]: Arroyo UDF plugins (dylibs over the Arrow C Data Interface).
 //! - [`cli`], [`telemetry`], [`bench`]: the binary's glue, logs, benchmark.
 
 pub mod bench;
@@ -29,3 +30,4 @@ pub mod sources;
 pub mod spec;
 pub mod storage;
 pub mod telemetry;
+pub mod udf;

@@ -55,6 +55,12 @@ fn sink(name: &str, input: &str, output: &Path) -> String {
 }
 
 pub fn pipeline_yaml(shape: Shape, events: u64, patients: u32, output: &Path) -> String {
+    // Ward: one reading per patient per second. Count: ten, so each
+    // 1-second window aggregates several events per key.
+    let interval = match shape {
+        Shape::Ward => "1s",
+        Shape::Count => "100ms",
+    };
     let transforms = match shape {
         Shape::Ward => format!(
             "  per_minute:\n    sql: |\n{}  rolling:\n    sql: |\n{}",
@@ -73,7 +79,7 @@ sources:
   monitors:
     kind: simulator
     patients: {patients}
-    interval: 1s
+    interval: {interval}
     pacing: unpaced
     limit: {events}
     start: \"2026-01-01T00:00:00Z\"

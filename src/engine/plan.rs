@@ -12,6 +12,7 @@ use super::operator::Operator;
 use super::session::streaming_session;
 use super::transform::{TransformInput, plan_transform};
 use crate::sources::{dead_letter_table, late_events_table};
+use crate::udf::LoadedUdf;
 use crate::spec::{PipelineSpec, SpecError, TransformSpec};
 
 /// A pipeline ready to run: schemas known, SQL planned.
@@ -51,6 +52,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         }
     }
 
+    let udfs = load_udfs(&spec).await?;
     let ordered = dependency_order(&spec)?;
     let mut operators: Vec<Arc<dyn Operator>> = Vec::new();
     let mut event_time_source = HashMap::new();
@@ -76,6 +78,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             input_schema,
             event_time: timed.as_ref().map(|(_, column)| column.as_str()),
             source: timed.as_ref().map_or(root.as_str(), |(source, _)| source.as_str()),
+            udfs: &udfs,
         })
         .await
         .map_err(|message| sql_error(&spec, transform, message))?;
@@ -114,6 +117,31 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         operators,
         event_time_source,
     })
+}
+
+/// Build (if stale) and load every UDF plugin the spec lists.
+async fn load_udfs(spec: &PipelineSpec) -> Result<Vec<LoadedUdf>, SpecError> {
+    let mut loaded: Vec<LoadedUdf> = Vec::new();
+    for (index, udf) in spec.udfs.iter().enumerate() {
+        let dir = udf.dir.clone();
+        let result = tokio::task::spawn_blocking(move || crate::udf::load_plugin(&dir))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let plugin = result.map_err(|message| {
+            SpecError::invalid(&spec.path, format!("udfs[{index}]"), udf.line, message)
+        })?;
+        if loaded.iter().any(|l| l.name() == plugin.name()) {
+            return Err(SpecError::invalid(
+                &spec.path,
+                format!("udfs[{index}]"),
+                udf.line,
+                format!("a UDF named `{}` is already loaded", plugin.name()),
+            ));
+        }
+        loaded.push(plugin);
+    }
+    Ok(loaded)
 }
 
 /// Rejected records must go somewhere: a source's dead-letter table has to

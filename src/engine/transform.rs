@@ -11,6 +11,7 @@ use super::operator::Operator;
 use super::session::streaming_session;
 use super::sql_operator::{SqlOperator, reject_unbounded_state};
 use super::window::{WindowOperator, WindowParts, split_windowed};
+use crate::udf::LoadedUdf;
 
 /// What a transform is planned against.
 pub struct TransformInput<'a> {
@@ -24,12 +25,17 @@ pub struct TransformInput<'a> {
     pub event_time: Option<&'a str>,
     /// The source upstream, for error messages.
     pub source: &'a str,
+    /// UDF plugins the SQL may call.
+    pub udfs: &'a [LoadedUdf],
 }
 
 /// Plan a transform. Errors are DataFusion's own messages (unknown column,
 /// type mismatch) or a statement of what streaming SQL cannot do.
 pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, String> {
     let ctx = streaming_session();
+    for udf in t.udfs {
+        udf.register(&ctx);
+    }
     let slot = MicroBatchSlot::default();
     let table = micro_batch_table(t.input_schema, slot.clone()).map_err(|e| e.to_string())?;
     ctx.register_table(t.input, Arc::new(table))

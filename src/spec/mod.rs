@@ -35,6 +35,14 @@ pub struct PipelineSpec {
     pub sinks: Vec<SinkSpec>,
     /// Checkpoint directory, if set explicitly (see [`PipelineSpec::checkpoint_dir`]).
     pub checkpoint_dir: Option<PathBuf>,
+    /// UDF plugin crate directories (resolved against the file's directory).
+    pub udfs: Vec<UdfSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UdfSpec {
+    pub dir: PathBuf,
+    pub line: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -40,6 +40,10 @@ pub struct RawPipeline {
     /// first Parquet sink's dataset, so the state travels with the data.
     #[serde(default)]
     pub checkpoint_dir: Option<crate::spec::EnvString>,
+    /// Arroyo UDF plugin crates (directories, relative to this file), built
+    /// if stale and callable from every transform's SQL.
+    #[serde(default)]
+    pub udfs: Vec<Spanned<crate::spec::EnvString>>,
 }
 
 /// One SQL transform: exactly one of `sql` (inline) or `sql_file`.

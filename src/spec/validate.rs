@@ -177,6 +177,14 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
         transforms,
         sinks,
         checkpoint_dir: raw.checkpoint_dir.map(|d| d.0.into()),
+        udfs: raw
+            .udfs
+            .into_iter()
+            .map(|u| super::UdfSpec {
+                dir: path.parent().unwrap_or(Path::new(".")).join(&u.value.0),
+                line: u.referenced.line(),
+            })
+            .collect(),
     })
 }
 

@@ -13,4 +13,5 @@ mod pipeline_run;
 mod prometheus;
 mod support;
 mod transforms;
+mod udfs;
 mod windows;

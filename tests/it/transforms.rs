@@ -10,7 +10,7 @@ use super::support::*;
 
 /// NEWS2 (RCP 2017, SpO2 scale 1), written from the published table, not
 /// from the SQL under test.
-fn news2(
+pub(crate) fn news2(
     rr: i32,
     spo2: i32,
     oxygen: bool,

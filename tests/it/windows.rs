@@ -115,10 +115,12 @@ transforms:
   windows:
     sql: "{sql}"
 sinks:
-  out: {{ kind: parquet, input: windows, path: out }}
-  late: {{ kind: parquet, input: monitors_late_events, path: late }}
+  out: {{ kind: parquet, input: windows, path: {out} }}
+  late: {{ kind: parquet, input: monitors_late_events, path: {late} }}
 "#,
-        sql = windowed_sql(window)
+        sql = windowed_sql(window),
+        out = dir.join("out").display(),
+        late = dir.join("late").display(),
     );
     let path = write_pipeline(dir, &yaml);
     let spec = vitalflow::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
