@@ -13,6 +13,7 @@ use super::session::streaming_session;
 use super::transform::{TransformInput, plan_transform};
 use crate::sources::{dead_letter_table, late_events_table};
 use crate::udf::LoadedUdf;
+use super::transform::StaticTable;
 use crate::spec::{PipelineSpec, SpecError, TransformSpec};
 
 /// A pipeline ready to run: schemas known, SQL planned.
@@ -52,7 +53,9 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         }
     }
 
-    let udfs = load_udfs(&spec).await?;
+    let mut udfs = load_udfs(&spec).await?;
+    udfs.extend(load_models(&spec, &udfs)?);
+    let static_tables = load_static_tables(&spec).await?;
     let ordered = dependency_order(&spec)?;
     let mut operators: Vec<Arc<dyn Operator>> = Vec::new();
     let mut event_time_source = HashMap::new();
@@ -79,6 +82,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             event_time: timed.as_ref().map(|(_, column)| column.as_str()),
             source: timed.as_ref().map_or(root.as_str(), |(source, _)| source.as_str()),
             udfs: &udfs,
+            static_tables: &static_tables,
         })
         .await
         .map_err(|message| sql_error(&spec, transform, message))?;
@@ -117,6 +121,64 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         operators,
         event_time_source,
     })
+}
+
+/// Load every model the spec declares as a SQL function.
+fn load_models(spec: &PipelineSpec, udfs: &[LoadedUdf]) -> Result<Vec<LoadedUdf>, SpecError> {
+    let mut loaded = Vec::new();
+    for model in &spec.models {
+        let key = format!("models.{}", model.name);
+        let risk = match &model.sidecar {
+            Some(sidecar) => crate::models::RiskModel::load_with_sidecar(&model.path, sidecar),
+            None => crate::models::RiskModel::load(&model.path),
+        }
+        .map_err(|e| SpecError::invalid(&spec.path, &key, model.line, e.to_string()))?;
+        if udfs.iter().any(|u| u.name() == model.name) {
+            return Err(SpecError::invalid(
+                &spec.path,
+                &key,
+                model.line,
+                format!("a UDF named `{}` is already loaded", model.name),
+            ));
+        }
+        let function = crate::models::ModelFunction::new(&model.name, Arc::new(risk), model.runtime);
+        loaded.push(LoadedUdf::Scalar(Arc::new(
+            datafusion::logical_expr::ScalarUDF::new_from_impl(function),
+        )));
+    }
+    Ok(loaded)
+}
+
+/// Read every static table once, into memory: a join with it then costs
+/// no I/O per micro-batch or per emitted window.
+async fn load_static_tables(spec: &PipelineSpec) -> Result<Vec<StaticTable>, SpecError> {
+    let ctx = streaming_session();
+    let mut loaded = Vec::new();
+    for table in &spec.tables {
+        let key = format!("tables.{}", table.name);
+        let fail = |message: String| SpecError::invalid(&spec.path, &key, table.line, message);
+        let path = table.path.display().to_string();
+        let frame = if path.ends_with(".csv") {
+            ctx.read_csv(&path, datafusion::prelude::CsvReadOptions::new()).await
+        } else if path.ends_with(".parquet") || table.path.is_dir() {
+            ctx.read_parquet(&path, datafusion::prelude::ParquetReadOptions::default()).await
+        } else {
+            return Err(fail(format!("{path}: a static table is a .csv file or a .parquet file or directory")));
+        }
+        .map_err(|e| fail(format!("reading {path}: {e}")))?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame
+            .collect()
+            .await
+            .map_err(|e| fail(format!("reading {path}: {e}")))?;
+        let memory = datafusion::datasource::MemTable::try_new(schema, vec![batches])
+            .map_err(|e| fail(e.to_string()))?;
+        loaded.push(StaticTable {
+            name: table.name.clone(),
+            table: Arc::new(memory),
+        });
+    }
+    Ok(loaded)
 }
 
 /// Build (if stale) and load every UDF plugin the spec lists.
@@ -216,6 +278,7 @@ fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>
         })
         .collect();
     let sources: HashSet<&str> = source_tables.iter().map(String::as_str).collect();
+    let statics: HashSet<&str> = spec.tables.iter().map(|t| t.name.as_str()).collect();
     let transforms: HashSet<&str> = spec.transforms.iter().map(|t| t.name.as_str()).collect();
 
     let mut input_of: HashMap<&str, String> = HashMap::new();
@@ -236,9 +299,16 @@ fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>
         let mut streams: Vec<String> = Vec::new();
         for reference in references {
             let table = reference.table().to_string();
+            if statics.contains(table.as_str()) {
+                continue;
+            }
             if !sources.contains(table.as_str()) && !transforms.contains(table.as_str()) {
-                let mut known: Vec<&str> =
-                    sources.iter().chain(transforms.iter()).copied().collect();
+                let mut known: Vec<&str> = sources
+                    .iter()
+                    .chain(transforms.iter())
+                    .chain(statics.iter())
+                    .copied()
+                    .collect();
                 known.sort_unstable();
                 return Err(sql_error(
                     spec,

@@ -12,6 +12,7 @@ use datafusion::prelude::SessionContext;
 
 use super::micro_batch::MicroBatchSlot;
 use super::operator::Operator;
+use super::session::{fresh_execution, keeps_state};
 
 pub struct SqlOperator {
     name: String,
@@ -20,6 +21,8 @@ pub struct SqlOperator {
     plan: Arc<dyn ExecutionPlan>,
     task_ctx: Arc<TaskContext>,
     output_schema: SchemaRef,
+    /// The plan holds a join: reset it before each execution.
+    reset: bool,
     /// One execution at a time: the slot is shared by the plan's scan.
     running: tokio::sync::Mutex<()>,
 }
@@ -42,6 +45,7 @@ impl SqlOperator {
             .create_physical_plan(logical)
             .await
             .map_err(|e| e.to_string())?;
+        let reset = keeps_state(&plan);
         Ok(Self {
             name: name.to_string(),
             input: input.to_string(),
@@ -49,6 +53,7 @@ impl SqlOperator {
             plan,
             task_ctx: ctx.task_ctx(),
             output_schema,
+            reset,
             running: tokio::sync::Mutex::new(()),
         })
     }
@@ -93,7 +98,12 @@ impl Operator for SqlOperator {
     async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
         let _guard = self.running.lock().await;
         self.slot.set(vec![input]);
-        let result = collect(self.plan.clone(), self.task_ctx.clone()).await;
+        let plan = if self.reset {
+            fresh_execution(&self.plan)?
+        } else {
+            self.plan.clone()
+        };
+        let result = collect(plan, self.task_ctx.clone()).await;
         self.slot.clear();
         Ok(result?)
     }

@@ -25,8 +25,17 @@ pub struct TransformInput<'a> {
     pub event_time: Option<&'a str>,
     /// The source upstream, for error messages.
     pub source: &'a str,
-    /// UDF plugins the SQL may call.
+    /// UDF plugins and models the SQL may call.
     pub udfs: &'a [LoadedUdf],
+    /// Static tables the SQL may join.
+    pub static_tables: &'a [StaticTable],
+}
+
+/// A static lookup table, in memory.
+#[derive(Debug, Clone)]
+pub struct StaticTable {
+    pub name: String,
+    pub table: Arc<datafusion::datasource::MemTable>,
 }
 
 /// Plan a transform. Errors are DataFusion's own messages (unknown column,
@@ -35,6 +44,10 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, 
     let ctx = streaming_session();
     for udf in t.udfs {
         udf.register(&ctx);
+    }
+    for table in t.static_tables {
+        ctx.register_table(table.name.as_str(), table.table.clone())
+            .map_err(|e| e.to_string())?;
     }
     let slot = MicroBatchSlot::default();
     let table = micro_batch_table(t.input_schema, slot.clone()).map_err(|e| e.to_string())?;

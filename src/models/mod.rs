@@ -20,10 +20,12 @@ pub mod ensemble;
 pub mod error;
 pub mod metadata;
 pub mod onnx;
+pub mod sql;
 pub mod treeshap;
 
 pub use ensemble::{Tree, TreeEnsemble};
 pub use error::ModelError;
 pub use metadata::{FeatureRange, ModelMetadata, RiskBand, Scaler};
 pub use onnx::{Explanation, RiskModel};
+pub use sql::{ModelFunction, ModelRuntime};
 pub use treeshap::{expected_value, shap_values};

@@ -37,6 +37,26 @@ pub struct PipelineSpec {
     pub checkpoint_dir: Option<PathBuf>,
     /// UDF plugin crate directories (resolved against the file's directory).
     pub udfs: Vec<UdfSpec>,
+    /// Models callable from SQL.
+    pub models: Vec<ModelSpec>,
+    /// Static lookup tables.
+    pub tables: Vec<StaticTableSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub name: String,
+    pub line: u64,
+    pub path: PathBuf,
+    pub sidecar: Option<PathBuf>,
+    pub runtime: crate::models::ModelRuntime,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaticTableSpec {
+    pub name: String,
+    pub line: u64,
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone)]

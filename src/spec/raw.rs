@@ -44,6 +44,34 @@ pub struct RawPipeline {
     /// if stale and callable from every transform's SQL.
     #[serde(default)]
     pub udfs: Vec<Spanned<crate::spec::EnvString>>,
+    /// Risk models callable from SQL by name (`name(feature, ...)`).
+    #[serde(default)]
+    pub models: IndexMap<String, Spanned<RawModel>>,
+    /// Static lookup tables (CSV or Parquet) that transforms may join.
+    #[serde(default)]
+    pub tables: IndexMap<String, Spanned<RawTable>>,
+}
+
+/// `models.<name>`: an ONNX model and its sidecar.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// The `.onnx` file, relative to the pipeline file.
+    pub path: crate::spec::EnvString,
+    /// The sidecar JSON; default: the `.onnx` path with `.json`.
+    #[serde(default)]
+    pub sidecar: Option<crate::spec::EnvString>,
+    /// `trees` (default) or `tract`; see `models::sql`.
+    #[serde(default)]
+    pub runtime: crate::models::ModelRuntime,
+}
+
+/// `tables.<name>`: a static table read once at start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTable {
+    /// A `.csv` file (header row), or a `.parquet` file or directory.
+    pub path: crate::spec::EnvString,
 }
 
 /// One SQL transform: exactly one of `sql` (inline) or `sql_file`.

@@ -110,6 +110,38 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
         });
     }
 
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut static_tables = Vec::new();
+    for (table_name, table) in raw.tables {
+        let line = table.referenced.line();
+        check_identifier(path, "tables", &table_name, line)?;
+        if !tables.insert(table_name.clone()) {
+            return Err(SpecError::invalid(
+                path,
+                format!("tables.{table_name}"),
+                line,
+                format!("the name `{table_name}` is already used by a source; table names must be unique"),
+            ));
+        }
+        static_tables.push(super::StaticTableSpec {
+            name: table_name,
+            line,
+            path: base.join(&table.value.path.0),
+        });
+    }
+    let mut models = Vec::new();
+    for (model_name, model) in raw.models {
+        let line = model.referenced.line();
+        check_identifier(path, "models", &model_name, line)?;
+        models.push(super::ModelSpec {
+            name: model_name,
+            line,
+            path: base.join(&model.value.path.0),
+            sidecar: model.value.sidecar.map(|s| base.join(&s.0)),
+            runtime: model.value.runtime,
+        });
+    }
+
     let mut transforms = Vec::new();
     for (transform_name, raw_transform) in raw.transforms {
         let line = raw_transform.referenced.line();
@@ -120,7 +152,7 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
                 format!("transforms.{transform_name}"),
                 line,
                 format!(
-                    "the name `{transform_name}` is already used by a source; table names must be unique"
+                    "the name `{transform_name}` is already used by a source or table; table names must be unique"
                 ),
             ));
         }
@@ -185,6 +217,8 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
                 line: u.referenced.line(),
             })
             .collect(),
+        models,
+        tables: static_tables,
     })
 }
 

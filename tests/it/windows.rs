@@ -328,3 +328,111 @@ async fn the_shipped_windows_pipeline_summarises_every_window() {
     assert_eq!(scalar_i64(&rolling, "SELECT sum(readings) FROM t").await, 36_000);
     assert!(parquet_files(&dir.path().join("vitals_late")).is_empty(), "nothing was late");
 }
+
+/// The shipped risk pipeline: windows + NEWS2 plugin + a static table join
+/// + the ONNX model as a SQL function, against the model called directly
+/// on the same features.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_risk_pipeline_scores_every_patient_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(".").unwrap();
+    let yaml = std::fs::read_to_string("pipelines/vitals-risk.yaml")
+        .unwrap()
+        .replace("../", &format!("{}/", root.display()))
+        .replace("patients: 50", "patients: 30")
+        .replace(
+            "    seed: 42\n",
+            "    seed: 42\n    pacing: unpaced\n    limit: 5400\n    start: \"2026-01-01T00:00:00Z\"\n",
+        )
+        .replace("${VITALFLOW_DATA_DIR:-data}", &dir.path().display().to_string());
+    let path = write_pipeline(dir.path(), &yaml);
+    run_pipeline(&path).await;
+
+    // 30 patients x 180 readings 1 s apart: three minutes each.
+    let out = dir.path().join("patient_risk");
+    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t").await, 90);
+    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t WHERE readings <> 60 OR news2_missing_max <> 0").await, 0);
+    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t WHERE news2_max < news2_avg OR news2_max > 20").await, 0);
+
+    // The model as a SQL function equals the model called directly.
+    let model = vitalflow::models::RiskModel::load(&root.join("models/diabetes_rf.onnx")).unwrap();
+    let patients = csv_rows(&root.join("config/patients.csv"));
+    let batches = sql(&out, "SELECT patient_id, dbp_avg, diabetes_risk FROM t").await;
+    let mut checked = 0;
+    for batch in &batches {
+        let ids = arrow::compute::cast(batch.column(0), &DataType::Utf8).unwrap();
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        let dbp = batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+        let risk = batch.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            let p = &patients[ids.value(i)];
+            let features = [p[0], p[1], dbp.value(i), p[2], p[3], p[4], p[5], p[6]];
+            let expected = model.predict_trees(&features).unwrap()[0];
+            assert_eq!(risk.value(i), expected, "{}", ids.value(i));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 90);
+}
+
+/// `patient_id -> [pregnancies, glucose, skin_thickness, insulin, bmi,
+/// pedigree, age]` from the static table's CSV.
+fn csv_rows(path: &std::path::Path) -> std::collections::HashMap<String, Vec<f64>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut fields = line.split(',');
+            let id = fields.next().unwrap().to_string();
+            (id, fields.map(|f| f.parse().unwrap()).collect())
+        })
+        .collect()
+}
+
+/// A stateless join with a static table, executed once per micro-batch:
+/// every batch is joined afresh (a hash join keeps its build side between
+/// executions unless the plan is reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_table_join_sees_every_micro_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(".").unwrap();
+    let yaml = format!(
+        r#"
+name: join
+tables:
+  patients: {{ path: {root}/config/patients.csv }}
+sources:
+  monitors:
+    kind: simulator
+    patients: 30
+    pacing: unpaced
+    batch_rows: 100
+    limit: 3000
+    start: "2026-01-01T00:00:00Z"
+transforms:
+  with_history:
+    sql: SELECT m.patient_id, m.ts, p.age FROM monitors AS m JOIN patients AS p ON p.patient_id = m.patient_id
+sinks:
+  out: {{ kind: parquet, input: with_history, path: {out} }}
+"#,
+        root = root.display(),
+        out = dir.path().join("out").display()
+    );
+    let path = write_pipeline(dir.path(), &yaml);
+    run_pipeline(&path).await;
+    let out = dir.path().join("out");
+    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t").await, 3000);
+    assert_eq!(scalar_i64(&out, "SELECT count(DISTINCT ts) FROM t").await, 100);
+    let patients = csv_rows(&root.join("config/patients.csv"));
+    let batches = sql(&out, "SELECT patient_id, age FROM t").await;
+    for batch in &batches {
+        let ids = arrow::compute::cast(batch.column(0), &DataType::Utf8).unwrap();
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        let ages = arrow::compute::cast(batch.column(1), &DataType::Float64).unwrap();
+        let ages = ages.as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            assert_eq!(ages.value(i), patients[ids.value(i)][6], "{}", ids.value(i));
+        }
+    }
+}

@@ -31,6 +31,7 @@ use super::session::SessionWindows;
 use super::state::{ClosedGroups, SavedGroups, saved_schema};
 use crate::engine::micro_batch::MicroBatchSlot;
 use crate::engine::operator::Operator;
+use crate::engine::session::{fresh_execution, keeps_state};
 
 enum Windows {
     Fixed(FixedWindows),
@@ -236,7 +237,12 @@ impl WindowOperator {
         metrics::counter!("vitalflow_window_groups_emitted_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
             .increment(groups as u64);
         self.post_slot.set(batches);
-        let result = collect(self.post_plan.clone(), self.task_ctx.clone()).await;
+        let plan = if keeps_state(&self.post_plan) {
+            fresh_execution(&self.post_plan)?
+        } else {
+            self.post_plan.clone()
+        };
+        let result = collect(plan, self.task_ctx.clone()).await;
         self.post_slot.clear();
         Ok(result?)
     }
@@ -288,7 +294,12 @@ impl Operator for WindowOperator {
     async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
         let mut state = self.state.lock().await;
         self.pre_slot.set(vec![input]);
-        let prepared = collect(self.pre_plan.clone(), self.task_ctx.clone()).await;
+        let plan = if keeps_state(&self.pre_plan) {
+            fresh_execution(&self.pre_plan)?
+        } else {
+            self.pre_plan.clone()
+        };
+        let prepared = collect(plan, self.task_ctx.clone()).await;
         self.pre_slot.clear();
         let WindowState {
             converter, windows, ..
