@@ -2,8 +2,9 @@
 //! simulator, many patients -> per-patient event-time windows -> Parquet.
 //!
 //! Two shapes, run in separate processes so each peak RSS is its own:
-//! - `ward` (default): the shipped 1-minute tumbling summary and the
-//!   10 s / 1 min hopping view, both per patient.
+//! - `ward` (default): per patient, the shipped 1-minute risk windows (the
+//!   NEWS2 UDF plugin, a join with the static patients table, the diabetes
+//!   model as a SQL function) and the 10 s / 1 min hopping view.
 //! - `count`: a 1-second tumbling count per patient, the job Arroyo's own
 //!   benchmark runs (the bar for the window engine on this machine).
 
@@ -15,7 +16,7 @@ use super::{BenchReport, peak_rss_bytes};
 use crate::engine::{self, RunOptions};
 use crate::spec;
 
-pub const PER_MINUTE_SQL: &str = include_str!("../../sql/vitals_per_minute.sql");
+pub const RISK_SQL: &str = include_str!("../../sql/patient_risk.sql");
 pub const ROLLING_SQL: &str = include_str!("../../sql/vitals_rolling.sql");
 const COUNT_SQL: &str = "SELECT patient_id, w.end AS window_end, readings FROM (SELECT patient_id, tumble(interval '1 second') AS w, count(*) AS readings FROM monitors GROUP BY patient_id, w)";
 
@@ -42,13 +43,14 @@ fn indent(sql: &str) -> String {
 }
 
 fn sink(name: &str, input: &str, output: &Path) -> String {
+    let time = if name == "counts" { "window_end" } else { "window_start" };
     format!(
         "  {name}:
     kind: parquet
     input: {input}
     path: \"{}\"
-    partition_by_date: window_end
-    sort_by: [patient_id, window_end]
+    partition_by_date: {time}
+    sort_by: [patient_id, {time}]
 ",
         output.join(name).display()
     )
@@ -63,19 +65,32 @@ pub fn pipeline_yaml(shape: Shape, events: u64, patients: u32, output: &Path) ->
     };
     let transforms = match shape {
         Shape::Ward => format!(
-            "  per_minute:\n    sql: |\n{}  rolling:\n    sql: |\n{}",
-            indent(PER_MINUTE_SQL),
+            "  patient_risk:\n    sql: |\n{}  rolling:\n    sql: |\n{}",
+            indent(RISK_SQL),
             indent(ROLLING_SQL)
         ),
         Shape::Count => format!("  counts:\n    sql: |\n{}", indent(COUNT_SQL)),
     };
     let sinks = match shape {
-        Shape::Ward => sink("per_minute", "per_minute", output) + &sink("rolling", "rolling", output),
+        Shape::Ward => sink("patient_risk", "patient_risk", output) + &sink("rolling", "rolling", output),
         Shape::Count => sink("counts", "counts", output),
+    };
+    // The plugins, the model and the patients table of the repository.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let scoring = match shape {
+        Shape::Ward => format!(
+            "udfs: [\"{root}/udfs/news2\", \"{root}/udfs/news2_missing\"]
+models:
+  diabetes_risk: {{ path: \"{root}/models/diabetes_rf.onnx\" }}
+tables:
+  patients: {{ path: \"{root}/config/patients.csv\" }}
+"
+        ),
+        Shape::Count => String::new(),
     };
     format!(
         "name: bench-windows
-sources:
+{scoring}sources:
   monitors:
     kind: simulator
     patients: {patients}

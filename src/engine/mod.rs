@@ -8,6 +8,7 @@
 //!   [`window`] operator that holds partial aggregates between batches.
 //! - [`watermark`] tracks event time per source and partition.
 
+pub mod alert;
 pub mod checkpoint;
 mod error;
 mod events;

@@ -73,6 +73,22 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             .or_else(|| input.strip_suffix("_late_events"))
             .unwrap_or(&input)
             .to_string();
+        if let Some(alert) = &transform.alert {
+            let schema = tables.get(&input).cloned().ok_or_else(|| {
+                sql_error(&spec, transform, format!("internal: table `{input}` planned out of order"))
+            })?;
+            let operator = crate::engine::alert::AlertOperator::try_new(
+                &spec.name,
+                &transform.name,
+                alert.clone(),
+                schema,
+                &udfs,
+            )
+            .map_err(|message| sql_error(&spec, transform, message))?;
+            tables.insert(transform.name.clone(), operator.output_schema());
+            operators.push(Arc::new(operator));
+            continue;
+        }
         let operator = plan_transform(TransformInput {
             pipeline: &spec.name,
             name: &transform.name,
@@ -283,6 +299,17 @@ fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>
 
     let mut input_of: HashMap<&str, String> = HashMap::new();
     for transform in &spec.transforms {
+        if let Some(alert) = &transform.alert {
+            if !sources.contains(alert.input.as_str()) && !transforms.contains(alert.input.as_str()) {
+                return Err(sql_error(
+                    spec,
+                    transform,
+                    format!("`alert.input`: table `{}` is neither a source nor a transform", alert.input),
+                ));
+            }
+            input_of.insert(&transform.name, alert.input.clone());
+            continue;
+        }
         let statement = parser
             .sql_to_statement(&transform.sql, &datafusion::config::Dialect::Generic)
             .map_err(|e| sql_error(spec, transform, e.to_string()))?;

@@ -79,6 +79,8 @@ pub struct TransformSpec {
     pub sql: String,
     /// Human description of where the SQL lives, for error messages.
     pub origin: String,
+    /// An alert transform (then `sql` is empty).
+    pub alert: Option<crate::engine::alert::AlertConfig>,
 }
 
 #[derive(Debug, Clone)]

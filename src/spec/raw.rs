@@ -74,7 +74,7 @@ pub struct RawTable {
     pub path: crate::spec::EnvString,
 }
 
-/// One SQL transform: exactly one of `sql` (inline) or `sql_file`.
+/// One transform: exactly one of `sql` (inline), `sql_file` or `alert`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTransform {
@@ -84,6 +84,9 @@ pub struct RawTransform {
     /// Path to a `.sql` file, relative to the pipeline file.
     #[serde(default)]
     pub sql_file: Option<Spanned<String>>,
+    /// An escalation-alert transform instead of SQL.
+    #[serde(default)]
+    pub alert: Option<crate::engine::alert::AlertConfig>,
     /// Free text for humans.
     #[serde(default)]
     pub description: Option<String>,

@@ -156,12 +156,35 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
                 ),
             ));
         }
-        let (sql, origin) = read_sql(path, &transform_name, line, raw_transform.value)?;
+        let mut raw_transform = raw_transform.value;
+        if let Some(alert) = raw_transform.alert.take() {
+            if raw_transform.sql.is_some() || raw_transform.sql_file.is_some() {
+                return Err(SpecError::invalid(
+                    path,
+                    format!("transforms.{transform_name}"),
+                    line,
+                    "give either `alert` or SQL (`sql` / `sql_file`), not both",
+                ));
+            }
+            alert.validate().map_err(|message| {
+                SpecError::invalid(path, format!("transforms.{transform_name}.alert"), line, message)
+            })?;
+            transforms.push(TransformSpec {
+                name: transform_name,
+                line,
+                sql: String::new(),
+                origin: format!("alert at line {line}"),
+                alert: Some(alert),
+            });
+            continue;
+        }
+        let (sql, origin) = read_sql(path, &transform_name, line, raw_transform)?;
         transforms.push(TransformSpec {
             name: transform_name,
             line,
             sql,
             origin,
+            alert: None,
         });
     }
 
@@ -265,7 +288,7 @@ fn read_sql(
             path,
             key,
             line,
-            "a transform needs `sql` (inline) or `sql_file`",
+            "a transform needs `sql` (inline), `sql_file` or `alert`",
         )),
     }
 }

@@ -737,3 +737,147 @@ async fn open_windows_survive_a_restart_and_each_minute_is_emitted_once() {
     );
     assert_eq!(rows_in(&dir.path().join("late")).await, 0, "no reading was late");
 }
+
+/// The shipped alerts pipeline: readings from Kafka, NEWS2 from the UDF
+/// plugins, one alert per escalation (re-armed after a clear minute here),
+/// to Parquet and to a Kafka topic, against alerts computed independently
+/// from the same readings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+
+    let broker = SharedBroker::get();
+    let (topic, alerts_topic, group) = (unique("alerts-in"), unique("alerts-out"), unique("g"));
+    let n = 24_000;
+    let simulator = SimulatorConfig {
+        episodes_per_hour: 30.0,
+        ..unpaced(n)
+    };
+    assert_eq!(publish(&broker.addr(), &topic, simulator.clone()).await, n);
+    let expected = expected_alerts(&simulator, 60_000);
+    assert!(expected.len() > 10, "the ward should deteriorate now and then: {expected:?}");
+    assert!(expected.iter().any(|a| a.2 == "high"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(".").unwrap();
+    let mut yaml = std::fs::read_to_string("pipelines/vitals-alerts.yaml")
+        .unwrap()
+        .replace("../udfs", &root.join("udfs").display().to_string())
+        .replace("topic: alerts\n", &format!("topic: {alerts_topic}\n"))
+        .replace("rearm_after: 10m", "rearm_after: 1m");
+    for (var, value) in pipeline_env(&broker.addr(), &topic, &group, dir.path())
+        .into_iter()
+        .chain([("KAFKA_ALERTS_GROUP", group.clone())])
+    {
+        yaml = regex_free_replace_env(&yaml, var, &value);
+    }
+    let path = dir.path().join("alerts.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let (stop, run) = start_in_process(&path).await;
+    let alerts = dir.path().join("alerts");
+    let have = wait_for_rows(&alerts, expected.len() as u64, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    assert_eq!(have, expected.len() as u64);
+
+    let stored = query(
+        &alerts,
+        "SELECT patient_id, CAST(CAST(alert_time AS BIGINT) AS VARCHAR), level, reason FROM t",
+        None,
+    )
+    .await;
+    let mut actual = Vec::new();
+    for batch in &stored {
+        let text = |i: usize| arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+        let (ids, times, levels, reasons) = (text(0), text(1), text(2), text(3));
+        for r in 0..batch.num_rows() {
+            let reason = reasons.as_string::<i32>().value(r);
+            assert!(!reason.is_empty());
+            actual.push((
+                ids.as_string::<i32>().value(r).to_string(),
+                times.as_string::<i32>().value(r).parse::<i64>().unwrap() / 1000,
+                levels.as_string::<i32>().value(r).to_string(),
+            ));
+        }
+    }
+    actual.sort();
+    let mut expected_ms: Vec<(String, i64, String)> =
+        expected.iter().map(|(p, t, l)| (p.clone(), *t / 1000, l.to_string())).collect();
+    expected_ms.sort();
+    assert_eq!(actual, expected_ms);
+
+    // The same alerts on the Kafka topic, keyed by patient.
+    let consumer: BaseConsumer = ClientSettings::new(&broker.addr())
+        .client_config(&[("group.id", unique("check").as_str()), ("auto.offset.reset", "earliest")])
+        .create()
+        .unwrap();
+    consumer.subscribe(&[alerts_topic.as_str()]).unwrap();
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen < expected.len() {
+        assert!(Instant::now() < deadline, "only {seen} of {} alerts on the topic", expected.len());
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        let row: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        assert_eq!(message.key(), Some(row["patient_id"].as_str().unwrap().as_bytes()));
+        assert!(["single_parameter", "medium", "high"].contains(&row["level"].as_str().unwrap()), "{row}");
+        assert!(row["news2"].is_i64() && row["reason"].is_string(), "{row}");
+        seen += 1;
+    }
+}
+
+/// `(patient, time ms, level)` of every escalation, from the generated
+/// readings, the published NEWS2 table and the escalation rule, written
+/// independently of the engine.
+fn expected_alerts(simulator: &SimulatorConfig, rearm_ms: i64) -> Vec<(String, i64, &'static str)> {
+    use std::collections::HashMap;
+    let start = chrono::DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis();
+    let mut generator = VitalsGenerator::new(simulator, start);
+    let mut readings: Vec<(String, i64, usize)> = Vec::new();
+    while let Some(batch) = generator.next_batch(10_000) {
+        let col = |name: &str| batch.column_by_name(name).unwrap().clone();
+        let ids = col("patient_id");
+        let ts = col("ts");
+        let ints = |name: &str| col(name).as_primitive::<arrow::datatypes::Int32Type>().clone();
+        let (rr, spo2, sbp, hr) = (ints("respiratory_rate"), ints("spo2"), ints("systolic_bp"), ints("heart_rate"));
+        let oxygen = col("on_oxygen").as_boolean().clone();
+        let acvpu = col("consciousness");
+        let temp = col("temperature").as_primitive::<arrow::datatypes::Float64Type>().clone();
+        for i in 0..batch.num_rows() {
+            let (score, red, _) = crate::transforms::news2_detail(
+                rr.value(i), spo2.value(i), oxygen.value(i), sbp.value(i), hr.value(i),
+                acvpu.as_string::<i32>().value(i), temp.value(i),
+            );
+            let level = if score >= 7 { 3 } else if score >= 5 { 2 } else if red { 1 } else { 0 };
+            readings.push((
+                ids.as_string::<i32>().value(i).to_string(),
+                ts.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(i),
+                level,
+            ));
+        }
+    }
+    readings.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let names = ["none", "single_parameter", "medium", "high"];
+    let mut armed: HashMap<String, (usize, Option<i64>)> = HashMap::new();
+    let mut alerts = Vec::new();
+    for (patient, time, level) in readings {
+        let (current, since) = armed.entry(patient.clone()).or_insert((0, None));
+        if level > *current {
+            alerts.push((patient, time, names[level]));
+            (*current, *since) = (level, None);
+        } else if level == *current {
+            *since = None;
+        } else if let Some(s) = *since {
+            if time - s >= rearm_ms {
+                (*current, *since) = (level, None);
+            }
+        } else {
+            *since = Some(time);
+        }
+    }
+    alerts
+}

@@ -19,6 +19,21 @@ pub(crate) fn news2(
     consciousness: &str,
     temp: f64,
 ) -> (i64, &'static str) {
+    let (total, _, level) = news2_detail(rr, spo2, oxygen, sbp, hr, consciousness, temp);
+    (total, level)
+}
+
+/// The aggregate score, whether any single parameter scored 3, and the
+/// clinical risk band.
+pub(crate) fn news2_detail(
+    rr: i32,
+    spo2: i32,
+    oxygen: bool,
+    sbp: i32,
+    hr: i32,
+    consciousness: &str,
+    temp: f64,
+) -> (i64, bool, &'static str) {
     let rr_s = match rr {
         ..=8 => 3,
         9..=11 => 1,
@@ -68,7 +83,7 @@ pub(crate) fn news2(
     } else {
         "low"
     };
-    (total, level)
+    (total, red, level)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
