@@ -26,7 +26,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(vitalflow::bench::windows::run(shape, events, patients, dir.path()))?;
-    println!("windows bench ({shape:?}): simulator ({patients} patients) -> event-time windows -> Parquet\n{report}");
+    let report = runtime.block_on(vitalflow::bench::windows::run(
+        shape,
+        events,
+        patients,
+        dir.path(),
+    ))?;
+    println!(
+        "windows bench ({shape:?}): simulator ({patients} patients) -> event-time windows -> Parquet\n{report}"
+    );
     Ok(())
 }

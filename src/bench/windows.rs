@@ -43,7 +43,11 @@ fn indent(sql: &str) -> String {
 }
 
 fn sink(name: &str, input: &str, output: &Path) -> String {
-    let time = if name == "counts" { "window_end" } else { "window_start" };
+    let time = if name == "counts" {
+        "window_end"
+    } else {
+        "window_start"
+    };
     format!(
         "  {name}:
     kind: parquet
@@ -72,7 +76,9 @@ pub fn pipeline_yaml(shape: Shape, events: u64, patients: u32, output: &Path) ->
         Shape::Count => format!("  counts:\n    sql: |\n{}", indent(COUNT_SQL)),
     };
     let sinks = match shape {
-        Shape::Ward => sink("patient_risk", "patient_risk", output) + &sink("rolling", "rolling", output),
+        Shape::Ward => {
+            sink("patient_risk", "patient_risk", output) + &sink("rolling", "rolling", output)
+        }
         Shape::Count => sink("counts", "counts", output),
     };
     // The plugins, the model and the patients table of the repository.
@@ -110,7 +116,12 @@ transforms:
     )
 }
 
-pub async fn run(shape: Shape, events: u64, patients: u32, output: &Path) -> anyhow::Result<BenchReport> {
+pub async fn run(
+    shape: Shape,
+    events: u64,
+    patients: u32,
+    output: &Path,
+) -> anyhow::Result<BenchReport> {
     let yaml = pipeline_yaml(shape, events, patients, output);
     let spec = spec::parse(&yaml, Path::new("<bench>/bench-windows.yaml"))?;
     let planned = engine::plan(spec).await?;

@@ -213,8 +213,9 @@ impl CheckpointStore {
         for (operator, batch) in &state.operators {
             let name = format!("{STATE_PREFIX}{:012}-{operator}{STATE_SUFFIX}", self.epoch);
             let path = self.dir.join(&self.writer).join(&name);
-            write_atomically(&path, &ipc_bytes(batch)?)
-                .with_context(|| format!("writing the state of `{operator}` to {}", path.display()))?;
+            write_atomically(&path, &ipc_bytes(batch)?).with_context(|| {
+                format!("writing the state of `{operator}` to {}", path.display())
+            })?;
             state_files.insert(operator.clone(), name);
         }
         let manifest = Manifest {
@@ -310,7 +311,10 @@ impl CheckpointStore {
         for (operator, file) in &manifest.state {
             let state_path = writer_dir.join(file);
             let batch = read_ipc(&state_path).with_context(|| {
-                format!("reading the saved state of `{operator}` from {}", state_path.display())
+                format!(
+                    "reading the saved state of `{operator}` from {}",
+                    state_path.display()
+                )
             })?;
             operators.insert(operator.clone(), batch);
         }
@@ -393,14 +397,22 @@ mod tests {
         let mut first = CheckpointStore::open(&state, "p").unwrap();
         let file = staged(dir.path(), "a.parquet");
         first
-            .commit(&offsets(&[(0, 10), (1, 5)]), std::slice::from_ref(&file), &StateToSave::default())
+            .commit(
+                &offsets(&[(0, 10), (1, 5)]),
+                std::slice::from_ref(&file),
+                &StateToSave::default(),
+            )
             .unwrap();
         assert!(file.published.exists() && !file.staged.exists());
-        first.commit(&offsets(&[(0, 12), (1, 5)]), &[], &StateToSave::default()).unwrap();
+        first
+            .commit(&offsets(&[(0, 12), (1, 5)]), &[], &StateToSave::default())
+            .unwrap();
 
         // A second instance took partition 1 further.
         let mut second = CheckpointStore::open(&state, "p").unwrap();
-        second.commit(&offsets(&[(1, 40)]), &[], &StateToSave::default()).unwrap();
+        second
+            .commit(&offsets(&[(1, 40)]), &[], &StateToSave::default())
+            .unwrap();
         let durable = second.durable_offsets().of("monitors").unwrap();
         assert_eq!(durable[&TopicPartition::new("vitals", 0)], 12);
         assert_eq!(durable[&TopicPartition::new("vitals", 1)], 40);
@@ -446,7 +458,11 @@ mod tests {
         let mut store = CheckpointStore::open(&state, "p").unwrap();
         let file = staged(dir.path(), "c.parquet");
         store
-            .commit(&BTreeMap::new(), std::slice::from_ref(&file), &StateToSave::default())
+            .commit(
+                &BTreeMap::new(),
+                std::slice::from_ref(&file),
+                &StateToSave::default(),
+            )
             .unwrap();
         std::fs::remove_file(&file.published).unwrap();
         let message = format!("{:#}", store.recover().unwrap_err());

@@ -10,11 +10,11 @@ use indexmap::IndexMap;
 
 use super::operator::Operator;
 use super::session::streaming_session;
+use super::transform::StaticTable;
 use super::transform::{TransformInput, plan_transform};
 use crate::sources::{dead_letter_table, late_events_table};
-use crate::udf::LoadedUdf;
-use super::transform::StaticTable;
 use crate::spec::{PipelineSpec, SpecError, TransformSpec};
+use crate::udf::LoadedUdf;
 
 /// A pipeline ready to run: schemas known, SQL planned.
 pub struct PlannedPipeline {
@@ -75,7 +75,11 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             .to_string();
         if let Some(alert) = &transform.alert {
             let schema = tables.get(&input).cloned().ok_or_else(|| {
-                sql_error(&spec, transform, format!("internal: table `{input}` planned out of order"))
+                sql_error(
+                    &spec,
+                    transform,
+                    format!("internal: table `{input}` planned out of order"),
+                )
             })?;
             let operator = crate::engine::alert::AlertOperator::try_new(
                 &spec.name,
@@ -96,7 +100,9 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             input: &input,
             input_schema,
             event_time: timed.as_ref().map(|(_, column)| column.as_str()),
-            source: timed.as_ref().map_or(root.as_str(), |(source, _)| source.as_str()),
+            source: timed
+                .as_ref()
+                .map_or(root.as_str(), |(source, _)| source.as_str()),
             udfs: &udfs,
             static_tables: &static_tables,
         })
@@ -157,7 +163,8 @@ fn load_models(spec: &PipelineSpec, udfs: &[LoadedUdf]) -> Result<Vec<LoadedUdf>
                 format!("a UDF named `{}` is already loaded", model.name),
             ));
         }
-        let function = crate::models::ModelFunction::new(&model.name, Arc::new(risk), model.runtime);
+        let function =
+            crate::models::ModelFunction::new(&model.name, Arc::new(risk), model.runtime);
         loaded.push(LoadedUdf::Scalar(Arc::new(
             datafusion::logical_expr::ScalarUDF::new_from_impl(function),
         )));
@@ -175,11 +182,15 @@ async fn load_static_tables(spec: &PipelineSpec) -> Result<Vec<StaticTable>, Spe
         let fail = |message: String| SpecError::invalid(&spec.path, &key, table.line, message);
         let path = table.path.display().to_string();
         let frame = if path.ends_with(".csv") {
-            ctx.read_csv(&path, datafusion::prelude::CsvReadOptions::new()).await
+            ctx.read_csv(&path, datafusion::prelude::CsvReadOptions::new())
+                .await
         } else if path.ends_with(".parquet") || table.path.is_dir() {
-            ctx.read_parquet(&path, datafusion::prelude::ParquetReadOptions::default()).await
+            ctx.read_parquet(&path, datafusion::prelude::ParquetReadOptions::default())
+                .await
         } else {
-            return Err(fail(format!("{path}: a static table is a .csv file or a .parquet file or directory")));
+            return Err(fail(format!(
+                "{path}: a static table is a .csv file or a .parquet file or directory"
+            )));
         }
         .map_err(|e| fail(format!("reading {path}: {e}")))?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
@@ -300,11 +311,15 @@ fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>
     let mut input_of: HashMap<&str, String> = HashMap::new();
     for transform in &spec.transforms {
         if let Some(alert) = &transform.alert {
-            if !sources.contains(alert.input.as_str()) && !transforms.contains(alert.input.as_str()) {
+            if !sources.contains(alert.input.as_str()) && !transforms.contains(alert.input.as_str())
+            {
                 return Err(sql_error(
                     spec,
                     transform,
-                    format!("`alert.input`: table `{}` is neither a source nor a transform", alert.input),
+                    format!(
+                        "`alert.input`: table `{}` is neither a source nor a transform",
+                        alert.input
+                    ),
                 ));
             }
             input_of.insert(&transform.name, alert.input.clone());

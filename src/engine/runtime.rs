@@ -503,11 +503,9 @@ impl EngineLoop<'_> {
             None => StateToSave::default(),
         };
         match &mut self.store {
-            Some(store) => {
-                store
-                    .commit(&offsets, &files, &state)
-                    .map_err(EngineError::Checkpoint)?
-            }
+            Some(store) => store
+                .commit(&offsets, &files, &state)
+                .map_err(EngineError::Checkpoint)?,
             None if files.is_empty() => {}
             None => {
                 return Err(EngineError::Internal(format!(
@@ -605,7 +603,11 @@ async fn restore_state(
     };
     let mut windows = 0;
     for (name, batch) in saved.operators {
-        match planned.operators.iter().find(|o| o.name() == name && o.is_stateful()) {
+        match planned
+            .operators
+            .iter()
+            .find(|o| o.name() == name && o.is_stateful())
+        {
             Some(operator) => {
                 windows += batch.num_rows();
                 operator
@@ -621,7 +623,9 @@ async fn restore_state(
         }
     }
     for (source, tracker) in planned.spec.sources.iter().zip(watermarks.iter_mut()) {
-        if let (Some(tracker), Some(&millis)) = (tracker.as_mut(), saved.watermarks.get(&source.name)) {
+        if let (Some(tracker), Some(&millis)) =
+            (tracker.as_mut(), saved.watermarks.get(&source.name))
+        {
             tracker.resume_from(SavedWatermark { millis });
         }
     }

@@ -71,11 +71,19 @@ pub(crate) fn reject_unbounded_state(plan: &LogicalPlan) -> Result<(), String> {
                  without one they would aggregate each micro-batch separately",
             ),
             LogicalPlan::Window(_) => Some("window functions (OVER) are not supported on a stream"),
-            LogicalPlan::Limit(_) => Some("LIMIT is not supported on a stream: it would apply to each micro-batch"),
-            LogicalPlan::Distinct(_) => Some("DISTINCT is not supported on a stream: it would apply to each micro-batch"),
+            LogicalPlan::Limit(_) => {
+                Some("LIMIT is not supported on a stream: it would apply to each micro-batch")
+            }
+            LogicalPlan::Distinct(_) => {
+                Some("DISTINCT is not supported on a stream: it would apply to each micro-batch")
+            }
             _ => None,
         };
-        Ok(if problem.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        Ok(if problem.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
     })
     .map_err(|e| e.to_string())?;
     problem.map_or(Ok(()), |p| Err(p.to_string()))

@@ -65,7 +65,11 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, 
     // Type coercion, so the aggregate's expressions are what will run.
     let analyzed = state
         .analyzer()
-        .execute_and_check(frame.logical_plan().clone(), state.config_options(), |_, _| {})
+        .execute_and_check(
+            frame.logical_plan().clone(),
+            state.config_options(),
+            |_, _| {},
+        )
         .map_err(|e| e.to_string())?;
 
     let post_slot = MicroBatchSlot::default();

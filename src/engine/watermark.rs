@@ -100,12 +100,8 @@ impl WatermarkTracker {
         times: &Int64Array,
     ) -> anyhow::Result<(RecordBatch, Option<RecordBatch>)> {
         let watermark = self.current.unwrap_or(i64::MIN);
-        let late_rows = times.null_count()
-            + times
-                .values()
-                .iter()
-                .filter(|&&t| t < watermark)
-                .count();
+        let late_rows =
+            times.null_count() + times.values().iter().filter(|&&t| t < watermark).count();
         if late_rows == 0 {
             return Ok((batch, None));
         }
@@ -181,7 +177,11 @@ impl WatermarkTracker {
             self.partitions.values().filter_map(|c| c.newest).max()?
         } else {
             // An active partition that has delivered nothing holds it all.
-            active.into_iter().collect::<Option<Vec<i64>>>()?.into_iter().min()?
+            active
+                .into_iter()
+                .collect::<Option<Vec<i64>>>()?
+                .into_iter()
+                .min()?
         };
         let candidate = oldest.saturating_sub(self.max_delay_ms);
         match self.current {

@@ -53,7 +53,9 @@ impl std::fmt::Debug for ModelFunction {
 
 impl PartialEq for ModelFunction {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.model, &other.model) && self.runtime == other.runtime
+        self.name == other.name
+            && Arc::ptr_eq(&self.model, &other.model)
+            && self.runtime == other.runtime
     }
 }
 
@@ -136,7 +138,11 @@ impl ScalarUDFImpl for ModelFunction {
         // Rows with a NULL or non-finite feature score NULL; the rest go
         // to the model in one call.
         let complete: Vec<usize> = (0..rows)
-            .filter(|&r| columns.iter().all(|c| c.is_valid(r) && c.value(r).is_finite()))
+            .filter(|&r| {
+                columns
+                    .iter()
+                    .all(|c| c.is_valid(r) && c.value(r).is_finite())
+            })
             .collect();
         let mut matrix = Vec::with_capacity(complete.len() * columns.len());
         for &r in &complete {
@@ -144,7 +150,12 @@ impl ScalarUDFImpl for ModelFunction {
         }
         let scores = self.score(&matrix)?;
         if scores.len() != complete.len() {
-            return exec_err!("model {}() returned {} scores for {} rows", self.name, scores.len(), complete.len());
+            return exec_err!(
+                "model {}() returned {} scores for {} rows",
+                self.name,
+                scores.len(),
+                complete.len()
+            );
         }
         let mut out = vec![None; rows];
         for (&r, score) in complete.iter().zip(scores) {

@@ -120,7 +120,9 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
                 path,
                 format!("tables.{table_name}"),
                 line,
-                format!("the name `{table_name}` is already used by a source; table names must be unique"),
+                format!(
+                    "the name `{table_name}` is already used by a source; table names must be unique"
+                ),
             ));
         }
         static_tables.push(super::StaticTableSpec {
@@ -167,7 +169,12 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
                 ));
             }
             alert.validate().map_err(|message| {
-                SpecError::invalid(path, format!("transforms.{transform_name}.alert"), line, message)
+                SpecError::invalid(
+                    path,
+                    format!("transforms.{transform_name}.alert"),
+                    line,
+                    message,
+                )
             })?;
             transforms.push(TransformSpec {
                 name: transform_name,

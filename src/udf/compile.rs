@@ -76,7 +76,14 @@ impl PluginCrate {
         let dylib = self.dylib();
         let manifest = self.workspace.join("Cargo.toml");
         let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["build", "--release", "--quiet", "-p", &self.package, "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                &self.package,
+                "--manifest-path",
+            ])
             .arg(&manifest)
             .arg("--target-dir")
             .arg(self.target_dir())

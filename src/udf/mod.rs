@@ -34,9 +34,13 @@ pub enum UdfError {
     Crate { dir: PathBuf, reason: String },
     #[error("building UDF `{package}` failed:\n{output}")]
     Build { package: String, output: String },
-    #[error("UDF `{package}` is not built ({dylib} is missing) and cargo is not available to build it")]
+    #[error(
+        "UDF `{package}` is not built ({dylib} is missing) and cargo is not available to build it"
+    )]
     Missing { package: String, dylib: PathBuf },
-    #[error("UDF `{package}`: {dylib} is older than its sources and cargo is not available to rebuild it")]
+    #[error(
+        "UDF `{package}`: {dylib} is older than its sources and cargo is not available to rebuild it"
+    )]
     Stale { package: String, dylib: PathBuf },
     #[error("UDF `{package}`: {reason}")]
     Load { package: String, reason: String },
@@ -89,7 +93,9 @@ pub fn load_plugin(dir: &Path) -> Result<LoadedUdf, UdfError> {
     let run = load_run(&krate.package, &dylib)?;
     let function = PluginFunction::new(signature.clone(), dylib.display().to_string(), run);
     Ok(if signature.aggregate {
-        LoadedUdf::Aggregate(Arc::new(AggregateUDF::new_from_impl(PluginAggregate(function))))
+        LoadedUdf::Aggregate(Arc::new(AggregateUDF::new_from_impl(PluginAggregate(
+            function,
+        ))))
     } else {
         LoadedUdf::Scalar(Arc::new(ScalarUDF::new_from_impl(PluginScalar(function))))
     })
@@ -100,8 +106,8 @@ fn load_run(package: &str, dylib: &Path) -> Result<RunFn, UdfError> {
         package: package.to_string(),
         reason,
     };
-    let metadata = std::fs::metadata(dylib)
-        .map_err(|e| load_error(format!("{}: {e}", dylib.display())))?;
+    let metadata =
+        std::fs::metadata(dylib).map_err(|e| load_error(format!("{}: {e}", dylib.display())))?;
     let stamp = metadata
         .modified()
         .ok()
@@ -111,7 +117,10 @@ fn load_run(package: &str, dylib: &Path) -> Result<RunFn, UdfError> {
     let copies = dylib.with_file_name("vitalflow-loaded");
     std::fs::create_dir_all(&copies)
         .map_err(|e| load_error(format!("creating {}: {e}", copies.display())))?;
-    let file_name = dylib.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = dylib
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let copy = copies.join(format!("{stamp}-{}-{file_name}", metadata.len()));
     let mut loaded = libraries().lock().unwrap_or_else(|p| p.into_inner());
     let library = match loaded.get(&copy) {

@@ -58,7 +58,11 @@ impl PluginFunction {
     }
 
     fn declared(&self) -> Vec<DataType> {
-        self.signature.args.iter().map(|a| a.data_type.clone()).collect()
+        self.signature
+            .args
+            .iter()
+            .map(|a| a.data_type.clone())
+            .collect()
     }
 
     fn coerce(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
@@ -68,7 +72,11 @@ impl PluginFunction {
                 "{}() takes {} arguments ({}), got {}",
                 self.signature.name,
                 declared.len(),
-                declared.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                declared
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 arg_types.len()
             );
         }
@@ -80,17 +88,30 @@ impl PluginFunction {
         let args = arrays
             .iter()
             .zip(self.declared())
-            .map(|(a, t)| if a.data_type() == &t { Ok(a.clone()) } else { cast(a, &t) })
+            .map(|(a, t)| {
+                if a.data_type() == &t {
+                    Ok(a.clone())
+                } else {
+                    cast(a, &t)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let started = std::time::Instant::now();
         // SAFETY: `run` is this plugin's `__run`, the arrays have exactly
         // the declared types, there is at least one (checked at load) and
         // all have `rows` rows.
-        let result = unsafe { call(self.run, &args) }.map_err(|e| {
+        let result = unsafe { call(self.run, &args) };
+        let udf = self.signature.name.clone();
+        metrics::histogram!("vitalflow_udf_call_duration_seconds", "udf" => udf.clone())
+            .record(started.elapsed().as_secs_f64());
+        let result = result.map_err(|e| {
+            metrics::counter!("vitalflow_udf_errors_total", "udf" => udf.clone()).increment(1);
             datafusion::error::DataFusionError::Execution(format!(
                 "UDF {}() from {} failed: {e}",
                 self.signature.name, self.origin
             ))
         })?;
+        metrics::counter!("vitalflow_udf_rows_total", "udf" => udf).increment(args[0].len() as u64);
         if result.len() != rows || result.data_type() != &self.signature.ret.data_type {
             return exec_err!(
                 "UDF {}() returned {} rows of {} for {rows} rows of {}",
@@ -128,7 +149,9 @@ impl ScalarUDFImpl for PluginScalar {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
         if rows == 0 {
-            return Ok(ColumnarValue::Array(new_empty_array(&self.0.signature.ret.data_type)));
+            return Ok(ColumnarValue::Array(new_empty_array(
+                &self.0.signature.ret.data_type,
+            )));
         }
         let arrays = args
             .args
@@ -212,8 +235,17 @@ impl PluginAccumulator {
 
 impl Accumulator for PluginAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        for ((slot, array), t) in self.values.iter_mut().zip(values).zip(self.function.declared()) {
-            slot.push(if array.data_type() == &t { array.clone() } else { cast(array, &t)? });
+        for ((slot, array), t) in self
+            .values
+            .iter_mut()
+            .zip(values)
+            .zip(self.function.declared())
+        {
+            slot.push(if array.data_type() == &t {
+                array.clone()
+            } else {
+                cast(array, &t)?
+            });
         }
         Ok(())
     }
@@ -221,7 +253,10 @@ impl Accumulator for PluginAccumulator {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
         for (slot, state) in self.values.iter_mut().zip(states) {
             let Some(lists) = state.as_any().downcast_ref::<ListArray>() else {
-                return exec_err!("state of UDF {}() is not a list", self.function.signature.name);
+                return exec_err!(
+                    "state of UDF {}() is not a list",
+                    self.function.signature.name
+                );
             };
             for row in 0..lists.len() {
                 if lists.is_valid(row) {
@@ -236,7 +271,9 @@ impl Accumulator for PluginAccumulator {
         Ok(self
             .concatenated()?
             .into_iter()
-            .map(|values| ScalarValue::List(Arc::new(ListArray::from_iter_primitive_or_values(values))))
+            .map(|values| {
+                ScalarValue::List(Arc::new(ListArray::from_iter_primitive_or_values(values)))
+            })
             .collect())
     }
 

@@ -45,7 +45,9 @@ pub fn parse_signature(source: &str, file: &Path) -> Result<UdfSignature, String
     }
     let name = function.sig.ident.to_string();
     if function.sig.asyncness.is_some() {
-        return Err(format!("{where_}: `{name}` is async; async UDFs are not supported"));
+        return Err(format!(
+            "{where_}: `{name}` is async; async UDFs are not supported"
+        ));
     }
     let mut args = Vec::new();
     let mut vec_args = 0;
@@ -126,7 +128,12 @@ fn rust_to_arrow(ty: &syn::Type) -> Result<UdfType, String> {
             syn::Type::Slice(s) if matches!(s.elem.as_ref(), syn::Type::Path(p) if p.path.is_ident("u8")) => {
                 DataType::Binary
             }
-            _ => return Err(format!("unsupported type `&{}`", quote_type(&reference.elem))),
+            _ => {
+                return Err(format!(
+                    "unsupported type `&{}`",
+                    quote_type(&reference.elem)
+                ));
+            }
         },
         syn::Type::Path(path) => {
             let name = path
@@ -188,17 +195,34 @@ mod tests {
         assert_eq!(
             signature.args,
             vec![
-                UdfType { data_type: DataType::Int64, nullable: true },
-                UdfType { data_type: DataType::Utf8, nullable: true },
-                UdfType { data_type: DataType::Float64, nullable: false },
+                UdfType {
+                    data_type: DataType::Int64,
+                    nullable: true
+                },
+                UdfType {
+                    data_type: DataType::Utf8,
+                    nullable: true
+                },
+                UdfType {
+                    data_type: DataType::Float64,
+                    nullable: false
+                },
             ]
         );
-        assert_eq!(signature.ret, UdfType { data_type: DataType::Int64, nullable: false });
+        assert_eq!(
+            signature.ret,
+            UdfType {
+                data_type: DataType::Int64,
+                nullable: false
+            }
+        );
     }
 
     #[test]
     fn vec_arguments_make_an_aggregate() {
-        let signature = parse("#[arroyo_udf_plugin::udf] fn spread(x: Vec<f64>) -> Option<f64> { None }").unwrap();
+        let signature =
+            parse("#[arroyo_udf_plugin::udf] fn spread(x: Vec<f64>) -> Option<f64> { None }")
+                .unwrap();
         assert!(signature.aggregate);
         assert_eq!(signature.args[0].data_type, DataType::Float64);
         assert!(signature.ret.nullable);
@@ -206,11 +230,35 @@ mod tests {
 
     #[test]
     fn clear_errors_for_what_cannot_be_a_plugin() {
-        assert!(parse("fn helper() {}").unwrap_err().contains("no function marked #[udf]"));
-        assert!(parse("#[udf] fn a(x: i64) -> i64 {x}\n#[udf] fn b(x: i64) -> i64 {x}").unwrap_err().contains("more than one"));
-        assert!(parse("#[udf] fn a(x: bool) -> i64 {0}").unwrap_err().contains("`bool` is not supported"));
-        assert!(parse("#[udf] fn a(x: HashMap) -> i64 {0}").unwrap_err().contains("unsupported type `HashMap`"));
-        assert!(parse("#[udf] fn a() -> i64 {0}").unwrap_err().contains("takes no arguments"));
-        assert!(parse("#[udf] fn a(x: Vec<i64>, y: i64) -> i64 {0}").unwrap_err().contains("mixes"));
+        assert!(
+            parse("fn helper() {}")
+                .unwrap_err()
+                .contains("no function marked #[udf]")
+        );
+        assert!(
+            parse("#[udf] fn a(x: i64) -> i64 {x}\n#[udf] fn b(x: i64) -> i64 {x}")
+                .unwrap_err()
+                .contains("more than one")
+        );
+        assert!(
+            parse("#[udf] fn a(x: bool) -> i64 {0}")
+                .unwrap_err()
+                .contains("`bool` is not supported")
+        );
+        assert!(
+            parse("#[udf] fn a(x: HashMap) -> i64 {0}")
+                .unwrap_err()
+                .contains("unsupported type `HashMap`")
+        );
+        assert!(
+            parse("#[udf] fn a() -> i64 {0}")
+                .unwrap_err()
+                .contains("takes no arguments")
+        );
+        assert!(
+            parse("#[udf] fn a(x: Vec<i64>, y: i64) -> i64 {0}")
+                .unwrap_err()
+                .contains("mixes")
+        );
     }
 }

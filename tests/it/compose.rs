@@ -633,7 +633,7 @@ fn kafka_init_creates_the_vitals_topic_for_seven_days() {
     );
     let retention = format!("retention.ms={RETENTION_MS}");
     assert!(
-        command.iter().any(|w| *w == retention),
+        command.contains(&retention),
         "kafka-init: the vitals topic keeps 7 days ({retention}), got {command:?}"
     );
 

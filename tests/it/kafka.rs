@@ -167,7 +167,7 @@ async fn query(dataset: &Path, sql: &str, expected: Option<RecordBatch>) -> Vec<
         name: "t".into(),
         location: Location::Local(dataset.to_path_buf()),
         schema: None,
-        date_partitioned: true,
+        date_partitioned: crate::support::has_date_partitions(dataset),
     }])
     .await
     .unwrap();
@@ -724,7 +724,11 @@ async fn open_windows_survive_a_restart_and_each_minute_is_emitted_once() {
     assert_eq!(have, 80, "second run:\n{log}");
     assert!(log.contains("continuing open windows"), "{log}");
     assert_eq!(
-        count(&per_minute, "SELECT count(*) FROM (SELECT DISTINCT patient_id, window_start FROM t)").await,
+        count(
+            &per_minute,
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id, window_start FROM t)"
+        )
+        .await,
         80,
         "each patient-minute once"
     );
@@ -735,7 +739,11 @@ async fn open_windows_survive_a_restart_and_each_minute_is_emitted_once() {
         0,
         "a minute lost or double-counted readings across the restart"
     );
-    assert_eq!(rows_in(&dir.path().join("late")).await, 0, "no reading was late");
+    assert_eq!(
+        rows_in(&dir.path().join("late")).await,
+        0,
+        "no reading was late"
+    );
 }
 
 /// The shipped alerts pipeline: readings from Kafka, NEWS2 from the UDF
@@ -756,7 +764,10 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
     };
     assert_eq!(publish(&broker.addr(), &topic, simulator.clone()).await, n);
     let expected = expected_alerts(&simulator, 60_000);
-    assert!(expected.len() > 10, "the ward should deteriorate now and then: {expected:?}");
+    assert!(
+        expected.len() > 10,
+        "the ward should deteriorate now and then: {expected:?}"
+    );
     assert!(expected.iter().any(|a| a.2 == "high"));
 
     let dir = tempfile::tempdir().unwrap();
@@ -790,7 +801,9 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
     .await;
     let mut actual = Vec::new();
     for batch in &stored {
-        let text = |i: usize| arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+        let text = |i: usize| {
+            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
+        };
         let (ids, times, levels, reasons) = (text(0), text(1), text(2), text(3));
         for r in 0..batch.num_rows() {
             let reason = reasons.as_string::<i32>().value(r);
@@ -803,28 +816,43 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
         }
     }
     actual.sort();
-    let mut expected_ms: Vec<(String, i64, String)> =
-        expected.iter().map(|(p, t, l)| (p.clone(), *t / 1000, l.to_string())).collect();
+    let mut expected_ms: Vec<(String, i64, String)> = expected
+        .iter()
+        .map(|(p, t, l)| (p.clone(), *t / 1000, l.to_string()))
+        .collect();
     expected_ms.sort();
     assert_eq!(actual, expected_ms);
 
     // The same alerts on the Kafka topic, keyed by patient.
     let consumer: BaseConsumer = ClientSettings::new(&broker.addr())
-        .client_config(&[("group.id", unique("check").as_str()), ("auto.offset.reset", "earliest")])
+        .client_config(&[
+            ("group.id", unique("check").as_str()),
+            ("auto.offset.reset", "earliest"),
+        ])
         .create()
         .unwrap();
     consumer.subscribe(&[alerts_topic.as_str()]).unwrap();
     let mut seen = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen < expected.len() {
-        assert!(Instant::now() < deadline, "only {seen} of {} alerts on the topic", expected.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {seen} of {} alerts on the topic",
+            expected.len()
+        );
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let message = message.unwrap();
         let row: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
-        assert_eq!(message.key(), Some(row["patient_id"].as_str().unwrap().as_bytes()));
-        assert!(["single_parameter", "medium", "high"].contains(&row["level"].as_str().unwrap()), "{row}");
+        assert_eq!(
+            message.key(),
+            Some(row["patient_id"].as_str().unwrap().as_bytes())
+        );
+        assert!(
+            ["single_parameter", "medium", "high"].contains(&row["level"].as_str().unwrap()),
+            "{row}"
+        );
         assert!(row["news2"].is_i64() && row["reason"].is_string(), "{row}");
         seen += 1;
     }
@@ -835,27 +863,54 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
 /// independently of the engine.
 fn expected_alerts(simulator: &SimulatorConfig, rearm_ms: i64) -> Vec<(String, i64, &'static str)> {
     use std::collections::HashMap;
-    let start = chrono::DateTime::parse_from_rfc3339(START).unwrap().timestamp_millis();
+    let start = chrono::DateTime::parse_from_rfc3339(START)
+        .unwrap()
+        .timestamp_millis();
     let mut generator = VitalsGenerator::new(simulator, start);
     let mut readings: Vec<(String, i64, usize)> = Vec::new();
     while let Some(batch) = generator.next_batch(10_000) {
         let col = |name: &str| batch.column_by_name(name).unwrap().clone();
         let ids = col("patient_id");
         let ts = col("ts");
-        let ints = |name: &str| col(name).as_primitive::<arrow::datatypes::Int32Type>().clone();
-        let (rr, spo2, sbp, hr) = (ints("respiratory_rate"), ints("spo2"), ints("systolic_bp"), ints("heart_rate"));
+        let ints = |name: &str| {
+            col(name)
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .clone()
+        };
+        let (rr, spo2, sbp, hr) = (
+            ints("respiratory_rate"),
+            ints("spo2"),
+            ints("systolic_bp"),
+            ints("heart_rate"),
+        );
         let oxygen = col("on_oxygen").as_boolean().clone();
         let acvpu = col("consciousness");
-        let temp = col("temperature").as_primitive::<arrow::datatypes::Float64Type>().clone();
+        let temp = col("temperature")
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .clone();
         for i in 0..batch.num_rows() {
             let (score, red, _) = crate::transforms::news2_detail(
-                rr.value(i), spo2.value(i), oxygen.value(i), sbp.value(i), hr.value(i),
-                acvpu.as_string::<i32>().value(i), temp.value(i),
+                rr.value(i),
+                spo2.value(i),
+                oxygen.value(i),
+                sbp.value(i),
+                hr.value(i),
+                acvpu.as_string::<i32>().value(i),
+                temp.value(i),
             );
-            let level = if score >= 7 { 3 } else if score >= 5 { 2 } else if red { 1 } else { 0 };
+            let level = if score >= 7 {
+                3
+            } else if score >= 5 {
+                2
+            } else if red {
+                1
+            } else {
+                0
+            };
             readings.push((
                 ids.as_string::<i32>().value(i).to_string(),
-                ts.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(i),
+                ts.as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                    .value(i),
                 level,
             ));
         }
@@ -880,4 +935,76 @@ fn expected_alerts(simulator: &SimulatorConfig, rearm_ms: i64) -> Vec<(String, i
         }
     }
     alerts
+}
+
+/// Readings that arrive behind the watermark are kept in the late-events
+/// table and counted, not dropped: the second half of the ward's readings
+/// is published and consumed before the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_behind_the_watermark_go_to_the_late_table_and_are_counted() {
+    let broker = SharedBroker::get();
+    let topic = unique("late");
+    let group = unique("g");
+    let later = SimulatorConfig {
+        start: Some("2026-11-26T08:02:30Z".into()),
+        ..unpaced(6_000)
+    };
+    assert_eq!(publish(&broker.addr(), &topic, later).await, 6_000);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = windowed_pipeline(dir.path());
+    let mut yaml = std::fs::read_to_string(&path).unwrap();
+    for (var, value) in pipeline_env(&broker.addr(), &topic, &group, dir.path()) {
+        yaml = regex_free_replace_env(&yaml, var, &value);
+    }
+    std::fs::write(&path, yaml).unwrap();
+    vitalflow::telemetry::metrics::handle();
+    let (stop, run) = start_in_process(&path).await;
+    let late = dir.path().join("late");
+    let metric = |name: &str| -> u64 {
+        let metrics = vitalflow::telemetry::metrics::render();
+        let prefix = format!("{name}{{pipeline=\"windows\",source=\"monitors\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while metric("vitalflow_source_events_total") < 6_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not read the later half"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The watermark is now near the end of the later half: every reading
+    // of the earlier half is behind it.
+    assert_eq!(publish(&broker.addr(), &topic, unpaced(6_000)).await, 6_000);
+    while metric("vitalflow_source_events_total") < 12_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not read every reading"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!(summary.records_in(), 12_000);
+    let stored = rows_in(&late).await;
+    assert_eq!(
+        stored, 6_000,
+        "every reading of the earlier half is kept as late"
+    );
+    assert_eq!(
+        count(
+            &late,
+            "SELECT count(*) FROM t WHERE ts >= TIMESTAMP '2026-11-26T08:02:30Z'"
+        )
+        .await,
+        0,
+        "only readings of the earlier half can be late"
+    );
+    assert_eq!(metric("vitalflow_late_events_total"), stored);
 }

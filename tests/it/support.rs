@@ -90,7 +90,7 @@ pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn has_date_partitions(dataset: &Path) -> bool {
+pub fn has_date_partitions(dataset: &Path) -> bool {
     std::fs::read_dir(dataset)
         .map(|entries| {
             entries

@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use datafusion::prelude::SessionContext;
 use vitalflow::udf::{LoadedUdf, PluginCrate, load_plugin};
@@ -24,7 +22,11 @@ fn plugin(name: &str) -> LoadedUdf {
     load_plugin(&plugin_dir(name)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn query(udfs: &[LoadedUdf], batch: Option<RecordBatch>, sql: &str) -> Result<Vec<RecordBatch>, String> {
+async fn query(
+    udfs: &[LoadedUdf],
+    batch: Option<RecordBatch>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, String> {
     let ctx = SessionContext::new();
     for udf in udfs {
         udf.register(&ctx);
@@ -76,15 +78,31 @@ sinks:
 
     let mut checked = 0;
     let mut high = 0;
-    for batch in parquet_files(&dir.path().join("out")).iter().flat_map(|f| read_parquet(f)) {
+    for batch in parquet_files(&dir.path().join("out"))
+        .iter()
+        .flat_map(|f| read_parquet(f))
+    {
         let int = |name: &str| {
             arrow::compute::cast(batch.column_by_name(name).unwrap(), &DataType::Int64).unwrap()
         };
-        let (rr, spo2, sbp, hr) = (int("respiratory_rate"), int("spo2"), int("systolic_bp"), int("heart_rate"));
+        let (rr, spo2, sbp, hr) = (
+            int("respiratory_rate"),
+            int("spo2"),
+            int("systolic_bp"),
+            int("heart_rate"),
+        );
         let (score, missing, max_param) = (int("score"), int("missing"), int("max_param"));
-        let oxygen = batch.column_by_name("on_oxygen").unwrap().as_boolean().clone();
+        let oxygen = batch
+            .column_by_name("on_oxygen")
+            .unwrap()
+            .as_boolean()
+            .clone();
         let acvpu = utf8(batch.column_by_name("consciousness").unwrap());
-        let temp = batch.column_by_name("temperature").unwrap().as_primitive::<Float64Type>().clone();
+        let temp = batch
+            .column_by_name("temperature")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
         let v = |a: &arrow::array::ArrayRef, i: usize| a.as_primitive::<Int64Type>().value(i);
         for i in 0..batch.num_rows() {
             let (expected, _) = news2(
@@ -123,7 +141,11 @@ async fn null_parameters_score_zero_and_are_counted_missing() {
         vec![
             Arc::new(Int64Array::from(vec![None, Some(25), Some(8)])),
             Arc::new(Int64Array::from(vec![None, None, Some(91)])),
-            Arc::new(arrow::array::BooleanArray::from(vec![None, None, Some(true)])),
+            Arc::new(arrow::array::BooleanArray::from(vec![
+                None,
+                None,
+                Some(true),
+            ])),
             Arc::new(Int64Array::from(vec![None, None, Some(90)])),
             Arc::new(Int64Array::from(vec![None, None, Some(131)])),
             Arc::new(StringArray::from(vec![None, None, Some("U")])),
@@ -131,10 +153,21 @@ async fn null_parameters_score_zero_and_are_counted_missing() {
         ],
     )
     .unwrap();
-    let udfs = [plugin("news2"), plugin("news2_missing"), plugin("news2_max_param")];
-    let sql = format!("SELECT news2({ARGS}), news2_missing({ARGS}), news2_max_param({ARGS}) FROM t");
+    let udfs = [
+        plugin("news2"),
+        plugin("news2_missing"),
+        plugin("news2_max_param"),
+    ];
+    let sql =
+        format!("SELECT news2({ARGS}), news2_missing({ARGS}), news2_max_param({ARGS}) FROM t");
     let out = query(&udfs, Some(batch), &sql).await.unwrap();
-    let column = |i: usize| out[0].column(i).as_primitive::<Int64Type>().values().to_vec();
+    let column = |i: usize| {
+        out[0]
+            .column(i)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    };
     // All missing; only RR (25 -> 3); every parameter at its worst (3+3+2+3+3+3+3).
     assert_eq!(column(0), vec![0, 3, 20]);
     assert_eq!(column(1), vec![7, 6, 0]);
@@ -176,27 +209,50 @@ sinks:
     let path = write_pipeline(dir.path(), &yaml);
     run_pipeline(&path).await;
     let out = dir.path().join("out");
-    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t").await, 50, "10 patients x 5 minutes");
     assert_eq!(
-        scalar_i64(&out, "SELECT count(*) FROM t WHERE hr_spread IS NULL OR hr_spread <> expected").await,
+        scalar_i64(&out, "SELECT count(*) FROM t").await,
+        50,
+        "10 patients x 5 minutes"
+    );
+    assert_eq!(
+        scalar_i64(
+            &out,
+            "SELECT count(*) FROM t WHERE hr_spread IS NULL OR hr_spread <> expected"
+        )
+        .await,
         0
     );
 
     // Plain GROUP BY (partial and final aggregation, merging states).
     let values = RecordBatch::try_from_iter([
-        ("k", Arc::new(StringArray::from(vec!["a", "a", "b", "a", "b"])) as Arc<dyn Array>),
-        ("v", Arc::new(Float64Array::from(vec![1.0, 7.5, 3.0, -2.0, 3.0])) as Arc<dyn Array>),
+        (
+            "k",
+            Arc::new(StringArray::from(vec!["a", "a", "b", "a", "b"])) as Arc<dyn Array>,
+        ),
+        (
+            "v",
+            Arc::new(Float64Array::from(vec![1.0, 7.5, 3.0, -2.0, 3.0])) as Arc<dyn Array>,
+        ),
     ])
     .unwrap();
-    let out = query(&[plugin("spread")], Some(values), "SELECT k, spread(v) FROM t GROUP BY k ORDER BY k")
-        .await
-        .unwrap();
-    let spreads = out[0].column(1).as_primitive::<Float64Type>().values().to_vec();
+    let out = query(
+        &[plugin("spread")],
+        Some(values),
+        "SELECT k, spread(v) FROM t GROUP BY k ORDER BY k",
+    )
+    .await
+    .unwrap();
+    let spreads = out[0]
+        .column(1)
+        .as_primitive::<Float64Type>()
+        .values()
+        .to_vec();
     assert_eq!(spreads, vec![9.5, 0.0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_plugin_is_an_error_not_a_crash() {
+    vitalflow::telemetry::metrics::handle();
     let udfs = [plugin("fixture_panics")];
     assert_eq!(
         query(&udfs, None, "SELECT panics_on_13(12)").await.unwrap()[0]
@@ -205,10 +261,22 @@ async fn a_panicking_plugin_is_an_error_not_a_crash() {
             .value(0),
         12
     );
-    let error = query(&udfs, None, "SELECT panics_on_13(13)").await.unwrap_err();
-    assert!(error.contains("UDF panics_on_13()") && error.contains("panicked"), "{error}");
+    let error = query(&udfs, None, "SELECT panics_on_13(13)")
+        .await
+        .unwrap_err();
+    assert!(
+        error.contains("UDF panics_on_13()") && error.contains("panicked"),
+        "{error}"
+    );
     // The process (and the plugin) carry on.
     assert!(query(&udfs, None, "SELECT panics_on_13(14)").await.is_ok());
+    let metrics = vitalflow::telemetry::metrics::render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vitalflow_udf_errors_total{udf=\"panics_on_13\"}")),
+        "{metrics}"
+    );
 }
 
 /// A one-crate plugin workspace sharing the real plugins' target directory
@@ -236,7 +304,9 @@ fn scratch_workspace(dir: &Path, body: &str) -> PathBuf {
 fn write_plus(krate: &Path, body: &str) {
     std::fs::write(
         krate.join("src/lib.rs"),
-        format!("use arroyo_udf_plugin::udf;\n\n#[udf]\nfn plus(x: i64) -> i64 {{\n    {body}\n}}\n"),
+        format!(
+            "use arroyo_udf_plugin::udf;\n\n#[udf]\nfn plus(x: i64) -> i64 {{\n    {body}\n}}\n"
+        ),
     )
     .unwrap();
 }
@@ -260,5 +330,8 @@ async fn an_edited_plugin_is_rebuilt_and_a_broken_one_reports_the_compiler_error
     // Valid Rust syntax (the signature still parses), but it does not compile.
     write_plus(&krate, "x + \"one\"");
     let error = load_plugin(&krate).unwrap_err().to_string();
-    assert!(error.contains("building UDF `plus` failed") && error.contains("error"), "{error}");
+    assert!(
+        error.contains("building UDF `plus` failed") && error.contains("error"),
+        "{error}"
+    );
 }

@@ -77,16 +77,25 @@ fn shuffle_within_delay(rows: &mut [Reading], seed: u64) {
 
 fn to_batch(rows: &[Reading]) -> RecordBatch {
     let n = rows.len();
-    let ints = |f: &dyn Fn(&Reading) -> i32| Arc::new(Int32Array::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    let ints = |f: &dyn Fn(&Reading) -> i32| {
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(f))) as ArrayRef
+    };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.patient.as_str()))),
-        Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.ts)).with_timezone("UTC")),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.patient.as_str()),
+        )),
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.ts))
+                .with_timezone("UTC"),
+        ),
         ints(&|r| r.heart_rate),
         ints(&|r| r.spo2),
         ints(&|_| 120),
         ints(&|_| 80),
         ints(&|_| 16),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.temperature))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.temperature),
+        )),
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n("A", n))),
         Arc::new(BooleanArray::from(vec![false; n])),
     ];
@@ -177,7 +186,9 @@ async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec
     let mut operator = plan_window(dir.path(), window).await;
     let event_time = vitalflow::sources::EventTimeConfig {
         column: "ts".into(),
-        max_delay: vitalflow::spec::HumanDuration(std::time::Duration::from_millis(MAX_DELAY_MS as u64)),
+        max_delay: vitalflow::spec::HumanDuration(std::time::Duration::from_millis(
+            MAX_DELAY_MS as u64,
+        )),
         idle_timeout: vitalflow::spec::HumanDuration(std::time::Duration::from_secs(3600)),
     };
     let mut tracker = WatermarkTracker::new(&event_time);
@@ -191,7 +202,10 @@ async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec
         at += size;
         let times = event_times_ms(&batch, "ts").unwrap();
         let (on_time, late) = tracker.split_late(batch, &times).unwrap();
-        assert!(late.is_none(), "no row is late when shuffled within the delay");
+        assert!(
+            late.is_none(),
+            "no row is late when shuffled within the delay"
+        );
         tracker.observe(&BTreeMap::new(), &times, Instant::now());
         output.extend(operator.process(on_time).await.unwrap());
         if let Some(watermark) = tracker.current() {
@@ -269,7 +283,10 @@ fn check(window: &str, reference: String, seed: u64, shuffled: bool, restart: bo
         }
         let actual = stream(window, &rows, seed, restart).await;
         assert!(!expected.is_empty());
-        assert_eq!(actual, expected, "{window}, seed {seed}, shuffled {shuffled}, restart {restart}");
+        assert_eq!(
+            actual, expected,
+            "{window}, seed {seed}, shuffled {shuffled}, restart {restart}"
+        );
     });
 }
 
@@ -316,17 +333,43 @@ async fn the_shipped_windows_pipeline_summarises_every_window() {
     // 20 patients x 300 readings, 1 s apart: five full minutes each.
     let per_minute = dir.path().join("vitals_per_minute");
     assert_eq!(scalar_i64(&per_minute, "SELECT count(*) FROM t").await, 100);
-    assert_eq!(scalar_i64(&per_minute, "SELECT count(*) FROM t WHERE readings <> 60").await, 0);
     assert_eq!(
-        scalar_i64(&per_minute, "SELECT count(*) FROM t WHERE window_end - window_start <> interval '1 minute'").await,
+        scalar_i64(&per_minute, "SELECT count(*) FROM t WHERE readings <> 60").await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(
+            &per_minute,
+            "SELECT count(*) FROM t WHERE window_end - window_start <> interval '1 minute'"
+        )
+        .await,
         0
     );
     // Hop windows start every 10 s from 50 s before the first reading:
     // 35 per patient, and each reading is in six of them.
     let rolling = dir.path().join("vitals_rolling");
     assert_eq!(scalar_i64(&rolling, "SELECT count(*) FROM t").await, 700);
-    assert_eq!(scalar_i64(&rolling, "SELECT sum(readings) FROM t").await, 36_000);
-    assert!(parquet_files(&dir.path().join("vitals_late")).is_empty(), "nothing was late");
+    assert_eq!(
+        scalar_i64(&rolling, "SELECT sum(readings) FROM t").await,
+        36_000
+    );
+    assert!(
+        parquet_files(&dir.path().join("vitals_late")).is_empty(),
+        "nothing was late"
+    );
+
+    // What an operator scrapes: windows closed per transform, the watermark.
+    let metrics = vitalflow::telemetry::metrics::render();
+    for series in [
+        "vitalflow_windows_closed_total{pipeline=\"vitals-windows\",transform=\"per_minute\"} 5",
+        "vitalflow_window_groups_emitted_total{pipeline=\"vitals-windows\",transform=\"rolling\"} 700",
+        "vitalflow_watermark_timestamp_seconds{pipeline=\"vitals-windows\",source=\"monitors\"}",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(series)),
+            "{series} missing:\n{metrics}"
+        );
+    }
 }
 
 /// The shipped risk pipeline: windows + NEWS2 plugin + a static table join
@@ -351,8 +394,22 @@ async fn the_shipped_risk_pipeline_scores_every_patient_minute() {
     // 30 patients x 180 readings 1 s apart: three minutes each.
     let out = dir.path().join("patient_risk");
     assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t").await, 90);
-    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t WHERE readings <> 60 OR news2_missing_max <> 0").await, 0);
-    assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t WHERE news2_max < news2_avg OR news2_max > 20").await, 0);
+    assert_eq!(
+        scalar_i64(
+            &out,
+            "SELECT count(*) FROM t WHERE readings <> 60 OR news2_missing_max <> 0"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(
+            &out,
+            "SELECT count(*) FROM t WHERE news2_max < news2_avg OR news2_max > 20"
+        )
+        .await,
+        0
+    );
 
     // The model as a SQL function equals the model called directly.
     let model = vitalflow::models::RiskModel::load(&root.join("models/diabetes_rf.onnx")).unwrap();
@@ -362,8 +419,16 @@ async fn the_shipped_risk_pipeline_scores_every_patient_minute() {
     for batch in &batches {
         let ids = arrow::compute::cast(batch.column(0), &DataType::Utf8).unwrap();
         let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
-        let dbp = batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
-        let risk = batch.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        let dbp = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let risk = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         for i in 0..batch.num_rows() {
             let p = &patients[ids.value(i)];
             let features = [p[0], p[1], dbp.value(i), p[2], p[3], p[4], p[5], p[6]];
@@ -423,7 +488,10 @@ sinks:
     run_pipeline(&path).await;
     let out = dir.path().join("out");
     assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t").await, 3000);
-    assert_eq!(scalar_i64(&out, "SELECT count(DISTINCT ts) FROM t").await, 100);
+    assert_eq!(
+        scalar_i64(&out, "SELECT count(DISTINCT ts) FROM t").await,
+        100
+    );
     let patients = csv_rows(&root.join("config/patients.csv"));
     let batches = sql(&out, "SELECT patient_id, age FROM t").await;
     for batch in &batches {
@@ -435,4 +503,64 @@ sinks:
             assert_eq!(ages.value(i), patients[ids.value(i)][6], "{}", ids.value(i));
         }
     }
+}
+
+/// Aggregates without a vectorised implementation (median, DISTINCT) and
+/// FILTER clauses work inside windows, against the same batch query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn median_distinct_and_filter_work_inside_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let aggregates = "median(heart_rate) AS hr_median, count(DISTINCT spo2) AS spo2_values, \
+                      sum(heart_rate) FILTER (WHERE spo2 < 97) AS hr_sum_low_spo2";
+    let yaml = format!(
+        r#"
+name: other_aggregates
+sources:
+  monitors:
+    kind: simulator
+    patients: 15
+    interval: 1s
+    pacing: unpaced
+    limit: 2700
+    start: "2026-01-01T00:00:00Z"
+    event_time: {{ column: ts, max_delay: 2s }}
+transforms:
+  minutes:
+    sql: "SELECT patient_id, w.start AS window_start, hr_median, spo2_values, hr_sum_low_spo2 FROM (SELECT patient_id, tumble(interval '1 minute') AS w, {aggregates} FROM monitors GROUP BY patient_id, w)"
+sinks:
+  minutes: {{ kind: parquet, input: minutes, path: {minutes} }}
+  raw: {{ kind: parquet, input: monitors, path: {raw} }}
+  late: {{ kind: parquet, input: monitors_late_events, path: {late} }}
+"#,
+        minutes = dir.path().join("minutes").display(),
+        raw = dir.path().join("raw").display(),
+        late = dir.path().join("late").display(),
+    );
+    let path = write_pipeline(dir.path(), &yaml);
+    run_pipeline(&path).await;
+    let columns = "CAST(patient_id AS VARCHAR), CAST(window_start AS VARCHAR), hr_median, spo2_values, hr_sum_low_spo2";
+    let streamed = sql(
+        &dir.path().join("minutes"),
+        &format!("SELECT {columns} FROM t ORDER BY 1, 2"),
+    )
+    .await;
+    let batch = sql(
+        &dir.path().join("raw"),
+        &format!(
+            "SELECT {columns} FROM (SELECT patient_id, date_bin(interval '1 minute', ts, TIMESTAMP '1970-01-01T00:00:00Z') AS window_start, {aggregates} FROM t GROUP BY 1, 2) ORDER BY 1, 2"
+        ),
+    )
+    .await;
+    let text = |b: &[RecordBatch]| {
+        arrow::util::pretty::pretty_format_batches(b)
+            .unwrap()
+            .to_string()
+    };
+    // Same rows; the headers differ only by the table qualifier.
+    let body = |s: String| s.lines().skip(3).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(text(&streamed)), body(text(&batch)));
+    assert_eq!(
+        streamed.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        45
+    );
 }

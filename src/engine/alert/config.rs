@@ -51,10 +51,16 @@ impl AlertConfig {
         let mut seen = std::collections::HashSet::new();
         for level in &self.levels {
             if level.name.trim().is_empty() || !seen.insert(level.name.as_str()) {
-                return Err(format!("level names must be unique and not empty (`{}`)", level.name));
+                return Err(format!(
+                    "level names must be unique and not empty (`{}`)",
+                    level.name
+                ));
             }
             if level.when.trim().is_empty() {
-                return Err(format!("level `{}`: `when` must be a SQL condition", level.name));
+                return Err(format!(
+                    "level `{}`: `when` must be a SQL condition",
+                    level.name
+                ));
             }
         }
         Ok(())

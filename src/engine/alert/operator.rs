@@ -42,27 +42,48 @@ impl AlertOperator {
         config.validate()?;
         let column = |what: &str, column: &str| {
             input_schema.index_of(column).map_err(|_| {
-                let names: Vec<&str> = input_schema.fields().iter().map(|f| f.name().as_str()).collect();
-                format!("`{what}`: table `{}` has no column `{column}` (columns: {})", config.input, names.join(", "))
+                let names: Vec<&str> = input_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                format!(
+                    "`{what}`: table `{}` has no column `{column}` (columns: {})",
+                    config.input,
+                    names.join(", ")
+                )
             })
         };
         let key_index = column("key", &config.key)?;
         let time_index = column("time", &config.time)?;
         let score_index = column("score", &config.score)?;
-        if !matches!(input_schema.field(time_index).data_type(), DataType::Timestamp(..)) {
-            return Err(format!("`time`: column `{}` is not a timestamp", config.time));
+        if !matches!(
+            input_schema.field(time_index).data_type(),
+            DataType::Timestamp(..)
+        ) {
+            return Err(format!(
+                "`time`: column `{}` is not a timestamp",
+                config.time
+            ));
         }
 
         let ctx = streaming_session();
         for udf in udfs {
             udf.register(&ctx);
         }
-        let df_schema = DFSchema::try_from(input_schema.as_ref().clone()).map_err(|e| e.to_string())?;
+        let df_schema =
+            DFSchema::try_from(input_schema.as_ref().clone()).map_err(|e| e.to_string())?;
         let mut conditions = Vec::new();
         for level in &config.levels {
-            let fail = |e: &dyn std::fmt::Display| format!("level `{}`: `when: {}`: {e}", level.name, level.when);
-            let expr = ctx.parse_sql_expr(&level.when, &df_schema).map_err(|e| fail(&e))?;
-            let physical = ctx.create_physical_expr(expr, &df_schema).map_err(|e| fail(&e))?;
+            let fail = |e: &dyn std::fmt::Display| {
+                format!("level `{}`: `when: {}`: {e}", level.name, level.when)
+            };
+            let expr = ctx
+                .parse_sql_expr(&level.when, &df_schema)
+                .map_err(|e| fail(&e))?;
+            let physical = ctx
+                .create_physical_expr(expr, &df_schema)
+                .map_err(|e| fail(&e))?;
             let data_type = physical.data_type(&input_schema).map_err(|e| fail(&e))?;
             if data_type != DataType::Boolean {
                 return Err(fail(&format!("is {data_type}, not a condition")));
@@ -74,7 +95,11 @@ impl AlertOperator {
         let score_field = input_schema.field(score_index);
         let output_schema = Arc::new(Schema::new(vec![
             Field::new(key_field.name(), key_field.data_type().clone(), true),
-            Field::new("alert_time", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+            Field::new(
+                "alert_time",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("level", DataType::Utf8, false),
             Field::new("previous_level", DataType::Utf8, false),
             Field::new(score_field.name(), score_field.data_type().clone(), true),
@@ -129,18 +154,27 @@ impl Operator for AlertOperator {
     async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
         let rows = input.num_rows();
         let keys = cast(input.column(self.key_index), &DataType::Utf8)?;
-        let keys = keys.as_any().downcast_ref::<StringArray>().context("key as text")?;
+        let keys = keys
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .context("key as text")?;
         let times = event_times_ms(&input, &self.config.time)?;
         let matches = self
             .conditions
             .iter()
             .map(|c| {
                 let value = c.evaluate(&input)?.into_array(rows)?;
-                Ok(value.as_any().downcast_ref::<BooleanArray>().context("condition is not boolean")?.clone())
+                Ok(value
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .context("condition is not boolean")?
+                    .clone())
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         // Each key's rows in event-time order (stable for equal times).
-        let mut order: Vec<usize> = (0..rows).filter(|&r| times.is_valid(r) && keys.is_valid(r)).collect();
+        let mut order: Vec<usize> = (0..rows)
+            .filter(|&r| times.is_valid(r) && keys.is_valid(r))
+            .collect();
         order.sort_by_key(|&r| times.value(r));
 
         let rearm = self.config.rearm_after_ms();
@@ -152,7 +186,9 @@ impl Operator for AlertOperator {
                     .iter()
                     .rposition(|m| m.is_valid(row) && m.value(row))
                     .map_or(0, |i| i + 1);
-                if let Some(e) = states.observe(keys.value(row), row, times.value(row), level, rearm) {
+                if let Some(e) =
+                    states.observe(keys.value(row), row, times.value(row), level, rearm)
+                {
                     escalations.push(e);
                 }
             }
@@ -165,19 +201,30 @@ impl Operator for AlertOperator {
                 .increment(1);
         }
         let indices = UInt32Array::from_iter_values(escalations.iter().map(|e| e.row as u32));
-        let alert_time = TimestampMillisecondArray::from_iter_values(escalations.iter().map(|e| times.value(e.row)))
-            .with_timezone("UTC");
+        let alert_time = TimestampMillisecondArray::from_iter_values(
+            escalations.iter().map(|e| times.value(e.row)),
+        )
+        .with_timezone("UTC");
         let columns: Vec<ArrayRef> = vec![
             take(input.column(self.key_index), &indices, None)?,
             Arc::new(alert_time),
-            Arc::new(StringArray::from_iter_values(escalations.iter().map(|e| self.level_name(e.level)))),
-            Arc::new(StringArray::from_iter_values(escalations.iter().map(|e| self.level_name(e.previous)))),
+            Arc::new(StringArray::from_iter_values(
+                escalations.iter().map(|e| self.level_name(e.level)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                escalations.iter().map(|e| self.level_name(e.previous)),
+            )),
             take(input.column(self.score_index), &indices, None)?,
             Arc::new(StringArray::from_iter_values(
-                escalations.iter().map(|e| self.config.levels[e.level - 1].reason.as_str()),
+                escalations
+                    .iter()
+                    .map(|e| self.config.levels[e.level - 1].reason.as_str()),
             )),
         ];
-        Ok(vec![RecordBatch::try_new(self.output_schema.clone(), columns)?])
+        Ok(vec![RecordBatch::try_new(
+            self.output_schema.clone(),
+            columns,
+        )?])
     }
 
     async fn snapshot(&self) -> anyhow::Result<Option<RecordBatch>> {
@@ -201,10 +248,25 @@ impl Operator for AlertOperator {
     }
 
     async fn restore(&self, saved: RecordBatch) -> anyhow::Result<()> {
-        anyhow::ensure!(saved.schema() == Self::state_schema(), "saved alert state has an unexpected shape");
-        let keys = saved.column(0).as_any().downcast_ref::<StringArray>().context("keys")?;
-        let armed = saved.column(1).as_any().downcast_ref::<UInt64Array>().context("levels")?;
-        let since = saved.column(2).as_any().downcast_ref::<Int64Array>().context("times")?;
+        anyhow::ensure!(
+            saved.schema() == Self::state_schema(),
+            "saved alert state has an unexpected shape"
+        );
+        let keys = saved
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .context("keys")?;
+        let armed = saved
+            .column(1)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .context("levels")?;
+        let since = saved
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .context("times")?;
         let mut states = self.states.lock().await;
         for row in 0..saved.num_rows() {
             let level = (armed.value(row) as usize).min(self.config.levels.len());

@@ -32,7 +32,14 @@ pub struct AlertStates {
 impl AlertStates {
     /// Feed one row (rows of a key in event-time order); `Some` on an
     /// escalation.
-    pub fn observe(&mut self, key: &str, row: usize, time: i64, level: usize, rearm_after: i64) -> Option<Escalation> {
+    pub fn observe(
+        &mut self,
+        key: &str,
+        row: usize,
+        time: i64,
+        level: usize,
+        rearm_after: i64,
+    ) -> Option<Escalation> {
         let state = match self.keys.get_mut(key) {
             Some(s) => s,
             None => self.keys.entry(key.to_string()).or_default(),
@@ -43,7 +50,11 @@ impl AlertStates {
                 armed: level,
                 below_since: None,
             };
-            return Some(Escalation { row, previous, level });
+            return Some(Escalation {
+                row,
+                previous,
+                level,
+            });
         }
         if level == state.armed {
             state.below_since = None;
@@ -72,24 +83,40 @@ mod tests {
         levels
             .iter()
             .enumerate()
-            .filter_map(|(row, &(t, l))| states.observe("P1", row, t, l, rearm).map(|e| (t, e.previous, e.level)))
+            .filter_map(|(row, &(t, l))| {
+                states
+                    .observe("P1", row, t, l, rearm)
+                    .map(|e| (t, e.previous, e.level))
+            })
             .collect()
     }
 
     #[test]
     fn each_escalation_alerts_once() {
         // 0 -> 2 -> 3: two alerts; staying at 3 adds none.
-        assert_eq!(run(&[(0, 0), (1, 2), (2, 3), (3, 3), (4, 3)], 10), vec![(1, 0, 2), (2, 2, 3)]);
+        assert_eq!(
+            run(&[(0, 0), (1, 2), (2, 3), (3, 3), (4, 3)], 10),
+            vec![(1, 0, 2), (2, 2, 3)]
+        );
     }
 
     #[test]
     fn hovering_around_a_threshold_alerts_once_until_it_has_been_clear_long_enough() {
         // Up and down within the re-arm time: one alert.
-        assert_eq!(run(&[(0, 2), (1, 1), (2, 2), (3, 1), (4, 2)], 10), vec![(0, 0, 2)]);
+        assert_eq!(
+            run(&[(0, 2), (1, 1), (2, 2), (3, 1), (4, 2)], 10),
+            vec![(0, 0, 2)]
+        );
         // Below for 10 s (t = 1..11), then up again: a new alert.
-        assert_eq!(run(&[(0, 2), (1, 1), (6, 1), (11, 1), (12, 2)], 10), vec![(0, 0, 2), (12, 1, 2)]);
+        assert_eq!(
+            run(&[(0, 2), (1, 1), (6, 1), (11, 1), (12, 2)], 10),
+            vec![(0, 0, 2), (12, 1, 2)]
+        );
         // A row back at the armed level resets the clear period.
-        assert_eq!(run(&[(0, 2), (1, 1), (5, 2), (11, 1), (12, 2)], 10), vec![(0, 0, 2)]);
+        assert_eq!(
+            run(&[(0, 2), (1, 1), (5, 2), (11, 1), (12, 2)], 10),
+            vec![(0, 0, 2)]
+        );
     }
 
     #[test]

@@ -116,7 +116,9 @@ impl AggregateSpec {
                 .iter()
                 .map(|e| e.evaluate(batch).and_then(|v| v.into_array(rows)))
                 .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("evaluating the arguments of {}", aggregate.function.name()))?;
+                .with_context(|| {
+                    format!("evaluating the arguments of {}", aggregate.function.name())
+                })?;
             values.push(arguments);
             let filter = match &aggregate.filter {
                 Some(f) => {

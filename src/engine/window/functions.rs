@@ -116,7 +116,10 @@ pub fn window_kind(expr: &Expr) -> Result<Option<WindowKind>, String> {
             format!("{name}(): argument {} must be an interval literal such as interval '1 minute', got {argument}", i + 1)
         })?;
         if ms <= 0 {
-            return Err(format!("{name}(): argument {} must be a positive interval, got {argument}", i + 1));
+            return Err(format!(
+                "{name}(): argument {} must be a positive interval, got {argument}",
+                i + 1
+            ));
         }
         Ok(ms)
     };

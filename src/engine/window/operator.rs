@@ -112,8 +112,13 @@ impl WindowOperator {
                      keep it in the SELECT list of any subquery that feeds the GROUP BY"
                 )
             })?;
-        if !matches!(pre_schema.field(event_time_index).data_type(), DataType::Timestamp(..)) {
-            return Err(format!("the event-time column `{event_time}` is not a timestamp here"));
+        if !matches!(
+            pre_schema.field(event_time_index).data_type(),
+            DataType::Timestamp(..)
+        ) {
+            return Err(format!(
+                "the event-time column `{event_time}` is not a timestamp here"
+            ));
         }
 
         let props = state.execution_props();
@@ -199,9 +204,14 @@ impl WindowOperator {
     /// table's schema.
     fn aggregate_batch(&self, closed: ClosedGroups) -> anyhow::Result<RecordBatch> {
         let window = {
-            let [start, end] = [closed.starts, closed.ends]
-                .map(|v| Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) as ArrayRef);
-            Arc::new(StructArray::try_new(window_fields(), vec![start, end], None)?) as ArrayRef
+            let [start, end] = [closed.starts, closed.ends].map(|v| {
+                Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) as ArrayRef
+            });
+            Arc::new(StructArray::try_new(
+                window_fields(),
+                vec![start, end],
+                None,
+            )?) as ArrayRef
         };
         let mut keys = closed.keys.into_iter();
         let mut columns = Vec::with_capacity(self.aggregate_schema.fields().len());
@@ -214,12 +224,12 @@ impl WindowOperator {
             }
         }
         columns.extend(closed.results);
-        Ok(RecordBatch::try_new_with_options(
+        RecordBatch::try_new_with_options(
             self.aggregate_schema.clone(),
             columns,
             &RecordBatchOptions::new().with_match_field_names(false),
         )
-        .with_context(|| format!("assembling the results of transform `{}`", self.name))?)
+        .with_context(|| format!("assembling the results of transform `{}`", self.name))
     }
 
     async fn emit(&self, closed: Vec<ClosedGroups>) -> anyhow::Result<Vec<RecordBatch>> {

@@ -15,9 +15,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchemaRef};
-use datafusion::logical_expr::{
-    Aggregate, Expr, GroupingSet, LogicalPlan, LogicalPlanBuilder,
-};
+use datafusion::logical_expr::{Aggregate, Expr, GroupingSet, LogicalPlan, LogicalPlanBuilder};
 
 use super::functions::{WindowKind, is_window_call, window_kind};
 
@@ -80,12 +78,17 @@ pub fn split_windowed(
         }
     };
 
-    if aggregate
-        .group_expr
-        .iter()
-        .any(|e| matches!(e, Expr::GroupingSet(GroupingSet::Rollup(_) | GroupingSet::Cube(_) | GroupingSet::GroupingSets(_))))
-    {
-        return Err("ROLLUP, CUBE and GROUPING SETS are not supported in windowed aggregates".into());
+    if aggregate.group_expr.iter().any(|e| {
+        matches!(
+            e,
+            Expr::GroupingSet(
+                GroupingSet::Rollup(_) | GroupingSet::Cube(_) | GroupingSet::GroupingSets(_)
+            )
+        )
+    }) {
+        return Err(
+            "ROLLUP, CUBE and GROUPING SETS are not supported in windowed aggregates".into(),
+        );
     }
     let mut kind = None;
     let mut window_position = 0;
@@ -96,7 +99,9 @@ pub fn split_windowed(
                 kind = Some(found);
                 window_position = position;
             }
-            Some(_) => return Err("GROUP BY may name only one window (tumble, hop or session)".into()),
+            Some(_) => {
+                return Err("GROUP BY may name only one window (tumble, hop or session)".into());
+            }
             None => keys.push(expr.clone()),
         }
     }
@@ -161,10 +166,18 @@ fn contains_window_call(plan: &LogicalPlan) -> Result<bool, String> {
         node.apply_expressions(|expr| {
             expr.apply(|e| {
                 found |= is_window_call(e);
-                Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+                Ok(if found {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
             })
         })?;
-        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
     })
     .map_err(|e| e.to_string())?;
     Ok(found)

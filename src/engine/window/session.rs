@@ -23,7 +23,11 @@ impl Session {
     fn absorb(&mut self, mut other: Session) -> anyhow::Result<()> {
         self.start = self.start.min(other.start);
         self.last = self.last.max(other.last);
-        for (mine, theirs) in self.accumulators.iter_mut().zip(other.accumulators.iter_mut()) {
+        for (mine, theirs) in self
+            .accumulators
+            .iter_mut()
+            .zip(other.accumulators.iter_mut())
+        {
             let state = theirs
                 .state()?
                 .iter()
@@ -34,6 +38,9 @@ impl Session {
         Ok(())
     }
 }
+
+/// A session leaving the state: start, end (or last row), key, values.
+type SessionRow = (i64, i64, Box<[u8]>, Vec<ScalarValue>);
 
 /// Open session windows, per key in start order.
 pub struct SessionWindows {
@@ -80,9 +87,7 @@ impl SessionWindows {
             // Shape the sessions first (extend, create, merge)...
             for &(time, _) in &rows {
                 let position = sessions.partition_point(|s| s.last + gap <= time);
-                let joins = sessions
-                    .get(position)
-                    .is_some_and(|s| s.start - gap < time);
+                let joins = sessions.get(position).is_some_and(|s| s.start - gap < time);
                 if joins {
                     let session = &mut sessions[position];
                     session.start = session.start.min(time);
@@ -139,7 +144,7 @@ impl SessionWindows {
             return Ok(Vec::new());
         }
         let gap = self.gap;
-        let mut closed: Vec<(i64, i64, Box<[u8]>, Vec<ScalarValue>)> = Vec::new();
+        let mut closed: Vec<SessionRow> = Vec::new();
         let mut earliest_end = i64::MAX;
         for (key, sessions) in self.sessions.iter_mut() {
             let ended = sessions.partition_point(|s| s.last + gap <= watermark);
@@ -182,7 +187,7 @@ impl SessionWindows {
         spec: &AggregateSpec,
         converter: &RowConverter,
     ) -> anyhow::Result<Vec<SavedGroups>> {
-        let mut rows: Vec<(i64, i64, Box<[u8]>, Vec<ScalarValue>)> = Vec::new();
+        let mut rows: Vec<SessionRow> = Vec::new();
         for (key, sessions) in self.sessions.iter_mut() {
             for session in sessions.iter_mut() {
                 let mut state = Vec::new();

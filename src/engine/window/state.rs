@@ -51,12 +51,14 @@ pub fn saved_schema(key_fields: &[FieldRef], state_fields: &[FieldRef]) -> Schem
         Arc::new(Field::new("__window_start", DataType::Int64, false)),
         Arc::new(Field::new("__window_end", DataType::Int64, false)),
     ];
-    fields.extend(
-        key_fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Arc::new(f.as_ref().clone().with_name(format!("k{i}")).with_nullable(true))),
-    );
+    fields.extend(key_fields.iter().enumerate().map(|(i, f)| {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_name(format!("k{i}"))
+                .with_nullable(true),
+        )
+    }));
     fields.extend(state_fields.iter().cloned());
     Arc::new(Schema::new(fields))
 }
@@ -73,7 +75,11 @@ impl SavedGroups {
             ];
             arrays.extend(group.keys);
             arrays.extend(group.states);
-            anyhow::ensure!(arrays.len() == columns, "saved window state has {} columns, expected {columns}", arrays.len());
+            anyhow::ensure!(
+                arrays.len() == columns,
+                "saved window state has {} columns, expected {columns}",
+                arrays.len()
+            );
             for (part, array) in parts.iter_mut().zip(arrays) {
                 part.push(array);
             }
@@ -85,7 +91,8 @@ impl SavedGroups {
                 if part.is_empty() {
                     Ok(arrow::array::new_empty_array(field.data_type()))
                 } else {
-                    let refs: Vec<&dyn arrow::array::Array> = part.iter().map(|a| a.as_ref()).collect();
+                    let refs: Vec<&dyn arrow::array::Array> =
+                        part.iter().map(|a| a.as_ref()).collect();
                     arrow::compute::concat(&refs)
                 }
             })
@@ -108,7 +115,10 @@ impl SavedGroups {
                 .values()
                 .to_vec())
         };
-        anyhow::ensure!(batch.num_columns() >= 2 + keys, "saved window state has too few columns");
+        anyhow::ensure!(
+            batch.num_columns() >= 2 + keys,
+            "saved window state has too few columns"
+        );
         Ok(Self {
             starts: int64(0)?,
             ends: int64(1)?,

@@ -33,7 +33,9 @@ pub struct LiveHub {
     running: AtomicBool,
 }
 
-static HUBS: OnceLock<Mutex<Vec<(String, Arc<LiveHub>)>>> = OnceLock::new();
+/// Live hubs by name.
+type Hubs = Mutex<Vec<(String, Arc<LiveHub>)>>;
+static HUBS: OnceLock<Hubs> = OnceLock::new();
 
 fn hubs() -> &'static Mutex<Vec<(String, Arc<LiveHub>)>> {
     HUBS.get_or_init(|| Mutex::new(Vec::new()))

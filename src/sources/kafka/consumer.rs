@@ -34,8 +34,8 @@ use super::events::{
 };
 use super::schema::RecordSchema;
 use crate::engine::checkpoint::DurableOffsets;
-use crate::kafka::{ensure_topic, wait_for_brokers};
 use crate::engine::watermark::event_times_ms;
+use crate::kafka::{ensure_topic, wait_for_brokers};
 use crate::sources::{
     EventTimeConfig, Offsets, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary,
     TopicPartition,
