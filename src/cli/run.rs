@@ -42,6 +42,29 @@ async fn run_pipeline(
     shutdown: tokio_util::sync::CancellationToken,
     banner: bool,
 ) -> anyhow::Result<()> {
+    loop {
+        match run_once(path, shutdown.clone(), banner).await {
+            Err(error)
+                if !shutdown.is_cancelled()
+                    && error
+                        .chain()
+                        .any(|e| e.is::<crate::sources::AssignmentLost>()) =>
+            {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "restarting the pipeline from its last checkpoint"
+                );
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once(
+    path: &Path,
+    shutdown: tokio_util::sync::CancellationToken,
+    banner: bool,
+) -> anyhow::Result<()> {
     let spec = spec::load(path)?;
     let planned = engine::plan(spec).await?;
     let datasets = datasets_of(&planned)?;

@@ -229,19 +229,12 @@ pub async fn run(
     let input_ended = !shutdown.is_cancelled() || engine.store.is_none();
     source_shutdown.cancel();
     drop(incoming);
-    if failure.is_none()
-        && let Err(e) = engine.finish(input_ended).await
-    {
-        failure = Some(e);
-    }
-    let mut summary = RunSummary {
-        durable_batches: engine.durable_sequence,
-        checkpoints: engine.checkpoints,
-        ..Default::default()
-    };
+    // A failed source (e.g. one that lost its partitions) must stop the
+    // final checkpoint: what it read may not be this instance's to publish.
+    let mut source_summaries = Vec::new();
     for (name, task) in source_tasks {
         match task.await {
-            Ok(Ok(s)) => summary.sources.push((name, s)),
+            Ok(Ok(s)) => source_summaries.push((name, s)),
             Ok(Err(e)) => {
                 failure.get_or_insert(EngineError::component("source", &name, e));
             }
@@ -250,6 +243,17 @@ pub async fn run(
             }
         }
     }
+    if failure.is_none()
+        && let Err(e) = engine.finish(input_ended).await
+    {
+        failure = Some(e);
+    }
+    let mut summary = RunSummary {
+        durable_batches: engine.durable_sequence,
+        checkpoints: engine.checkpoints,
+        sources: source_summaries,
+        ..Default::default()
+    };
     // Closing the channels ends each sink.
     for sink in sinks.iter_mut() {
         sink.sender.take();

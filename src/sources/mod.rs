@@ -197,6 +197,19 @@ impl SourceConfig {
     }
 }
 
+/// A Kafka consumer lost its partitions without revoking them first (the
+/// group moved on while this instance was stalled): rows it read since the
+/// last checkpoint may already be another instance's. The run stops
+/// without publishing them and restarts from the last checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "source `{source_name}` lost its partitions ({partitions}) to a rebalance it missed; restarting from the last checkpoint"
+)]
+pub struct AssignmentLost {
+    pub source_name: String,
+    pub partitions: String,
+}
+
 /// The name of a source's dead-letter table.
 pub fn dead_letter_table(source: &str) -> String {
     format!("{source}_dead_letters")

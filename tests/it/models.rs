@@ -236,3 +236,89 @@ fn short_rows_and_nans_are_invalid_input() {
     let err = model.predict(&nan_bmi).unwrap_err().to_string();
     assert!(err.contains("BMI is NaN"), "{err}");
 }
+
+/// The model as a SQL function, with either evaluator, gives the fixture's
+/// probabilities for a whole batch in one call; NULL features score NULL.
+#[tokio::test]
+async fn the_model_as_a_sql_function_scores_batches_with_either_runtime() {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, Float64Array, RecordBatch};
+    use datafusion::logical_expr::ScalarUDF;
+    use datafusion::prelude::SessionContext;
+    use vitalflow::models::{ModelFunction, ModelRuntime};
+
+    let (_, rows) = fixture();
+    let rows = &rows[..40];
+    let model = Arc::new(RiskModel::load(&onnx_path()).unwrap());
+    let names = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"];
+    let columns: Vec<(&str, Arc<dyn Array>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut values: Vec<Option<f64>> = rows.iter().map(|r| Some(r.raw[i])).collect();
+            if i == 1 {
+                values.push(None); // one more row with a missing glucose
+            } else {
+                values.push(Some(rows[0].raw[i]));
+            }
+            (
+                *name,
+                Arc::new(Float64Array::from(values)) as Arc<dyn Array>,
+            )
+        })
+        .collect();
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    for runtime in [ModelRuntime::Trees, ModelRuntime::Tract] {
+        let ctx = SessionContext::new();
+        ctx.register_udf(ScalarUDF::new_from_impl(ModelFunction::new(
+            "risk",
+            model.clone(),
+            runtime,
+        )));
+        ctx.register_batch("features", batch.clone()).unwrap();
+        let out = ctx
+            .sql("SELECT risk(f0, f1, f2, f3, f4, f5, f6, f7) FROM features")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let scores: Vec<Option<f64>> = out
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .unwrap()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(scores.len(), rows.len() + 1);
+        for (row, score) in rows.iter().zip(&scores) {
+            assert!(
+                (score.unwrap() - row.proba_f32).abs() < 1e-6,
+                "{runtime:?}: {score:?} vs {}",
+                row.proba_f32
+            );
+        }
+        assert_eq!(scores[rows.len()], None, "a NULL feature scores NULL");
+    }
+    // Wrong arity is a planning error naming the features.
+    let ctx = SessionContext::new();
+    ctx.register_udf(ScalarUDF::new_from_impl(ModelFunction::new(
+        "risk",
+        model,
+        ModelRuntime::Trees,
+    )));
+    let error = ctx
+        .sql("SELECT risk(1.0, 2.0)")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("takes the model's 8 features") && error.contains("Glucose"),
+        "{error}"
+    );
+}

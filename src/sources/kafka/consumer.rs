@@ -394,7 +394,23 @@ impl Shared {
             .iter()
             .map(|e| TopicPartition::new(e.topic(), e.partition()))
             .collect();
-        if !self.closing.load(Ordering::SeqCst) {
+        // SAFETY: the handle is this consumer's own, alive for the call.
+        let lost =
+            unsafe { rdkafka::bindings::rd_kafka_assignment_lost(consumer.client().native_ptr()) }
+                != 0;
+        if lost && !self.closing.load(Ordering::SeqCst) {
+            // Publishing what was read since the last checkpoint could
+            // duplicate rows the new owner reads again: fail instead.
+            self.closing.store(true, Ordering::SeqCst);
+            self.fail(anyhow::Error::new(crate::sources::AssignmentLost {
+                source_name: self.name.clone(),
+                partitions: revoked
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            }));
+        } else if !self.closing.load(Ordering::SeqCst) {
             PartitionsRevoked {
                 source: &self.name,
                 partitions: &revoked,
