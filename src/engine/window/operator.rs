@@ -54,6 +54,9 @@ pub struct WindowOperator {
     pre_plan: Arc<dyn ExecutionPlan>,
     post_slot: MicroBatchSlot,
     post_plan: Arc<dyn ExecutionPlan>,
+    /// Which plans hold a join and must be reset before each execution.
+    reset_pre: bool,
+    reset_post: bool,
     task_ctx: Arc<TaskContext>,
     spec: AggregateSpec,
     /// GROUP BY had only the window: keys are one constant column.
@@ -178,8 +181,10 @@ impl WindowOperator {
             input,
             kind: query.kind,
             pre_slot,
-            pre_plan,
+            pre_plan: pre_plan.clone(),
             post_slot,
+            reset_pre: keeps_state(&pre_plan),
+            reset_post: keeps_state(&post_plan),
             post_plan,
             task_ctx: ctx.task_ctx(),
             spec,
@@ -247,7 +252,7 @@ impl WindowOperator {
         metrics::counter!("vitalflow_window_groups_emitted_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
             .increment(groups as u64);
         self.post_slot.set(batches);
-        let plan = if keeps_state(&self.post_plan) {
+        let plan = if self.reset_post {
             fresh_execution(&self.post_plan)?
         } else {
             self.post_plan.clone()
@@ -304,7 +309,7 @@ impl Operator for WindowOperator {
     async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
         let mut state = self.state.lock().await;
         self.pre_slot.set(vec![input]);
-        let plan = if keeps_state(&self.pre_plan) {
+        let plan = if self.reset_pre {
             fresh_execution(&self.pre_plan)?
         } else {
             self.pre_plan.clone()
