@@ -86,8 +86,12 @@ sinks:
 
 /// Run the benchmark pipeline writing into `output`.
 pub async fn run(events: u64, patients: u32, output: &Path) -> anyhow::Result<BenchReport> {
-    let yaml = pipeline_yaml(events, patients, output);
-    let spec = spec::parse(&yaml, Path::new("<bench>/bench.yaml"))?;
+    run_yaml(&pipeline_yaml(events, patients, output), "bench.yaml").await
+}
+
+/// Plan and run a benchmark pipeline given as YAML; report what it did.
+pub async fn run_yaml(yaml: &str, name: &str) -> anyhow::Result<BenchReport> {
+    let spec = spec::parse(yaml, &Path::new("<bench>").join(name))?;
     let planned = engine::plan(spec).await?;
     let summary = engine::run(&planned, CancellationToken::new(), RunOptions::default()).await?;
     let (rows_stored, files, bytes) = summary.sinks.iter().fold((0, 0, 0), |(r, f, b), (_, s)| {

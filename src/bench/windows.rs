@@ -10,11 +10,7 @@
 
 use std::path::Path;
 
-use tokio_util::sync::CancellationToken;
-
-use super::{BenchReport, peak_rss_bytes};
-use crate::engine::{self, RunOptions};
-use crate::spec;
+use super::BenchReport;
 
 pub const RISK_SQL: &str = include_str!("../../sql/patient_risk.sql");
 pub const ROLLING_SQL: &str = include_str!("../../sql/vitals_rolling.sql");
@@ -122,19 +118,9 @@ pub async fn run(
     patients: u32,
     output: &Path,
 ) -> anyhow::Result<BenchReport> {
-    let yaml = pipeline_yaml(shape, events, patients, output);
-    let spec = spec::parse(&yaml, Path::new("<bench>/bench-windows.yaml"))?;
-    let planned = engine::plan(spec).await?;
-    let summary = engine::run(&planned, CancellationToken::new(), RunOptions::default()).await?;
-    let (rows_stored, files, bytes) = summary.sinks.iter().fold((0, 0, 0), |(r, f, b), (_, s)| {
-        (r + s.rows, f + s.files, b + s.bytes)
-    });
-    Ok(BenchReport {
-        events: summary.records_in(),
-        rows_stored,
-        files,
-        bytes,
-        elapsed: summary.elapsed,
-        peak_rss_bytes: peak_rss_bytes(),
-    })
+    super::run_yaml(
+        &pipeline_yaml(shape, events, patients, output),
+        "bench-windows.yaml",
+    )
+    .await
 }

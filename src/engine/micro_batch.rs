@@ -11,9 +11,12 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 
 /// Shared handle to the batches of the current execution.
 #[derive(Debug, Clone, Default)]
@@ -72,4 +75,56 @@ pub fn micro_batch_table(
         slot,
     });
     StreamingTable::try_new(schema, vec![partition])
+}
+
+/// A physical plan planned once and executed on many inputs: each run puts
+/// its batches in the slot the plan's scan reads.
+///
+/// A hash or cross join loads its build side once per plan instance and
+/// keeps it, which is a wrong answer when the build side is the micro-batch
+/// or the emitted windows; plans holding one are reset before every run
+/// (dynamic filters, the other cross-run state, are off in the streaming
+/// session). The caller runs one execution at a time.
+#[derive(Debug)]
+pub struct RepeatedPlan {
+    slot: MicroBatchSlot,
+    plan: Arc<dyn ExecutionPlan>,
+    reset: bool,
+    task_ctx: Arc<TaskContext>,
+}
+
+impl RepeatedPlan {
+    pub fn new(
+        slot: MicroBatchSlot,
+        plan: Arc<dyn ExecutionPlan>,
+        task_ctx: Arc<TaskContext>,
+    ) -> Self {
+        let mut reset = false;
+        let _ = plan.apply(|node| {
+            reset |= node.name().contains("Join");
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Self {
+            slot,
+            plan,
+            reset,
+            task_ctx,
+        }
+    }
+
+    /// Run the plan over `batches`.
+    pub async fn run(
+        &self,
+        batches: Vec<RecordBatch>,
+    ) -> datafusion::error::Result<Vec<RecordBatch>> {
+        self.slot.set(batches);
+        let plan = if self.reset {
+            reset_plan_states(self.plan.clone())?
+        } else {
+            self.plan.clone()
+        };
+        let result = collect(plan, self.task_ctx.clone()).await;
+        self.slot.clear();
+        result
+    }
 }

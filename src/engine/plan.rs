@@ -23,9 +23,9 @@ pub struct PlannedPipeline {
     pub tables: IndexMap<String, SchemaRef>,
     /// Transforms in dependency order.
     pub operators: Vec<Arc<dyn Operator>>,
-    /// Per transform downstream of a source with `event_time:`, that source:
-    /// its watermark drives the transform's windows.
-    pub event_time_source: HashMap<String, String>,
+    /// Per transform downstream of a source with `event_time:`, that
+    /// source's index in `spec.sources`: its watermark drives the windows.
+    pub event_time_source: HashMap<String, usize>,
 }
 
 impl PlannedPipeline {
@@ -37,19 +37,20 @@ impl PlannedPipeline {
 /// Plan `spec`. Fails with a [`SpecError`] naming the transform or sink.
 pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
     let mut tables: IndexMap<String, SchemaRef> = IndexMap::new();
-    // Per table: the source whose event time it carries, if any.
-    let mut timed_by: HashMap<String, (String, String)> = HashMap::new();
-    for source in &spec.sources {
+    // Per table: the source it comes from, and whether it carries that
+    // source's event time (dead-letter and late tables do not).
+    let mut source_of: HashMap<String, (usize, bool)> = HashMap::new();
+    for (index, source) in spec.sources.iter().enumerate() {
         tables.insert(source.name.clone(), source.config.schema());
+        let timed = source.config.event_time().is_some();
+        source_of.insert(source.name.clone(), (index, timed));
         if let Some(schema) = source.config.dead_letter_schema() {
             tables.insert(dead_letter_table(&source.name), schema);
+            source_of.insert(dead_letter_table(&source.name), (index, false));
         }
-        if let Some(event_time) = source.config.event_time() {
+        if timed {
             tables.insert(late_events_table(&source.name), source.config.schema());
-            timed_by.insert(
-                source.name.clone(),
-                (source.name.clone(), event_time.column.clone()),
-            );
+            source_of.insert(late_events_table(&source.name), (index, false));
         }
     }
 
@@ -67,29 +68,25 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
                 format!("internal: table `{input}` planned out of order"),
             )
         })?;
-        let timed = timed_by.get(&input).cloned();
-        let root = input
-            .strip_suffix("_dead_letters")
-            .or_else(|| input.strip_suffix("_late_events"))
-            .unwrap_or(&input)
-            .to_string();
+        let (source_index, timed) = source_of.get(&input).copied().ok_or_else(|| {
+            sql_error(
+                &spec,
+                transform,
+                format!("internal: table `{input}` has no source"),
+            )
+        })?;
+        let source = &spec.sources[source_index];
         if let Some(alert) = &transform.alert {
-            let schema = tables.get(&input).cloned().ok_or_else(|| {
-                sql_error(
-                    &spec,
-                    transform,
-                    format!("internal: table `{input}` planned out of order"),
-                )
-            })?;
             let operator = crate::engine::alert::AlertOperator::try_new(
                 &spec.name,
                 &transform.name,
                 alert.clone(),
-                schema,
+                input_schema,
                 &udfs,
             )
             .map_err(|message| sql_error(&spec, transform, message))?;
             tables.insert(transform.name.clone(), operator.output_schema());
+            source_of.insert(transform.name.clone(), (source_index, false));
             operators.push(Arc::new(operator));
             continue;
         }
@@ -99,18 +96,20 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             sql: &transform.sql,
             input: &input,
             input_schema,
-            event_time: timed.as_ref().map(|(_, column)| column.as_str()),
-            source: timed
-                .as_ref()
-                .map_or(root.as_str(), |(source, _)| source.as_str()),
+            event_time: source
+                .config
+                .event_time()
+                .filter(|_| timed)
+                .map(|e| e.column.as_str()),
+            source: &source.name,
             udfs: &udfs,
             static_tables: &static_tables,
         })
         .await
         .map_err(|message| sql_error(&spec, transform, message))?;
-        if let Some(timed) = timed {
-            event_time_source.insert(transform.name.clone(), timed.0.clone());
-            timed_by.insert(transform.name.clone(), timed);
+        source_of.insert(transform.name.clone(), (source_index, timed));
+        if timed {
+            event_time_source.insert(transform.name.clone(), source_index);
         }
         tables.insert(transform.name.clone(), operator.output_schema());
         operators.push(operator);

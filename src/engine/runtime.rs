@@ -439,13 +439,7 @@ impl EngineLoop<'_> {
 
     /// The watermark of the source whose event time `operator` carries.
     fn watermark_of(&self, operator: &str) -> Option<i64> {
-        let source = self.planned.event_time_source.get(operator)?;
-        let index = self
-            .planned
-            .spec
-            .sources
-            .iter()
-            .position(|s| &s.name == source)?;
+        let index = *self.planned.event_time_source.get(operator)?;
         self.watermarks[index].as_ref()?.current()
     }
 

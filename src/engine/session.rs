@@ -17,7 +17,7 @@ pub fn streaming_session() -> SessionContext {
         .with_information_schema(false);
     // Plans are executed again and again (once per micro-batch or emitted
     // window); a dynamic filter from one execution would wrongly prune the
-    // next. See [`fresh_execution`].
+    // next. See [`super::micro_batch::RepeatedPlan`].
     let optimizer = &mut config.options_mut().optimizer;
     optimizer.enable_dynamic_filter_pushdown = false;
     optimizer.enable_join_dynamic_filter_pushdown = false;
@@ -30,24 +30,4 @@ pub fn streaming_session() -> SessionContext {
         ctx.register_udf(udf.as_ref().clone());
     }
     ctx
-}
-
-/// Whether `plan` keeps state between executions: a hash or cross join
-/// loads its build side once per plan instance and reuses it, which is a
-/// wrong answer when the build side is the micro-batch or the emitted
-/// windows. Such plans get [`fresh_execution`] before every run.
-pub fn keeps_state(plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> bool {
-    let mut stateful = false;
-    let _ = datafusion::common::tree_node::TreeNode::apply(plan, |node| {
-        stateful |= node.name().contains("Join");
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    });
-    stateful
-}
-
-/// A copy of `plan` with every node's execution state cleared.
-pub fn fresh_execution(
-    plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
-) -> datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-    datafusion::physical_plan::execution_plan::reset_plan_states(plan.clone())
 }

@@ -5,24 +5,17 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 
-use super::micro_batch::MicroBatchSlot;
+use super::micro_batch::{MicroBatchSlot, RepeatedPlan};
 use super::operator::Operator;
-use super::session::{fresh_execution, keeps_state};
 
 pub struct SqlOperator {
     name: String,
     input: String,
-    slot: MicroBatchSlot,
-    plan: Arc<dyn ExecutionPlan>,
-    task_ctx: Arc<TaskContext>,
+    plan: RepeatedPlan,
     output_schema: SchemaRef,
-    /// The plan holds a join: reset it before each execution.
-    reset: bool,
     /// One execution at a time: the slot is shared by the plan's scan.
     running: tokio::sync::Mutex<()>,
 }
@@ -45,15 +38,11 @@ impl SqlOperator {
             .create_physical_plan(logical)
             .await
             .map_err(|e| e.to_string())?;
-        let reset = keeps_state(&plan);
         Ok(Self {
             name: name.to_string(),
             input: input.to_string(),
-            slot,
-            plan,
-            task_ctx: ctx.task_ctx(),
+            plan: RepeatedPlan::new(slot, plan, ctx.task_ctx()),
             output_schema,
-            reset,
             running: tokio::sync::Mutex::new(()),
         })
     }
@@ -105,14 +94,6 @@ impl Operator for SqlOperator {
 
     async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
         let _guard = self.running.lock().await;
-        self.slot.set(vec![input]);
-        let plan = if self.reset {
-            fresh_execution(&self.plan)?
-        } else {
-            self.plan.clone()
-        };
-        let result = collect(plan, self.task_ctx.clone()).await;
-        self.slot.clear();
-        Ok(result?)
+        Ok(self.plan.run(vec![input]).await?)
     }
 }

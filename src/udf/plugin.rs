@@ -29,6 +29,7 @@ pub struct PluginFunction {
     /// Where it was loaded from, for messages.
     pub origin: String,
     sql_signature: Signature,
+    arg_types: Vec<DataType>,
     run: RunFn,
 }
 
@@ -49,20 +50,19 @@ impl std::hash::Hash for PluginFunction {
 
 impl PluginFunction {
     pub fn new(signature: UdfSignature, origin: String, run: RunFn) -> Self {
+        let arg_types = signature.args.iter().map(|a| a.data_type.clone()).collect();
         Self {
             signature,
             origin,
             sql_signature: Signature::user_defined(Volatility::Volatile),
+            arg_types,
             run,
         }
     }
 
-    fn declared(&self) -> Vec<DataType> {
-        self.signature
-            .args
-            .iter()
-            .map(|a| a.data_type.clone())
-            .collect()
+    /// The declared argument types, in order.
+    fn declared(&self) -> &[DataType] {
+        &self.arg_types
     }
 
     fn coerce(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
@@ -80,7 +80,7 @@ impl PluginFunction {
                 arg_types.len()
             );
         }
-        Ok(declared)
+        Ok(declared.to_vec())
     }
 
     /// Call the plugin on arrays of equal length, cast to the declared types.
@@ -88,13 +88,7 @@ impl PluginFunction {
         let args = arrays
             .iter()
             .zip(self.declared())
-            .map(|(a, t)| {
-                if a.data_type() == &t {
-                    Ok(a.clone())
-                } else {
-                    cast(a, &t)
-                }
-            })
+            .map(|(a, t)| as_declared(a, t))
             .collect::<Result<Vec<_>, _>>()?;
         let started = std::time::Instant::now();
         // SAFETY: `run` is this plugin's `__run`, the arrays have exactly
@@ -122,6 +116,18 @@ impl PluginFunction {
             );
         }
         Ok(result)
+    }
+}
+
+/// `array` as the declared type: a plugin must only see exactly that type.
+fn as_declared(
+    array: &ArrayRef,
+    declared: &DataType,
+) -> Result<ArrayRef, arrow::error::ArrowError> {
+    if array.data_type() == declared {
+        Ok(array.clone())
+    } else {
+        cast(array, declared)
     }
 }
 
@@ -224,7 +230,7 @@ impl PluginAccumulator {
             .zip(self.function.declared())
             .map(|(parts, t)| {
                 if parts.is_empty() {
-                    return Ok(new_empty_array(&t));
+                    return Ok(new_empty_array(t));
                 }
                 let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
                 Ok(concat(&refs)?)
@@ -241,11 +247,7 @@ impl Accumulator for PluginAccumulator {
             .zip(values)
             .zip(self.function.declared())
         {
-            slot.push(if array.data_type() == &t {
-                array.clone()
-            } else {
-                cast(array, &t)?
-            });
+            slot.push(as_declared(array, t)?);
         }
         Ok(())
     }

@@ -199,6 +199,7 @@ impl FixedWindows {
         saved: &SavedGroups,
     ) -> anyhow::Result<()> {
         let keys = converter.convert_columns(&saved.keys)?;
+        let widths = spec.state_widths()?;
         let mut by_start: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for (row, &start) in saved.starts.iter().enumerate() {
             by_start.entry(start).or_default().push(row as u32);
@@ -222,7 +223,7 @@ impl FixedWindows {
                 .collect::<Result<Vec<_>, _>>()?;
             let groups = window.len();
             let mut offset = 0;
-            for (accumulator, width) in window.accumulators.iter_mut().zip(spec.state_widths()?) {
+            for (accumulator, width) in window.accumulators.iter_mut().zip(&widths) {
                 accumulator.merge_batch(&states[offset..offset + width], &group_indices, groups)?;
                 offset += width;
             }

@@ -15,12 +15,10 @@ use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::RowConverter;
 use datafusion::common::ScalarValue;
-use datafusion::execution::TaskContext;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::create_physical_exprs;
 use datafusion::physical_expr::expressions::Literal;
-use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 
 use super::aggregates::{AggregateSpec, WindowAggregate};
@@ -29,9 +27,8 @@ use super::functions::{WindowKind, window_fields};
 use super::plan::WindowedQuery;
 use super::session::SessionWindows;
 use super::state::{ClosedGroups, SavedGroups, saved_schema};
-use crate::engine::micro_batch::MicroBatchSlot;
+use crate::engine::micro_batch::{MicroBatchSlot, RepeatedPlan};
 use crate::engine::operator::Operator;
-use crate::engine::session::{fresh_execution, keeps_state};
 
 enum Windows {
     Fixed(FixedWindows),
@@ -50,14 +47,10 @@ pub struct WindowOperator {
     name: String,
     input: String,
     kind: WindowKind,
-    pre_slot: MicroBatchSlot,
-    pre_plan: Arc<dyn ExecutionPlan>,
-    post_slot: MicroBatchSlot,
-    post_plan: Arc<dyn ExecutionPlan>,
-    /// Which plans hold a join and must be reset before each execution.
-    reset_pre: bool,
-    reset_post: bool,
-    task_ctx: Arc<TaskContext>,
+    /// Filters and projections below the aggregate, per micro-batch.
+    pre_plan: RepeatedPlan,
+    /// The query above the aggregate, per batch of closed windows.
+    post_plan: RepeatedPlan,
     spec: AggregateSpec,
     /// GROUP BY had only the window: keys are one constant column.
     constant_key: bool,
@@ -180,13 +173,8 @@ impl WindowOperator {
             name,
             input,
             kind: query.kind,
-            pre_slot,
-            pre_plan: pre_plan.clone(),
-            post_slot,
-            reset_pre: keeps_state(&pre_plan),
-            reset_post: keeps_state(&post_plan),
-            post_plan,
-            task_ctx: ctx.task_ctx(),
+            pre_plan: RepeatedPlan::new(pre_slot, pre_plan, ctx.task_ctx()),
+            post_plan: RepeatedPlan::new(post_slot, post_plan, ctx.task_ctx()),
             spec,
             constant_key,
             window_position: query.window_position,
@@ -251,15 +239,7 @@ impl WindowOperator {
             .increment(windows as u64);
         metrics::counter!("vitalflow_window_groups_emitted_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
             .increment(groups as u64);
-        self.post_slot.set(batches);
-        let plan = if self.reset_post {
-            fresh_execution(&self.post_plan)?
-        } else {
-            self.post_plan.clone()
-        };
-        let result = collect(plan, self.task_ctx.clone()).await;
-        self.post_slot.clear();
-        Ok(result?)
+        Ok(self.post_plan.run(batches).await?)
     }
 
     fn report_open(&self, state: &WindowState) {
@@ -308,14 +288,7 @@ impl Operator for WindowOperator {
 
     async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
         let mut state = self.state.lock().await;
-        self.pre_slot.set(vec![input]);
-        let plan = if self.reset_pre {
-            fresh_execution(&self.pre_plan)?
-        } else {
-            self.pre_plan.clone()
-        };
-        let prepared = collect(plan, self.task_ctx.clone()).await;
-        self.pre_slot.clear();
+        let prepared = self.pre_plan.run(vec![input]).await;
         let WindowState {
             converter, windows, ..
         } = &mut *state;
