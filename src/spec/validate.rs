@@ -206,6 +206,17 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
             0 => line,
             l => l,
         };
+        if static_tables.iter().any(|t| t.name == input.value) {
+            return Err(SpecError::invalid(
+                path,
+                format!("sinks.{sink_name}.input"),
+                input_line,
+                format!(
+                    "`{}` is a static table (read once, never changes); a sink writes a source or a transform",
+                    input.value
+                ),
+            ));
+        }
         if !tables.contains(&input.value) {
             let mut known: Vec<_> = tables.iter().map(String::as_str).collect();
             known.sort_unstable();

@@ -100,13 +100,20 @@ fn pipeline_env(
 /// (tests share the process environment, so nothing is set globally).
 fn shipped_yaml_for(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
     let path = shipped_pipeline(dir);
-    let mut yaml = std::fs::read_to_string(&path).unwrap();
-    for (var, value) in pipeline_env(brokers, topic, group, dir) {
-        let pattern = regex_free_replace_env(&yaml, var, &value);
-        yaml = pattern;
-    }
-    std::fs::write(&path, yaml).unwrap();
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        fill_env(&yaml, &pipeline_env(brokers, topic, group, dir)),
+    )
+    .unwrap();
     path
+}
+
+/// `yaml` with every `${VAR...}` of `env` filled in.
+fn fill_env(yaml: &str, env: &[(&'static str, String)]) -> String {
+    env.iter().fold(yaml.to_string(), |text, (var, value)| {
+        regex_free_replace_env(&text, var, value)
+    })
 }
 
 /// Replace `${VAR:-default}` (or `${VAR}`) with `value`.
@@ -772,17 +779,14 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
 
     let dir = tempfile::tempdir().unwrap();
     let root = std::fs::canonicalize(".").unwrap();
-    let mut yaml = std::fs::read_to_string("pipelines/vitals-alerts.yaml")
+    let yaml = std::fs::read_to_string("pipelines/vitals-alerts.yaml")
         .unwrap()
         .replace("../udfs", &root.join("udfs").display().to_string())
         .replace("topic: alerts\n", &format!("topic: {alerts_topic}\n"))
         .replace("rearm_after: 10m", "rearm_after: 1m");
-    for (var, value) in pipeline_env(&broker.addr(), &topic, &group, dir.path())
-        .into_iter()
-        .chain([("KAFKA_ALERTS_GROUP", group.clone())])
-    {
-        yaml = regex_free_replace_env(&yaml, var, &value);
-    }
+    let mut env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    env.push(("KAFKA_ALERTS_GROUP", group.clone()));
+    let yaml = fill_env(&yaml, &env);
     let path = dir.path().join("alerts.yaml");
     std::fs::write(&path, yaml).unwrap();
     let (stop, run) = start_in_process(&path).await;
@@ -953,11 +957,9 @@ async fn readings_behind_the_watermark_go_to_the_late_table_and_are_counted() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = windowed_pipeline(dir.path());
-    let mut yaml = std::fs::read_to_string(&path).unwrap();
-    for (var, value) in pipeline_env(&broker.addr(), &topic, &group, dir.path()) {
-        yaml = regex_free_replace_env(&yaml, var, &value);
-    }
-    std::fs::write(&path, yaml).unwrap();
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    std::fs::write(&path, fill_env(&yaml, &env)).unwrap();
     vitalflow::telemetry::metrics::handle();
     let (stop, run) = start_in_process(&path).await;
     let late = dir.path().join("late");
