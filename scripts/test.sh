@@ -39,6 +39,19 @@ if [ ! -x "$TANSU" ]; then
     --root "$cache/tansu" >"$cache/tansu-install.log" 2>&1 \
     || { tail -30 "$cache/tansu-install.log"; echo "tansu install failed"; exit 1; }
 fi
+# The object-store tests run against a real S3 server: s3s-fs (the s3s
+# project's file-backed S3 server), built once from crates.io (~3 min).
+# The tests start, stop and restart their own instances.
+export VITALFLOW_S3_SERVER="${VITALFLOW_S3_SERVER:-$cache/s3s-fs/bin/s3s-fs}"
+if [ ! -x "$VITALFLOW_S3_SERVER" ]; then
+  echo "== installing s3s-fs into $cache/s3s-fs (one-off, ~3 min)"
+  mkdir -p "$cache"
+  cargo install s3s-fs --version 0.14.1 --locked --features binary \
+    --root "$cache/s3s-fs" >"$cache/s3s-fs-install.log" 2>&1 \
+    || { tail -30 "$cache/s3s-fs-install.log"; echo "s3s-fs install failed"; exit 1; }
+fi
+echo "== S3 server: $VITALFLOW_S3_SERVER"
+
 # One shared broker for the tests that do not stop it (each uses its own
 # topics and group): non-default port, durable sqlite engine.
 broker_dir="$(mktemp -d -t vitalflow-broker.XXXXXX)"

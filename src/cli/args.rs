@@ -111,6 +111,9 @@ pub struct ServerArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Pipeline whose stored datasets `/api/query` reads.
+    #[arg(long, default_value = DEFAULT_PIPELINE)]
+    pub pipeline: PathBuf,
 }
 
 #[derive(Debug, Args)]

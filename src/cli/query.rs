@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::args::QueryArgs;
-use crate::query::{Dataset, datasets_of, query_context, run_sql, write_batches};
+use crate::query::{Dataset, QuerySession, datasets_of, run_sql, write_batches};
 use crate::storage::Location;
 use crate::{engine, spec};
 
@@ -21,15 +21,15 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("--table {name}"))?;
         datasets.retain(|d| &d.name != name);
-        datasets.push(Dataset {
-            name: name.clone(),
-            location,
-            schema: None,
-            date_partitioned: true,
-        });
+        datasets.push(Dataset::at(name, location));
     }
-    let ctx = query_context(&datasets).await?;
-    let (schema, batches) = run_sql(&ctx, &args.sql).await.context("query failed")?;
+    let session = QuerySession::new(&datasets).await?;
+    let (schema, batches) = run_sql(&session.ctx, &args.sql)
+        .await
+        .context("query failed")?;
+    for warning in session.take_warnings() {
+        eprintln!("warning: {warning}");
+    }
     let mut out = std::io::stdout().lock();
     write_batches(&mut out, &schema, &batches, args.format)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();

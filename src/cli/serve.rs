@@ -2,7 +2,11 @@
 
 use super::args::{ServeArgs, ServerArgs};
 use super::signal::shutdown_on_signal;
+use std::path::Path;
+
 use crate::models::RiskModel;
+use crate::query::{QuerySession, datasets_of};
+use crate::{engine, spec};
 use crate::server::{self, AppState};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -12,7 +16,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "http://{}/  (API docs: http://{}/docs)",
         args.server.addr, args.server.addr
     );
-    server::serve(listener, load_state(&args.server), shutdown).await
+    let state = load_state(&args.server).with_datasets(load_datasets(&args.pipeline).await);
+    server::serve(listener, state, shutdown).await
+}
+
+/// The stored datasets of `pipeline`, for `/api/query`; on failure the
+/// server still starts and the endpoint says why.
+pub async fn load_datasets(pipeline: &Path) -> Result<QuerySession, String> {
+    let loaded = async {
+        let spec = spec::load(pipeline)?;
+        let planned = engine::plan(spec).await?;
+        QuerySession::new(&datasets_of(&planned)?).await
+    }
+    .await
+    .map_err(|e: anyhow::Error| format!("{}: {e:#}", pipeline.display()));
+    if let Err(error) = &loaded {
+        tracing::error!(%error, "stored datasets not loaded; /api/query answers 503");
+    }
+    loaded
 }
 
 /// Load the model; on failure the server still starts and `/health` says why.

@@ -181,7 +181,7 @@ impl CheckpointStore {
                 continue;
             };
             for file in &manifest.files {
-                if file.staged.exists() || file.published.exists() {
+                if file.spooled || file.staged.exists() || file.published.exists() {
                     if file.publish()? == Published::Renamed {
                         recovery.rolled_forward.push(file.published.clone());
                     }
@@ -385,6 +385,7 @@ mod tests {
             published: dir.join(name),
             rows: 1,
             bytes: 4,
+            spooled: false,
         };
         std::fs::write(&file.staged, b"data").unwrap();
         file

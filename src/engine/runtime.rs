@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub channel_capacity: usize,
     /// How often a progress line is logged.
     pub report_interval: Duration,
+    /// How long, at the end of a run, spooled files may take to upload
+    /// before they are left for the next run.
+    pub drain_timeout: Duration,
 }
 
 impl Default for RunOptions {
@@ -52,6 +55,7 @@ impl Default for RunOptions {
         Self {
             channel_capacity: 4,
             report_interval: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -117,6 +121,9 @@ pub async fn run(
 
     let checkpoint_wanted = Arc::new(Notify::new());
     let mut sinks = Vec::new();
+    // Uploaders of remote datasets: they start with what earlier runs left
+    // in the spools and run until the end, after the last checkpoint.
+    let mut forwarders = Vec::new();
     for sink in &spec.sinks {
         let schema = planned.schema_of(&sink.input).cloned().ok_or_else(|| {
             EngineError::Internal(format!(
@@ -124,10 +131,13 @@ pub async fn run(
                 sink.name, sink.input
             ))
         })?;
-        let runtime = sink
+        let mut runtime = sink
             .config
             .build(&sink.name, schema, spec.base_dir())
             .map_err(|e| EngineError::component("sink", &sink.name, e))?;
+        if let Some(forwarder) = runtime.take_forwarder() {
+            forwarders.push(forwarder.spawn());
+        }
         let (sender, receiver) = mpsc::channel(options.channel_capacity);
         let task = tokio::spawn(runtime.run(receiver, checkpoint_wanted.clone()));
         sinks.push(RunningSink {
@@ -278,6 +288,11 @@ pub async fn run(
         if replaces {
             failure = Some(error);
         }
+    }
+    // The last checkpoint published its files into the spools: upload them
+    // now if the stores answer; what is left waits for the next run.
+    for forwarder in forwarders {
+        forwarder.drain(options.drain_timeout).await;
     }
     summary.elapsed = started.elapsed();
     match failure {

@@ -9,13 +9,13 @@
 
 mod format;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -27,7 +27,10 @@ pub use format::{OutputFormat, write_batches};
 
 use crate::engine::PlannedPipeline;
 use crate::sinks::SinkConfig;
+use crate::sinks::parquet::default_spool_dir;
 use crate::storage::Location;
+use crate::storage::overlay::Overlay;
+use crate::storage::store::open_store;
 
 /// A stored dataset to expose as a table.
 #[derive(Debug, Clone)]
@@ -36,6 +39,26 @@ pub struct Dataset {
     pub location: Location,
     pub schema: Option<SchemaRef>,
     pub date_partitioned: bool,
+    /// Settings of a remote store (the sink's `store:`).
+    pub store: BTreeMap<String, String>,
+    /// Where a remote dataset's files wait for upload (read too).
+    pub spool: Option<PathBuf>,
+}
+
+impl Dataset {
+    /// A dataset named on the command line: default spool, settings from
+    /// the environment, schema read from the files.
+    pub fn at(name: &str, location: Location) -> Self {
+        let spool = location.as_remote().map(default_spool_dir);
+        Self {
+            name: name.to_string(),
+            location,
+            schema: None,
+            date_partitioned: true,
+            store: BTreeMap::new(),
+            spool,
+        }
+    }
 }
 
 /// The datasets a pipeline writes: every Parquet sink by its name, plus
@@ -46,14 +69,17 @@ pub fn datasets_of(planned: &PlannedPipeline) -> anyhow::Result<Vec<Dataset>> {
         let SinkConfig::Parquet(config) = &sink.config else {
             continue;
         };
+        let location = config
+            .location()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("sink `{}`", sink.name))?;
         datasets.push(Dataset {
             name: sink.name.clone(),
-            location: config
-                .location()
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("sink `{}`", sink.name))?,
+            spool: location.as_remote().map(|r| config.spool_dir(r)),
+            location,
             schema: planned.schema_of(&sink.input).cloned(),
             date_partitioned: config.partition_by_date.is_some(),
+            store: config.store_settings(),
         });
     }
     if !datasets.iter().any(|d| d.name == "vitals")
@@ -69,6 +95,70 @@ pub fn datasets_of(planned: &PlannedPipeline) -> anyhow::Result<Vec<Dataset>> {
 
 /// A session for analysts' queries with every dataset registered.
 pub async fn query_context(datasets: &[Dataset]) -> anyhow::Result<SessionContext> {
+    Ok(QuerySession::new(datasets).await?.ctx)
+}
+
+/// A query session and the read views of its remote datasets.
+pub struct QuerySession {
+    pub ctx: SessionContext,
+    overlays: Vec<Overlay>,
+}
+
+impl QuerySession {
+    pub async fn new(datasets: &[Dataset]) -> anyhow::Result<Self> {
+        let ctx = session()?;
+        let overlays = register_stores(&ctx, datasets)?;
+        for dataset in datasets {
+            register(&ctx, dataset).await.with_context(|| {
+                format!(
+                    "registering table `{}` at {}",
+                    dataset.name, dataset.location
+                )
+            })?;
+        }
+        Ok(Self { ctx, overlays })
+    }
+
+    /// Why the last queries' results may be partial (a store that could not
+    /// be listed and whose spooled files alone were read).
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.overlays.iter().flat_map(Overlay::take_warnings).collect()
+    }
+}
+
+/// One read view per remote store (bucket or namenode), holding the spools
+/// of every dataset in it.
+fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> anyhow::Result<Vec<Overlay>> {
+    let mut by_store: BTreeMap<String, Vec<&Dataset>> = BTreeMap::new();
+    for dataset in datasets {
+        if let Some(remote) = dataset.location.as_remote() {
+            by_store
+                .entry(remote.store_url().to_string())
+                .or_default()
+                .push(dataset);
+        }
+    }
+    let mut overlays = Vec::new();
+    for (store_url, datasets) in by_store {
+        let first = datasets[0];
+        let remote = first.location.as_remote().expect("grouped remote datasets");
+        let store = open_store(remote, &first.store)
+            .with_context(|| format!("table `{}`", first.name))?;
+        let spools = datasets
+            .iter()
+            .filter_map(|d| {
+                let prefix = d.location.as_remote()?.prefix();
+                Some((prefix, d.spool.clone()?))
+            })
+            .collect();
+        let overlay = Overlay::new(store_url.clone(), store, spools)?;
+        ctx.register_object_store(&remote.store_url(), Arc::new(overlay.clone()));
+        overlays.push(overlay);
+    }
+    Ok(overlays)
+}
+
+fn session() -> anyhow::Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(true);
     let options = config.options_mut();
     options.execution.collect_statistics = true;
@@ -76,47 +166,24 @@ pub async fn query_context(datasets: &[Dataset]) -> anyhow::Result<SessionContex
     options.execution.parquet.reorder_filters = true;
     options.execution.parquet.enable_page_index = true;
     options.execution.parquet.bloom_filter_on_read = true;
-    let ctx = SessionContext::new_with_config(config);
-    for dataset in datasets {
-        register(&ctx, dataset).await.with_context(|| {
-            format!(
-                "registering table `{}` at {}",
-                dataset.name, dataset.location
-            )
-        })?;
-    }
-    Ok(ctx)
+    Ok(SessionContext::new_with_config(config))
 }
 
 async fn register(ctx: &SessionContext, dataset: &Dataset) -> anyhow::Result<()> {
-    let dir = dataset.location.local_path();
     let partition_cols = if dataset.date_partitioned {
         vec![("date".to_string(), DataType::Utf8)]
     } else {
         vec![]
     };
-    if !dir.exists() {
-        // Nothing stored yet: an empty table with the planned schema, so
-        // queries still plan and return no rows.
-        let Some(schema) = &dataset.schema else {
-            anyhow::bail!("{} does not exist", dir.display());
-        };
-        let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
-        for (name, dtype) in &partition_cols {
-            fields.push(Arc::new(arrow::datatypes::Field::new(
-                name,
-                dtype.clone(),
-                false,
-            )));
+    let url = match &dataset.location {
+        Location::Remote(remote) => ListingTableUrl::parse(remote.directory_url())?,
+        Location::Local(dir) if !dir.exists() && dataset.schema.is_none() => {
+            anyhow::bail!("{} does not exist", dir.display())
         }
-        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
-        ctx.register_table(
-            &dataset.name,
-            Arc::new(MemTable::try_new(schema, vec![vec![]])?),
-        )?;
-        return Ok(());
-    }
-    let url = directory_url(dir)?;
+        // Listed at query time: a dataset that does not exist yet reads as
+        // empty until its first file is published (the server starts first).
+        Location::Local(dir) => directory_url(dir)?,
+    };
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols);
@@ -129,9 +196,10 @@ async fn register(ctx: &SessionContext, dataset: &Dataset) -> anyhow::Result<()>
     Ok(())
 }
 
+
 fn directory_url(dir: &Path) -> anyhow::Result<ListingTableUrl> {
     let absolute =
-        std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+        std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
     let url = url::Url::from_directory_path(&absolute).map_err(|()| {
         anyhow::anyhow!("{} cannot be expressed as a file URL", absolute.display())
     })?;

@@ -16,6 +16,10 @@ pub enum ApiError {
     ModelUnavailable(String),
     /// A bug or an unexpected model failure (500).
     Internal(String),
+    /// SQL that does not parse or plan, or is not a read-only query (400).
+    BadQuery(String),
+    /// A part of the server that could not be loaded: what, and why (503).
+    Unavailable(String, String),
 }
 
 impl IntoResponse for ApiError {
@@ -28,6 +32,22 @@ impl IntoResponse for ApiError {
                     loc: vec![Value::from("model")],
                     msg: format!("model not loaded: {why}"),
                     kind: "model_unavailable".into(),
+                }],
+            ),
+            ApiError::BadQuery(why) => (
+                StatusCode::BAD_REQUEST,
+                vec![FieldError {
+                    loc: vec![Value::from("body"), Value::from("sql")],
+                    msg: why,
+                    kind: "sql".into(),
+                }],
+            ),
+            ApiError::Unavailable(what, why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![FieldError {
+                    loc: vec![Value::from(what.clone())],
+                    msg: format!("{what} not loaded: {why}"),
+                    kind: format!("{what}_unavailable"),
                 }],
             ),
             ApiError::Internal(why) => {

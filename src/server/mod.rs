@@ -43,6 +43,10 @@ pub fn router(state: AppState) -> Router {
             "/explain",
             post(api::predict::explain).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
+        .route(
+            "/api/query",
+            post(api::query::query).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+        )
         .route("/metrics", get(metrics))
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::app_js))

@@ -5,11 +5,14 @@ use std::time::Instant;
 
 use super::api::validation::FeatureRules;
 use crate::models::RiskModel;
+use crate::query::QuerySession;
 
 /// Cloned into every handler; everything inside is immutable or `Arc`.
 #[derive(Clone)]
 pub struct AppState {
     pub model: Result<Arc<LoadedModel>, String>,
+    /// The pipeline's stored datasets, for `/api/query`.
+    pub datasets: Result<Arc<QuerySession>, String>,
     pub started: Instant,
 }
 
@@ -29,7 +32,14 @@ impl AppState {
         });
         Self {
             model,
+            datasets: Err("the server was started without a pipeline".into()),
             started: Instant::now(),
         }
+    }
+
+    /// Serve SQL over these datasets too.
+    pub fn with_datasets(mut self, datasets: Result<QuerySession, String>) -> Self {
+        self.datasets = datasets.map(Arc::new);
+        self
     }
 }

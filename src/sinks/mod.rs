@@ -43,6 +43,12 @@ pub enum SinkMessage {
 /// A running sink.
 #[async_trait::async_trait]
 pub trait Sink: Send {
+    /// The uploader of a sink that writes a remote dataset through a local
+    /// spool; the engine runs it beside the pipeline and drains it at the end.
+    fn take_forwarder(&mut self) -> Option<crate::storage::forward::Forwarder> {
+        None
+    }
+
     /// Consume until the channel closes. Everything still open at that
     /// point was never checkpointed and is discarded (its rows are read
     /// again from the source's durable offsets).
@@ -121,11 +127,12 @@ impl SinkConfig {
         }
     }
 
-    /// The local directory of a file dataset, where the pipeline keeps its
-    /// checkpoints by default (next to the data they describe).
+    /// The local directory a file sink writes (its dataset, or its spool if
+    /// the dataset is remote), where the pipeline keeps its checkpoints by
+    /// default (next to the data they describe).
     pub fn dataset_dir(&self) -> Option<PathBuf> {
         match self {
-            SinkConfig::Parquet(c) => c.location().ok().map(|l| l.local_path().to_path_buf()),
+            SinkConfig::Parquet(c) => c.local_dir().ok(),
             SinkConfig::Live(_) | SinkConfig::Kafka(_) => None,
         }
     }

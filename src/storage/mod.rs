@@ -1,10 +1,20 @@
-//! Where datasets live. Every dataset is named by a location URL so that
-//! object stores can join the local disk without changing the spec format.
-//! [`publish`] is the staged-then-published file protocol every durable sink
-//! follows.
+//! Where datasets live, named by a location URL: a local directory, an S3
+//! bucket prefix or an HDFS path.
+//!
+//! - [`publish`]: the staged-then-published file protocol every durable sink follows.
+//! - [`store`]: opening the `object_store` behind a remote location.
+//! - [`spool`]: the local directory where a remote dataset's completed files wait.
+//! - [`forward`]: the task that uploads them, in order, exactly once.
+//! - [`overlay`]: the read view (store plus spool) that queries use.
+//! - [`status`]: per target, degraded or not and how much waits, for `/health`.
 
+pub mod forward;
 mod location;
+pub mod overlay;
 pub mod publish;
+pub mod spool;
+pub mod status;
+pub mod store;
 
-pub use location::Location;
+pub use location::{Location, RemoteLocation, StoreKind};
 pub use publish::{Published, StagedFile};

@@ -21,6 +21,10 @@ pub struct StagedFile {
     pub published: PathBuf,
     pub rows: u64,
     pub bytes: u64,
+    /// Published into the spool of a remote dataset: once uploaded, the
+    /// forwarder deletes it, so finding it nowhere later is normal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spooled: bool,
 }
 
 /// What publishing found.
@@ -42,7 +46,10 @@ impl StagedFile {
                 sync_parent(&self.published)?;
                 Ok(Published::Renamed)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.published.exists() => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && (self.spooled || self.published.exists()) =>
+            {
                 Ok(Published::AlreadyPublished)
             }
             Err(e) => Err(e).with_context(|| {
@@ -96,6 +103,7 @@ mod tests {
             published: dir.path().join("a.parquet"),
             rows: 1,
             bytes: 3,
+            spooled: false,
         };
         std::fs::write(&staged.staged, b"abc").unwrap();
         assert_eq!(staged.publish().unwrap(), Published::Renamed);
@@ -112,6 +120,7 @@ mod tests {
             published: dir.path().join("gone.parquet"),
             rows: 1,
             bytes: 3,
+            spooled: false,
         };
         let message = format!("{:#}", staged.publish().unwrap_err());
         assert!(message.contains("gone.inprogress"), "{message}");

@@ -172,7 +172,7 @@ async fn run_and_measure(
 }
 
 /// Row count, and the metric's total (for pruning metrics: pruned) and matched.
-async fn run_and_measure_pruning(
+pub(crate) async fn run_and_measure_pruning(
     ctx: &datafusion::prelude::SessionContext,
     sql: &str,
     metric: &str,

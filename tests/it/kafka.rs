@@ -171,10 +171,8 @@ async fn count(dataset: &Path, sql: &str) -> u64 {
 /// SQL over `dataset` as `t` (and `expected` if given).
 async fn query(dataset: &Path, sql: &str, expected: Option<RecordBatch>) -> Vec<RecordBatch> {
     let ctx = query_context(&[Dataset {
-        name: "t".into(),
-        location: Location::Local(dataset.to_path_buf()),
-        schema: None,
         date_partitioned: crate::support::has_date_partitions(dataset),
+        ..Dataset::at("t", Location::Local(dataset.to_path_buf()))
     }])
     .await
     .unwrap();

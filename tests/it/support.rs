@@ -32,10 +32,8 @@ pub async fn run_pipeline(path: &Path) -> RunSummary {
 /// Run SQL over one dataset directory registered as `t`.
 pub async fn sql(dataset: &Path, query: &str) -> Vec<RecordBatch> {
     let ctx = query_context(&[Dataset {
-        name: "t".into(),
-        location: Location::Local(dataset.to_path_buf()),
-        schema: None,
         date_partitioned: has_date_partitions(dataset),
+        ..Dataset::at("t", Location::Local(dataset.to_path_buf()))
     }])
     .await
     .unwrap();

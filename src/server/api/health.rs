@@ -6,7 +6,7 @@ use axum::extract::State;
 use super::types::Health;
 use crate::server::state::AppState;
 
-/// Liveness and model status.
+/// Liveness, model status and, for remote datasets, whether uploads succeed.
 #[utoipa::path(get, path = "/health", tag = "model", responses((status = 200, description = "Server is up", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     let (loaded, name, version, error) = match &state.model {
@@ -18,8 +18,11 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         ),
         Err(e) => (false, None, None, Some(e.clone())),
     };
+    let storage = crate::storage::status::all();
+    let healthy = loaded && !storage.iter().any(|s| s.is_degraded());
     Json(Health {
-        status: if loaded { "ok" } else { "degraded" }.into(),
+        status: if healthy { "ok" } else { "degraded" }.into(),
+        storage,
         model_loaded: loaded,
         model_name: name,
         model_version: version,

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod predict;
+pub mod query;
 pub mod types;
 pub mod validation;
 pub mod ward;
@@ -16,7 +17,7 @@ use utoipa::OpenApi;
         title = "vitalflow",
         description = "Diabetes risk prediction with exact TreeSHAP explanations. Risk levels: `low` p < 0.3, `moderate` 0.3 ≤ p < 0.6, `high` p ≥ 0.6 (p = probability of diabetes); label 1 iff p > 0.5. Invalid input gets HTTP 422 with one entry per offending field."
     ),
-    paths(health::health, predict::predict, predict::predict_batch, predict::explain),
-    tags((name = "model", description = "Risk model"))
+    paths(health::health, predict::predict, predict::predict_batch, predict::explain, query::query),
+    tags((name = "model", description = "Risk model"), (name = "data", description = "SQL over the stored vitals"))
 )]
 pub struct ApiDoc;

@@ -1,6 +1,6 @@
 //! JSON request and response types of the REST API (and their OpenAPI schemas).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The eight features of the diabetes risk model, as the original FastAPI
@@ -91,7 +91,7 @@ pub struct Explanation {
 /// `GET /health`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `degraded` when the model is not loaded.
+    /// `ok`, or `degraded` when the model is not loaded or a remote store fails.
     pub status: String,
     pub model_loaded: bool,
     pub model_name: Option<String>,
@@ -100,6 +100,44 @@ pub struct Health {
     pub model_error: Option<String>,
     pub version: String,
     pub uptime_seconds: f64,
+    /// Remote datasets of the running pipeline: `degraded` while uploads
+    /// fail and files wait in the local spool.
+    pub storage: Vec<crate::storage::status::StoreStatus>,
+}
+
+/// `POST /api/query` request.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// One SQL query; tables are the pipeline's datasets (`vitals`, and
+    /// every file sink by its name).
+    pub sql: String,
+    /// Rows returned at most (10,000 at most).
+    pub max_rows: Option<usize>,
+}
+
+/// A column of a query result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueryColumn {
+    pub name: String,
+    /// Arrow type, e.g. `Int64`, `Timestamp(ms, "UTC")`.
+    pub data_type: String,
+}
+
+/// `POST /api/query` response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueryResult {
+    pub columns: Vec<QueryColumn>,
+    /// One JSON object per row (nulls omitted).
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Value>,
+    pub row_count: usize,
+    /// More rows matched than were returned.
+    pub truncated: bool,
+    /// Why results may be partial: a remote store that could not be listed
+    /// and whose locally spooled files alone were read.
+    pub warnings: Vec<String>,
+    pub elapsed_ms: f64,
 }
 
 /// One problem with a request, FastAPI-style.

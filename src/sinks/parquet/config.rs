@@ -7,7 +7,8 @@
 //! defaults keep files large while bounding how stale the stored dataset can
 //! be; the live dashboard reads the stream, not the files.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use serde::Deserialize;
@@ -15,7 +16,8 @@ use serde::Deserialize;
 use super::sink::ParquetSink;
 use crate::spec::raw::Spanned;
 use crate::spec::{EnvString, HumanBytes, HumanDuration};
-use crate::storage::Location;
+use crate::storage::store::check_settings;
+use crate::storage::{Location, RemoteLocation};
 
 /// `kind: parquet`.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +52,43 @@ pub struct ParquetSinkConfig {
     /// Columns that get a Parquet bloom filter (point lookups).
     #[serde(default)]
     pub bloom_filter_columns: Vec<String>,
+    /// Settings of a remote store (`path: s3://...` or `hdfs://...`), on top
+    /// of the usual environment variables: `object_store`'s S3 keys
+    /// (`endpoint`, `region`, `access_key_id`, `allow_http`, ...) or
+    /// Hadoop's `dfs.*` keys. `${VAR}` is expanded in values.
+    #[serde(default)]
+    pub store: BTreeMap<String, EnvString>,
+    /// Where completed files of a remote dataset wait for upload.
+    #[serde(default)]
+    pub spool: SpoolConfig,
+}
+
+/// The local store-and-forward directory of a remote dataset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Default: `$VITALFLOW_SPOOL_DIR/<scheme>/<bucket or namenode>/<prefix>`,
+    /// one spool per remote dataset; the root defaults to `data/_spool`
+    /// (relative to the working directory).
+    #[serde(default)]
+    pub path: Option<EnvString>,
+    /// Completed files waiting for upload at most; beyond it the sink
+    /// refuses new rows and the pipeline stops, losing nothing.
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: HumanBytes,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_bytes: default_spool_max_bytes(),
+        }
+    }
+}
+
+fn default_spool_max_bytes() -> HumanBytes {
+    HumanBytes(10 * 1024 * 1024 * 1024)
 }
 
 /// When a file is closed and published.
@@ -106,7 +145,31 @@ fn default_max_age() -> HumanDuration {
 
 impl ParquetSinkConfig {
     pub fn validate(&self) -> Result<(), String> {
-        Location::parse(self.path.as_str(), Path::new(".")).map_err(|e| format!("`path`: {e}"))?;
+        let location = Location::parse(self.path.as_str(), Path::new("."))
+            .map_err(|e| format!("`path`: {e}"))?;
+        match &location {
+            Location::Remote(remote) => {
+                check_settings(remote.kind, &self.store_settings())?;
+                if self.spool.max_bytes.0 < 64 * 1024 {
+                    return Err(format!(
+                        "`spool.max_bytes` ({} bytes) must be at least 64KiB",
+                        self.spool.max_bytes.0
+                    ));
+                }
+            }
+            Location::Local(_) => {
+                if !self.store.is_empty() {
+                    return Err(format!(
+                        "`store` settings apply to s3:// and hdfs:// locations, but `path` is the local directory {location}"
+                    ));
+                }
+                if self.spool.path.is_some() {
+                    return Err(format!(
+                        "`spool` applies to s3:// and hdfs:// locations, but `path` is the local directory {location}"
+                    ));
+                }
+            }
+        }
         if self.roll.max_rows == 0 {
             return Err("`roll.max_rows` must be greater than zero".into());
         }
@@ -164,6 +227,31 @@ impl ParquetSinkConfig {
         Location::parse(self.path.as_str(), Path::new("."))
     }
 
+    /// `store:` with `${VAR}`s expanded.
+    pub fn store_settings(&self) -> BTreeMap<String, String> {
+        self.store
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().to_string()))
+            .collect()
+    }
+
+    /// The directory this sink writes into: the dataset itself when it is
+    /// local, its spool when it is remote.
+    pub fn local_dir(&self) -> Result<PathBuf, String> {
+        Ok(match self.location()? {
+            Location::Local(dir) => dir,
+            Location::Remote(remote) => self.spool_dir(&remote),
+        })
+    }
+
+    /// The spool of a remote dataset.
+    pub fn spool_dir(&self, remote: &RemoteLocation) -> PathBuf {
+        match &self.spool.path {
+            Some(path) => PathBuf::from(path.as_str()),
+            None => default_spool_dir(remote),
+        }
+    }
+
     pub fn build(
         &self,
         name: &str,
@@ -173,6 +261,27 @@ impl ParquetSinkConfig {
         self.check_schema(&schema).map_err(anyhow::Error::msg)?;
         ParquetSink::try_new(name, self.clone(), schema)
     }
+}
+
+/// `$VITALFLOW_SPOOL_DIR/s3/<bucket>/<prefix>` (default root `data/_spool`):
+/// derived from the target, so every sink (and every query) naming the same
+/// dataset finds the same spool.
+pub fn default_spool_dir(remote: &RemoteLocation) -> PathBuf {
+    let url = remote.url();
+    let root = std::env::var_os("VITALFLOW_SPOOL_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("data").join("_spool"));
+    let mut dir = root.join(url.scheme());
+    let host = match url.port() {
+        Some(port) => format!("{}_{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    dir.push(host);
+    for part in url.path().split('/').filter(|p| !p.is_empty() && *p != "..") {
+        dir.push(part);
+    }
+    dir
 }
 
 fn column_list(schema: &SchemaRef) -> String {

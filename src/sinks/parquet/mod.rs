@@ -7,6 +7,6 @@ mod sink;
 mod sort;
 mod writer;
 
-pub use config::{Compression, ParquetSinkConfig, RollPolicy};
+pub use config::{Compression, ParquetSinkConfig, RollPolicy, SpoolConfig, default_spool_dir};
 pub use naming::{DATA_FILE_SUFFIX, IN_PROGRESS_SUFFIX, is_in_progress_file};
 pub use sink::ParquetSink;

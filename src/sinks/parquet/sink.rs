@@ -23,7 +23,10 @@ use super::events::ParquetFileStaged;
 use super::naming::{data_file_name, date_partition, is_in_progress_file};
 use super::writer::RollingFile;
 use crate::sinks::{Sink, SinkMessage, SinkSummary};
-use crate::storage::StagedFile;
+use crate::storage::forward::Forwarder;
+use crate::storage::spool::Spool;
+use crate::storage::store::open_store;
+use crate::storage::{Location, StagedFile};
 
 pub struct ParquetSink {
     name: String,
@@ -40,6 +43,10 @@ pub struct ParquetSink {
     /// Finished files waiting for the next checkpoint.
     staged: Vec<StagedFile>,
     summary: SinkSummary,
+    /// For a remote dataset: the spool that `root` is, and its uploader
+    /// (taken by the engine, which runs it beside the pipeline).
+    spool: Option<Arc<Spool>>,
+    forwarder: Option<Forwarder>,
 }
 
 impl ParquetSink {
@@ -48,11 +55,22 @@ impl ParquetSink {
         config: ParquetSinkConfig,
         schema: SchemaRef,
     ) -> anyhow::Result<Self> {
-        let root = config
-            .location()
-            .map_err(anyhow::Error::msg)?
-            .local_path()
-            .to_path_buf();
+        let location = config.location().map_err(anyhow::Error::msg)?;
+        let root = config.local_dir().map_err(anyhow::Error::msg)?;
+        let (spool, forwarder) = match &location {
+            Location::Local(_) => (None, None),
+            Location::Remote(remote) => {
+                let store = open_store(remote, &config.store_settings())
+                    .with_context(|| format!("sink `{name}`"))?;
+                let spool = Arc::new(Spool::new(
+                    root.clone(),
+                    remote.to_string(),
+                    config.spool.max_bytes.0,
+                ));
+                let forwarder = Forwarder::new(name, spool.clone(), store, remote.clone());
+                (Some(spool), Some(forwarder))
+            }
+        };
         let index = |col: &str| {
             schema
                 .index_of(col)
@@ -70,9 +88,16 @@ impl ParquetSink {
         Ok(Self {
             name: name.to_string(),
             summary: SinkSummary {
-                location: root.display().to_string(),
+                location: match &location {
+                    Location::Local(dir) => dir.display().to_string(),
+                    Location::Remote(remote) => {
+                        format!("{remote} (spooled in {})", root.display())
+                    }
+                },
                 ..Default::default()
             },
+            spool,
+            forwarder,
             config,
             schema,
             root,
@@ -89,6 +114,9 @@ impl ParquetSink {
     fn handle(&mut self, message: SinkMessage, checkpoint_wanted: &Notify) -> anyhow::Result<()> {
         match message {
             SinkMessage::Data(batch) => {
+                if let Some(spool) = &self.spool {
+                    spool.check_room()?;
+                }
                 if batch.num_rows() > 0 {
                     self.write(batch)?;
                 }
@@ -158,9 +186,10 @@ impl ParquetSink {
     fn stage(&mut self, partition: &str) -> anyhow::Result<()> {
         if let Some(file) = self.open.remove(partition) {
             let started = std::time::Instant::now();
-            let staged = file
+            let mut staged = file
                 .stage(&self.name)
                 .with_context(|| format!("sink `{}`", self.name))?;
+            staged.spooled = self.spool.is_some();
             self.summary.files += 1;
             self.summary.rows += staged.rows;
             self.summary.bytes += staged.bytes;
@@ -348,6 +377,10 @@ fn writer_properties(
 
 #[async_trait::async_trait]
 impl Sink for ParquetSink {
+    fn take_forwarder(&mut self) -> Option<Forwarder> {
+        self.forwarder.take()
+    }
+
     async fn run(
         mut self: Box<Self>,
         mut input: mpsc::Receiver<SinkMessage>,

@@ -151,6 +151,7 @@ impl RollingFile {
             published: self.final_path,
             rows: self.rows,
             bytes,
+            spooled: false,
         })
     }
 

@@ -1,0 +1,313 @@
+//! The forwarder: uploads a spool's files to the remote store, oldest first,
+//! and deletes each once the store has it.
+//!
+//! Exactly once: a file's object name is its name in the spool (unique per
+//! writer and sequence), a single PUT or a completed multipart upload is
+//! atomic (readers never see part of an object), and the local copy is
+//! deleted only after the upload succeeded. A crash between the two repeats
+//! the upload, which overwrites the object with the same bytes.
+//!
+//! While uploads fail the forwarder retries with exponential backoff (up to
+//! 30 s), reports the target as degraded (`/health`, `vitalflow_store_up`,
+//! one warning per outage) and leaves the files where they are.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::location::RemoteLocation;
+use super::spool::{Spool, SpooledFile};
+use super::status::{self, StoreStatus};
+
+/// How often an idle forwarder looks for newly published files.
+const POLL: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Files up to this size go up in one PUT; larger ones as a multipart
+/// upload of parts this size.
+const PART_BYTES: usize = 16 * 1024 * 1024;
+
+/// Uploads one spool to one remote dataset.
+pub struct Forwarder {
+    sink: String,
+    spool: Arc<Spool>,
+    store: Arc<dyn ObjectStore>,
+    target: RemoteLocation,
+}
+
+/// A running forwarder.
+pub struct ForwarderHandle {
+    sink: String,
+    spool: Arc<Spool>,
+    drain: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// What was left after a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    pub waiting_files: u64,
+    pub waiting_bytes: u64,
+}
+
+impl Forwarder {
+    pub fn new(
+        sink: &str,
+        spool: Arc<Spool>,
+        store: Arc<dyn ObjectStore>,
+        target: RemoteLocation,
+    ) -> Self {
+        Self {
+            sink: sink.to_string(),
+            spool,
+            store,
+            target,
+        }
+    }
+
+    pub fn spawn(self) -> ForwarderHandle {
+        let drain = CancellationToken::new();
+        let handle = ForwarderHandle {
+            sink: self.sink.clone(),
+            spool: self.spool.clone(),
+            drain: drain.clone(),
+            task: tokio::spawn(self.run(drain)),
+        };
+        handle
+    }
+
+    async fn run(self, drain: CancellationToken) {
+        let mut health = Health::new(&self);
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let files = match self.spool.scan() {
+                Ok(files) => files,
+                Err(error) => {
+                    tracing::error!(sink = %self.sink, spool = %self.spool.dir().display(), %error, "cannot list the spool");
+                    Vec::new()
+                }
+            };
+            health.publish(&self.spool);
+            if files.is_empty() {
+                if drain.is_cancelled() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = drain.cancelled() => {}
+                }
+                continue;
+            }
+            let mut failed = false;
+            for file in files {
+                match self.upload(&file).await {
+                    Ok(()) => {
+                        if let Err(error) = self.spool.remove(&file) {
+                            // Uploaded; the next pass uploads it again (same bytes).
+                            tracing::error!(sink = %self.sink, %error, "cannot delete an uploaded spool file");
+                        }
+                        health.uploaded(&self, &file);
+                        backoff = Duration::from_millis(500);
+                    }
+                    Err(error) => {
+                        health.failed(&self, &error);
+                        failed = true;
+                        break;
+                    }
+                }
+                health.publish(&self.spool);
+            }
+            if failed {
+                health.publish(&self.spool);
+                if drain.is_cancelled() {
+                    // Stopping with the store down: the files wait for the next run.
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = drain.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    fn object_path(&self, file: &SpooledFile) -> ObjectPath {
+        let mut path = self.target.prefix();
+        for part in file.relative.split('/') {
+            path = path.join(part);
+        }
+        path
+    }
+
+    async fn upload(&self, file: &SpooledFile) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let path = self.object_path(file);
+        let mut local = tokio::fs::File::open(&file.path)
+            .await
+            .with_context(|| format!("opening {}", file.path.display()))?;
+        let mut remote = BufWriter::with_capacity(self.store.clone(), path.clone(), PART_BYTES);
+        let context = || {
+            format!(
+                "uploading {} to {}/{path}",
+                file.path.display(),
+                self.target.store_url()
+            )
+        };
+        if let Err(error) = tokio::io::copy(&mut local, &mut remote).await {
+            // Parts already sent are dropped with the unfinished upload.
+            let _ = remote.abort().await;
+            return Err(anyhow::Error::new(error).context(context()));
+        }
+        // Completes the single PUT or the multipart upload: the object
+        // appears whole or not at all.
+        remote
+            .shutdown()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(context()))?;
+        let labels = [("sink", self.sink.clone())];
+        metrics::counter!("vitalflow_store_uploaded_files_total", &labels).increment(1);
+        metrics::counter!("vitalflow_store_uploaded_bytes_total", &labels).increment(file.bytes);
+        metrics::histogram!("vitalflow_store_upload_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(sink = %self.sink, object = %path, bytes = file.bytes, "uploaded");
+        Ok(())
+    }
+}
+
+impl ForwarderHandle {
+    /// Upload what is waiting (including the run's last files), for at
+    /// most `within`; stop at once if the store fails. Whatever is left
+    /// stays in the spool for the next run, and is reported.
+    pub async fn drain(self, within: Duration) -> Drained {
+        self.drain.cancel();
+        let mut task = self.task;
+        if tokio::time::timeout(within, &mut task).await.is_err() {
+            task.abort();
+            let _ = task.await;
+        }
+        let _ = self.spool.scan();
+        let drained = Drained {
+            waiting_files: self.spool.waiting_files(),
+            waiting_bytes: self.spool.waiting_bytes(),
+        };
+        if drained.waiting_files > 0 {
+            tracing::warn!(
+                sink = %self.sink,
+                spool = %self.spool.dir().display(),
+                target = %self.spool.target(),
+                files = drained.waiting_files,
+                bytes = drained.waiting_bytes,
+                "stopping with files still waiting in the spool; the next run uploads them"
+            );
+        }
+        drained
+    }
+}
+
+/// The forwarder's view of its store, reported on every change.
+struct Health {
+    status: StoreStatus,
+}
+
+impl Health {
+    fn new(forwarder: &Forwarder) -> Self {
+        Self {
+            status: StoreStatus {
+                sink: forwarder.sink.clone(),
+                target: forwarder.spool.target().to_string(),
+                spool: forwarder.spool.dir().display().to_string(),
+                state: "ok".into(),
+                waiting_files: 0,
+                waiting_bytes: 0,
+                uploaded_files: 0,
+                last_error: None,
+                degraded_since: None,
+            },
+        }
+    }
+
+    fn publish(&mut self, spool: &Spool) {
+        self.status.waiting_files = spool.waiting_files();
+        self.status.waiting_bytes = spool.waiting_bytes();
+        status::report(self.status.clone());
+    }
+
+    fn uploaded(&mut self, forwarder: &Forwarder, file: &SpooledFile) {
+        self.status.uploaded_files += 1;
+        if self.status.is_degraded() {
+            tracing::info!(
+                sink = %forwarder.sink,
+                target = %self.status.target,
+                since = self.status.degraded_since.as_deref().unwrap_or("?"),
+                file = %file.relative,
+                "the store answers again; uploading the spooled files"
+            );
+            self.status.state = "ok".into();
+            self.status.last_error = None;
+            self.status.degraded_since = None;
+        }
+    }
+
+    fn failed(&mut self, forwarder: &Forwarder, error: &anyhow::Error) {
+        metrics::counter!("vitalflow_store_upload_errors_total", "sink" => forwarder.sink.clone())
+            .increment(1);
+        let message = format!("{error:#}");
+        if !self.status.is_degraded() {
+            tracing::warn!(
+                sink = %forwarder.sink,
+                target = %self.status.target,
+                spool = %self.status.spool,
+                error = %message,
+                "the store is failing: completed files wait in the local spool and are uploaded when it is back"
+            );
+            self.status.state = "degraded".into();
+            self.status.degraded_since = Some(chrono::Utc::now().to_rfc3339());
+        }
+        self.status.last_error = Some(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Location;
+    use object_store::ObjectStoreExt;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn uploads_in_order_then_deletes_and_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().to_path_buf();
+        for (name, body) in [("date=2026-11-26/part-2-b-000001.parquet", "second"), ("date=2026-11-25/part-1-a-000000.parquet", "first")] {
+            let path = spool_dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        let target = Location::parse("s3://lake/raw/vitals", std::path::Path::new("."))
+            .unwrap()
+            .as_remote()
+            .unwrap()
+            .clone();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let spool = Arc::new(Spool::new(spool_dir.clone(), target.to_string(), 1 << 20));
+        let handle = Forwarder::new("s", spool.clone(), store.clone(), target).spawn();
+        let drained = handle.drain(Duration::from_secs(10)).await;
+        assert_eq!(drained, Drained { waiting_files: 0, waiting_bytes: 0 });
+        let first = store
+            .get(&ObjectPath::from("raw/vitals/date=2026-11-25/part-1-a-000000.parquet"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&first[..], b"first");
+        assert!(spool.scan().unwrap().is_empty(), "uploaded files are deleted");
+    }
+}

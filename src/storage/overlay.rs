@@ -1,0 +1,345 @@
+//! The read view of a remote dataset: the store, with the files still
+//! waiting in the local spool laid over it.
+//!
+//! Queries register this as the object store of `s3://bucket` (or the
+//! namenode), so DataFusion's listing, partition pruning and ranged Parquet
+//! reads work unchanged, and a file is visible from the moment it is
+//! published, whether or not it has been uploaded yet.
+//!
+//! A file moves from the spool to the store while a query may be listing:
+//! the spool is listed *before* the store, and a name found in both is
+//! listed once, so no file is missed or counted twice. Reads try the spool
+//! first and fall back to the store when the file has just moved.
+//!
+//! When the store cannot be listed (it is down), the overlay lists the
+//! spooled files alone and records why in [`Overlay::warnings`], which
+//! `vitalflow query` prints and the server returns: recent data stays
+//! readable during an outage, and nobody mistakes it for the whole lake.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+
+/// A spool directory and the dataset prefix its files belong under.
+struct SpoolMount {
+    prefix: Path,
+    local: LocalFileSystem,
+}
+
+/// The store plus its spools, read-only.
+#[derive(Clone)]
+pub struct Overlay {
+    inner: Arc<OverlayInner>,
+}
+
+struct OverlayInner {
+    name: String,
+    store: Arc<dyn ObjectStore>,
+    mounts: Vec<SpoolMount>,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Overlay {
+    /// `spools`: (dataset prefix in the store, local spool directory).
+    pub fn new(
+        name: String,
+        store: Arc<dyn ObjectStore>,
+        spools: Vec<(Path, PathBuf)>,
+    ) -> anyhow::Result<Self> {
+        let mut mounts = Vec::new();
+        for (prefix, dir) in spools {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("creating spool {}: {e}", dir.display()))?;
+            mounts.push(SpoolMount {
+                prefix,
+                local: LocalFileSystem::new_with_prefix(&dir)?,
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(OverlayInner {
+                name,
+                store,
+                mounts,
+                warnings: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Why results may be partial (the store could not be listed), since
+    /// the last call; empty when everything was read.
+    pub fn take_warnings(&self) -> Vec<String> {
+        let mut warnings = self.inner.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = std::mem::take(&mut *warnings);
+        taken.dedup();
+        taken
+    }
+
+    fn warn(&self, message: String) {
+        tracing::warn!(store = %self.inner.name, "{message}");
+        self.inner
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
+    }
+
+    /// The spool holding `location` and the path inside it, if any.
+    fn spooled(&self, location: &Path) -> Option<(&LocalFileSystem, Path)> {
+        self.inner.mounts.iter().find_map(|m| {
+            let parts = location.prefix_match(&m.prefix)?;
+            Some((&m.local, Path::from_iter(parts)))
+        })
+    }
+
+    /// The spools that can hold objects below `prefix`, and the prefix to
+    /// list inside each.
+    fn spools_under(&self, prefix: Option<&Path>) -> Vec<(&SpoolMount, Option<Path>)> {
+        let wanted = prefix.cloned().unwrap_or_default();
+        self.inner
+            .mounts
+            .iter()
+            .filter_map(|m| {
+                if let Some(inside) = wanted.prefix_match(&m.prefix) {
+                    let inside = Path::from_iter(inside);
+                    Some((m, (!inside.as_ref().is_empty()).then_some(inside)))
+                } else if m.prefix.prefix_matches(&wanted) {
+                    // The whole spool lies below the listed prefix.
+                    Some((m, None))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    async fn list_all(&self, prefix: Option<Path>) -> Result<Vec<ObjectMeta>> {
+        let mut found: BTreeMap<Path, ObjectMeta> = BTreeMap::new();
+        // The spool first: a file uploaded meanwhile is then in the store.
+        for (mount, inside) in self.spools_under(prefix.as_ref()) {
+            let mut spooled = mount.local.list(inside.as_ref());
+            while let Some(meta) = spooled.try_next().await? {
+                let location = join(&mount.prefix, &meta.location);
+                found.insert(location.clone(), ObjectMeta { location, ..meta });
+            }
+        }
+        let listed: Result<Vec<ObjectMeta>> =
+            self.inner.store.list(prefix.as_ref()).try_collect().await;
+        match listed {
+            Ok(stored) => {
+                for meta in stored {
+                    found.entry(meta.location.clone()).or_insert(meta);
+                }
+            }
+            Err(error) if self.inner.mounts.is_empty() => return Err(error),
+            Err(error) => self.warn(format!(
+                "{} could not be listed ({error}); results include only the {} files waiting in \
+                 the local spool",
+                self.inner.name,
+                found.len()
+            )),
+        }
+        Ok(found.into_values().collect())
+    }
+}
+
+fn join(prefix: &Path, inside: &Path) -> Path {
+    prefix.parts().chain(inside.parts()).collect()
+}
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Overlay({})", self.inner.name)
+    }
+}
+
+impl std::fmt::Display for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} with its local spool", self.inner.name)
+    }
+}
+
+fn read_only() -> object_store::Error {
+    object_store::Error::NotSupported {
+        source: "the query view of a dataset is read-only".into(),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Overlay {
+    async fn put_opts(&self, _: &Path, _: PutPayload, _: PutOptions) -> Result<PutResult> {
+        Err(read_only())
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        _: &Path,
+        _: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        Err(read_only())
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if let Some((local, inside)) = self.spooled(location) {
+            match local.get_opts(&inside, options.clone()).await {
+                Ok(mut result) => {
+                    result.meta.location = location.clone();
+                    return Ok(result);
+                }
+                // Uploaded and deleted since it was listed: read the store.
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.inner.store.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        if let Some((local, inside)) = self.spooled(location) {
+            match local.get_ranges(&inside, ranges).await {
+                Ok(bytes) => return Ok(bytes),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.inner.store.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        locations.map(|_| Err(read_only())).boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let this = self.clone();
+        let prefix = prefix.cloned();
+        futures::stream::once(async move { this.list_all(prefix).await })
+            .map_ok(|all| futures::stream::iter(all.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let mut objects: BTreeMap<Path, ObjectMeta> = BTreeMap::new();
+        let mut common: std::collections::BTreeSet<Path> = Default::default();
+        for (mount, inside) in self.spools_under(prefix) {
+            if inside.is_none() && prefix.is_some_and(|p| mount.prefix != *p) {
+                // The spool is deeper than the listed level: it shows up as
+                // the directory on the way to it.
+                let wanted = prefix.cloned().unwrap_or_default();
+                if let Some(next) = mount.prefix.prefix_match(&wanted).and_then(|mut p| p.next()) {
+                    common.insert(wanted.parts().chain(std::iter::once(next)).collect());
+                }
+                continue;
+            }
+            let listed = mount.local.list_with_delimiter(inside.as_ref()).await?;
+            for dir in listed.common_prefixes {
+                common.insert(join(&mount.prefix, &dir));
+            }
+            for meta in listed.objects {
+                let location = join(&mount.prefix, &meta.location);
+                objects.insert(location.clone(), ObjectMeta { location, ..meta });
+            }
+        }
+        match self.inner.store.list_with_delimiter(prefix).await {
+            Ok(stored) => {
+                common.extend(stored.common_prefixes);
+                for meta in stored.objects {
+                    objects.entry(meta.location.clone()).or_insert(meta);
+                }
+            }
+            Err(error) if self.inner.mounts.is_empty() => return Err(error),
+            Err(error) => self.warn(format!(
+                "{} could not be listed ({error}); results include only the files waiting in the \
+                 local spool",
+                self.inner.name
+            )),
+        }
+        Ok(ListResult {
+            common_prefixes: common.into_iter().collect(),
+            objects: objects.into_values().collect(),
+        })
+    }
+
+    async fn copy_opts(&self, _: &Path, _: &Path, _: CopyOptions) -> Result<()> {
+        Err(read_only())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+    use object_store::memory::InMemory;
+
+    async fn names(store: &Overlay, prefix: &str) -> Vec<String> {
+        let prefix = Path::from(prefix);
+        let mut names: Vec<String> = store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn spooled_and_stored_files_are_listed_once_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(spool.join("date=2026-11-26")).unwrap();
+        std::fs::write(spool.join("date=2026-11-26/b.parquet"), b"spooled").unwrap();
+        std::fs::write(spool.join("date=2026-11-26/both.parquet"), b"same").unwrap();
+        let store = Arc::new(InMemory::new());
+        store
+            .put(&Path::from("lake/v/date=2026-11-26/a.parquet"), PutPayload::from_static(b"stored"))
+            .await
+            .unwrap();
+        store
+            .put(&Path::from("lake/v/date=2026-11-26/both.parquet"), PutPayload::from_static(b"same"))
+            .await
+            .unwrap();
+        let overlay = Overlay::new("s3://b".into(), store, vec![(Path::from("lake/v"), spool)]).unwrap();
+        assert_eq!(
+            names(&overlay, "lake/v").await,
+            [
+                "lake/v/date=2026-11-26/a.parquet",
+                "lake/v/date=2026-11-26/b.parquet",
+                "lake/v/date=2026-11-26/both.parquet"
+            ]
+        );
+        assert_eq!(names(&overlay, "lake").await.len(), 3, "listing above the prefix");
+        let partitions = overlay
+            .list_with_delimiter(Some(&Path::from("lake/v")))
+            .await
+            .unwrap();
+        assert_eq!(partitions.common_prefixes, [Path::from("lake/v/date=2026-11-26")]);
+        let upper = overlay.list_with_delimiter(Some(&Path::from("lake"))).await.unwrap();
+        assert_eq!(upper.common_prefixes, [Path::from("lake/v")]);
+        let spooled = overlay
+            .get(&Path::from("lake/v/date=2026-11-26/b.parquet"))
+            .await
+            .unwrap();
+        assert_eq!(spooled.meta.location.as_ref(), "lake/v/date=2026-11-26/b.parquet");
+        assert_eq!(&spooled.bytes().await.unwrap()[..], b"spooled");
+        let stored = overlay
+            .get_range(&Path::from("lake/v/date=2026-11-26/a.parquet"), 0..3)
+            .await
+            .unwrap();
+        assert_eq!(&stored[..], b"sto");
+        assert!(overlay.take_warnings().is_empty());
+    }
+}

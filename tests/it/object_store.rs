@@ -1,0 +1,332 @@
+//! Datasets in object stores: a real S3 server (s3s-fs) on loopback, and
+//! HDFS as far as it goes without a cluster (an unreachable namenode).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::array::AsArray;
+use tokio_util::sync::CancellationToken;
+use vitalflow::engine::{self, RunOptions};
+use vitalflow::query::{QuerySession, datasets_of};
+use vitalflow::spec;
+use vitalflow::storage::spool::waiting_files;
+use vitalflow::storage::status;
+
+use super::s3_server::{BUCKET, S3Server, stored_objects};
+use super::support::*;
+
+const EVENTS: u64 = 60_000;
+
+fn s3_pipeline(name: &str, server: &S3Server, spool: &Path, source: &str, roll: &str) -> String {
+    format!(
+        r#"
+name: {name}
+sources:
+  monitors:
+{source}
+transforms:
+  passthrough:
+    sql: SELECT * FROM monitors
+sinks:
+  raw:
+    kind: parquet
+    input: passthrough
+    path: s3://{BUCKET}/lake/{name}
+    partition_by_date: ts
+    sort_by: [patient_id, ts]
+    row_group_rows: 3000
+    roll:
+{roll}
+{store}    spool:
+      path: "{spool}"
+"#,
+        store = server.store_yaml("    "),
+        spool = spool.display(),
+    )
+}
+
+async fn session(pipeline: &Path) -> QuerySession {
+    let planned = engine::plan(spec::load(pipeline).unwrap()).await.unwrap();
+    QuerySession::new(&datasets_of(&planned).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn count(session: &QuerySession, sql: &str) -> i64 {
+    let batches = session.ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64)
+        .unwrap();
+    column.as_primitive::<arrow::datatypes::Int64Type>().value(0)
+}
+
+async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_writes_rolls_and_queries_a_dataset_in_s3() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let source = format!(
+        "    kind: simulator\n    patients: 37\n    seed: 7\n    pacing: unpaced\n    limit: {EVENTS}\n    batch_rows: 1000\n    start: \"2026-03-01T23:55:00Z\""
+    );
+    let yaml = s3_pipeline("rolls", &server, &spool, &source, "      max_rows: 7000");
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let summary = run_pipeline(&pipeline).await;
+    assert_eq!(summary.sinks[0].1.rows, EVENTS);
+
+    // In the bucket, seen on the server's disk: rolled files in both dates.
+    let objects = stored_objects(&server.bucket_dir().join("lake/rolls"));
+    assert!(objects.len() >= 9, "expected several rolls: {objects:?}");
+    assert!(objects.iter().any(|o| o.starts_with("date=2026-03-01/")));
+    assert!(objects.iter().any(|o| o.starts_with("date=2026-03-02/")));
+    assert!(
+        waiting_files(&spool).unwrap().is_empty(),
+        "every file uploaded and removed from the spool at the end of the run"
+    );
+
+    // Read back from S3: everything, once, with pruning.
+    let session = session(&pipeline).await;
+    assert_eq!(count(&session, "SELECT count(*) FROM raw").await, EVENTS as i64);
+    assert_eq!(
+        count(&session, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM raw)").await,
+        EVENTS as i64
+    );
+    let before_midnight = count(
+        &session,
+        "SELECT count(*) FROM raw WHERE ts < TIMESTAMP '2026-03-02T00:00:00Z'",
+    )
+    .await;
+    assert_eq!(
+        count(&session, "SELECT count(*) FROM raw WHERE date = '2026-03-01'").await,
+        before_midnight,
+        "the date partition holds exactly the rows of its day"
+    );
+    // A one-minute window: 60,000 rows make 20+ row groups of 3,000 (about
+    // 80 s each); statistics read from S3 skip files and row groups outside it.
+    let window = "SELECT count(*) FROM raw WHERE ts >= TIMESTAMP '2026-03-02T00:05:00Z' AND ts < TIMESTAMP '2026-03-02T00:06:00Z' AND heart_rate >= 0";
+    let (_, groups_pruned, groups_kept) = super::cli_query::run_and_measure_pruning(
+        &session.ctx,
+        window,
+        "row_groups_pruned_statistics",
+    )
+    .await;
+    let (_, files_pruned, files_kept) = super::cli_query::run_and_measure_pruning(
+        &session.ctx,
+        window,
+        "files_ranges_pruned_statistics",
+    )
+    .await;
+    assert!(
+        groups_kept <= 4 && files_pruned >= 5,
+        "pruning over S3: row groups kept {groups_kept} (pruned {groups_pruned}), files kept {files_kept} (pruned {files_pruned})"
+    );
+    assert!(session.take_warnings().is_empty());
+
+    // The CLI reads the same dataset straight from the store.
+    let output = std::process::Command::new(binary())
+        .arg("query")
+        .arg("--pipeline")
+        .arg(&pipeline)
+        .arg("--format")
+        .arg("csv")
+        .arg("SELECT count(*) AS n, count(DISTINCT patient_id) AS patients FROM raw")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.trim(), format!("n,patients\n{EVENTS},37"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_returns() {
+    let _ = vitalflow::telemetry::metrics::handle();
+    let mut server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // 500 readings/s, a file a second.
+    let source = "    kind: simulator\n    patients: 50\n    interval: 100ms\n    seed: 11";
+    let yaml = s3_pipeline("outage", &server, &spool, source, "      max_age: 1s");
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let planned = engine::plan(spec::load(&pipeline).unwrap()).await.unwrap();
+    let stop = CancellationToken::new();
+    let run = {
+        let stop = stop.clone();
+        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
+    };
+    let target = format!("s3://{BUCKET}/lake/outage");
+    let bucket = server.bucket_dir().join("lake/outage");
+    let target_state = |degraded: bool| {
+        let target = target.clone();
+        move || {
+            status::all()
+                .iter()
+                .any(|s| s.target == target && s.is_degraded() == degraded)
+        }
+    };
+
+    wait_for("uploads", Duration::from_secs(30), || stored_objects(&bucket).len() >= 2).await;
+    server.stop();
+    let uploaded_before = stored_objects(&bucket).len();
+    wait_for("files to wait in the spool", Duration::from_secs(60), || {
+        waiting_files(&spool).map(|f| f.len()).unwrap_or(0) >= 3
+    })
+    .await;
+    wait_for("degraded status", Duration::from_secs(30), target_state(true)).await;
+    let degraded = status::all().into_iter().find(|s| s.target == target).unwrap();
+    assert!(degraded.last_error.is_some() && degraded.degraded_since.is_some(), "{degraded:?}");
+
+    // Meanwhile, queries see the spooled files and say the rest is missing.
+    let during = session(&pipeline).await;
+    let spooled_rows = count(&during, "SELECT count(*) FROM raw").await;
+    assert!(spooled_rows > 0, "spooled rows are queryable during the outage");
+    let warnings = during.take_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("spool")),
+        "a partial result says so: {warnings:?}"
+    );
+
+    server.spawn();
+    wait_for("the spool to drain", Duration::from_secs(90), || {
+        waiting_files(&spool).map(|f| f.is_empty()).unwrap_or(false)
+            && stored_objects(&bucket).len() > uploaded_before + 2
+    })
+    .await;
+    wait_for("ok status", Duration::from_secs(30), target_state(false)).await;
+    stop.cancel();
+    let summary = run.await.unwrap().unwrap();
+    let produced = summary.records_in();
+    assert!(produced > 2000, "{produced}");
+    assert!(waiting_files(&spool).unwrap().is_empty());
+
+    let after = session(&pipeline).await;
+    assert_eq!(count(&after, "SELECT count(*) FROM raw").await, produced as i64, "nothing lost");
+    assert_eq!(
+        count(&after, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM raw)").await,
+        produced as i64,
+        "nothing twice"
+    );
+    assert!(after.take_warnings().is_empty());
+    let metrics = vitalflow::telemetry::metrics::render();
+    assert!(
+        metrics.contains("vitalflow_store_upload_errors_total{sink=\"raw\"}"),
+        "upload failures are counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_spooled_while_the_store_is_down_are_uploaded_by_the_next_run_and_a_full_spool_refuses()
+{
+    let mut server = S3Server::start();
+    server.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let first = "    kind: simulator\n    patients: 20\n    seed: 1\n    pacing: unpaced\n    limit: 20000\n    start: \"2026-05-01T00:00:00Z\"";
+    let yaml = s3_pipeline("nextrun", &server, &spool, first, "      max_rows: 5000");
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let summary = run_pipeline(&pipeline).await;
+    assert_eq!(summary.sinks[0].1.rows, 20_000, "the run completes with the store down");
+    let waiting = waiting_files(&spool).unwrap();
+    assert!(waiting.len() >= 4, "every file waits in the spool: {waiting:?}");
+
+    // A spool that is already full refuses new rows, clearly, and keeps its files.
+    let small = yaml.replace(
+        "    spool:\n",
+        "    spool:\n      max_bytes: 64KiB\n",
+    );
+    let small = small.replace("limit: 20000", "limit: 100").replace("seed: 1", "seed: 2");
+    let full_pipeline = dir.path().join("full.yaml");
+    std::fs::write(&full_pipeline, &small).unwrap();
+    let planned = engine::plan(spec::load(&full_pipeline).unwrap()).await.unwrap();
+    let waiting_bytes: u64 = waiting.iter().map(|f| f.bytes).sum();
+    if waiting_bytes >= 64 * 1024 {
+        let error = engine::run(&planned, CancellationToken::new(), RunOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("spool") && error.contains("is full"), "{error}");
+    } else {
+        // If compression ever makes the files this small, say so instead
+        // of passing vacuously.
+        panic!("spooled files are only {waiting_bytes} bytes; raise the test's volume");
+    }
+    assert_eq!(waiting_files(&spool).unwrap(), waiting, "a refusal loses nothing");
+
+    // The store is back: the next run uploads what waited, then its own rows.
+    server.spawn();
+    let second = yaml
+        .replace("seed: 1", "seed: 3")
+        .replace("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z");
+    let pipeline = write_pipeline(dir.path(), &second);
+    run_pipeline(&pipeline).await;
+    assert!(waiting_files(&spool).unwrap().is_empty());
+    let objects = stored_objects(&server.bucket_dir().join("lake/nextrun"));
+    assert!(objects.len() >= waiting.len() + 4, "{objects:?}");
+    let session = session(&pipeline).await;
+    assert_eq!(count(&session, "SELECT count(*) FROM raw").await, 40_000);
+    assert_eq!(
+        count(&session, "SELECT count(*) FROM raw WHERE date = '2026-05-01'").await,
+        20_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_namenode_sends_files_to_the_spool_and_queries_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // Nothing listens on a freshly closed port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        r#"
+name: hdfs-down
+sources:
+  monitors:
+    kind: simulator
+    patients: 10
+    seed: 5
+    pacing: unpaced
+    limit: 3000
+transforms:
+  passthrough:
+    sql: SELECT * FROM monitors
+sinks:
+  raw:
+    kind: parquet
+    input: passthrough
+    path: hdfs://127.0.0.1:{port}/lake/vitals
+    partition_by_date: ts
+    store:
+      dfs.client.failover.max.attempts: "0"
+    spool:
+      path: "{}"
+"#,
+        spool.display()
+    );
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    let planned = engine::plan(spec::load(&pipeline).unwrap()).await.unwrap();
+    let options = RunOptions {
+        drain_timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let summary = engine::run(&planned, CancellationToken::new(), options)
+        .await
+        .unwrap();
+    assert_eq!(summary.sinks[0].1.rows, 3000);
+    assert!(!waiting_files(&spool).unwrap().is_empty(), "kept locally");
+    let target = format!("hdfs://127.0.0.1:{port}/lake/vitals");
+    let state = status::all().into_iter().find(|s| s.target == target).unwrap();
+    assert!(state.is_degraded(), "{state:?}");
+
+    let session = session(&pipeline).await;
+    assert_eq!(count(&session, "SELECT count(*) FROM raw").await, 3000);
+    assert!(!session.take_warnings().is_empty());
+}

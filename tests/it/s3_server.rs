@@ -1,0 +1,137 @@
+//! A real S3-compatible server per test: s3s-fs (the s3s project's
+//! file-backed S3 server from crates.io), on its own port with its own
+//! directory, so a test may stop and restart it. `./scripts/test.sh`
+//! installs the binary.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "vitalflow-test";
+pub const SECRET_KEY: &str = "vitalflow-test-secret";
+pub const BUCKET: &str = "vitals-lake";
+
+pub struct S3Server {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    let path = std::env::var_os("VITALFLOW_S3_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/vitalflow-cache/s3s-fs/bin/s3s-fs"));
+    assert!(
+        path.exists(),
+        "{} not found: run the tests with ./scripts/test.sh, which installs s3s-fs (or set VITALFLOW_S3_SERVER)",
+        path.display()
+    );
+    path
+}
+
+impl S3Server {
+    /// A running server with the bucket `vitals-lake`.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data").join(BUCKET)).unwrap();
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where the server keeps the objects of the bucket, one file per
+    /// object: what was stored, seen without going through S3.
+    pub fn bucket_dir(&self) -> PathBuf {
+        self.dir.path().join("data").join(BUCKET)
+    }
+
+    /// Start again on the same port with the same objects.
+    pub fn spawn(&mut self) {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("s3s.log"))
+            .unwrap();
+        let child = Command::new(binary())
+            .arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--access-key")
+            .arg(ACCESS_KEY)
+            .arg("--secret-key")
+            .arg(SECRET_KEY)
+            .arg(self.dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting s3s-fs");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not listen on {} within 30 s; log: {}",
+                self.port,
+                std::fs::read_to_string(self.dir.path().join("s3s.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: the store vanishes mid-stream.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The `store:` block of a sink writing to this server.
+    pub fn store_yaml(&self, indent: &str) -> String {
+        format!(
+            "{indent}store:\n{indent}  endpoint: {}\n{indent}  region: us-east-1\n{indent}  access_key_id: {ACCESS_KEY}\n{indent}  secret_access_key: {SECRET_KEY}\n",
+            self.endpoint()
+        )
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Parquet objects below `dir` (the bucket directory), relative names.
+pub fn stored_objects(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
