@@ -151,7 +151,7 @@ fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> anyhow::Result
                 Some((prefix, d.spool.clone()?))
             })
             .collect();
-        let overlay = Overlay::new(store_url.clone(), store, spools)?;
+        let overlay = Overlay::new(store_url.clone(), store, spools);
         ctx.register_object_store(&remote.store_url(), Arc::new(overlay.clone()));
         overlays.push(overlay);
     }

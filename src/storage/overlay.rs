@@ -34,7 +34,15 @@ use object_store::{
 /// A spool directory and the dataset prefix its files belong under.
 struct SpoolMount {
     prefix: Path,
-    local: LocalFileSystem,
+    dir: PathBuf,
+}
+
+impl SpoolMount {
+    /// The spool as a store, once it exists (a sink creates it when it
+    /// starts, which may be after a server opened this view).
+    fn local(&self) -> Option<LocalFileSystem> {
+        LocalFileSystem::new_with_prefix(&self.dir).ok()
+    }
 }
 
 /// The store plus its spools, read-only.
@@ -52,28 +60,19 @@ struct OverlayInner {
 
 impl Overlay {
     /// `spools`: (dataset prefix in the store, local spool directory).
-    pub fn new(
-        name: String,
-        store: Arc<dyn ObjectStore>,
-        spools: Vec<(Path, PathBuf)>,
-    ) -> anyhow::Result<Self> {
-        let mut mounts = Vec::new();
-        for (prefix, dir) in spools {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| anyhow::anyhow!("creating spool {}: {e}", dir.display()))?;
-            mounts.push(SpoolMount {
-                prefix,
-                local: LocalFileSystem::new_with_prefix(&dir)?,
-            });
-        }
-        Ok(Self {
+    pub fn new(name: String, store: Arc<dyn ObjectStore>, spools: Vec<(Path, PathBuf)>) -> Self {
+        let mounts = spools
+            .into_iter()
+            .map(|(prefix, dir)| SpoolMount { prefix, dir })
+            .collect();
+        Self {
             inner: Arc::new(OverlayInner {
                 name,
                 store,
                 mounts,
                 warnings: Mutex::new(Vec::new()),
             }),
-        })
+        }
     }
 
     /// Why results may be partial (the store could not be listed), since
@@ -95,10 +94,10 @@ impl Overlay {
     }
 
     /// The spool holding `location` and the path inside it, if any.
-    fn spooled(&self, location: &Path) -> Option<(&LocalFileSystem, Path)> {
+    fn spooled(&self, location: &Path) -> Option<(LocalFileSystem, Path)> {
         self.inner.mounts.iter().find_map(|m| {
             let parts = location.prefix_match(&m.prefix)?;
-            Some((&m.local, Path::from_iter(parts)))
+            Some((m.local()?, Path::from_iter(parts)))
         })
     }
 
@@ -127,7 +126,8 @@ impl Overlay {
         let mut found: BTreeMap<Path, ObjectMeta> = BTreeMap::new();
         // The spool first: a file uploaded meanwhile is then in the store.
         for (mount, inside) in self.spools_under(prefix.as_ref()) {
-            let mut spooled = mount.local.list(inside.as_ref());
+            let Some(local) = mount.local() else { continue };
+            let mut spooled = local.list(inside.as_ref());
             while let Some(meta) = spooled.try_next().await? {
                 let location = join(&mount.prefix, &meta.location);
                 found.insert(location.clone(), ObjectMeta { location, ..meta });
@@ -244,7 +244,8 @@ impl ObjectStore for Overlay {
                 }
                 continue;
             }
-            let listed = mount.local.list_with_delimiter(inside.as_ref()).await?;
+            let Some(local) = mount.local() else { continue };
+            let listed = local.list_with_delimiter(inside.as_ref()).await?;
             for dir in listed.common_prefixes {
                 common.insert(join(&mount.prefix, &dir));
             }
@@ -312,7 +313,7 @@ mod tests {
             .put(&Path::from("lake/v/date=2026-11-26/both.parquet"), PutPayload::from_static(b"same"))
             .await
             .unwrap();
-        let overlay = Overlay::new("s3://b".into(), store, vec![(Path::from("lake/v"), spool)]).unwrap();
+        let overlay = Overlay::new("s3://b".into(), store, vec![(Path::from("lake/v"), spool)]);
         assert_eq!(
             names(&overlay, "lake/v").await,
             [

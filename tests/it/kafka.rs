@@ -160,7 +160,11 @@ async fn rows_in(dataset: &Path) -> u64 {
 }
 
 async fn count(dataset: &Path, sql: &str) -> u64 {
-    let batches = query(dataset, sql, None).await;
+    count_in(local(dataset), sql).await
+}
+
+async fn count_in(dataset: Dataset, sql: &str) -> u64 {
+    let batches = query_in(dataset, sql, None).await;
     let column =
         arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
     column
@@ -168,11 +172,24 @@ async fn count(dataset: &Path, sql: &str) -> u64 {
         .value(0) as u64
 }
 
-/// SQL over `dataset` as `t` (and `expected` if given).
-async fn query(dataset: &Path, sql: &str, expected: Option<RecordBatch>) -> Vec<RecordBatch> {
-    let ctx = query_context(&[Dataset {
+/// A local dataset directory as table `t`.
+fn local(dataset: &Path) -> Dataset {
+    Dataset {
         date_partitioned: crate::support::has_date_partitions(dataset),
         ..Dataset::at("t", Location::Local(dataset.to_path_buf()))
+    }
+}
+
+/// SQL over `dataset` as `t` (and `expected` if given).
+async fn query(dataset: &Path, sql: &str, expected: Option<RecordBatch>) -> Vec<RecordBatch> {
+    query_in(local(dataset), sql, expected).await
+}
+
+/// SQL over any dataset registered as `t` (and `expected` if given).
+async fn query_in(dataset: Dataset, sql: &str, expected: Option<RecordBatch>) -> Vec<RecordBatch> {
+    let ctx = query_context(&[Dataset {
+        name: "t".into(),
+        ..dataset
     }])
     .await
     .unwrap();
@@ -198,6 +215,10 @@ async fn wait_for_rows(dataset: &Path, want: u64, within: Duration) -> u64 {
 
 /// Exactly the generated readings, each once, with every field intact.
 async fn assert_exactly(dataset: &Path, simulator: &SimulatorConfig, n: u64) {
+    assert_exactly_in(local(dataset), simulator, n).await
+}
+
+async fn assert_exactly_in(dataset: Dataset, simulator: &SimulatorConfig, n: u64) {
     let start = chrono::DateTime::parse_from_rfc3339(START)
         .unwrap()
         .timestamp_millis();
@@ -210,20 +231,20 @@ async fn assert_exactly(dataset: &Path, simulator: &SimulatorConfig, n: u64) {
     assert_eq!(expected.num_rows() as u64, n);
     let columns = "patient_id, ts, heart_rate, spo2, systolic_bp, diastolic_bp, respiratory_rate, temperature, consciousness, on_oxygen";
     assert_eq!(
-        count(dataset, "SELECT count(*) FROM t").await,
+        count_in(dataset.clone(), "SELECT count(*) FROM t").await,
         n,
         "row count"
     );
     assert_eq!(
-        count(
-            dataset,
+        count_in(
+            dataset.clone(),
             "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)"
         )
         .await,
         n,
         "every reading once"
     );
-    let missing = query(
+    let missing = query_in(
         dataset,
         &format!(
             "SELECT count(*) FROM (SELECT {columns} FROM expected EXCEPT SELECT {columns} FROM t)"
@@ -457,6 +478,9 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         instance.kill9();
     }
     assert_eq!(producer.await.unwrap(), n);
+    // Tansu does not rebalance when a killed member's session expires: a
+    // member joining before that gets nothing, for good. Join after it.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let last = Instance::start(&pipeline, &env, dir.path().join("run-last.log"));
     let have = wait_for_rows(&vitals, n, Duration::from_secs(180)).await;
     // A few more checkpoints' worth of time: late duplicates would show.
@@ -467,6 +491,84 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         "only {have} of {n} rows after kills at {moments:?}:\n{log}"
     );
     assert_exactly(&vitals, &simulator, n).await;
+}
+
+/// The same, with the dataset in S3 (a real S3 server): kills land while
+/// files are being written, spooled or uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_the_dataset_in_s3_loses_and_duplicates_nothing() {
+    use crate::s3_server::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+    let server = S3Server::start();
+    let broker = SharedBroker::get();
+    let topic = unique("kills3");
+    let group = unique("g");
+    let n = 20_000;
+    let simulator = ward(n, Duration::from_millis(4));
+    let producer = {
+        let (addr, topic, simulator) = (broker.addr(), topic.clone(), simulator.clone());
+        tokio::spawn(async move { publish(&addr, &topic, simulator).await })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = shipped_pipeline(dir.path());
+    let mut env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    let lake = format!("s3://{BUCKET}/{topic}");
+    env.retain(|(k, _)| *k != "VITALFLOW_DATA_DIR");
+    env.extend([
+        ("VITALFLOW_DATA_DIR", lake.clone()),
+        ("VITALFLOW_SPOOL_DIR", dir.path().join("spool").display().to_string()),
+        ("AWS_ENDPOINT_URL", server.endpoint()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ]);
+    let mut moments = Vec::new();
+    for round in 0..3 {
+        let instance =
+            Instance::start(&pipeline, &env, dir.path().join(format!("run-{round}.log")));
+        let moment = Duration::from_millis(1_500 + rand::random::<u64>() % 4_000);
+        moments.push(moment);
+        tokio::time::sleep(moment).await;
+        instance.kill9();
+    }
+    assert_eq!(producer.await.unwrap(), n);
+    // Tansu does not rebalance when a killed member's session expires: a
+    // member joining before that gets nothing, for good. Join after it.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let bucket = server.bucket_dir().join(&topic).join("vitals");
+    let last = Instance::start(&pipeline, &env, dir.path().join("run-last.log"));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    // The store alone (no spool): what is in S3.
+    let dataset = Dataset {
+        store: server.settings(),
+        spool: None,
+        ..Dataset::at(
+            "t",
+            Location::parse(&format!("{lake}/vitals"), Path::new(".")).unwrap(),
+        )
+    };
+    let mut have = 0;
+    while Instant::now() < deadline {
+        if !crate::s3_server::stored_objects(&bucket).is_empty() {
+            have = count_in(dataset.clone(), "SELECT count(*) FROM t").await;
+            if have >= n {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = last.stop();
+    let earlier: String = (0..3)
+        .map(|r| std::fs::read_to_string(dir.path().join(format!("run-{r}.log"))).unwrap_or_default())
+        .collect();
+    assert!(
+        have >= n,
+        "only {have} of {n} rows after kills at {moments:?}:\n{earlier}\n---- last run ----\n{log}"
+    );
+    // Everything left the spool, and the lake holds each reading once.
+    let spooled = vitalflow::storage::spool::waiting_files(&dir.path().join("spool")).unwrap();
+    assert!(spooled.is_empty(), "{spooled:?}");
+    assert_exactly_in(dataset, &simulator, n).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

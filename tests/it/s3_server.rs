@@ -103,6 +103,19 @@ impl S3Server {
         }
     }
 
+    /// Store settings for reading this server from the test process.
+    pub fn settings(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("endpoint", self.endpoint()),
+            ("region", "us-east-1".to_string()),
+            ("access_key_id", ACCESS_KEY.to_string()),
+            ("secret_access_key", SECRET_KEY.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// The `store:` block of a sink writing to this server.
     pub fn store_yaml(&self, indent: &str) -> String {
         format!(
