@@ -1092,3 +1092,84 @@ fn image_builds_what_cargo_needs_and_runs_vitalflow() {
         "{DOCKERFILE}: EXPOSE {port}, the default CMD's port"
     );
 }
+
+/// `--profile s3` and `--profile hdfs`: each adds its store and a pipeline
+/// writing the shipped Kafka pipeline's datasets there, through a spool on
+/// a volume; the real CLI validates the pipeline with that environment.
+#[test]
+fn storage_profiles_write_the_shipped_pipeline_to_minio_and_hdfs() {
+    let compose = compose();
+    let services = services(&compose);
+    let profile = |name: &str| -> Vec<String> {
+        words(&service(services, name)["profiles"])
+    };
+    for (name, wanted) in [
+        ("minio", "s3"),
+        ("minio-init", "s3"),
+        ("pipeline-s3", "s3"),
+        ("namenode", "hdfs"),
+        ("datanode", "hdfs"),
+        ("hdfs-init", "hdfs"),
+        ("pipeline-hdfs", "hdfs"),
+    ] {
+        assert_eq!(profile(name), [wanted], "{name}: only in the `{wanted}` profile");
+    }
+    for name in ["kafka", "pipeline", "api", "prometheus"] {
+        assert!(profile(name).is_empty(), "{name} runs without a profile");
+    }
+
+    let s3 = service(services, "pipeline-s3");
+    let lake = env_var(s3, "VITALFLOW_DATA_DIR").unwrap();
+    let bucket = lake.strip_prefix("s3://").expect("an s3:// data dir");
+    let init = words(&service(services, "minio-init")["command"]).join(" ");
+    assert!(init.contains(&format!("mc mb --ignore-existing lake/{bucket}")), "{init}");
+    assert_eq!(env_var(s3, "AWS_ENDPOINT_URL").as_deref(), Some("http://minio:9000"));
+    let minio = service(services, "minio");
+    assert_eq!(env_var(s3, "AWS_ACCESS_KEY_ID"), env_var(minio, "MINIO_ROOT_USER"));
+    assert_eq!(env_var(s3, "AWS_SECRET_ACCESS_KEY"), env_var(minio, "MINIO_ROOT_PASSWORD"));
+
+    let hdfs = service(services, "pipeline-hdfs");
+    let lake_hdfs = env_var(hdfs, "VITALFLOW_DATA_DIR").unwrap();
+    let hadoop = std::fs::read_to_string("config/hadoop.env").unwrap();
+    let rpc = hadoop
+        .lines()
+        .find_map(|l| l.strip_prefix("HDFS-SITE.XML_dfs.namenode.rpc-address="))
+        .expect("config/hadoop.env sets the namenode's RPC address");
+    assert!(lake_hdfs.starts_with(&format!("hdfs://{rpc}/")), "{lake_hdfs} vs {rpc}");
+    let dir = lake_hdfs.trim_start_matches(&format!("hdfs://{rpc}"));
+    let mkdir = words(&service(services, "hdfs-init")["command"]).join(" ");
+    assert!(mkdir.contains(&format!("-mkdir -p {dir}")), "{mkdir}");
+    for name in ["namenode", "datanode", "hdfs-init"] {
+        assert_eq!(
+            service(services, name)["env_file"].as_str(),
+            Some("config/hadoop.env"),
+            "{name}"
+        );
+    }
+
+    for (name, service) in [("pipeline-s3", s3), ("pipeline-hdfs", hdfs)] {
+        // The spool survives restarts: it is on a named volume.
+        let spool = env_var(service, "VITALFLOW_SPOOL_DIR").unwrap();
+        let on_volume = words(&service["volumes"])
+            .iter()
+            .any(|v| v.split(':').nth(1).is_some_and(|target| spool.starts_with(target)));
+        assert!(on_volume, "{name}: {spool} is not on a volume");
+        // Its own consumer group: it reads the whole stream beside `pipeline`.
+        let group = env_var(service, "KAFKA_GROUP").unwrap();
+        assert_ne!(group, "vitals_consumer_group", "{name}");
+        // The shipped pipeline validates with this environment (no connection is made).
+        let args = vitalflow_args(service);
+        let pipeline = flag_value(&args, "--pipeline").unwrap();
+        let output = Command::new(binary())
+            .arg("validate")
+            .arg(pipeline)
+            .envs(environment(service))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -330,3 +330,75 @@ sinks:
     assert_eq!(count(&session, "SELECT count(*) FROM raw").await, 3000);
     assert!(!session.take_warnings().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_store() {
+    use serde_json::{Value, json};
+    use vitalflow::server::{self, AppState};
+
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let source = "    kind: simulator\n    patients: 12\n    seed: 3\n    pacing: unpaced\n    limit: 4800";
+    let yaml = s3_pipeline("served", &server, &spool, source, "      max_rows: 1000");
+    let pipeline = write_pipeline(dir.path(), &yaml);
+    run_pipeline(&pipeline).await;
+
+    let listener = server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let state = AppState::new(Err("no model in this test".into())).with_datasets(Ok(session(&pipeline).await));
+    tokio::spawn(server::serve(listener, state, stop.clone()));
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        let (client, url) = (client.clone(), format!("{base}/api/query"));
+        async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, body) = post(json!({"sql": "SELECT patient_id, count(*) AS n FROM raw GROUP BY 1 ORDER BY 1"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["row_count"], 12);
+    assert_eq!(body["rows"][0], json!({"patient_id": "P00001", "n": 400}));
+    assert_eq!(body["columns"][1]["name"], "n");
+    assert_eq!(body["truncated"], false);
+
+    let (status, body) = post(json!({"sql": "SELECT * FROM raw", "max_rows": 10})).await;
+    assert_eq!(status, 200);
+    assert_eq!((body["row_count"].as_u64(), body["truncated"].as_bool()), (Some(10), Some(true)));
+
+    for statement in ["DROP TABLE raw", "CREATE TABLE x AS SELECT 1", "INSERT INTO raw SELECT * FROM raw"] {
+        let (status, body) = post(json!({"sql": statement})).await;
+        assert_eq!(status, 400, "{statement} must be refused: {body}");
+        assert_eq!(body["detail"][0]["loc"], json!(["body", "sql"]));
+    }
+    let (status, body) = post(json!({"sql": "SELECT hart_rate FROM raw"})).await;
+    assert_eq!(status, 400);
+    assert!(body["detail"][0]["msg"].as_str().unwrap().contains("hart_rate"), "{body}");
+
+    // /health lists the remote dataset this process wrote.
+    let health: Value = client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let target = format!("s3://{BUCKET}/lake/served");
+    let store = health["storage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["target"] == target.as_str())
+        .unwrap_or_else(|| panic!("{health}"));
+    assert_eq!(store["state"], "ok");
+    assert_eq!(store["waiting_files"], 0);
+    assert!(store["uploaded_files"].as_u64().unwrap() >= 4, "{store}");
+    stop.cancel();
+}
