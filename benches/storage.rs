@@ -9,56 +9,13 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::process::{Child, Command, Stdio};
-
-use vitalflow::bench::storage::{S3Target, run};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use vitalflow::bench::storage::{LocalS3Server, S3Target, run, s3_server_binary};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn start_s3s_fs(root: &std::path::Path, bucket: &str) -> anyhow::Result<(Server, S3Target)> {
-    let binary = std::env::var("VITALFLOW_S3_SERVER")
-        .unwrap_or_else(|_| "/opt/vitalflow-cache/s3s-fs/bin/s3s-fs".into());
-    std::fs::create_dir_all(root.join(bucket))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let (access_key, secret_key) = ("bench".to_string(), "bench-secret".to_string());
-    let child = Command::new(&binary)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", &access_key, "--secret-key", &secret_key])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("starting {binary}: {e} (set VITALFLOW_S3_SERVER)"))?;
-    let server = Server(child);
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            let target = S3Target {
-                endpoint: format!("http://127.0.0.1:{port}"),
-                bucket: bucket.to_string(),
-                access_key,
-                secret_key,
-            };
-            return Ok((server, target));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    anyhow::bail!("{binary} did not listen on {port} within 30 s")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,7 +33,12 @@ fn main() -> anyhow::Result<()> {
             },
         ),
         Err(_) => {
-            let (server, target) = start_s3s_fs(&work.path().join("s3"), "vitalflow-bench")?;
+            let server = LocalS3Server::start(
+                &s3_server_binary(),
+                &work.path().join("s3"),
+                "vitalflow-bench",
+            )?;
+            let target = server.target.clone();
             (Some(server), target)
         }
     };

@@ -7,15 +7,78 @@
 //! data in the store, not data on its way there.
 
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use super::{BenchReport, pipeline_yaml, run_yaml};
 
 /// Where the S3 leg writes.
+#[derive(Debug, Clone)]
 pub struct S3Target {
     pub endpoint: String,
     pub bucket: String,
     pub access_key: String,
     pub secret_key: String,
+}
+
+/// s3s-fs started for the benchmark on a free loopback port; stopped on drop.
+pub struct LocalS3Server {
+    child: Child,
+    pub target: S3Target,
+}
+
+impl Drop for LocalS3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LocalS3Server {
+    /// `binary`: s3s-fs (`VITALFLOW_S3_SERVER`; `./scripts/test.sh`
+    /// installs it into `/opt/vitalflow-cache/s3s-fs`).
+    pub fn start(binary: &Path, root: &Path, bucket: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root.join(bucket))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let (access_key, secret_key) = ("bench".to_string(), "bench-secret".to_string());
+        let child = Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &access_key, "--secret-key", &secret_key])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "starting {}: {e} (install it with ./scripts/test.sh or set VITALFLOW_S3_SERVER)",
+                    binary.display()
+                )
+            })?;
+        let server = Self {
+            child,
+            target: S3Target {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                bucket: bucket.to_string(),
+                access_key,
+                secret_key,
+            },
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        anyhow::bail!("{} did not listen on {port} within 30 s", binary.display())
+    }
+}
+
+/// Where the S3 server binary is: `VITALFLOW_S3_SERVER`, else the test cache.
+pub fn s3_server_binary() -> std::path::PathBuf {
+    std::env::var_os("VITALFLOW_S3_SERVER")
+        .map(Into::into)
+        .unwrap_or_else(|| "/opt/vitalflow-cache/s3s-fs/bin/s3s-fs".into())
 }
 
 pub struct StorageReport {

@@ -174,4 +174,8 @@ pub struct BenchArgs {
     /// Output directory (a fresh temporary directory if absent; removed afterwards).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Compare the Parquet sink writing to the local disk and to an S3
+    /// server on loopback (s3s-fs, started for the run), same data.
+    #[arg(long)]
+    pub storage: bool,
 }

@@ -18,6 +18,23 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "warning: this is a debug build; run `cargo run --release -- bench` for real figures"
         );
     }
+    if args.storage {
+        let work = tempfile::tempdir().context("creating a temporary directory")?;
+        let server = crate::bench::storage::LocalS3Server::start(
+            &crate::bench::storage::s3_server_binary(),
+            &work.path().join("s3"),
+            "vitalflow-bench",
+        )?;
+        eprintln!(
+            "bench: {} events, {} patients -> local disk, then S3 at {}",
+            args.events, args.patients, server.target.endpoint
+        );
+        let report =
+            crate::bench::storage::run(args.events, args.patients, &server.target, work.path())
+                .await?;
+        println!("{report}");
+        return Ok(());
+    }
     eprintln!(
         "bench: {} events, {} patients -> {}",
         args.events,
