@@ -85,7 +85,8 @@ status=0
 udf_target="${VITALFLOW_UDF_TARGET_DIR:-$PWD/udfs/target}"
 export VITALFLOW_UDF_TARGET_DIR="$udf_target"
 echo "== UDF plugins (target: $udf_target)"
-(cd udfs && cargo test --locked --target-dir "$udf_target") 2>&1 | tee "$log" || status=1
+# Both in the release profile, so arrow 51 and friends are compiled once.
+(cd udfs && cargo test --locked --release --target-dir "$udf_target") 2>&1 | tee "$log" || status=1
 (cd udfs && cargo build --locked --release --target-dir "$udf_target") 2>&1 | tail -3 || status=1
 
 # The crate: unit tests, integration tests (tests/it), then doc tests.
