@@ -11,12 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use vitalflow::bench::storage::{LocalS3Server, S3Target, run, s3_server_binary};
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::env_or;
 
 fn main() -> anyhow::Result<()> {
     let events = env_or("VITALFLOW_BENCH_EVENTS", 10_000_000u64);

@@ -8,12 +8,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::env_or;
 
 fn main() -> anyhow::Result<()> {
     let events = env_or("VITALFLOW_BENCH_EVENTS", 50_000_000u64);

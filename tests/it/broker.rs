@@ -2,10 +2,8 @@
 //! on its own port, so a test may kill and restart it without disturbing
 //! the others. `./scripts/test.sh` installs the binary.
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct Broker {
     child: Option<Child>,
@@ -84,16 +82,7 @@ impl Broker {
             .spawn()
             .expect("starting tansu");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {} within 30 s; log: {}",
-                self.port,
-                std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::support::wait_for_port(self.port, "tansu", &self.dir.path().join("tansu.log"));
     }
 
     /// SIGKILL: the broker vanishes mid-stream.

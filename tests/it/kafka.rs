@@ -452,6 +452,24 @@ impl Instance {
     }
 }
 
+/// Start an instance and `kill -9` it after 1.5-5.5 s, three times (logs in
+/// `dir/run-N.log`); the moments, for failure messages.
+async fn kill_three_times(
+    pipeline: &Path,
+    env: &[(&'static str, String)],
+    dir: &Path,
+) -> Vec<Duration> {
+    let mut moments = Vec::new();
+    for round in 0..3 {
+        let instance = Instance::start(pipeline, env, dir.join(format!("run-{round}.log")));
+        let moment = Duration::from_millis(1_500 + rand::random::<u64>() % 4_000);
+        moments.push(moment);
+        tokio::time::sleep(moment).await;
+        instance.kill9();
+    }
+    moments
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let broker = SharedBroker::get();
@@ -468,15 +486,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let pipeline = shipped_pipeline(dir.path());
     let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
     let vitals = dir.path().join("vitals");
-    let mut moments = Vec::new();
-    for round in 0..3 {
-        let instance =
-            Instance::start(&pipeline, &env, dir.path().join(format!("run-{round}.log")));
-        let moment = Duration::from_millis(1_500 + rand::random::<u64>() % 4_000);
-        moments.push(moment);
-        tokio::time::sleep(moment).await;
-        instance.kill9();
-    }
+    let moments = kill_three_times(&pipeline, &env, dir.path()).await;
     assert_eq!(producer.await.unwrap(), n);
     // Tansu does not rebalance when a killed member's session expires: a
     // member joining before that gets nothing, for good. Join after it.
@@ -521,15 +531,7 @@ async fn kill_9_with_the_dataset_in_s3_loses_and_duplicates_nothing() {
         ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
         ("AWS_REGION", "us-east-1".to_string()),
     ]);
-    let mut moments = Vec::new();
-    for round in 0..3 {
-        let instance =
-            Instance::start(&pipeline, &env, dir.path().join(format!("run-{round}.log")));
-        let moment = Duration::from_millis(1_500 + rand::random::<u64>() % 4_000);
-        moments.push(moment);
-        tokio::time::sleep(moment).await;
-        instance.kill9();
-    }
+    let moments = kill_three_times(&pipeline, &env, dir.path()).await;
     assert_eq!(producer.await.unwrap(), n);
     // Tansu does not rebalance when a killed member's session expires: a
     // member joining before that gets nothing, for good. Join after it.

@@ -3,10 +3,8 @@
 //! directory, so a test may stop and restart it. `./scripts/test.sh`
 //! installs the binary.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY: &str = "vitalflow-test";
 pub const SECRET_KEY: &str = "vitalflow-test-secret";
@@ -83,16 +81,7 @@ impl S3Server {
             .spawn()
             .expect("starting s3s-fs");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "s3s-fs did not listen on {} within 30 s; log: {}",
-                self.port,
-                std::fs::read_to_string(self.dir.path().join("s3s.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::wait_for_port(self.port, "s3s-fs", &self.dir.path().join("s3s.log"));
     }
 
     /// SIGKILL: the store vanishes mid-stream.

@@ -107,3 +107,17 @@ pub fn utf8(column: &arrow::array::ArrayRef) -> arrow::array::StringArray {
         .as_string::<i32>()
         .clone()
 }
+
+/// Wait until something listens on `127.0.0.1:port`, or fail with the
+/// server's log.
+pub fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {port} within 30 s; log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
