@@ -20,7 +20,9 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
 
 pub use format::{OutputFormat, write_batches};
@@ -166,7 +168,13 @@ fn session() -> anyhow::Result<SessionContext> {
     options.execution.parquet.reorder_filters = true;
     options.execution.parquet.enable_page_index = true;
     options.execution.parquet.bloom_filter_on_read = true;
-    Ok(SessionContext::new_with_config(config))
+    // DataFusion caches file listings forever by default: a long-lived
+    // session (the server) would never see a file published after its first
+    // query. Datasets grow while they are read, so list every time.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .build_arc()?;
+    Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
 async fn register(ctx: &SessionContext, dataset: &Dataset) -> anyhow::Result<()> {

@@ -368,6 +368,12 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
     assert_eq!(body["columns"][1]["name"], "n");
     assert_eq!(body["truncated"], false);
 
+    // Files published after the server's first query are seen (no stale listing).
+    run_pipeline(&pipeline).await;
+    let (status, body) = post(json!({"sql": "SELECT count(*) AS n FROM raw"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["rows"][0]["n"], 9600, "a second run's files are listed: {body}");
+
     let (status, body) = post(json!({"sql": "SELECT * FROM raw", "max_rows": 10})).await;
     assert_eq!(status, 200);
     assert_eq!((body["row_count"].as_u64(), body["truncated"].as_bool()), (Some(10), Some(true)));
