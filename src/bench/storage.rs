@@ -88,12 +88,15 @@ pub struct StorageReport {
 
 impl std::fmt::Display for StorageReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mib_per_s = |r: &BenchReport| {
-            r.bytes as f64 / 1048576.0 / r.elapsed.as_secs_f64().max(1e-9)
-        };
+        let mib_per_s =
+            |r: &BenchReport| r.bytes as f64 / 1048576.0 / r.elapsed.as_secs_f64().max(1e-9);
         writeln!(f, "-- local disk --\n{}", self.local)?;
         writeln!(f, "parquet out:   {:.1} MiB/s", mib_per_s(&self.local))?;
-        writeln!(f, "-- S3 (loopback), until every file is uploaded --\n{}", self.s3)?;
+        writeln!(
+            f,
+            "-- S3 (loopback), until every file is uploaded --\n{}",
+            self.s3
+        )?;
         writeln!(f, "parquet out:   {:.1} MiB/s", mib_per_s(&self.s3))?;
         write!(
             f,

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use crate::models::RiskModel;
 use crate::query::{QuerySession, datasets_of};
-use crate::{engine, spec};
 use crate::server::{self, AppState};
+use crate::{engine, spec};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();

@@ -124,7 +124,10 @@ impl QuerySession {
     /// Why the last queries' results may be partial (a store that could not
     /// be listed and whose spooled files alone were read).
     pub fn take_warnings(&self) -> Vec<String> {
-        self.overlays.iter().flat_map(Overlay::take_warnings).collect()
+        self.overlays
+            .iter()
+            .flat_map(Overlay::take_warnings)
+            .collect()
     }
 }
 
@@ -144,8 +147,8 @@ fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> anyhow::Result
     for (store_url, datasets) in by_store {
         let first = datasets[0];
         let remote = first.location.as_remote().expect("grouped remote datasets");
-        let store = open_store(remote, &first.store)
-            .with_context(|| format!("table `{}`", first.name))?;
+        let store =
+            open_store(remote, &first.store).with_context(|| format!("table `{}`", first.name))?;
         let spools = datasets
             .iter()
             .filter_map(|d| {
@@ -203,7 +206,6 @@ async fn register(ctx: &SessionContext, dataset: &Dataset) -> anyhow::Result<()>
     ctx.register_table(&dataset.name, Arc::new(ListingTable::try_new(config)?))?;
     Ok(())
 }
-
 
 fn directory_url(dir: &Path) -> anyhow::Result<ListingTableUrl> {
     let absolute =

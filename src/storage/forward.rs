@@ -285,7 +285,10 @@ mod tests {
     async fn uploads_in_order_then_deletes_and_drains() {
         let dir = tempfile::tempdir().unwrap();
         let spool_dir = dir.path().to_path_buf();
-        for (name, body) in [("date=2026-11-26/part-2-b-000001.parquet", "second"), ("date=2026-11-25/part-1-a-000000.parquet", "first")] {
+        for (name, body) in [
+            ("date=2026-11-26/part-2-b-000001.parquet", "second"),
+            ("date=2026-11-25/part-1-a-000000.parquet", "first"),
+        ] {
             let path = spool_dir.join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, body).unwrap();
@@ -299,15 +302,26 @@ mod tests {
         let spool = Arc::new(Spool::new(spool_dir.clone(), target.to_string(), 1 << 20));
         let handle = Forwarder::new("s", spool.clone(), store.clone(), target).spawn();
         let drained = handle.drain(Duration::from_secs(10)).await;
-        assert_eq!(drained, Drained { waiting_files: 0, waiting_bytes: 0 });
+        assert_eq!(
+            drained,
+            Drained {
+                waiting_files: 0,
+                waiting_bytes: 0
+            }
+        );
         let first = store
-            .get(&ObjectPath::from("raw/vitals/date=2026-11-25/part-1-a-000000.parquet"))
+            .get(&ObjectPath::from(
+                "raw/vitals/date=2026-11-25/part-1-a-000000.parquet",
+            ))
             .await
             .unwrap()
             .bytes()
             .await
             .unwrap();
         assert_eq!(&first[..], b"first");
-        assert!(spool.scan().unwrap().is_empty(), "uploaded files are deleted");
+        assert!(
+            spool.scan().unwrap().is_empty(),
+            "uploaded files are deleted"
+        );
     }
 }

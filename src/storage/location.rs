@@ -174,9 +174,15 @@ mod tests {
 
     #[test]
     fn local_paths_and_file_urls() {
-        assert_eq!(parse("data/v").unwrap(), Location::Local("/base/data/v".into()));
+        assert_eq!(
+            parse("data/v").unwrap(),
+            Location::Local("/base/data/v".into())
+        );
         assert_eq!(parse("/srv/v").unwrap(), Location::Local("/srv/v".into()));
-        assert_eq!(parse("file:///srv/v").unwrap(), Location::Local("/srv/v".into()));
+        assert_eq!(
+            parse("file:///srv/v").unwrap(),
+            Location::Local("/srv/v".into())
+        );
     }
 
     #[test]

@@ -78,7 +78,11 @@ impl Overlay {
     /// Why results may be partial (the store could not be listed), since
     /// the last call; empty when everything was read.
     pub fn take_warnings(&self) -> Vec<String> {
-        let mut warnings = self.inner.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut warnings = self
+            .inner
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut taken = std::mem::take(&mut *warnings);
         taken.dedup();
         taken
@@ -239,7 +243,11 @@ impl ObjectStore for Overlay {
                 // The spool is deeper than the listed level: it shows up as
                 // the directory on the way to it.
                 let wanted = prefix.cloned().unwrap_or_default();
-                if let Some(next) = mount.prefix.prefix_match(&wanted).and_then(|mut p| p.next()) {
+                if let Some(next) = mount
+                    .prefix
+                    .prefix_match(&wanted)
+                    .and_then(|mut p| p.next())
+                {
                     common.insert(wanted.parts().chain(std::iter::once(next)).collect());
                 }
                 continue;
@@ -306,11 +314,17 @@ mod tests {
         std::fs::write(spool.join("date=2026-11-26/both.parquet"), b"same").unwrap();
         let store = Arc::new(InMemory::new());
         store
-            .put(&Path::from("lake/v/date=2026-11-26/a.parquet"), PutPayload::from_static(b"stored"))
+            .put(
+                &Path::from("lake/v/date=2026-11-26/a.parquet"),
+                PutPayload::from_static(b"stored"),
+            )
             .await
             .unwrap();
         store
-            .put(&Path::from("lake/v/date=2026-11-26/both.parquet"), PutPayload::from_static(b"same"))
+            .put(
+                &Path::from("lake/v/date=2026-11-26/both.parquet"),
+                PutPayload::from_static(b"same"),
+            )
             .await
             .unwrap();
         let overlay = Overlay::new("s3://b".into(), store, vec![(Path::from("lake/v"), spool)]);
@@ -322,19 +336,32 @@ mod tests {
                 "lake/v/date=2026-11-26/both.parquet"
             ]
         );
-        assert_eq!(names(&overlay, "lake").await.len(), 3, "listing above the prefix");
+        assert_eq!(
+            names(&overlay, "lake").await.len(),
+            3,
+            "listing above the prefix"
+        );
         let partitions = overlay
             .list_with_delimiter(Some(&Path::from("lake/v")))
             .await
             .unwrap();
-        assert_eq!(partitions.common_prefixes, [Path::from("lake/v/date=2026-11-26")]);
-        let upper = overlay.list_with_delimiter(Some(&Path::from("lake"))).await.unwrap();
+        assert_eq!(
+            partitions.common_prefixes,
+            [Path::from("lake/v/date=2026-11-26")]
+        );
+        let upper = overlay
+            .list_with_delimiter(Some(&Path::from("lake")))
+            .await
+            .unwrap();
         assert_eq!(upper.common_prefixes, [Path::from("lake/v")]);
         let spooled = overlay
             .get(&Path::from("lake/v/date=2026-11-26/b.parquet"))
             .await
             .unwrap();
-        assert_eq!(spooled.meta.location.as_ref(), "lake/v/date=2026-11-26/b.parquet");
+        assert_eq!(
+            spooled.meta.location.as_ref(),
+            "lake/v/date=2026-11-26/b.parquet"
+        );
         assert_eq!(&spooled.bytes().await.unwrap()[..], b"spooled");
         let stored = overlay
             .get_range(&Path::from("lake/v/date=2026-11-26/a.parquet"), 0..3)

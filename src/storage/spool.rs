@@ -182,8 +182,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         for (path, body) in [
-            ("date=2026-11-27/part-20261127T000000000Z-aa-000001.parquet", "bb"),
-            ("date=2026-11-26/part-20261126T235959000Z-bb-000000.parquet", "a"),
+            (
+                "date=2026-11-27/part-20261127T000000000Z-aa-000001.parquet",
+                "bb",
+            ),
+            (
+                "date=2026-11-26/part-20261126T235959000Z-bb-000000.parquet",
+                "a",
+            ),
             ("date=2026-11-26/.part-x.parquet.inprogress", "xxxx"),
             ("_vitalflow/p/w/checkpoint-000000000001.json", "{}"),
             ("notes.txt", "n"),
@@ -205,7 +211,10 @@ mod tests {
         );
         assert_eq!(spool.waiting_bytes(), 3);
         let full = spool.check_room().unwrap_err().to_string();
-        assert!(full.contains("is full") && full.contains("s3://b/p"), "{full}");
+        assert!(
+            full.contains("is full") && full.contains("s3://b/p"),
+            "{full}"
+        );
         spool.remove(&files[0]).unwrap();
         spool.remove(&files[0]).unwrap();
         assert_eq!(spool.waiting_bytes(), 2);

@@ -44,8 +44,15 @@ fn registry() -> &'static Mutex<BTreeMap<String, StoreStatus>> {
 
 /// Record the latest status of a target, and export it as metrics.
 pub fn report(status: StoreStatus) {
-    let labels = [("sink", status.sink.clone()), ("target", status.target.clone())];
-    metrics::gauge!("vitalflow_store_up", &labels).set(if status.is_degraded() { 0.0 } else { 1.0 });
+    let labels = [
+        ("sink", status.sink.clone()),
+        ("target", status.target.clone()),
+    ];
+    metrics::gauge!("vitalflow_store_up", &labels).set(if status.is_degraded() {
+        0.0
+    } else {
+        1.0
+    });
     metrics::gauge!("vitalflow_spool_waiting_files", &labels).set(status.waiting_files as f64);
     metrics::gauge!("vitalflow_spool_waiting_bytes", &labels).set(status.waiting_bytes as f64);
     let mut all = registry().lock().unwrap_or_else(|e| e.into_inner());

@@ -103,7 +103,11 @@ fn open_s3(
     };
     let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
     let allow_http = AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp);
-    if !user_set(&allow_http) && endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) {
+    if !user_set(&allow_http)
+        && endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+    {
         // An http:// endpoint says what it wants; object_store refuses it otherwise.
         builder = builder.with_config(allow_http, "true");
     }
@@ -165,7 +169,10 @@ mod tests {
         let result = match open_store(&location, &BTreeMap::new()) {
             Err(e) => Err(e.to_string()),
             Ok(store) => store
-                .put(&"lake/x".into(), object_store::PutPayload::from_static(b"x"))
+                .put(
+                    &"lake/x".into(),
+                    object_store::PutPayload::from_static(b"x"),
+                )
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),

@@ -1100,9 +1100,7 @@ fn image_builds_what_cargo_needs_and_runs_vitalflow() {
 fn storage_profiles_write_the_shipped_pipeline_to_minio_and_hdfs() {
     let compose = compose();
     let services = services(&compose);
-    let profile = |name: &str| -> Vec<String> {
-        words(&service(services, name)["profiles"])
-    };
+    let profile = |name: &str| -> Vec<String> { words(&service(services, name)["profiles"]) };
     for (name, wanted) in [
         ("minio", "s3"),
         ("minio-init", "s3"),
@@ -1112,7 +1110,11 @@ fn storage_profiles_write_the_shipped_pipeline_to_minio_and_hdfs() {
         ("hdfs-init", "hdfs"),
         ("pipeline-hdfs", "hdfs"),
     ] {
-        assert_eq!(profile(name), [wanted], "{name}: only in the `{wanted}` profile");
+        assert_eq!(
+            profile(name),
+            [wanted],
+            "{name}: only in the `{wanted}` profile"
+        );
     }
     for name in ["kafka", "pipeline", "api", "prometheus"] {
         assert!(profile(name).is_empty(), "{name} runs without a profile");
@@ -1122,11 +1124,23 @@ fn storage_profiles_write_the_shipped_pipeline_to_minio_and_hdfs() {
     let lake = env_var(s3, "VITALFLOW_DATA_DIR").unwrap();
     let bucket = lake.strip_prefix("s3://").expect("an s3:// data dir");
     let init = words(&service(services, "minio-init")["command"]).join(" ");
-    assert!(init.contains(&format!("mc mb --ignore-existing lake/{bucket}")), "{init}");
-    assert_eq!(env_var(s3, "AWS_ENDPOINT_URL").as_deref(), Some("http://minio:9000"));
+    assert!(
+        init.contains(&format!("mc mb --ignore-existing lake/{bucket}")),
+        "{init}"
+    );
+    assert_eq!(
+        env_var(s3, "AWS_ENDPOINT_URL").as_deref(),
+        Some("http://minio:9000")
+    );
     let minio = service(services, "minio");
-    assert_eq!(env_var(s3, "AWS_ACCESS_KEY_ID"), env_var(minio, "MINIO_ROOT_USER"));
-    assert_eq!(env_var(s3, "AWS_SECRET_ACCESS_KEY"), env_var(minio, "MINIO_ROOT_PASSWORD"));
+    assert_eq!(
+        env_var(s3, "AWS_ACCESS_KEY_ID"),
+        env_var(minio, "MINIO_ROOT_USER")
+    );
+    assert_eq!(
+        env_var(s3, "AWS_SECRET_ACCESS_KEY"),
+        env_var(minio, "MINIO_ROOT_PASSWORD")
+    );
 
     let hdfs = service(services, "pipeline-hdfs");
     let lake_hdfs = env_var(hdfs, "VITALFLOW_DATA_DIR").unwrap();
@@ -1135,7 +1149,10 @@ fn storage_profiles_write_the_shipped_pipeline_to_minio_and_hdfs() {
         .lines()
         .find_map(|l| l.strip_prefix("HDFS-SITE.XML_dfs.namenode.rpc-address="))
         .expect("config/hadoop.env sets the namenode's RPC address");
-    assert!(lake_hdfs.starts_with(&format!("hdfs://{rpc}/")), "{lake_hdfs} vs {rpc}");
+    assert!(
+        lake_hdfs.starts_with(&format!("hdfs://{rpc}/")),
+        "{lake_hdfs} vs {rpc}"
+    );
     let dir = lake_hdfs.trim_start_matches(&format!("hdfs://{rpc}"));
     let mkdir = words(&service(services, "hdfs-init")["command"]).join(" ");
     assert!(mkdir.contains(&format!("-mkdir -p {dir}")), "{mkdir}");
@@ -1150,9 +1167,11 @@ fn storage_profiles_write_the_shipped_pipeline_to_minio_and_hdfs() {
     for (name, service) in [("pipeline-s3", s3), ("pipeline-hdfs", hdfs)] {
         // The spool survives restarts: it is on a named volume.
         let spool = env_var(service, "VITALFLOW_SPOOL_DIR").unwrap();
-        let on_volume = words(&service["volumes"])
-            .iter()
-            .any(|v| v.split(':').nth(1).is_some_and(|target| spool.starts_with(target)));
+        let on_volume = words(&service["volumes"]).iter().any(|v| {
+            v.split(':')
+                .nth(1)
+                .is_some_and(|target| spool.starts_with(target))
+        });
         assert!(on_volume, "{name}: {spool} is not on a volume");
         // Its own consumer group: it reads the whole stream beside `pipeline`.
         let group = env_var(service, "KAFKA_GROUP").unwrap();

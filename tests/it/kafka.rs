@@ -525,7 +525,10 @@ async fn kill_9_with_the_dataset_in_s3_loses_and_duplicates_nothing() {
     env.retain(|(k, _)| *k != "VITALFLOW_DATA_DIR");
     env.extend([
         ("VITALFLOW_DATA_DIR", lake.clone()),
-        ("VITALFLOW_SPOOL_DIR", dir.path().join("spool").display().to_string()),
+        (
+            "VITALFLOW_SPOOL_DIR",
+            dir.path().join("spool").display().to_string(),
+        ),
         ("AWS_ENDPOINT_URL", server.endpoint()),
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
         ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
@@ -561,7 +564,9 @@ async fn kill_9_with_the_dataset_in_s3_loses_and_duplicates_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = last.stop();
     let earlier: String = (0..3)
-        .map(|r| std::fs::read_to_string(dir.path().join(format!("run-{r}.log"))).unwrap_or_default())
+        .map(|r| {
+            std::fs::read_to_string(dir.path().join(format!("run-{r}.log"))).unwrap_or_default()
+        })
         .collect();
     assert!(
         have >= n,

@@ -54,9 +54,11 @@ async fn session(pipeline: &Path) -> QuerySession {
 
 async fn count(session: &QuerySession, sql: &str) -> i64 {
     let batches = session.ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64)
-        .unwrap();
-    column.as_primitive::<arrow::datatypes::Int64Type>().value(0)
+    let column =
+        arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
+    column
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0)
 }
 
 async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
@@ -92,9 +94,16 @@ async fn a_pipeline_writes_rolls_and_queries_a_dataset_in_s3() {
 
     // Read back from S3: everything, once, with pruning.
     let session = session(&pipeline).await;
-    assert_eq!(count(&session, "SELECT count(*) FROM raw").await, EVENTS as i64);
     assert_eq!(
-        count(&session, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM raw)").await,
+        count(&session, "SELECT count(*) FROM raw").await,
+        EVENTS as i64
+    );
+    assert_eq!(
+        count(
+            &session,
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM raw)"
+        )
+        .await,
         EVENTS as i64
     );
     let before_midnight = count(
@@ -103,7 +112,11 @@ async fn a_pipeline_writes_rolls_and_queries_a_dataset_in_s3() {
     )
     .await;
     assert_eq!(
-        count(&session, "SELECT count(*) FROM raw WHERE date = '2026-03-01'").await,
+        count(
+            &session,
+            "SELECT count(*) FROM raw WHERE date = '2026-03-01'"
+        )
+        .await,
         before_midnight,
         "the date partition holds exactly the rows of its day"
     );
@@ -139,7 +152,11 @@ async fn a_pipeline_writes_rolls_and_queries_a_dataset_in_s3() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(stdout.trim(), format!("n,patients\n{EVENTS},37"));
 }
 
@@ -170,21 +187,40 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
         }
     };
 
-    wait_for("uploads", Duration::from_secs(30), || stored_objects(&bucket).len() >= 2).await;
-    server.stop();
-    let uploaded_before = stored_objects(&bucket).len();
-    wait_for("files to wait in the spool", Duration::from_secs(60), || {
-        waiting_files(&spool).map(|f| f.len()).unwrap_or(0) >= 3
+    wait_for("uploads", Duration::from_secs(30), || {
+        stored_objects(&bucket).len() >= 2
     })
     .await;
-    wait_for("degraded status", Duration::from_secs(30), target_state(true)).await;
-    let degraded = status::all().into_iter().find(|s| s.target == target).unwrap();
-    assert!(degraded.last_error.is_some() && degraded.degraded_since.is_some(), "{degraded:?}");
+    server.stop();
+    let uploaded_before = stored_objects(&bucket).len();
+    wait_for(
+        "files to wait in the spool",
+        Duration::from_secs(60),
+        || waiting_files(&spool).map(|f| f.len()).unwrap_or(0) >= 3,
+    )
+    .await;
+    wait_for(
+        "degraded status",
+        Duration::from_secs(30),
+        target_state(true),
+    )
+    .await;
+    let degraded = status::all()
+        .into_iter()
+        .find(|s| s.target == target)
+        .unwrap();
+    assert!(
+        degraded.last_error.is_some() && degraded.degraded_since.is_some(),
+        "{degraded:?}"
+    );
 
     // Meanwhile, queries see the spooled files and say the rest is missing.
     let during = session(&pipeline).await;
     let spooled_rows = count(&during, "SELECT count(*) FROM raw").await;
-    assert!(spooled_rows > 0, "spooled rows are queryable during the outage");
+    assert!(
+        spooled_rows > 0,
+        "spooled rows are queryable during the outage"
+    );
     let warnings = during.take_warnings();
     assert!(
         warnings.iter().any(|w| w.contains("spool")),
@@ -205,9 +241,17 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
     assert!(waiting_files(&spool).unwrap().is_empty());
 
     let after = session(&pipeline).await;
-    assert_eq!(count(&after, "SELECT count(*) FROM raw").await, produced as i64, "nothing lost");
     assert_eq!(
-        count(&after, "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM raw)").await,
+        count(&after, "SELECT count(*) FROM raw").await,
+        produced as i64,
+        "nothing lost"
+    );
+    assert_eq!(
+        count(
+            &after,
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM raw)"
+        )
+        .await,
         produced as i64,
         "nothing twice"
     );
@@ -221,7 +265,7 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_spooled_while_the_store_is_down_are_uploaded_by_the_next_run_and_a_full_spool_refuses()
-{
+ {
     let mut server = S3Server::start();
     server.stop();
     let dir = tempfile::tempdir().unwrap();
@@ -230,32 +274,46 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_by_the_next_run_and_
     let yaml = s3_pipeline("nextrun", &server, &spool, first, "      max_rows: 5000");
     let pipeline = write_pipeline(dir.path(), &yaml);
     let summary = run_pipeline(&pipeline).await;
-    assert_eq!(summary.sinks[0].1.rows, 20_000, "the run completes with the store down");
+    assert_eq!(
+        summary.sinks[0].1.rows, 20_000,
+        "the run completes with the store down"
+    );
     let waiting = waiting_files(&spool).unwrap();
-    assert!(waiting.len() >= 4, "every file waits in the spool: {waiting:?}");
+    assert!(
+        waiting.len() >= 4,
+        "every file waits in the spool: {waiting:?}"
+    );
 
     // A spool that is already full refuses new rows, clearly, and keeps its files.
-    let small = yaml.replace(
-        "    spool:\n",
-        "    spool:\n      max_bytes: 64KiB\n",
-    );
-    let small = small.replace("limit: 20000", "limit: 100").replace("seed: 1", "seed: 2");
+    let small = yaml.replace("    spool:\n", "    spool:\n      max_bytes: 64KiB\n");
+    let small = small
+        .replace("limit: 20000", "limit: 100")
+        .replace("seed: 1", "seed: 2");
     let full_pipeline = dir.path().join("full.yaml");
     std::fs::write(&full_pipeline, &small).unwrap();
-    let planned = engine::plan(spec::load(&full_pipeline).unwrap()).await.unwrap();
+    let planned = engine::plan(spec::load(&full_pipeline).unwrap())
+        .await
+        .unwrap();
     let waiting_bytes: u64 = waiting.iter().map(|f| f.bytes).sum();
     if waiting_bytes >= 64 * 1024 {
         let error = engine::run(&planned, CancellationToken::new(), RunOptions::default())
             .await
             .unwrap_err()
             .to_string();
-        assert!(error.contains("spool") && error.contains("is full"), "{error}");
+        assert!(
+            error.contains("spool") && error.contains("is full"),
+            "{error}"
+        );
     } else {
         // If compression ever makes the files this small, say so instead
         // of passing vacuously.
         panic!("spooled files are only {waiting_bytes} bytes; raise the test's volume");
     }
-    assert_eq!(waiting_files(&spool).unwrap(), waiting, "a refusal loses nothing");
+    assert_eq!(
+        waiting_files(&spool).unwrap(),
+        waiting,
+        "a refusal loses nothing"
+    );
 
     // The store is back: the next run uploads what waited, then its own rows.
     server.spawn();
@@ -270,7 +328,11 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_by_the_next_run_and_
     let session = session(&pipeline).await;
     assert_eq!(count(&session, "SELECT count(*) FROM raw").await, 40_000);
     assert_eq!(
-        count(&session, "SELECT count(*) FROM raw WHERE date = '2026-05-01'").await,
+        count(
+            &session,
+            "SELECT count(*) FROM raw WHERE date = '2026-05-01'"
+        )
+        .await,
         20_000
     );
 }
@@ -323,7 +385,10 @@ sinks:
     assert_eq!(summary.sinks[0].1.rows, 3000);
     assert!(!waiting_files(&spool).unwrap().is_empty(), "kept locally");
     let target = format!("hdfs://127.0.0.1:{port}/lake/vitals");
-    let state = status::all().into_iter().find(|s| s.target == target).unwrap();
+    let state = status::all()
+        .into_iter()
+        .find(|s| s.target == target)
+        .unwrap();
     assert!(state.is_degraded(), "{state:?}");
 
     let session = session(&pipeline).await;
@@ -339,7 +404,8 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
     let server = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    let source = "    kind: simulator\n    patients: 12\n    seed: 3\n    pacing: unpaced\n    limit: 4800";
+    let source =
+        "    kind: simulator\n    patients: 12\n    seed: 3\n    pacing: unpaced\n    limit: 4800";
     let yaml = s3_pipeline("served", &server, &spool, source, "      max_rows: 1000");
     let pipeline = write_pipeline(dir.path(), &yaml);
     run_pipeline(&pipeline).await;
@@ -349,7 +415,8 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    let state = AppState::new(Err("no model in this test".into())).with_datasets(Ok(session(&pipeline).await));
+    let state = AppState::new(Err("no model in this test".into()))
+        .with_datasets(Ok(session(&pipeline).await));
     tokio::spawn(server::serve(listener, state, stop.clone()));
     let client = reqwest::Client::new();
     let post = |body: Value| {
@@ -361,7 +428,9 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
         }
     };
 
-    let (status, body) = post(json!({"sql": "SELECT patient_id, count(*) AS n FROM raw GROUP BY 1 ORDER BY 1"})).await;
+    let (status, body) =
+        post(json!({"sql": "SELECT patient_id, count(*) AS n FROM raw GROUP BY 1 ORDER BY 1"}))
+            .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["row_count"], 12);
     assert_eq!(body["rows"][0], json!({"patient_id": "P00001", "n": 400}));
@@ -372,20 +441,36 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
     run_pipeline(&pipeline).await;
     let (status, body) = post(json!({"sql": "SELECT count(*) AS n FROM raw"})).await;
     assert_eq!(status, 200);
-    assert_eq!(body["rows"][0]["n"], 9600, "a second run's files are listed: {body}");
+    assert_eq!(
+        body["rows"][0]["n"], 9600,
+        "a second run's files are listed: {body}"
+    );
 
     let (status, body) = post(json!({"sql": "SELECT * FROM raw", "max_rows": 10})).await;
     assert_eq!(status, 200);
-    assert_eq!((body["row_count"].as_u64(), body["truncated"].as_bool()), (Some(10), Some(true)));
+    assert_eq!(
+        (body["row_count"].as_u64(), body["truncated"].as_bool()),
+        (Some(10), Some(true))
+    );
 
-    for statement in ["DROP TABLE raw", "CREATE TABLE x AS SELECT 1", "INSERT INTO raw SELECT * FROM raw"] {
+    for statement in [
+        "DROP TABLE raw",
+        "CREATE TABLE x AS SELECT 1",
+        "INSERT INTO raw SELECT * FROM raw",
+    ] {
         let (status, body) = post(json!({"sql": statement})).await;
         assert_eq!(status, 400, "{statement} must be refused: {body}");
         assert_eq!(body["detail"][0]["loc"], json!(["body", "sql"]));
     }
     let (status, body) = post(json!({"sql": "SELECT hart_rate FROM raw"})).await;
     assert_eq!(status, 400);
-    assert!(body["detail"][0]["msg"].as_str().unwrap().contains("hart_rate"), "{body}");
+    assert!(
+        body["detail"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("hart_rate"),
+        "{body}"
+    );
 
     // /health lists the remote dataset this process wrote.
     let health: Value = client

@@ -278,7 +278,11 @@ pub fn default_spool_dir(remote: &RemoteLocation) -> PathBuf {
         None => url.host_str().unwrap_or_default().to_string(),
     };
     dir.push(host);
-    for part in url.path().split('/').filter(|p| !p.is_empty() && *p != "..") {
+    for part in url
+        .path()
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "..")
+    {
         dir.push(part);
     }
     dir
