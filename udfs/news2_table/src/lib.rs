@@ -147,7 +147,10 @@ impl<'a> Observations<'a> {
 
     /// Number of missing parameters (0..=7).
     pub fn missing_count(&self) -> i64 {
-        self.parameter_scores().iter().filter(|s| s.is_none()).count() as i64
+        self.parameter_scores()
+            .iter()
+            .filter(|s| s.is_none())
+            .count() as i64
     }
 
     /// Highest single-parameter score (0..=3); 0 when every parameter is missing.
@@ -336,7 +339,15 @@ mod tests {
         };
         assert_eq!(
             o.parameter_scores(),
-            [Some(3), Some(3), Some(2), Some(3), Some(3), Some(3), Some(3)]
+            [
+                Some(3),
+                Some(3),
+                Some(2),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3)
+            ]
         );
         assert_eq!(o.total_score(), 20);
         assert_eq!(o.missing_count(), 0);
@@ -384,8 +395,8 @@ mod tests {
             spo2: None,
             on_oxygen: Some(true), // 2
             systolic_bp: None,
-            heart_rate: Some(45), // 1
-            consciousness: Some(""), // blank -> missing
+            heart_rate: Some(45),        // 1
+            consciousness: Some(""),     // blank -> missing
             temperature: Some(f64::NAN), // NaN -> missing
         };
         assert_eq!(partial.total_score(), 6);
@@ -397,13 +408,31 @@ mod tests {
     fn missing_count_each_parameter() {
         let base = healthy();
         let variants = [
-            Observations { respiratory_rate: None, ..base },
+            Observations {
+                respiratory_rate: None,
+                ..base
+            },
             Observations { spo2: None, ..base },
-            Observations { on_oxygen: None, ..base },
-            Observations { systolic_bp: None, ..base },
-            Observations { heart_rate: None, ..base },
-            Observations { consciousness: None, ..base },
-            Observations { temperature: None, ..base },
+            Observations {
+                on_oxygen: None,
+                ..base
+            },
+            Observations {
+                systolic_bp: None,
+                ..base
+            },
+            Observations {
+                heart_rate: None,
+                ..base
+            },
+            Observations {
+                consciousness: None,
+                ..base
+            },
+            Observations {
+                temperature: None,
+                ..base
+            },
         ];
         for (i, o) in variants.iter().enumerate() {
             assert_eq!(o.missing_count(), 1, "parameter {i}");
@@ -419,7 +448,14 @@ mod tests {
         let rrs = [None, Some(8), Some(9), Some(12), Some(21), Some(25)];
         let spo2s = [None, Some(91), Some(92), Some(94), Some(96)];
         let o2s = [None, Some(false), Some(true)];
-        let temps = [None, Some(35.0), Some(35.1), Some(36.1), Some(38.1), Some(39.1)];
+        let temps = [
+            None,
+            Some(35.0),
+            Some(35.1),
+            Some(36.1),
+            Some(38.1),
+            Some(39.1),
+        ];
         for rr in rrs {
             for spo2 in spo2s {
                 for o2 in o2s {
