@@ -73,13 +73,12 @@ impl Forwarder {
 
     pub fn spawn(self) -> ForwarderHandle {
         let drain = CancellationToken::new();
-        let handle = ForwarderHandle {
+        ForwarderHandle {
             sink: self.sink.clone(),
             spool: self.spool.clone(),
             drain: drain.clone(),
             task: tokio::spawn(self.run(drain)),
-        };
-        handle
+        }
     }
 
     async fn run(self, drain: CancellationToken) {

@@ -122,18 +122,8 @@ impl Drop for S3Server {
 
 /// Parquet objects below `dir` (the bucket directory), relative names.
 pub fn stored_objects(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                found.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
+    crate::support::parquet_files(dir)
+        .iter()
+        .map(|path| path.strip_prefix(dir).unwrap().display().to_string())
+        .collect()
 }
