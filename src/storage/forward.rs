@@ -213,6 +213,9 @@ impl ForwarderHandle {
 /// The forwarder's view of its store, reported on every change.
 struct Health {
     status: StoreStatus,
+    /// What was last reported: an idle forwarder polls every 200 ms and
+    /// reports only what changed.
+    reported: Option<StoreStatus>,
 }
 
 impl Health {
@@ -229,13 +232,17 @@ impl Health {
                 last_error: None,
                 degraded_since: None,
             },
+            reported: None,
         }
     }
 
     fn publish(&mut self, spool: &Spool) {
         self.status.waiting_files = spool.waiting_files();
         self.status.waiting_bytes = spool.waiting_bytes();
-        status::report(self.status.clone());
+        if self.reported.as_ref() != Some(&self.status) {
+            status::report(self.status.clone());
+            self.reported = Some(self.status.clone());
+        }
     }
 
     fn uploaded(&mut self, forwarder: &Forwarder, file: &SpooledFile) {
