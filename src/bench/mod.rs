@@ -27,6 +27,9 @@ pub struct BenchReport {
     pub bytes: u64,
     pub elapsed: Duration,
     pub peak_rss_bytes: Option<u64>,
+    /// The file-backed part of RSS at the end (the binary's code, shared
+    /// libraries): resident memory the pipeline's data does not explain.
+    pub mapped_files_rss_bytes: Option<u64>,
 }
 
 impl BenchReport {
@@ -48,7 +51,17 @@ impl std::fmt::Display for BenchReport {
         writeln!(f, "elapsed:       {:.2} s", self.elapsed.as_secs_f64())?;
         writeln!(f, "throughput:    {:.0} events/s", self.events_per_second())?;
         match self.peak_rss_bytes {
-            Some(b) => write!(f, "peak RSS:      {:.1} MB", b as f64 / 1e6),
+            Some(b) => {
+                write!(f, "peak RSS:      {:.1} MB", b as f64 / 1e6)?;
+                if let Some(mapped) = self.mapped_files_rss_bytes {
+                    write!(
+                        f,
+                        " (of which mapped files, mostly the binary's code: {:.1} MB at the end)",
+                        mapped as f64 / 1e6
+                    )?;
+                }
+                Ok(())
+            }
             None => write!(f, "peak RSS:      unavailable on this platform"),
         }
     }
@@ -105,13 +118,19 @@ pub async fn run_yaml(yaml: &str, name: &str) -> anyhow::Result<BenchReport> {
         bytes,
         elapsed: summary.elapsed,
         peak_rss_bytes: peak_rss_bytes(),
+        mapped_files_rss_bytes: proc_status_bytes("RssFile:"),
     })
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).
 pub fn peak_rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmHWM:")
+}
+
+/// A `kB` field of `/proc/self/status`, in bytes (Linux only).
+fn proc_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

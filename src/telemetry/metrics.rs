@@ -1,6 +1,7 @@
 //! The process-wide Prometheus recorder behind the `metrics` facade.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -25,8 +26,31 @@ pub fn handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder is installed; metrics then go there.
         let _ = metrics::set_global_recorder(recorder);
+        spawn_upkeep(handle.clone());
         handle
     })
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until something drains them:
+/// a scrape, or upkeep. Without a scraper (a pipeline run, a server nobody
+/// monitors yet) the samples would pile up for the life of the process, so
+/// a small thread drains them on a timer. A thread rather than a task: the
+/// recorder is installed before, and outlives, any tokio runtime.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "could not start the metrics upkeep thread; histograms are drained only by scrapes");
+    }
 }
 
 /// The exposition text for `/metrics`.
