@@ -168,14 +168,20 @@ pub struct BenchArgs {
     /// Events to push through the pipeline.
     #[arg(long, default_value_t = 50_000_000)]
     pub events: u64,
-    /// Simulated patients.
-    #[arg(long, default_value_t = 50)]
-    pub patients: u32,
+    /// Simulated patients [default: 50; 10,000 with `--windows`].
+    #[arg(long)]
+    pub patients: Option<u32>,
     /// Output directory (a fresh temporary directory if absent; removed afterwards).
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Compare the Parquet sink writing to the local disk and to an S3
     /// server on loopback (s3s-fs, started for the run), same data.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "windows")]
     pub storage: bool,
+    /// Run a windowed job instead: `ward` (per-patient 1-minute risk
+    /// windows with the NEWS2 UDF plugin, a join and the model, plus 10 s /
+    /// 1 min hopping windows) or `count` (a 1-second tumbling count per
+    /// patient, Arroyo's benchmark job).
+    #[arg(long, value_name = "SHAPE")]
+    pub windows: Option<crate::bench::windows::Shape>,
 }

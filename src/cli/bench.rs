@@ -18,6 +18,18 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "warning: this is a debug build; run `cargo run --release -- bench` for real figures"
         );
     }
+    if let Some(shape) = args.windows {
+        let patients = args.patients.unwrap_or(10_000);
+        let work = tempfile::tempdir().context("creating a temporary directory")?;
+        eprintln!(
+            "bench: {} events, {patients} patients -> {shape:?} windows -> Parquet",
+            args.events
+        );
+        let report = crate::bench::windows::run(shape, args.events, patients, work.path()).await?;
+        println!("{report}");
+        return Ok(());
+    }
+    let patients = args.patients.unwrap_or(50);
     if args.storage {
         let work = tempfile::tempdir().context("creating a temporary directory")?;
         let server = crate::bench::storage::LocalS3Server::start(
@@ -27,21 +39,19 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         )?;
         eprintln!(
             "bench: {} events, {} patients -> local disk, then S3 at {}",
-            args.events, args.patients, server.target.endpoint
+            args.events, patients, server.target.endpoint
         );
         let report =
-            crate::bench::storage::run(args.events, args.patients, &server.target, work.path())
-                .await?;
+            crate::bench::storage::run(args.events, patients, &server.target, work.path()).await?;
         println!("{report}");
         return Ok(());
     }
     eprintln!(
-        "bench: {} events, {} patients -> {}",
+        "bench: {} events, {patients} patients -> {}",
         args.events,
-        args.patients,
         output.display()
     );
-    let report = crate::bench::run(args.events, args.patients, &output).await?;
+    let report = crate::bench::run(args.events, patients, &output).await?;
     println!("{report}");
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod api;
 mod broker;
 mod browser;
+mod cli_bench;
 mod cli_query;
 mod cli_validate;
 mod compose;
