@@ -108,7 +108,7 @@ fn cli_reports_each_file_and_exits_non_zero() {
 #[tokio::test]
 async fn environment_variables_fill_deploy_specific_values() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = "name: env\nsources:\n  monitors:\n    kind: simulator\nsinks:\n  out:\n    kind: parquet\n    input: monitors\n    path: ${VITALFLOW_TEST_DIR_FOR_ENV:-fallback}/vitals\n";
+    let yaml = "name: env\nsources:\n  monitors:\n    kind: simulator\nsinks:\n  out:\n    kind: parquet\n    input: monitors\n    path: ${VITALFLOW_TEST_DIR_FOR_ENV:-fallback}/vitals\n  topic:\n    kind: kafka\n    input: monitors\n    brokers: ${VITALFLOW_TEST_BROKERS_FOR_ENV:-localhost:9092}\n    topic: ${VITALFLOW_TEST_TOPIC_FOR_ENV:-scored}\n";
     let path = dir.path().join("p.yaml");
     std::fs::write(&path, yaml).unwrap();
     let spec = spec::load(&path).unwrap();
@@ -116,4 +116,9 @@ async fn environment_variables_fill_deploy_specific_values() {
         panic!("a parquet sink")
     };
     assert_eq!(config.path.as_str(), "fallback/vitals");
+    let vitalflow::sinks::SinkConfig::Kafka(config) = &spec.sinks[1].config else {
+        panic!("a kafka sink")
+    };
+    assert_eq!(config.brokers.as_str(), "localhost:9092");
+    assert_eq!(config.topic.as_str(), "scored");
 }

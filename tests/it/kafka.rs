@@ -889,7 +889,10 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
     let yaml = std::fs::read_to_string("pipelines/vitals-alerts.yaml")
         .unwrap()
         .replace("../udfs", &root.join("udfs").display().to_string())
-        .replace("topic: alerts\n", &format!("topic: {alerts_topic}\n"))
+        .replace(
+            "topic: ${ALERTS_TOPIC:-alerts}\n",
+            &format!("topic: {alerts_topic}\n"),
+        )
         .replace("rearm_after: 10m", "rearm_after: 1m");
     let mut env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
     env.push(("KAFKA_ALERTS_GROUP", group.clone()));

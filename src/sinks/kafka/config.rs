@@ -19,7 +19,8 @@ pub struct KafkaSinkConfig {
     pub brokers: EnvString,
     #[serde(default)]
     pub properties: BTreeMap<String, EnvString>,
-    pub topic: String,
+    /// `${VAR}` and `${VAR:-default}` are expanded, as for `brokers`.
+    pub topic: EnvString,
     /// Column whose value keys each message (same key, same partition,
     /// in order); unkeyed if absent.
     #[serde(default)]
@@ -39,7 +40,7 @@ impl KafkaSinkConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         self.client().validate()?;
-        if self.topic.trim().is_empty() {
+        if self.topic.as_str().trim().is_empty() {
             return Err("`topic` must not be empty".into());
         }
         if let Some(create) = &self.create_topic {

@@ -96,10 +96,10 @@ impl Sink for KafkaSink {
             let who = format!("sink `{}`", self.name);
             wait_for_brokers(&client, &who, &CancellationToken::new())?;
             if let Some(create) = &self.config.create_topic {
-                runtime.block_on(ensure_topic(&client, &self.config.topic, create))?;
+                runtime.block_on(ensure_topic(&client, self.config.topic.as_str(), create))?;
             }
             let sink = self.name.clone();
-            let producer = KeyedProducer::new(&client, &self.config.topic, move |error| {
+            let producer = KeyedProducer::new(&client, self.config.topic.as_str(), move |error| {
                 tracing::error!(sink = %sink, error, "Kafka delivery failed");
                 metrics::counter!("vitalflow_sink_delivery_failures_total", "sink" => sink.clone())
                     .increment(1);
