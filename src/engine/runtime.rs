@@ -37,6 +37,7 @@ use crate::sources::{
     late_events_table,
 };
 use crate::storage::StagedFile;
+use crate::storage::forward::Forwarder;
 
 /// Tuning knobs of a run.
 #[derive(Debug, Clone)]
@@ -122,7 +123,9 @@ pub async fn run(
     let checkpoint_wanted = Arc::new(Notify::new());
     let mut sinks = Vec::new();
     // Uploaders of remote datasets: they start with what earlier runs left
-    // in the spools and run until the end, after the last checkpoint.
+    // in the spools and run until the end, after the last checkpoint. They
+    // are started once every component is built, so a component that fails
+    // to build leaves no uploader running detached.
     let mut forwarders = Vec::new();
     for sink in &spec.sinks {
         let schema = planned.schema_of(&sink.input).cloned().ok_or_else(|| {
@@ -136,7 +139,7 @@ pub async fn run(
             .build(&sink.name, schema, spec.base_dir())
             .map_err(|e| EngineError::component("sink", &sink.name, e))?;
         if let Some(forwarder) = runtime.take_forwarder() {
-            forwarders.push(forwarder.spawn());
+            forwarders.push(forwarder);
         }
         let (sender, receiver) = mpsc::channel(options.channel_capacity);
         let task = tokio::spawn(runtime.run(receiver, checkpoint_wanted.clone()));
@@ -172,6 +175,7 @@ pub async fn run(
         source_streams.push(ReceiverStream::new(receiver).map(move |event| (index, event)));
     }
     let mut incoming = futures::stream::select_all(source_streams);
+    let forwarders: Vec<_> = forwarders.into_iter().map(Forwarder::spawn).collect();
 
     let mut engine = EngineLoop {
         planned,

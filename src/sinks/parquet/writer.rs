@@ -132,7 +132,10 @@ impl RollingFile {
         }
         let mut whole: Vec<Option<ArrayRef>> = vec![None; columns.len()];
         for &column in self.sort_by.iter() {
-            whole[column] = Some(concat_column(std::mem::take(&mut columns[column]))?);
+            // A column may be named twice in `sort_by`: concatenate it once.
+            if whole[column].is_none() {
+                whole[column] = Some(concat_column(std::mem::take(&mut columns[column]))?);
+            }
         }
         let keys: Vec<ArrayRef> = self
             .sort_by
@@ -239,7 +242,8 @@ mod tests {
             schema.clone(),
             WriterProperties::builder().build(),
             10,
-            Arc::from(vec![0, 1]),
+            // A repeated column changes nothing.
+            Arc::from(vec![0, 1, 0]),
         )
         .unwrap();
         for chunk in rows.chunks(7) {
