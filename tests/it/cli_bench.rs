@@ -1,20 +1,9 @@
 //! `vitalflow bench`: the figures it prints describe the run it did.
 
-use std::process::Command;
-
 use super::support::*;
 
 fn bench(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(binary())
-        .args(["--log", "warn", "bench"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_binary(["--log", "warn", "bench"].iter().chain(args))
 }
 
 /// The number after `label` on its line of the report.

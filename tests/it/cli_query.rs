@@ -1,7 +1,6 @@
 //! `vitalflow query`: tables from the pipeline's sinks, output formats,
 //! errors, and pruning by partition and statistics.
 
-use std::process::Command;
 use std::sync::Arc;
 
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanVisitor, accept};
@@ -49,18 +48,14 @@ sinks:
 }
 
 fn query(pipeline: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(binary())
-        .arg("query")
-        .arg("--pipeline")
-        .arg(pipeline)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    use std::ffi::OsStr;
+    let mut all = vec![
+        OsStr::new("query"),
+        OsStr::new("--pipeline"),
+        pipeline.as_os_str(),
+    ];
+    all.extend(args.iter().map(OsStr::new));
+    run_binary(all)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

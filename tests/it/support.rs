@@ -13,6 +13,23 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_vitalflow")
 }
 
+/// Run the binary to completion: (succeeded, stdout, stderr).
+pub fn run_binary<I, S>(args: I) -> (bool, String, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = std::process::Command::new(binary())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary()));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Write `yaml` as `pipeline.yaml` in `dir` and return its path.
 pub fn write_pipeline(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("pipeline.yaml");
