@@ -20,12 +20,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(shape) = args.windows {
         let patients = args.patients.unwrap_or(10_000);
-        let work = tempfile::tempdir().context("creating a temporary directory")?;
         eprintln!(
-            "bench: {} events, {patients} patients -> {shape:?} windows -> Parquet",
-            args.events
+            "bench: {} events, {patients} patients -> {shape:?} windows -> {}",
+            args.events,
+            output.display()
         );
-        let report = crate::bench::windows::run(shape, args.events, patients, work.path()).await?;
+        let report = crate::bench::windows::run(shape, args.events, patients, &output).await?;
         println!("{report}");
         return Ok(());
     }

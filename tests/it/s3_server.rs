@@ -17,9 +17,7 @@ pub struct S3Server {
 }
 
 fn binary() -> PathBuf {
-    let path = std::env::var_os("VITALFLOW_S3_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/vitalflow-cache/s3s-fs/bin/s3s-fs"));
+    let path = vitalflow::bench::storage::s3_server_binary();
     assert!(
         path.exists(),
         "{} not found: run the tests with ./scripts/test.sh, which installs s3s-fs (or set VITALFLOW_S3_SERVER)",

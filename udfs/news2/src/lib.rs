@@ -70,6 +70,20 @@ mod tests {
         ]
     }
 
+    /// A reading with every parameter present: respiratory rate, SpO2,
+    /// on oxygen (0/1), systolic BP, heart rate, consciousness, temperature.
+    fn reading(rr: i64, spo2: i64, o2: i64, sbp: i64, hr: i64, avpu: &'static str, t: f64) -> Row {
+        (
+            Some(rr),
+            Some(spo2),
+            Some(o2),
+            Some(sbp),
+            Some(hr),
+            Some(avpu),
+            Some(t),
+        )
+    }
+
     fn run(cols: Vec<ArrayRef>) -> Option<Int64Array> {
         let args = FfiArrays::from_vec(cols.iter().map(|c| c.to_data()).collect());
         match __run(args) {
@@ -84,44 +98,12 @@ mod tests {
     #[test]
     fn scores_rows_through_ffi() {
         let rows: Vec<Row> = vec![
-            (
-                Some(16),
-                Some(98),
-                Some(0),
-                Some(120),
-                Some(70),
-                Some("A"),
-                Some(37.0),
-            ),
-            (
-                Some(30),
-                Some(85),
-                Some(1),
-                Some(80),
-                Some(140),
-                Some("U"),
-                Some(34.0),
-            ),
-            (
-                Some(22),
-                Some(95),
-                Some(1),
-                Some(105),
-                Some(95),
-                Some("A"),
-                Some(38.5),
-            ),
+            reading(16, 98, 0, 120, 70, "A", 37.0),
+            reading(30, 85, 1, 80, 140, "U", 34.0),
+            reading(22, 95, 1, 105, 95, "A", 38.5),
             (None, None, None, None, None, None, None),
             (Some(25), None, Some(1), None, Some(45), Some(""), None),
-            (
-                Some(16),
-                Some(98),
-                Some(0),
-                Some(120),
-                Some(35),
-                Some("A"),
-                Some(37.0),
-            ),
+            reading(16, 98, 0, 120, 35, "A", 37.0),
         ];
         let out = run(columns(&rows)).expect("RunResult::Ok");
         assert_eq!(out.len(), rows.len());
@@ -132,33 +114,9 @@ mod tests {
     #[test]
     fn sliced_inputs_and_empty_batch() {
         let rows: Vec<Row> = vec![
-            (
-                Some(30),
-                Some(85),
-                Some(1),
-                Some(80),
-                Some(140),
-                Some("U"),
-                Some(34.0),
-            ),
-            (
-                Some(16),
-                Some(98),
-                Some(0),
-                Some(120),
-                Some(70),
-                Some("V"),
-                Some(37.0),
-            ),
-            (
-                Some(8),
-                Some(98),
-                Some(0),
-                Some(120),
-                Some(70),
-                Some("A"),
-                Some(37.0),
-            ),
+            reading(30, 85, 1, 80, 140, "U", 34.0),
+            reading(16, 98, 0, 120, 70, "V", 37.0),
+            reading(8, 98, 0, 120, 70, "A", 37.0),
         ];
         let sliced: Vec<ArrayRef> = columns(&rows).iter().map(|c| c.slice(1, 2)).collect();
         assert_eq!(run(sliced).unwrap().values().to_vec(), vec![3, 3]);
@@ -171,15 +129,7 @@ mod tests {
     fn wrong_argument_type_is_reported_as_err() {
         // Arg 0 as Int32 instead of Int64: the generated code panics inside its catch_unwind
         // (PrimitiveArray::<Int64Type>::from asserts the type) and returns RunResult::Err.
-        let rows: Vec<Row> = vec![(
-            Some(16),
-            Some(98),
-            Some(0),
-            Some(120),
-            Some(70),
-            Some("A"),
-            Some(37.0),
-        )];
+        let rows: Vec<Row> = vec![reading(16, 98, 0, 120, 70, "A", 37.0)];
         let mut cols = columns(&rows);
         cols[0] = Arc::new(Int32Array::from(vec![16]));
         assert!(run(cols).is_none());
