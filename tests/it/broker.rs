@@ -3,10 +3,12 @@
 //! the others. `./scripts/test.sh` installs the binary.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::support::ChildGuard;
 
 pub struct Broker {
-    child: Option<Child>,
+    child: Option<ChildGuard>,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -23,14 +25,6 @@ pub fn tansu_binary() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Broker {
     /// A broker that is running.
     pub fn start() -> Self {
@@ -44,7 +38,7 @@ impl Broker {
     pub fn reserved() -> Self {
         Self {
             child: None,
-            port: free_port(),
+            port: crate::support::free_port(),
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -67,20 +61,21 @@ impl Broker {
             .append(true)
             .open(self.dir.path().join("tansu.log"))
             .unwrap();
-        let child = Command::new(tansu_binary())
-            .current_dir(self.dir.path())
-            .arg("broker")
-            .arg("--listener-url")
-            .arg(&url)
-            .arg("--advertised-listener-url")
-            .arg(&url)
-            .arg("--storage-engine")
-            .arg("sqlite://tansu.db")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting tansu");
+        let child = ChildGuard::spawn(
+            Command::new(tansu_binary())
+                .current_dir(self.dir.path())
+                .arg("broker")
+                .arg("--listener-url")
+                .arg(&url)
+                .arg("--advertised-listener-url")
+                .arg(&url)
+                .arg("--storage-engine")
+                .arg("sqlite://tansu.db")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log),
+        )
+        .expect("starting tansu");
         self.child = Some(child);
         crate::support::wait_for_port(self.port, "tansu", &self.dir.path().join("tansu.log"));
     }
@@ -88,8 +83,7 @@ impl Broker {
     /// SIGKILL: the broker vanishes mid-stream.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
         }
     }
 }

@@ -4,7 +4,8 @@
 //! screenshot to `target/test-artifacts/dashboard.png`.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -17,24 +18,25 @@ use vitalflow::spec;
 
 use super::support::*;
 
-struct Driver(Child);
+/// chromedriver and the Chromium it starts, in one process group: dropping
+/// it (the test passed, failed or panicked) kills them all, and then any
+/// process still using this browser's profile directory.
+struct Driver {
+    process: ChildGuard,
+    profile: std::path::PathBuf,
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.process.kill();
+        for pid in processes_mentioning(&self.profile.display().to_string()) {
+            // SAFETY: kill(2) on a process found by its command line.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_browser(profile: &std::path::Path) -> (Driver, Client) {
+async fn start_browser(profile: &Path) -> (Driver, Client) {
     let driver_path =
         std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     assert!(
@@ -42,14 +44,16 @@ async fn start_browser(profile: &std::path::Path) -> (Driver, Client) {
         "{driver_path} not found: run the tests with ./scripts/test.sh, which installs chromium and chromium-driver"
     );
     let port = free_port();
-    let driver = Driver(
-        Command::new(&driver_path)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let driver = Driver {
+        process: ChildGuard::spawn(
+            Command::new(&driver_path)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap(),
+        profile: profile.to_path_buf(),
+    };
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -190,20 +194,22 @@ sinks:
             .unwrap_or(false)
     })
     .await;
-    assert!(text(&client, "#freshness").await.starts_with("fresh"));
+    wait_until("the freshness pill to say fresh", || async {
+        text(&client, "#freshness").await.starts_with("fresh")
+    })
+    .await;
 
-    // Event time -> on screen, measured in the page.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let latencies = client
-        .execute("return window.__vitalflow.latencies;", vec![])
-        .await
-        .unwrap();
-    let mut latencies: Vec<f64> = serde_json::from_value(latencies).unwrap();
-    assert!(
-        latencies.len() > 100,
-        "too few samples: {}",
-        latencies.len()
-    );
+    // Event time -> on screen, measured in the page over at least 100
+    // readings.
+    let samples = || async {
+        let value = client
+            .execute("return window.__vitalflow.latencies;", vec![])
+            .await
+            .unwrap();
+        serde_json::from_value::<Vec<f64>>(value).unwrap()
+    };
+    wait_until("100 latency samples", || async { samples().await.len() > 100 }).await;
+    let mut latencies = samples().await;
     latencies.sort_by(f64::total_cmp);
     let p95 = latencies[latencies.len() * 95 / 100];
     println!(
@@ -259,6 +265,21 @@ sinks:
     .await;
     assert!(text(&client, "#predict-error").await.contains("glucose"));
 
+    // Freshness follows arrivals, not only its timer: with the timer
+    // stopped, the next reading alone makes the pill say fresh again.
+    client
+        .execute(
+            "clearInterval(window.__vitalflow.freshnessTimer);
+             document.getElementById('freshness').textContent = 'timer stopped';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_until("a reading to refresh the freshness pill", || async {
+        text(&client, "#freshness").await.starts_with("fresh")
+    })
+    .await;
+
     // Stopping the pipeline: the page says the data is no longer live.
     stop.cancel();
     pipeline.await.unwrap().unwrap();
@@ -269,8 +290,7 @@ sinks:
 async fn dashboard_without_pipeline_or_model_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = Command::new(binary())
-        .args([
+    let _server = ChildGuard::spawn(Command::new(binary()).args([
             "--log",
             "warn",
             "serve",
@@ -278,9 +298,8 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
             &format!("127.0.0.1:{port}"),
             "--model",
             "models/missing.onnx",
-        ])
-        .spawn()
-        .unwrap();
+        ]))
+    .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let (_driver, client) = start_browser(&dir.path().join("profile")).await;
     wait_until("the server", || async {
@@ -309,6 +328,33 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
     })
     .await;
     client.close().await.unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+/// What a failing test does: drop the browser without closing its session.
+/// chromedriver, Chromium and every Chromium helper must end with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_browser_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    let needle = profile.display().to_string();
+    let (driver, client) = start_browser(&profile).await;
+    client.goto("about:blank").await.unwrap();
+    assert!(
+        !processes_mentioning(&needle).is_empty(),
+        "Chromium should be running with its profile {needle}"
+    );
+    drop(client);
+    drop(driver);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_mentioning(&needle);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "browser processes still alive: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -43,12 +43,13 @@ sinks:
     let pipeline = write_pipeline(dir.path(), &yaml);
     let mut rng = rand::rng();
     for round in 0..4 {
-        let mut child = Command::new(binary())
-            .args(["run", pipeline.to_str().unwrap(), "--log", "warn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = ChildGuard::spawn(
+            Command::new(binary())
+                .args(["run", pipeline.to_str().unwrap(), "--log", "warn"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
         // Wait for this round's writer to publish something, then kill it
         // at a random point of its work.
         let before = parquet_files(&out).len();
@@ -61,8 +62,7 @@ sinks:
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill(); // SIGKILL
     }
 
     let files = parquet_files(&out);

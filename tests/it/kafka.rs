@@ -3,7 +3,7 @@
 //! across kill -9, rebalances and broker restarts, and dead letters.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
@@ -18,7 +18,7 @@ use vitalflow::spec;
 use vitalflow::storage::Location;
 
 use crate::broker::{Broker, SharedBroker};
-use crate::support::{binary, parquet_files};
+use crate::support::{ChildGuard, binary, parquet_files};
 
 const START: &str = "2026-11-26T08:00:00Z";
 
@@ -392,9 +392,10 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
     }
 }
 
-/// A `vitalflow run` child process with the shipped pipeline.
+/// A `vitalflow run` child process with the shipped pipeline, killed if
+/// the test ends (or panics) while it runs.
 struct Instance {
-    child: Child,
+    process: ChildGuard,
     log: PathBuf,
 }
 
@@ -405,46 +406,37 @@ impl Instance {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(binary())
-            .arg("run")
-            .arg(pipeline)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("VITALFLOW_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Self { child, log }
+        let process = ChildGuard::spawn(
+            Command::new(binary())
+                .arg("run")
+                .arg(pipeline)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .env("VITALFLOW_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(file),
+        )
+        .unwrap();
+        Self { process, log }
     }
 
     fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 
     /// SIGTERM and wait for the orderly shutdown.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                assert!(status.success(), "instance failed ({status}):\n{log}");
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "instance did not stop within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        self.process.signal(libc::SIGTERM);
+        let status = self.process.wait_for_exit(Duration::from_secs(60));
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        match status {
+            Some(status) => assert!(status.success(), "instance failed ({status}):\n{log}"),
+            None => panic!("instance did not stop within 60 s:\n{log}"),
         }
+        log
     }
 
     fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process.is_running()
     }
 
     fn log(&self) -> String {
@@ -493,8 +485,6 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     tokio::time::sleep(Duration::from_secs(7)).await;
     let last = Instance::start(&pipeline, &env, dir.path().join("run-last.log"));
     let have = wait_for_rows(&vitals, n, Duration::from_secs(180)).await;
-    // A few more checkpoints' worth of time: late duplicates would show.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let log = last.stop();
     assert!(
         have >= n,
@@ -561,7 +551,6 @@ async fn kill_9_with_the_dataset_in_s3_loses_and_duplicates_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let log = last.stop();
     let earlier: String = (0..3)
         .map(|r| {
@@ -680,7 +669,6 @@ async fn broker_down_at_startup_and_killed_mid_stream_loses_nothing() {
 
     assert_eq!(producer.await.unwrap(), n);
     let have = wait_for_rows(&vitals, n, Duration::from_secs(180)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let log = instance.stop();
     assert!(have >= n, "only {have} of {n}:\n{log}");
     assert_exactly(&vitals, &simulator, n).await;
@@ -833,9 +821,13 @@ async fn open_windows_survive_a_restart_and_each_minute_is_emitted_once() {
     // The last minute stays open (the watermark never passes its end); the
     // four before it close: 20 patients x 4 minutes.
     let have = wait_for_rows(&per_minute, 80, Duration::from_secs(120)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let log = second.stop();
     assert_eq!(have, 80, "second run:\n{log}");
+    assert_eq!(
+        rows_in(&per_minute).await,
+        80,
+        "after the stop: no window emitted twice, the open minute kept open"
+    );
     assert!(log.contains("continuing open windows"), "{log}");
     assert_eq!(
         count(
@@ -902,7 +894,6 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
     let (stop, run) = start_in_process(&path).await;
     let alerts = dir.path().join("alerts");
     let have = wait_for_rows(&alerts, expected.len() as u64, Duration::from_secs(120)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     run.await.unwrap().unwrap();
     assert_eq!(have, expected.len() as u64);
@@ -1100,7 +1091,6 @@ async fn readings_behind_the_watermark_go_to_the_late_table_and_are_counted() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
     let summary = run.await.unwrap().unwrap();
     assert_eq!(summary.records_in(), 12_000);

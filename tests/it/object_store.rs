@@ -342,11 +342,7 @@ async fn an_unreachable_namenode_sends_files_to_the_spool_and_queries_read_them(
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     // Nothing listens on a freshly closed port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let yaml = format!(
         r#"
 name: hdfs-down

@@ -3,7 +3,7 @@
 //! expected series with plausible values.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,14 +13,7 @@ use vitalflow::models::RiskModel;
 use vitalflow::server::{self, AppState};
 use vitalflow::spec;
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{ChildGuard, free_port};
 
 async fn promql(client: &reqwest::Client, prometheus: &str, query: &str) -> Vec<Value> {
     let response: Value = client
@@ -97,12 +90,8 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
         .replace("scrape_interval: 5s", "scrape_interval: 1s");
     let config_path = dir.path().join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _prometheus = Process(
+    let port = free_port();
+    let _prometheus = ChildGuard::spawn(
         Command::new(&binary)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -111,10 +100,9 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
                 dir.path().join("tsdb").display()
             ))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let prometheus = format!("http://127.0.0.1:{port}");
 
     let deadline = Instant::now() + Duration::from_secs(240);

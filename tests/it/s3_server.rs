@@ -4,14 +4,16 @@
 //! installs the binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::support::ChildGuard;
 
 pub const ACCESS_KEY: &str = "vitalflow-test";
 pub const SECRET_KEY: &str = "vitalflow-test-secret";
 pub const BUCKET: &str = "vitals-lake";
 
 pub struct S3Server {
-    child: Option<Child>,
+    child: Option<ChildGuard>,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -29,11 +31,7 @@ fn binary() -> PathBuf {
 impl S3Server {
     /// A running server with the bucket `vitals-lake`.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::support::free_port();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data").join(BUCKET)).unwrap();
         let mut server = Self {
@@ -63,7 +61,8 @@ impl S3Server {
             .append(true)
             .open(self.dir.path().join("s3s.log"))
             .unwrap();
-        let child = Command::new(binary())
+        let child = ChildGuard::spawn(
+            Command::new(binary())
             .arg("--host")
             .arg("127.0.0.1")
             .arg("--port")
@@ -75,9 +74,9 @@ impl S3Server {
             .arg(self.dir.path().join("data"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting s3s-fs");
+            .stderr(log),
+        )
+        .expect("starting s3s-fs");
         self.child = Some(child);
         crate::support::wait_for_port(self.port, "s3s-fs", &self.dir.path().join("s3s.log"));
     }
@@ -85,8 +84,7 @@ impl S3Server {
     /// SIGKILL: the store vanishes mid-stream.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
         }
     }
 

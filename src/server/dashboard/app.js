@@ -11,6 +11,7 @@ const state = {
   alerts: [],
   latencies: [],         // event time -> on screen, ms (read by the browser test)
   renderQueued: false,
+  freshnessTimer: null,  // the 500 ms ageing timer (the browser test stops it)
 };
 window.__vitalflow = state;
 
@@ -52,6 +53,7 @@ function queueRender(eventTimes, arrived) {
     state.renderQueued = false;
     renderWard();
     renderPatient();
+    tickFreshness();
     const shown = Date.now();
     for (const ts of state.pendingTimes) state.latencies.push(shown - ts);
     if (state.latencies.length > 5000) state.latencies.splice(0, state.latencies.length - 5000);
@@ -346,7 +348,9 @@ async function start() {
     showBanner(`Cannot load the ward: ${e.message}. Retrying through the live connection…`);
   }
   connect();
-  setInterval(tickFreshness, 500);
+  tickFreshness();
+  // Ages the pill while no reading arrives; arrivals update it at once.
+  state.freshnessTimer = setInterval(tickFreshness, 500);
 }
 
 start();
