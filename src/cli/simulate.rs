@@ -18,8 +18,24 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         }
         None => args.interval,
     };
+    // Faster than real time, the readings' clock runs ahead of the wall
+    // clock, and pipelines refuse readings from the future (`max_future` in
+    // the shipped ones): a known number of readings is backdated so that
+    // the last one is taken now.
+    let faster_than_real_time = args.unpaced || args.rate.is_some();
+    let start = match args.count {
+        Some(count) if faster_than_real_time => {
+            let per_patient = count.div_ceil(u64::from(args.patients.max(1)));
+            let span = interval.saturating_mul(u32::try_from(per_patient).unwrap_or(u32::MAX));
+            let start = chrono::Utc::now()
+                - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::zero());
+            Some(start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+        _ => None,
+    };
     let simulator = SimulatorConfig {
         patients: args.patients,
+        start,
         interval: HumanDuration(interval),
         seed: args.seed,
         pacing: if args.unpaced {

@@ -39,8 +39,9 @@ pub struct ModelMetadata {
     pub risk_bands: Vec<RiskBand>,
     /// The TreeSHAP expected value computed at training time, if recorded.
     pub shap_base_value: Option<f64>,
-    /// SHA-256 of the ONNX file as recorded at export, if recorded.
-    pub onnx_sha256: Option<String>,
+    /// SHA-256 of the ONNX file as recorded at export (required: without
+    /// it a modified or swapped model would load silently).
+    pub onnx_sha256: String,
     /// Held-out metrics, passed through as-is.
     pub metrics: serde_json::Value,
 }
@@ -161,6 +162,16 @@ impl ModelMetadata {
         if let Some(j) = raw.scaler.scale.iter().position(|&s| s == 0.0) {
             return Err(format!("scaler.scale[{j}] is 0"));
         }
+        let onnx_sha256 = raw.onnx_sha256.clone().ok_or(
+            "onnx_sha256 is missing: the sidecar must name the SHA-256 of the ONNX file it \
+             describes (models/train.py writes it), or a modified model would load unnoticed",
+        )?;
+        if onnx_sha256.len() != 64 || !onnx_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "onnx_sha256 must be 64 hexadecimal digits, found {:?}",
+                onnx_sha256.chars().take(80).collect::<String>()
+            ));
+        }
 
         let mut ranges = raw.feature_ranges;
         let mut feature_ranges = Vec::with_capacity(n);
@@ -230,7 +241,7 @@ impl ModelMetadata {
             decision_threshold: raw.decision_threshold,
             risk_bands: raw.risk_bands,
             shap_base_value: raw.shap_base_value,
-            onnx_sha256: raw.onnx_sha256,
+            onnx_sha256,
             metrics: raw.metrics,
         })
     }
@@ -446,6 +457,16 @@ mod tests {
                 Box::new(|v| v["feature_names"][0] = serde_json::json!("Glucose")),
             ),
             (
+                "onnx_sha256 is missing",
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("onnx_sha256");
+                }),
+            ),
+            (
+                "64 hexadecimal digits",
+                Box::new(|v| v["onnx_sha256"] = serde_json::json!("abc")),
+            ),
+            (
                 "missing field `scaler`",
                 Box::new(|v| {
                     v.as_object_mut().unwrap().remove("scaler");
@@ -458,6 +479,29 @@ mod tests {
             let err = parse(&v).unwrap_err().to_string();
             assert!(err.contains("test.json"), "{err}");
             assert!(err.contains(want), "expected {want:?} in {err}");
+        }
+    }
+
+    /// Every scaler value is read exactly as written: the same f64 as
+    /// Rust's correctly rounded `str::parse`. An approximate JSON number
+    /// parser reads some of these 17-digit values one bit off, which moves
+    /// a scaled feature across a split threshold for inputs near it.
+    #[test]
+    fn scaler_values_are_read_exactly() {
+        let text = std::fs::read_to_string(sidecar_path()).unwrap();
+        let m = ModelMetadata::from_file(&sidecar_path()).unwrap();
+        for (key, parsed) in [("mean", &m.scaler.mean), ("scale", &m.scaler.scale)] {
+            let start = text.find(&format!("\"{key}\": [")).unwrap();
+            let body = &text[start..];
+            let body = &body[body.find('[').unwrap() + 1..body.find(']').unwrap()];
+            let written: Vec<f64> = body
+                .split(',')
+                .map(|n| n.trim().parse::<f64>().unwrap())
+                .collect();
+            assert_eq!(written.len(), parsed.len(), "{key}");
+            for (j, (w, p)) in written.iter().zip(parsed.iter()).enumerate() {
+                assert_eq!(w.to_bits(), p.to_bits(), "scaler.{key}[{j}]: {w:?} read as {p:?}");
+            }
         }
     }
 }

@@ -329,9 +329,7 @@ impl Files<'_> {
     /// scaler and feature order would silently no longer match.
     fn check_digest(&self, onnx_bytes: &[u8], metadata: &ModelMetadata) -> Result<(), ModelError> {
         use sha2::Digest;
-        let Some(expected) = metadata.onnx_sha256.as_deref() else {
-            return Ok(());
-        };
+        let expected = metadata.onnx_sha256.as_str();
         let actual: String = sha2::Sha256::digest(onnx_bytes)
             .iter()
             .map(|b| format!("{b:02x}"))

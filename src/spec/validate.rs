@@ -34,14 +34,72 @@ pub fn parse(text: &str, path: &Path) -> Result<PipelineSpec, SpecError> {
     from_raw(raw, path)
 }
 
-/// `\n  7 |     patients: lots` for line 7, or nothing.
+/// `\n  7 |     patients: lots` for line 7, or nothing. Error messages end
+/// up in logs: a line that may hold a secret (anything under `properties:`
+/// or `store:`, or a key that names a password, secret, token or
+/// credential) is shown with its value replaced by `<redacted>`.
 fn snippet(text: &str, line: u64) -> String {
-    match line
-        .checked_sub(1)
-        .and_then(|i| text.lines().nth(i as usize))
-    {
-        Some(source) if !source.trim().is_empty() => format!("\n  {line} | {source}"),
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(index) = line.checked_sub(1).map(|i| i as usize) else {
+        return String::new();
+    };
+    match lines.get(index) {
+        Some(source) if !source.trim().is_empty() => {
+            let shown = if may_hold_secret(&lines, index) {
+                redact_value(source)
+            } else {
+                source.to_string()
+            };
+            format!("\n  {line} | {shown}")
+        }
         _ => String::new(),
+    }
+}
+
+/// Keys whose values are never shown.
+const SECRET_BLOCKS: [&str; 2] = ["properties", "store"];
+const SECRET_WORDS: [&str; 6] = ["password", "secret", "token", "credential", "sasl", "key"];
+
+/// Whether line `index` is inside a `properties:`/`store:` block or is a
+/// sensitive key itself (judged by indentation, which is how YAML nests).
+fn may_hold_secret(lines: &[&str], index: usize) -> bool {
+    let key_of = |l: &str| {
+        l.trim_start()
+            .trim_start_matches("- ")
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['"', '\''])
+            .to_ascii_lowercase()
+    };
+    let own = key_of(lines[index]);
+    if SECRET_WORDS.iter().any(|w| own.contains(w)) || lines[index].contains("{") {
+        // Flow mappings (`store: {secret_access_key: ...}`) hide keys inside.
+        return true;
+    }
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut level = indent(lines[index]);
+    for l in lines[..index].iter().rev() {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        if indent(l) < level {
+            level = indent(l);
+            if SECRET_BLOCKS.contains(&key_of(l).as_str()) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// `    sasl.password: hunter2` -> `    sasl.password: <redacted>`.
+fn redact_value(source: &str) -> String {
+    match source.split_once(':') {
+        Some((key, value)) if !value.trim().is_empty() => format!("{key}: <redacted>"),
+        Some((key, _)) => format!("{key}:"),
+        None => "<redacted>".to_string(),
     }
 }
 
@@ -342,3 +400,21 @@ fn check_identifier(path: &Path, section: &str, name: &str, line: u64) -> Result
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_never_show_values_that_may_be_secrets() {
+        let yaml = "name: x\nsources:\n  k:\n    kind: kafka\n    properties:\n      sasl.username: svc\n      ssl.key.password: hunter2\n    topic: t\nsinks:\n  s:\n    store: {secret_access_key: hunter2}\n    path: data\n";
+        for line in [6, 7, 11] {
+            let shown = snippet(yaml, line);
+            assert!(!shown.contains("hunter2") && !shown.contains("svc"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        assert!(snippet(yaml, 8).contains("topic: t"));
+        assert!(snippet(yaml, 12).contains("path: data"));
+    }
+}
+

@@ -75,6 +75,14 @@ impl Location {
             return Err("location is empty".into());
         }
         match Url::parse(raw) {
+            // Credentials in a URL end up in logs, error messages and
+            // `ps`; refused before anything quotes the URL back.
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => Err(format!(
+                "a location must not carry credentials (`{}://user:password@...`): put them in \
+                 the sink's `store:` settings (e.g. `access_key_id`, `secret_access_key: \
+                 ${{AWS_SECRET_ACCESS_KEY}}`) or the AWS_* environment variables",
+                url.scheme()
+            )),
             // A Windows drive letter or a bare relative path is not a URL scheme we know.
             Ok(url) if url.scheme().len() > 1 => match url.scheme() {
                 "file" => url
@@ -170,6 +178,23 @@ mod tests {
 
     fn parse(raw: &str) -> Result<Location, String> {
         Location::parse(raw, Path::new("/base"))
+    }
+
+    #[test]
+    fn credentials_in_a_location_are_refused_without_echoing_them() {
+        for raw in [
+            "s3://AKIAEXAMPLE:hunter2-secret@lake/vitals",
+            "s3://AKIAEXAMPLE@lake/vitals",
+            "hdfs://svc:hunter2-secret@namenode:8020/v",
+            "webhdfs://svc:hunter2-secret@namenode:9870/v",
+        ] {
+            let err = parse(raw).unwrap_err();
+            assert!(err.contains("must not carry credentials"), "{err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains("AKIAEXAMPLE"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -331,6 +331,34 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
         ),
         ("[1, 2, 3]".into(), "not_an_object", "an array"),
         (String::new(), "empty", "no payload"),
+        // What a lenient decoder would silently change instead of refusing.
+        (
+            good.replace(r#""spo2":97"#, r#""spo2":97.5"#),
+            "wrong_type",
+            "`spo2`: 97.5 is not a whole number",
+        ),
+        (
+            good.replace(r#""heart_rate":72"#, r#""heart_rate":"72""#),
+            "wrong_type",
+            "`heart_rate`: expected an integer, found a string",
+        ),
+        (
+            good.replace(r#""on_oxygen":false"#, r#""on_oxygen":0"#),
+            "wrong_type",
+            "`on_oxygen`: expected true or false",
+        ),
+        (
+            good.replace(r#""spo2":97"#, r#""spo2":1e20"#),
+            "wrong_type",
+            "does not fit int32",
+        ),
+        // One reading from the year 9999 would hold every window open and
+        // send later real readings to the late table.
+        (
+            good.replace("2026-11-26T08:00:00Z", "9999-12-31T23:59:59Z"),
+            "implausible_time",
+            "ahead of the clock",
+        ),
     ];
     let producer = KeyedProducer::new(&ClientSettings::new(&broker.addr()), &topic, |e| {
         panic!("delivery failed: {e}")
@@ -390,6 +418,93 @@ async fn malformed_messages_go_to_dead_letters_with_their_reason() {
         assert_eq!(payloads.value(i), payload.as_bytes(), "raw bytes kept");
         assert_eq!(topics.value(i), topic);
     }
+}
+
+/// A flood of large invalid records cannot stop the source: batches are
+/// bounded in bytes, dead letters keep a bounded prefix with the full length
+/// and the SHA-256, and every valid record behind the flood is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_invalid_records_become_bounded_dead_letters_and_valid_ones_follow() {
+    use sha2::Digest;
+    let broker = SharedBroker::get();
+    let topic = unique("poison");
+    let producer = KeyedProducer::new(&ClientSettings::new(&broker.addr()), &topic, |e| {
+        panic!("delivery failed: {e}")
+    })
+    .unwrap();
+    // 300 records of 150 KB each (45 MB): half unterminated JSON, half
+    // valid JSON that is not a reading.
+    let bad = 300;
+    let size = 150_000;
+    let mut digests = Vec::new();
+    for i in 0..bad {
+        let filler = "x".repeat(size - 40);
+        let payload = if i % 2 == 0 {
+            format!("{{\"patient_id\": \"P{i:05}\", \"blob\": \"{filler}")
+        } else {
+            format!("{{\"patient_id\": \"P{i:05}\", \"blob\": \"{filler}\"}}")
+        };
+        digests.push((payload.len() as i64, hex(&sha2::Sha256::digest(payload.as_bytes()))));
+        producer.send(b"PX", payload.as_bytes()).unwrap();
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let n = 2_000;
+    publish(&broker.addr(), &topic, unpaced(n)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = shipped_yaml_for(dir.path(), &broker.addr(), &topic, &unique("g"));
+    let yaml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "      max_rows: 8192\n",
+            "      max_rows: 8192\n      max_bytes: 4MiB\n",
+        )
+        .replace(
+            "    schema:\n",
+            "    dead_letters: {max_payload: 16KiB}\n    schema:\n",
+        );
+    assert!(yaml.contains("max_bytes: 4MiB") && yaml.contains("max_payload: 16KiB"));
+    std::fs::write(&path, yaml).unwrap();
+    let (stop, run) = start_in_process(&path).await;
+    let vitals = dir.path().join("vitals");
+    let dead = dir.path().join("dead_letters");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while (rows_in(&vitals).await < n || rows_in(&dead).await < bad as u64)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.cancel();
+    let summary = run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows_in(&vitals).await, n, "every valid reading stored");
+    assert_eq!(summary.sources[0].1.dead_letters, bad as u64);
+    let rows = query(
+        &dead,
+        "SELECT octet_length(payload), payload_bytes, payload_sha256, reason_kind FROM t ORDER BY \"offset\"",
+        None,
+    )
+    .await;
+    let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+    assert_eq!(rows.num_rows(), bad);
+    let int = |i: usize| {
+        arrow::compute::cast(rows.column(i), &arrow::datatypes::DataType::Int64).unwrap()
+    };
+    let text = |i: usize| {
+        arrow::compute::cast(rows.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
+    };
+    let (kept, full, sha, kind) = (int(0), int(1), text(2), text(3));
+    for (i, (len, digest)) in digests.iter().enumerate() {
+        use arrow::datatypes::Int64Type;
+        assert_eq!(kept.as_primitive::<Int64Type>().value(i), 16 * 1024, "prefix kept");
+        assert_eq!(full.as_primitive::<Int64Type>().value(i), *len, "full length");
+        assert_eq!(sha.as_string::<i32>().value(i), digest, "SHA-256 of the whole record");
+        let want = if i % 2 == 0 { "invalid_json" } else { "missing_field" };
+        assert_eq!(kind.as_string::<i32>().value(i), want);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A `vitalflow run` child process with the shipped pipeline, killed if

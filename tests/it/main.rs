@@ -8,6 +8,7 @@ mod cli_query;
 mod cli_validate;
 mod compose;
 mod crash_safety;
+mod exact_numbers;
 mod kafka;
 mod models;
 mod object_store;

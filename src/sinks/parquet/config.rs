@@ -61,6 +61,15 @@ pub struct ParquetSinkConfig {
     /// Where completed files of a remote dataset wait for upload.
     #[serde(default)]
     pub spool: SpoolConfig,
+    /// `date=` partitions with a file open at once at most: a batch whose
+    /// rows span more days closes (and stages) the oldest open file first,
+    /// so hostile timestamps cannot exhaust file handles or memory.
+    #[serde(default = "default_max_open_partitions")]
+    pub max_open_partitions: usize,
+}
+
+fn default_max_open_partitions() -> usize {
+    16
 }
 
 /// The local store-and-forward directory of a remote dataset.
@@ -169,6 +178,12 @@ impl ParquetSinkConfig {
                     ));
                 }
             }
+        }
+        if self.max_open_partitions == 0 || self.max_open_partitions > 1024 {
+            return Err(format!(
+                "`max_open_partitions` must be between 1 and 1024, got {}",
+                self.max_open_partitions
+            ));
         }
         if self.roll.max_rows == 0 {
             return Err("`roll.max_rows` must be greater than zero".into());

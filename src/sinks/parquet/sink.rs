@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arrow::array::{Array, AsArray};
-use arrow::compute::{cast, filter_record_batch};
+use arrow::array::{Array, AsArray, UInt32Array};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
@@ -161,6 +161,18 @@ impl ParquetSink {
 
     fn file_for(&mut self, partition: &str) -> anyhow::Result<&mut RollingFile> {
         if !self.open.contains_key(partition) {
+            // At the cap: close the file open longest to make room.
+            while self.open.len() >= self.config.max_open_partitions {
+                let oldest = self
+                    .open
+                    .iter()
+                    .max_by_key(|(_, f)| f.age())
+                    .map(|(p, _)| p.clone());
+                match oldest {
+                    Some(oldest) => self.stage(&oldest)?,
+                    None => break,
+                }
+            }
             let dir = if partition.is_empty() {
                 self.root.clone()
             } else {
@@ -234,15 +246,17 @@ impl ParquetSink {
         {
             return Ok(vec![(date_partition(Some(first)), batch)]);
         }
-        let mut groups: BTreeMap<Option<i32>, Vec<bool>> = BTreeMap::new();
+        // Row indices per day (memory proportional to the rows, however
+        // many distinct days a hostile batch holds).
+        let mut groups: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
         for (row, day) in days.iter().enumerate() {
-            groups.entry(day).or_insert_with(|| vec![false; days.len()])[row] = true;
+            groups.entry(day).or_default().push(row as u32);
         }
         groups
             .into_iter()
-            .map(|(day, mask)| {
-                let rows =
-                    filter_record_batch(&batch, &mask.into()).context("splitting rows by date")?;
+            .map(|(day, rows)| {
+                let rows = arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows))
+                    .context("splitting rows by date")?;
                 Ok((date_partition(day), rows))
             })
             .collect()
@@ -404,5 +418,56 @@ impl Sink for ParquetSink {
         })
         .await
         .context("parquet sink thread panicked")?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, TimestampMillisecondArray};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+
+    /// One reading per distinct day, as a hostile producer would send.
+    fn batch_over_days(days: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("v", DataType::Int32, false),
+        ]));
+        let ts: Vec<i64> = (0..days as i64).map(|d| d * 86_400_000 + 1_000).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
+                Arc::new(Int32Array::from_iter_values(0..days as i32)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_batch_over_many_days_never_holds_more_than_the_cap_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "input: t\npath: {}\npartition_by_date: ts\nmax_open_partitions: 4\n",
+            dir.path().join("out").display()
+        );
+        let config: ParquetSinkConfig = serde_saphyr::from_str(&yaml).unwrap();
+        config.validate().unwrap();
+        let batch = batch_over_days(300);
+        let mut sink = ParquetSink::try_new("hostile", config, batch.schema()).unwrap();
+        sink.write(batch).unwrap();
+        assert!(sink.open.len() <= 4, "{} files open", sink.open.len());
+        // Every row is in a staged or an open file, one file per day.
+        let staged: u64 = sink.staged.iter().map(|f| f.rows).sum();
+        let open: u64 = sink.open.values().map(|f| f.rows()).sum();
+        assert_eq!(staged + open, 300);
+        assert_eq!(sink.staged.len() + sink.open.len(), 300);
+        sink.stage_all().unwrap();
+        assert!(sink.open.is_empty());
+        assert_eq!(sink.staged.iter().map(|f| f.rows).sum::<u64>(), 300);
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::consumer::KafkaSource;
 use super::schema::{FieldSpec, RecordSchema};
 use crate::kafka::{ClientSettings, TopicSettings};
-use crate::spec::{EnvString, HumanDuration};
+use crate::spec::{EnvString, HumanBytes, HumanDuration};
 
 /// `kind: kafka`.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +38,9 @@ pub struct KafkaSourceConfig {
     pub batch: BatchPolicy,
     /// Fields of each JSON record, in table column order.
     pub schema: Vec<FieldSpec>,
+    /// What a dead letter keeps of a rejected record.
+    #[serde(default)]
+    pub dead_letters: DeadLetterPolicy,
     /// Event-time processing (watermarks per partition, windows, late data).
     #[serde(default)]
     pub event_time: Option<crate::sources::EventTimeConfig>,
@@ -52,12 +55,17 @@ pub enum StartPosition {
     Latest,
 }
 
-/// A batch closes at `max_rows` records or `max_wait` after its first.
+/// A batch closes at `max_rows` records, `max_bytes` of payload, or
+/// `max_wait` after its first record, whichever comes first.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchPolicy {
     #[serde(default = "default_max_rows")]
     pub max_rows: usize,
+    /// Payload bytes per batch: what one batch may hold in memory however
+    /// large its records are (a batch always takes at least one record).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: HumanBytes,
     #[serde(default = "default_max_wait")]
     pub max_wait: HumanDuration,
 }
@@ -66,9 +74,41 @@ impl Default for BatchPolicy {
     fn default() -> Self {
         Self {
             max_rows: default_max_rows(),
+            max_bytes: default_max_bytes(),
             max_wait: default_max_wait(),
         }
     }
+}
+
+/// `dead_letters: {max_payload: 64KiB}`: a dead letter keeps the first
+/// `max_payload` bytes of the record, its full length and its SHA-256, so
+/// a flood of huge records cannot blow up memory or the dead-letter table,
+/// and the original can still be identified.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterPolicy {
+    #[serde(default = "default_max_payload")]
+    pub max_payload: HumanBytes,
+}
+
+impl Default for DeadLetterPolicy {
+    fn default() -> Self {
+        Self {
+            max_payload: default_max_payload(),
+        }
+    }
+}
+
+/// Largest `batch.max_bytes`: keeps every binary and string column of a
+/// batch far below Arrow's 2 GiB 32-bit offset limit.
+pub const MAX_BATCH_BYTES: u64 = 1 << 30;
+
+fn default_max_bytes() -> HumanBytes {
+    HumanBytes(64 << 20)
+}
+
+fn default_max_payload() -> HumanBytes {
+    HumanBytes(64 << 10)
 }
 
 fn default_max_rows() -> usize {
@@ -104,6 +144,18 @@ impl KafkaSourceConfig {
             return Err(format!(
                 "`batch.max_rows` must be between 1 and 1000000, got {}",
                 self.batch.max_rows
+            ));
+        }
+        if self.batch.max_bytes.0 == 0 || self.batch.max_bytes.0 > MAX_BATCH_BYTES {
+            return Err(format!(
+                "`batch.max_bytes` must be between 1 byte and 1GiB, got {} bytes",
+                self.batch.max_bytes.0
+            ));
+        }
+        if self.dead_letters.max_payload.0 > self.batch.max_bytes.0 {
+            return Err(format!(
+                "`dead_letters.max_payload` ({} bytes) must not exceed `batch.max_bytes` ({} bytes)",
+                self.dead_letters.max_payload.0, self.batch.max_bytes.0
             ));
         }
         if self.batch.max_wait.0.is_zero() {

@@ -127,7 +127,8 @@ fn consume(
         output: ctx.output.clone(),
         pending: Mutex::new(Pending {
             raw: RawMessages::default(),
-            decoder: MessageDecoder::new(&ctx.name, schema, max_rows)?,
+            decoder: MessageDecoder::new(&ctx.name, schema, max_rows)?
+                .with_dead_letter_payload(config.dead_letters.max_payload.0 as usize),
         }),
         event_time: config.event_time.clone(),
         durable: ctx.durable.clone(),
@@ -180,6 +181,7 @@ fn poll_loop(
 ) -> anyhow::Result<()> {
     let shared = &consumer.context().0;
     let max_rows = config.batch.max_rows;
+    let max_bytes = config.batch.max_bytes.0 as usize;
     let max_wait = config.batch.max_wait.0;
     let mut last_error_log: Option<Instant> = None;
     loop {
@@ -196,7 +198,7 @@ fn poll_loop(
                 assigned.contains(tp)
             });
         }
-        let (buffered, age) = shared.buffered();
+        let (buffered, _, age) = shared.buffered();
         let timeout = if buffered == 0 {
             Duration::from_millis(100)
         } else {
@@ -227,8 +229,9 @@ fn poll_loop(
             }
             None => {}
         }
-        let (buffered, age) = shared.buffered();
-        if (buffered >= max_rows || (buffered > 0 && age >= max_wait)) && !shared.flush()? {
+        let (buffered, bytes, age) = shared.buffered();
+        let full = buffered >= max_rows || bytes >= max_bytes;
+        if (full || (buffered > 0 && age >= max_wait)) && !shared.flush()? {
             // The engine stopped reading: it is shutting down.
             return Ok(());
         }
@@ -242,10 +245,11 @@ impl Shared {
             .map_err(|_| anyhow::anyhow!("source `{}`: message buffer poisoned", self.name))
     }
 
-    fn buffered(&self) -> (usize, Duration) {
+    /// Records, payload bytes and age of what is buffered.
+    fn buffered(&self) -> (usize, usize, Duration) {
         self.pending
             .lock()
-            .map(|p| (p.raw.len(), p.raw.age()))
+            .map(|p| (p.raw.len(), p.raw.payload_bytes(), p.raw.age()))
             .unwrap_or_default()
     }
 

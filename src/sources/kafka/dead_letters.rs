@@ -1,5 +1,6 @@
 //! The dead-letter table: every record the source could not accept, with
-//! its raw bytes, where it came from, when, and why.
+//! its raw bytes (the first `dead_letters.max_payload` of them, plus the
+//! full length and SHA-256), where it came from, when, and why.
 
 use std::sync::{Arc, LazyLock};
 
@@ -22,6 +23,8 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("reason", DataType::Utf8, false),
         Field::new("key", DataType::Binary, true),
         Field::new("payload", DataType::Binary, true),
+        Field::new("payload_bytes", DataType::Int64, true),
+        Field::new("payload_sha256", DataType::Utf8, true),
     ]))
 });
 
@@ -39,6 +42,7 @@ pub enum ReasonKind {
     MissingField,
     WrongType,
     OutOfRange,
+    ImplausibleTime,
 }
 
 impl ReasonKind {
@@ -50,6 +54,7 @@ impl ReasonKind {
             ReasonKind::MissingField => "missing_field",
             ReasonKind::WrongType => "wrong_type",
             ReasonKind::OutOfRange => "out_of_range",
+            ReasonKind::ImplausibleTime => "implausible_time",
         }
     }
 }
@@ -70,6 +75,7 @@ pub struct DeadLetter<'a> {
 pub struct DeadLetterBuilder {
     source: String,
     received_at: i64,
+    max_payload: usize,
     rows: usize,
     source_col: StringBuilder,
     topic: StringBuilder,
@@ -81,13 +87,21 @@ pub struct DeadLetterBuilder {
     reason: StringBuilder,
     key: BinaryBuilder,
     payload: BinaryBuilder,
+    payload_bytes: Int64Builder,
+    payload_sha256: StringBuilder,
 }
 
+/// Longest `reason` kept: decoder messages quote the offending value, which
+/// may be as long as the record.
+const MAX_REASON_CHARS: usize = 1024;
+
 impl DeadLetterBuilder {
-    pub fn new(source: &str, received_at: i64) -> Self {
+    /// `max_payload`: bytes of each rejected payload (and key) kept.
+    pub fn new(source: &str, received_at: i64, max_payload: usize) -> Self {
         Self {
             source: source.to_string(),
             received_at,
+            max_payload,
             rows: 0,
             source_col: StringBuilder::new(),
             topic: StringBuilder::new(),
@@ -99,6 +113,8 @@ impl DeadLetterBuilder {
             reason: StringBuilder::new(),
             key: BinaryBuilder::new(),
             payload: BinaryBuilder::new(),
+            payload_bytes: Int64Builder::new(),
+            payload_sha256: StringBuilder::new(),
         }
     }
 
@@ -111,9 +127,15 @@ impl DeadLetterBuilder {
         self.kafka_timestamp.append_option(letter.kafka_timestamp);
         self.received.append_value(self.received_at);
         self.kind.append_value(letter.kind.as_str());
-        self.reason.append_value(&letter.reason);
-        self.key.append_option(letter.key);
-        self.payload.append_option(letter.payload);
+        self.reason.append_value(truncate_chars(&letter.reason, MAX_REASON_CHARS));
+        let max = self.max_payload;
+        self.key.append_option(letter.key.map(|k| prefix(k, max)));
+        self.payload
+            .append_option(letter.payload.map(|p| prefix(p, max)));
+        self.payload_bytes
+            .append_option(letter.payload.map(|p| p.len() as i64));
+        self.payload_sha256
+            .append_option(letter.payload.map(|p| hex_sha256(p)));
     }
 
     pub fn finish(mut self) -> anyhow::Result<Option<RecordBatch>> {
@@ -133,8 +155,73 @@ impl DeadLetterBuilder {
                 Arc::new(self.reason.finish()),
                 Arc::new(self.key.finish()),
                 Arc::new(self.payload.finish()),
+                Arc::new(self.payload_bytes.finish()),
+                Arc::new(self.payload_sha256.finish()),
             ],
         )?;
         Ok(Some(batch))
+    }
+}
+
+fn prefix(bytes: &[u8], max: usize) -> &[u8] {
+    &bytes[..bytes.len().min(max)]
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// `text` cut to at most `max` characters, marked when cut.
+fn truncate_chars(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => text.into(),
+        Some((end, _)) => format!("{}… ({} bytes in all)", &text[..end], text.len()).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+
+    #[test]
+    fn a_dead_letter_keeps_a_bounded_prefix_with_length_and_digest() {
+        let mut builder = DeadLetterBuilder::new("monitors", 0, 4);
+        let payload = b"0123456789".as_slice();
+        builder.push(DeadLetter {
+            topic: "t",
+            partition: 0,
+            offset: 7,
+            kafka_timestamp: None,
+            key: Some(b"patient-key-long"),
+            payload: Some(payload),
+            kind: ReasonKind::InvalidJson,
+            reason: "x".repeat(5000),
+        });
+        let batch = builder.finish().unwrap().unwrap();
+        let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+        assert_eq!(column("payload").as_binary::<i32>().value(0), b"0123");
+        assert_eq!(column("key").as_binary::<i32>().value(0), b"pati");
+        assert_eq!(
+            column("payload_bytes")
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0),
+            10
+        );
+        assert_eq!(
+            column("payload_sha256").as_string::<i32>().value(0),
+            // sha256("0123456789")
+            "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882"
+        );
+        let reason = column("reason");
+        let reason = reason.as_string::<i32>().value(0);
+        assert!(reason.len() < 1200 && reason.ends_with("(5000 bytes in all)"), "{reason}");
     }
 }

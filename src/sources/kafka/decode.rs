@@ -89,6 +89,29 @@ impl RawMessages {
         self.metas.is_empty()
     }
 
+    /// Payload bytes held (the batch byte budget counts these).
+    pub fn payload_bytes(&self) -> usize {
+        self.payloads.len()
+    }
+
+    /// A copy holding only messages `keep` (ascending indices).
+    fn subset(&self, keep: &[usize]) -> RawMessages {
+        let mut out = RawMessages::default();
+        for &i in keep {
+            let meta = &self.metas[i];
+            out.push(
+                &meta.topic,
+                meta.partition,
+                meta.offset,
+                meta.timestamp_ms,
+                self.key(i),
+                self.payload(i),
+            );
+        }
+        out.first_at = self.first_at;
+        out
+    }
+
     /// Time since the first message arrived.
     pub fn age(&self) -> std::time::Duration {
         self.first_at.map(|t| t.elapsed()).unwrap_or_default()
@@ -171,6 +194,8 @@ pub struct MessageDecoder {
     source: String,
     schema: RecordSchema,
     max_rows: usize,
+    /// Bytes of a rejected payload kept in its dead letter.
+    dead_letter_payload: usize,
     decoder: Decoder,
 }
 
@@ -181,8 +206,15 @@ impl MessageDecoder {
             source: source.to_string(),
             schema,
             max_rows,
+            dead_letter_payload: 64 << 10,
             decoder,
         })
+    }
+
+    /// Keep at most `bytes` of each rejected payload (and key).
+    pub fn with_dead_letter_payload(mut self, bytes: usize) -> Self {
+        self.dead_letter_payload = bytes;
+        self
     }
 
     fn build(schema: &RecordSchema, batch_size: usize) -> anyhow::Result<Decoder> {
@@ -193,36 +225,77 @@ impl MessageDecoder {
     }
 
     pub fn decode(&mut self, raw: &RawMessages) -> anyhow::Result<DecodedBatch> {
-        let received_at = chrono::Utc::now().timestamp_millis();
-        let mut dead = DeadLetterBuilder::new(&self.source, received_at);
+        self.decode_at(raw, chrono::Utc::now().timestamp_millis())
+    }
+
+    /// [`Self::decode`] with the wall clock at `now_ms` (received time and
+    /// the plausibility window of timestamps).
+    pub fn decode_at(&mut self, raw: &RawMessages, now_ms: i64) -> anyhow::Result<DecodedBatch> {
+        let mut dead = DeadLetterBuilder::new(&self.source, now_ms, self.dead_letter_payload);
         let mut rejected = BTreeMap::new();
-        let (rows, positions) = match self.decode_all(raw) {
-            Ok(Some(rows)) if rows.num_rows() == raw.len() => (rows, None),
-            _ => {
-                // Something in here is bad: find it message by message.
-                self.decoder = Self::build(&self.schema, self.max_rows)?;
-                let (rows, good) = self.decode_each(raw, &mut dead, &mut rejected)?;
-                (rows, Some(good))
+
+        // Exact types first: what arrow-json would silently coerce is refused.
+        let mut accepted = Vec::with_capacity(raw.len());
+        for i in 0..raw.len() {
+            match super::strict::check(raw.payload(i), self.schema.fields()) {
+                Ok(()) => accepted.push(i),
+                Err((kind, reason)) => {
+                    reject(&mut dead, &mut rejected, raw.dead_letter(i, kind, reason))
+                }
+            }
+        }
+        let subset;
+        let checked = if accepted.len() == raw.len() {
+            raw
+        } else {
+            subset = raw.subset(&accepted);
+            &subset
+        };
+        // Index in `raw` of message `i` of `checked`.
+        let to_raw = |i: usize| {
+            if accepted.len() == raw.len() {
+                i
+            } else {
+                accepted[i]
             }
         };
 
-        // Values that parse but cannot be real readings.
-        let violations = self.schema.violations(rows.columns());
-        let mut message_of_row: Vec<usize> = match &positions {
-            Some(p) => p.clone(),
-            None => (0..rows.num_rows()).collect(),
+        let (rows, positions) = match self.decode_all(checked) {
+            Ok(Some(rows)) if rows.num_rows() == checked.len() => (rows, None),
+            _ => {
+                // Something in here still does not decode: find it message
+                // by message.
+                self.decoder = Self::build(&self.schema, self.max_rows)?;
+                let (rows, good) = self.decode_each(checked, &mut dead, &mut rejected)?;
+                (rows, Some(good))
+            }
         };
+        let mut message_of_row: Vec<usize> = match &positions {
+            Some(p) => p.iter().map(|&i| to_raw(i)).collect(),
+            None => (0..rows.num_rows()).map(to_raw).collect(),
+        };
+
+        // Values that parse but cannot be real readings.
+        let mut violations: Vec<(usize, ReasonKind, String)> = self
+            .schema
+            .violations(rows.columns())
+            .into_iter()
+            .map(|v| (v.row, ReasonKind::OutOfRange, v.reason))
+            .collect();
+        for v in self.schema.implausible_times(rows.columns(), now_ms) {
+            if !violations.iter().any(|(row, _, _)| *row == v.row) {
+                violations.push((v.row, ReasonKind::ImplausibleTime, v.reason));
+            }
+        }
         let rows = if violations.is_empty() {
             rows
         } else {
+            violations.sort_by_key(|(row, _, _)| *row);
             let mut keep = vec![true; rows.num_rows()];
-            for violation in violations {
-                keep[violation.row] = false;
-                let message = positions
-                    .as_ref()
-                    .map_or(violation.row, |p| p[violation.row]);
-                dead.push(raw.dead_letter(message, ReasonKind::OutOfRange, violation.reason));
-                *rejected.entry(ReasonKind::OutOfRange.as_str()).or_default() += 1;
+            for (row, kind, reason) in violations {
+                keep[row] = false;
+                let letter = raw.dead_letter(message_of_row[row], kind, reason);
+                reject(&mut dead, &mut rejected, letter);
             }
             let mut row = 0;
             message_of_row.retain(|_| {
@@ -273,10 +346,7 @@ impl MessageDecoder {
                     good.push(row);
                     positions.push(i);
                 }
-                Err((kind, reason)) => {
-                    dead.push(raw.dead_letter(i, kind, reason));
-                    *rejected.entry(kind.as_str()).or_default() += 1;
-                }
+                Err((kind, reason)) => reject(dead, rejected, raw.dead_letter(i, kind, reason)),
             }
         }
         let rows =
@@ -321,6 +391,16 @@ impl MessageDecoder {
     }
 }
 
+/// Count `letter` under its reason and add it to the dead letters.
+fn reject(
+    dead: &mut DeadLetterBuilder,
+    rejected: &mut BTreeMap<&'static str, u64>,
+    letter: DeadLetter<'_>,
+) {
+    *rejected.entry(letter.kind.as_str()).or_default() += 1;
+    dead.push(letter);
+}
+
 fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
@@ -357,6 +437,8 @@ mod tests {
             min,
             max,
             values: None,
+            max_future: None,
+            max_past: None,
         };
         RecordSchema::try_new(&[
             field("patient_id", FieldType::String, None, None),
@@ -461,4 +543,136 @@ mod tests {
             1
         );
     }
+
+    /// Arbitrary JSON values, nested a few levels.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9:. -]{0,24}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("patient_id".to_string()),
+                        Just("ts".to_string()),
+                        Just("heart_rate".to_string()),
+                        Just("spo2".to_string()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            max_shrink_time: 10_000,
+            ..Default::default()
+        })]
+
+        /// Any bytes: every message is a row or a dead letter, never a panic.
+        #[test]
+        fn arbitrary_bytes_are_rows_or_dead_letters(
+            payloads in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 1..20)
+        ) {
+            let mut decoder = MessageDecoder::new("monitors", schema(), 100).unwrap();
+            let mut raw = RawMessages::default();
+            for (i, p) in payloads.iter().enumerate() {
+                raw.push("vitals", 0, i as i64, None, None, Some(p));
+            }
+            let decoded = decoder.decode(&raw).unwrap();
+            let dead = decoded.dead_letters.map_or(0, |d| d.num_rows());
+            proptest::prop_assert_eq!(decoded.rows.num_rows() + dead, payloads.len());
+            proptest::prop_assert_eq!(decoded.message_of_row.len(), decoded.rows.num_rows());
+        }
+
+        /// Any JSON values (objects with the declared names among others,
+        /// arrays, scalars), alone or beside good records.
+        #[test]
+        fn arbitrary_json_is_rows_or_dead_letters(
+            values in proptest::collection::vec(json_value(), 1..12)
+        ) {
+            let mut decoder = MessageDecoder::new("monitors", schema(), 100).unwrap();
+            let texts: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            let mut payloads: Vec<&str> = texts.iter().map(String::as_str).collect();
+            payloads.push(GOOD);
+            let raw = messages(&payloads);
+            let decoded = decoder.decode(&raw).unwrap();
+            let dead = decoded.dead_letters.map_or(0, |d| d.num_rows());
+            proptest::prop_assert_eq!(decoded.rows.num_rows() + dead, payloads.len());
+            // The good record is always accepted, and is the last row.
+            proptest::prop_assert_eq!(
+                decoded.message_of_row.last().copied(),
+                Some(payloads.len() - 1)
+            );
+        }
+    }
+
+    #[test]
+    fn an_integer_with_a_fraction_is_refused_not_truncated() {
+        let mut decoder = MessageDecoder::new("monitors", schema(), 100).unwrap();
+        let fraction = GOOD.replace(r#""spo2":97"#, r#""spo2":97.5"#);
+        let decoded = decoder.decode(&messages(&[GOOD, &fraction, GOOD])).unwrap();
+        assert_eq!(decoded.rows.num_rows(), 2);
+        assert_eq!(decoded.message_of_row, vec![0, 2]);
+        assert_eq!(decoded.rejected.get("wrong_type"), Some(&1));
+    }
+
+    #[test]
+    fn readings_from_the_future_are_implausible() {
+        let field = |name: &str, field_type| FieldSpec {
+            name: name.into(),
+            field_type,
+            required: true,
+            min: None,
+            max: None,
+            values: None,
+            max_future: None,
+            max_past: None,
+        };
+        let schema = RecordSchema::try_new(&[
+            field("patient_id", FieldType::String),
+            FieldSpec {
+                max_future: Some(crate::spec::HumanDuration(std::time::Duration::from_secs(300))),
+                ..field("ts", FieldType::Timestamp)
+            },
+        ])
+        .unwrap();
+        let mut decoder = MessageDecoder::new("monitors", schema, 100).unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T09:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let raw = messages(&[
+            r#"{"patient_id":"P1","ts":"2026-11-26T09:00:00Z"}"#,
+            r#"{"patient_id":"P1","ts":"9999-12-31T23:59:59Z"}"#,
+            r#"{"patient_id":"P1","ts":"2026-11-26T09:04:59Z"}"#,
+            r#"{"patient_id":"P1","ts":"2026-11-26T09:05:01Z"}"#,
+        ]);
+        let decoded = decoder.decode_at(&raw, now).unwrap();
+        assert_eq!(decoded.message_of_row, vec![0, 2]);
+        assert_eq!(decoded.rejected.get("implausible_time"), Some(&2));
+        let dead = decoded.dead_letters.unwrap();
+        let kinds = dead.column_by_name("reason_kind").unwrap().as_string::<i32>();
+        assert_eq!(kinds.value(0), "implausible_time");
+        let offsets = dead
+            .column_by_name("offset")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!((offsets.value(0), offsets.value(1)), (101, 103));
+    }
 }
+

@@ -15,6 +15,7 @@ mod dead_letters;
 mod decode;
 mod events;
 mod schema;
+mod strict;
 
 pub use config::KafkaSourceConfig;
 pub use dead_letters::dead_letter_schema;

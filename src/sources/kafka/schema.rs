@@ -9,6 +9,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 
+use crate::spec::HumanDuration;
+
 /// One field of a JSON record.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +30,15 @@ pub struct FieldSpec {
     /// The only values a string field may take.
     #[serde(default)]
     pub values: Option<Vec<String>>,
+    /// Timestamps only: how far ahead of the wall clock a value may be. A
+    /// reading from the future (a wrong device clock, the year 9999) would
+    /// otherwise move the event-time watermark for good and open a
+    /// partition per distinct day.
+    #[serde(default)]
+    pub max_future: Option<HumanDuration>,
+    /// Timestamps only: how far behind the wall clock a value may be.
+    #[serde(default)]
+    pub max_past: Option<HumanDuration>,
 }
 
 fn default_required() -> bool {
@@ -109,6 +120,13 @@ impl RecordSchema {
             {
                 return Err(format!("{at}: `min` ({min}) is greater than `max` ({max})"));
             }
+            if (field.max_future.is_some() || field.max_past.is_some())
+                && field.field_type != FieldType::Timestamp
+            {
+                return Err(format!(
+                    "{at}: `max_future`/`max_past` apply to timestamps only"
+                ));
+            }
             if field.values.is_some() && field.field_type != FieldType::String {
                 return Err(format!("{at}: `values` applies to string fields only"));
             }
@@ -162,6 +180,50 @@ impl RecordSchema {
             .filter_map(|(row, reason)| reason.map(|reason| Violation { row, reason }))
             .collect()
     }
+
+    /// Rows whose timestamps lie outside `max_future`/`max_past` of `now_ms`
+    /// (wall-clock epoch milliseconds); the first broken rule per row.
+    pub fn implausible_times(&self, columns: &[ArrayRef], now_ms: i64) -> Vec<Violation> {
+        let mut reasons: Vec<Option<String>> = Vec::new();
+        for (spec, column) in self.fields.iter().zip(columns) {
+            if spec.max_future.is_none() && spec.max_past.is_none() {
+                continue;
+            }
+            let ms = |d: Option<HumanDuration>| {
+                d.map(|d| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX))
+            };
+            let latest = ms(spec.max_future).map_or(i64::MAX, |f| now_ms.saturating_add(f));
+            let earliest = ms(spec.max_past).map_or(i64::MIN, |p| now_ms.saturating_sub(p));
+            let Ok(values) = cast(column, &DataType::Int64) else {
+                continue;
+            };
+            let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+            for (row, value) in values.iter().enumerate() {
+                let Some(v) = value else { continue };
+                if v > latest || v < earliest {
+                    note(&mut reasons, row, || {
+                        let when = chrono::DateTime::from_timestamp_millis(v)
+                            .map_or_else(|| format!("{v} ms"), |t| t.to_rfc3339());
+                        let rule = if v > latest {
+                            format!("more than {} ahead of", fmt_duration(spec.max_future))
+                        } else {
+                            format!("more than {} behind", fmt_duration(spec.max_past))
+                        };
+                        format!("`{}` = {when} is {rule} the clock", spec.name)
+                    });
+                }
+            }
+        }
+        reasons
+            .into_iter()
+            .enumerate()
+            .filter_map(|(row, reason)| reason.map(|reason| Violation { row, reason }))
+            .collect()
+    }
+}
+
+fn fmt_duration(d: Option<HumanDuration>) -> String {
+    d.map_or_else(String::new, |d| humantime::format_duration(d.0).to_string())
 }
 
 fn note(reasons: &mut Vec<Option<String>>, row: usize, reason: impl FnOnce() -> String) {
@@ -241,7 +303,46 @@ mod tests {
             min: None,
             max: None,
             values: None,
+            max_future: None,
+            max_past: None,
         }
+    }
+
+    #[test]
+    fn timestamps_outside_the_plausibility_window_are_named() {
+        let schema = RecordSchema::try_new(&[FieldSpec {
+            max_future: Some(HumanDuration(std::time::Duration::from_secs(300))),
+            max_past: Some(HumanDuration(std::time::Duration::from_secs(86_400))),
+            ..field("ts", FieldType::Timestamp)
+        }])
+        .unwrap();
+        let now = 1_800_000_000_000;
+        let column: ArrayRef = Arc::new(
+            arrow::array::TimestampMillisecondArray::from(vec![
+                Some(now),
+                Some(now + 299_000),
+                Some(now + 301_000),
+                Some(253_402_300_799_000), // 9999-12-31T23:59:59Z
+                Some(now - 86_401_000),
+                None,
+            ])
+            .with_timezone("UTC"),
+        );
+        let violations = schema.implausible_times(&[column], now);
+        let rows: Vec<usize> = violations.iter().map(|v| v.row).collect();
+        assert_eq!(rows, vec![2, 3, 4], "{violations:?}");
+        assert!(violations[1].reason.contains("9999-12-31"), "{violations:?}");
+        assert!(violations[1].reason.contains("5m ahead"), "{violations:?}");
+        assert!(violations[2].reason.contains("1day behind"), "{violations:?}");
+        let on_int = [FieldSpec {
+            max_past: Some(HumanDuration(std::time::Duration::from_secs(1))),
+            ..field("n", FieldType::Int32)
+        }];
+        assert!(
+            RecordSchema::try_new(&on_int)
+                .unwrap_err()
+                .contains("timestamps only")
+        );
     }
 
     #[test]
