@@ -149,7 +149,7 @@ async fn inputs_one_bit_either_side_of_a_split_get_their_own_prediction() {
             let answer: Value = response.json().await.unwrap();
             let got = answer["probability"].as_f64().unwrap();
             assert_eq!(
-                got, **want,
+                got, *want,
                 "{} = {value:?} was not read exactly (request {text})",
                 FIELDS[s.feature]
             );

@@ -156,10 +156,6 @@ impl ChildGuard {
         Ok(Self { child: Some(child) })
     }
 
-    pub fn id(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
