@@ -428,6 +428,16 @@ async fn large_invalid_records_become_bounded_dead_letters_and_valid_ones_follow
     use sha2::Digest;
     let broker = SharedBroker::get();
     let topic = unique("poison");
+    vitalflow::kafka::ensure_topic(
+        &ClientSettings::new(&broker.addr()),
+        &topic,
+        &TopicSettings {
+            partitions: 4,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let producer = KeyedProducer::new(&ClientSettings::new(&broker.addr()), &topic, |e| {
         panic!("delivery failed: {e}")
     })
@@ -478,9 +488,16 @@ async fn large_invalid_records_become_bounded_dead_letters_and_valid_ones_follow
     let summary = run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rows_in(&vitals).await, n, "every valid reading stored");
     assert_eq!(summary.sources[0].1.dead_letters, bad as u64);
+    // 45 MB of records under a 4 MiB budget: at least 11 batches, however
+    // many records `max_rows` would allow in one.
+    assert!(
+        summary.sources[0].1.batches >= 11,
+        "{} batches for 45 MB",
+        summary.sources[0].1.batches
+    );
     let rows = query(
         &dead,
-        "SELECT octet_length(payload), payload_bytes, payload_sha256, reason_kind FROM t ORDER BY \"offset\"",
+        "SELECT payload, payload_bytes, payload_sha256, reason_kind FROM t ORDER BY \"offset\"",
         None,
     )
     .await;
@@ -492,10 +509,14 @@ async fn large_invalid_records_become_bounded_dead_letters_and_valid_ones_follow
     let text = |i: usize| {
         arrow::compute::cast(rows.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
     };
-    let (kept, full, sha, kind) = (int(0), int(1), text(2), text(3));
+    let kept =
+        arrow::compute::cast(rows.column(0), &arrow::datatypes::DataType::Binary).unwrap();
+    let (full, sha, kind) = (int(1), text(2), text(3));
     for (i, (len, digest)) in digests.iter().enumerate() {
         use arrow::datatypes::Int64Type;
-        assert_eq!(kept.as_primitive::<Int64Type>().value(i), 16 * 1024, "prefix kept");
+        let prefix = kept.as_binary::<i32>().value(i);
+        assert_eq!(prefix.len(), 16 * 1024, "prefix kept");
+        assert!(prefix.starts_with(b"{\"patient_id\": \"P"), "the record's first bytes");
         assert_eq!(full.as_primitive::<Int64Type>().value(i), *len, "full length");
         assert_eq!(sha.as_string::<i32>().value(i), digest, "SHA-256 of the whole record");
         let want = if i % 2 == 0 { "invalid_json" } else { "missing_field" };
