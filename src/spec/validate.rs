@@ -418,3 +418,51 @@ mod tests {
     }
 }
 
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines built from pipeline keys and values, indented at random: text
+    /// that looks like a pipeline often enough to reach the validator.
+    fn yamlish() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("name"), Just("sources"), Just("transforms"), Just("sinks"), Just("kind"),
+            Just("simulator"), Just("kafka"), Just("parquet"), Just("input"), Just("path"),
+            Just("sql"), Just("schema"), Just("event_time"), Just("patients"), Just("topic"),
+            Just("m"), Just("s"), Just("t"), Just("- name"), Just("type"), Just("roll"),
+        ];
+        let value = prop_oneof![
+            Just(""), Just("x"), Just("1"), Just("-5"), Just("500ms"), Just("SELECT * FROM m"),
+            Just("{a: 1}"), Just("[1, 2]"), Just("${X:-d}"), Just("'q"), Just("\"q"), Just("&a"),
+            Just("*a"), Just("!!binary AA"), Just("~"), Just("1e999"), Just("timestamp"),
+        ];
+        proptest::collection::vec((0usize..4, key, value), 0..16).prop_map(|lines| {
+            lines
+                .into_iter()
+                .map(|(indent, k, v)| format!("{}{k}: {v}\n", "  ".repeat(indent)))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, max_shrink_time: 10_000, ..Default::default() })]
+
+        /// Any text is a pipeline or an error that names the file; never a
+        /// panic.
+        #[test]
+        fn arbitrary_text_is_a_pipeline_or_a_clear_error(text in "\\PC{0,300}") {
+            if let Err(e) = parse(&text, Path::new("fuzz.yaml")) {
+                prop_assert!(e.to_string().contains("fuzz.yaml"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn pipeline_shaped_text_is_a_pipeline_or_a_clear_error(text in yamlish()) {
+            if let Err(e) = parse(&text, Path::new("fuzz.yaml")) {
+                prop_assert!(e.to_string().contains("fuzz.yaml"), "{}", e);
+            }
+        }
+    }
+}

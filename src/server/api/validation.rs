@@ -270,3 +270,75 @@ fn error(loc: &[Value], msg: &str, kind: &str) -> FieldError {
         kind: kind.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rules() -> FeatureRules {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/diabetes_rf.json");
+        FeatureRules::for_model(&ModelMetadata::from_file(&path).unwrap()).unwrap()
+    }
+
+    /// A value for a field: mostly numbers near the valid ranges, sometimes
+    /// anything else JSON can hold.
+    fn field_value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            (-10.0f64..1000.0).prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            "[a-z0-9.]{0,8}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!([1, 2])),
+            Just(serde_json::json!({"a": 1})),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, max_shrink_time: 10_000, ..Default::default() })]
+
+        /// Any bytes: a parsed row of the model's width or field errors,
+        /// never a panic.
+        #[test]
+        fn arbitrary_bodies_parse_or_explain(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let rules = rules();
+            match rules.parse_one(&body) {
+                Ok(row) => prop_assert_eq!(row.len(), rules.width()),
+                Err(errors) => prop_assert!(!errors.is_empty()),
+            }
+            let _ = rules.parse_batch(&body);
+        }
+
+        /// Objects with the API's field names and arbitrary values: accepted
+        /// rows hold exactly the values sent, in range.
+        #[test]
+        fn arbitrary_field_values_are_exact_or_refused(
+            values in proptest::collection::vec(field_value(), 8)
+        ) {
+            let rules = rules();
+            let body: serde_json::Map<String, serde_json::Value> = rules
+                .api_names()
+                .zip(values.iter().cloned())
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let text = serde_json::Value::Object(body).to_string();
+            match rules.parse_one(text.as_bytes()) {
+                Ok(row) => {
+                    for (got, sent) in row.iter().zip(&values) {
+                        prop_assert_eq!(Some(*got), sent.as_f64());
+                    }
+                }
+                Err(errors) => prop_assert!(!errors.is_empty()),
+            }
+            let batch = format!("{{\"instances\": [{text}, {text}]}}");
+            if let Ok((rows, count)) = rules.parse_batch(batch.as_bytes()) {
+                prop_assert_eq!(count, 2);
+                prop_assert_eq!(rows.len(), 2 * rules.width());
+            }
+        }
+    }
+}
