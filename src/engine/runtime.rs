@@ -176,6 +176,20 @@ pub async fn run(
     }
     let mut incoming = futures::stream::select_all(source_streams);
     let forwarders: Vec<_> = forwarders.into_iter().map(Forwarder::spawn).collect();
+    // A sink waiting for room in a full spool gives up when the run is told
+    // to stop (the run then ends with the spool-full error, losing nothing).
+    let spools: Vec<_> = forwarders.iter().map(|f| f.spool()).collect();
+    let run_over = CancellationToken::new();
+    let _run_over = run_over.clone().drop_guard();
+    if !spools.is_empty() {
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stopping.cancelled() => spools.iter().for_each(|s| s.stop_waiting()),
+                _ = run_over.cancelled() => {}
+            }
+        });
+    }
 
     let mut engine = EngineLoop {
         planned,

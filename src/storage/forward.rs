@@ -181,6 +181,11 @@ impl Forwarder {
 }
 
 impl ForwarderHandle {
+    /// The spool this forwarder empties.
+    pub fn spool(&self) -> Arc<Spool> {
+        self.spool.clone()
+    }
+
     /// Upload what is waiting (including the run's last files), for at
     /// most `within`; stop at once if the store fails. Whatever is left
     /// stays in the spool for the next run, and is reported.
@@ -231,6 +236,7 @@ impl Health {
                 uploaded_files: 0,
                 last_error: None,
                 degraded_since: None,
+                paused: false,
             },
             reported: None,
         }
@@ -239,6 +245,7 @@ impl Health {
     fn publish(&mut self, spool: &Spool) {
         self.status.waiting_files = spool.waiting_files();
         self.status.waiting_bytes = spool.waiting_bytes();
+        self.status.paused = spool.is_full();
         if self.reported.as_ref() != Some(&self.status) {
             status::report(self.status.clone());
             self.reported = Some(self.status.clone());

@@ -8,13 +8,16 @@
 //! store is down, files simply stay: that is the store-and-forward.
 //!
 //! The spool is bounded: while the files waiting add up to `max_bytes`, the
-//! sink refuses new rows (the pipeline stops with [`SpoolFull`], having
-//! lost nothing: offsets past the last checkpoint were not committed).
+//! sink waits for the forwarder to free room, and the pipeline pauses
+//! behind it (a Kafka source stops fetching but stays in its group). Only a
+//! run told to stop while the spool is full ends with [`SpoolFull`], having
+//! lost nothing: offsets past the last checkpoint were not committed.
 //!
 //! [forwarder]: super::forward
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::publish::sync_parent;
 
@@ -52,7 +55,12 @@ pub struct Spool {
     max_bytes: u64,
     waiting_bytes: AtomicU64,
     waiting_files: AtomicU64,
+    /// Set when the run stops: a sink waiting for room gives up.
+    stopping: AtomicBool,
 }
+
+/// How often a sink waiting for room looks again.
+const ROOM_POLL: Duration = Duration::from_millis(200);
 
 impl Spool {
     pub fn new(dir: PathBuf, target: String, max_bytes: u64) -> Self {
@@ -62,6 +70,7 @@ impl Spool {
             max_bytes,
             waiting_bytes: AtomicU64::new(0),
             waiting_files: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
         };
         // Files left by an earlier run count from the start.
         let _ = spool.scan();
@@ -113,6 +122,40 @@ impl Spool {
             waiting_bytes,
             max_bytes: self.max_bytes,
         })
+    }
+
+    /// Whether the files waiting fill the spool.
+    pub fn is_full(&self) -> bool {
+        self.waiting_bytes() >= self.max_bytes
+    }
+
+    /// The run is stopping: stop waiting for room.
+    pub fn stop_waiting(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Block (a sink's own thread) until the files waiting leave room.
+    /// `on_pause` runs once when waiting starts. `Ok(Some(paused))` after a
+    /// wait, `Ok(None)` if there was room; `Err` only when the run stops
+    /// while the spool is still full.
+    pub fn wait_for_room(
+        &self,
+        on_pause: impl FnOnce(&SpoolFull),
+    ) -> Result<Option<Duration>, SpoolFull> {
+        let Err(full) = self.check_room() else {
+            return Ok(None);
+        };
+        on_pause(&full);
+        let started = Instant::now();
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return self.check_room().map(|()| Some(started.elapsed()));
+            }
+            std::thread::sleep(ROOM_POLL);
+            if self.check_room().is_ok() {
+                return Ok(Some(started.elapsed()));
+            }
+        }
     }
 
     /// Delete an uploaded file (and make the deletion durable).

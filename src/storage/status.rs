@@ -29,11 +29,14 @@ pub struct StoreStatus {
     pub last_error: Option<String>,
     /// RFC 3339 time of the first failure of the current outage.
     pub degraded_since: Option<String>,
+    /// The spool is full: the sink waits for room and the pipeline is
+    /// paused behind it (nothing is lost; it resumes as uploads free room).
+    pub paused: bool,
 }
 
 impl StoreStatus {
     pub fn is_degraded(&self) -> bool {
-        self.state != "ok"
+        self.state != "ok" || self.paused
     }
 }
 
@@ -55,6 +58,7 @@ pub fn report(status: StoreStatus) {
     });
     metrics::gauge!("vitalflow_spool_waiting_files", &labels).set(status.waiting_files as f64);
     metrics::gauge!("vitalflow_spool_waiting_bytes", &labels).set(status.waiting_bytes as f64);
+    metrics::gauge!("vitalflow_spool_full", &labels).set(if status.paused { 1.0 } else { 0.0 });
     let mut all = registry().lock().unwrap_or_else(|e| e.into_inner());
     all.insert(status.target.clone(), status);
 }

@@ -703,6 +703,108 @@ async fn kill_9_with_the_dataset_in_s3_loses_and_duplicates_nothing() {
     assert_exactly_in(dataset, &simulator, n).await;
 }
 
+/// A store down long enough to fill the spool pauses the pipeline instead
+/// of stopping it: the Kafka source stops fetching but keeps polling, so it
+/// stays in its group well past `max.poll.interval.ms`, and when the store
+/// answers again everything is uploaded exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_pauses_kafka_without_leaving_the_group_and_loses_nothing() {
+    use crate::s3_server::{BUCKET, S3Server};
+    use vitalflow::storage::status;
+    let mut server = S3Server::start();
+    server.stop();
+    let broker = SharedBroker::get();
+    let topic = unique("pause");
+    // Published over ~20 s while the pipeline runs: most readings arrive
+    // after the spool is full, so the source itself is held back.
+    let n = 20_000;
+    let simulator = ward(n, Duration::from_millis(20));
+    let producer = {
+        let (addr, topic, simulator) = (broker.addr(), topic.clone(), simulator.clone());
+        tokio::spawn(async move { publish(&addr, &topic, simulator).await })
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = shipped_yaml_for(dir.path(), &broker.addr(), &topic, &unique("g"));
+    let lake = format!("s3://{BUCKET}/{topic}");
+    let yaml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&dir.path().display().to_string(), &lake)
+        .replace(
+            "      session.timeout.ms: 6000\n",
+            "      session.timeout.ms: 6000\n      max.poll.interval.ms: 7000\n",
+        )
+        // Small batches: more of them than the engine's channels hold, so
+        // the source itself is held back while the sink waits.
+        .replace("      max_rows: 8192\n", "      max_rows: 500\n")
+        .replace(
+            "    partition_by_date: ts\n    sort_by",
+            &format!(
+                "    partition_by_date: ts\n{}    spool: {{path: \"{}\", max_bytes: 64KiB}}\n    sort_by",
+                server.store_yaml("    "),
+                dir.path().join("spool").display()
+            ),
+        )
+        .replace(
+            "    partition_by_date: received_at\n",
+            &format!(
+                "    partition_by_date: received_at\n{}    spool: {{path: \"{}\"}}\n",
+                server.store_yaml("    "),
+                dir.path().join("spool-dead").display()
+            ),
+        );
+    assert!(
+        yaml.contains("max.poll.interval.ms: 7000")
+            && yaml.contains("max_bytes: 64KiB")
+            && yaml.contains("max_rows: 500"),
+        "{yaml}"
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let (stop, run) = start_in_process(&path).await;
+    let target = format!("{lake}/vitals");
+    let paused = || {
+        status::all()
+            .into_iter()
+            .any(|s| s.target == target && s.paused)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !paused() {
+        assert!(!run.is_finished(), "the run ended instead of pausing");
+        assert!(Instant::now() < deadline, "the spool never filled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Hold the pause for two poll intervals: a consumer that stopped
+    // polling would have left the group, and the run would have failed on
+    // the lost assignment.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(!run.is_finished(), "the paused run stopped: {:?}", run.await);
+    assert!(paused(), "still paused while the store is down");
+
+    assert_eq!(producer.await.unwrap(), n);
+    server.spawn();
+    let dataset = Dataset {
+        store: server.settings(),
+        spool: None,
+        ..Dataset::at("t", Location::parse(&target, Path::new(".")).unwrap())
+    };
+    let bucket = server.bucket_dir().join(&topic).join("vitals");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if !crate::s3_server::stored_objects(&bucket).is_empty()
+            && count_in(dataset.clone(), "SELECT count(*) FROM t").await >= n
+        {
+            break;
+        }
+        assert!(!run.is_finished(), "the run ended before storing everything");
+        assert!(Instant::now() < deadline, "the run did not resume");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.cancel();
+    run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!paused());
+    assert_exactly_in(dataset, &simulator, n).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_the_partitions_and_store_each_reading_once() {
     let broker = SharedBroker::get();

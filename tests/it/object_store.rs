@@ -264,7 +264,7 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_spooled_while_the_store_is_down_are_uploaded_by_the_next_run_and_a_full_spool_refuses()
+async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pauses_the_run()
  {
     let mut server = S3Server::start();
     server.stop();
@@ -284,39 +284,71 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_by_the_next_run_and_
         "every file waits in the spool: {waiting:?}"
     );
 
-    // A spool that is already full refuses new rows, clearly, and keeps its files.
+    // A spool that is already full pauses the pipeline instead of stopping
+    // it: the sink waits for room, /health and the status say so.
     let small = yaml.replace("    spool:\n", "    spool:\n      max_bytes: 64KiB\n");
     let small = small
         .replace("limit: 20000", "limit: 100")
         .replace("seed: 1", "seed: 2");
     let full_pipeline = dir.path().join("full.yaml");
     std::fs::write(&full_pipeline, &small).unwrap();
+    let waiting_bytes: u64 = waiting.iter().map(|f| f.bytes).sum();
+    // If compression ever makes the files this small, say so instead of
+    // passing vacuously.
+    assert!(
+        waiting_bytes >= 64 * 1024,
+        "spooled files are only {waiting_bytes} bytes; raise the test's volume"
+    );
+    let target = format!("s3://{BUCKET}/lake/nextrun");
+    let paused = || {
+        status::all()
+            .into_iter()
+            .any(|s| s.target == target && s.paused && s.is_degraded())
+    };
     let planned = engine::plan(spec::load(&full_pipeline).unwrap())
         .await
         .unwrap();
-    let waiting_bytes: u64 = waiting.iter().map(|f| f.bytes).sum();
-    if waiting_bytes >= 64 * 1024 {
-        let error = engine::run(&planned, CancellationToken::new(), RunOptions::default())
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("spool") && error.contains("is full"),
-            "{error}"
-        );
-    } else {
-        // If compression ever makes the files this small, say so instead
-        // of passing vacuously.
-        panic!("spooled files are only {waiting_bytes} bytes; raise the test's volume");
-    }
+    // Told to stop while paused: it stops, says why, and loses nothing.
+    let stop = CancellationToken::new();
+    let run = {
+        let stop = stop.clone();
+        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
+    };
+    wait_for("the sink to pause on the full spool", Duration::from_secs(60), paused).await;
+    assert!(!run.is_finished(), "a full spool pauses, it does not stop the run");
+    stop.cancel();
+    let error = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("a paused run stops within 30 s when told to")
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("spool") && error.contains("is full"), "{error}");
     assert_eq!(
         waiting_files(&spool).unwrap(),
         waiting,
-        "a refusal loses nothing"
+        "stopping while paused loses nothing"
     );
 
-    // The store is back: the next run uploads what waited, then its own rows.
+    // Paused again, then the store comes back: the run resumes by itself,
+    // uploads what waited and finishes with every row.
+    let planned = engine::plan(spec::load(&full_pipeline).unwrap())
+        .await
+        .unwrap();
+    let run = tokio::spawn(async move {
+        engine::run(&planned, CancellationToken::new(), RunOptions::default()).await
+    });
+    wait_for("the sink to pause again", Duration::from_secs(60), paused).await;
     server.spawn();
+    let summary = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run resumes once the store is back")
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.sinks[0].1.rows, 100);
+    assert!(!paused(), "the status no longer says paused");
+
+    // The next run uploads its own rows too.
     let second = yaml
         .replace("seed: 1", "seed: 3")
         .replace("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z");
@@ -324,16 +356,16 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_by_the_next_run_and_
     run_pipeline(&pipeline).await;
     assert!(waiting_files(&spool).unwrap().is_empty());
     let objects = stored_objects(&server.bucket_dir().join("lake/nextrun"));
-    assert!(objects.len() >= waiting.len() + 4, "{objects:?}");
+    assert!(objects.len() >= waiting.len() + 5, "{objects:?}");
     let session = session(&pipeline).await;
-    assert_eq!(count(&session, "SELECT count(*) FROM raw").await, 40_000);
+    assert_eq!(count(&session, "SELECT count(*) FROM raw").await, 40_100);
     assert_eq!(
         count(
             &session,
             "SELECT count(*) FROM raw WHERE date = '2026-05-01'"
         )
         .await,
-        20_000
+        20_100
     );
 }
 

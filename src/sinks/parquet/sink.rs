@@ -19,7 +19,7 @@ use parquet::schema::types::ColumnPath;
 use tokio::sync::{Notify, mpsc};
 
 use super::config::{Compression, ParquetSinkConfig};
-use super::events::ParquetFileStaged;
+use super::events::{ParquetFileStaged, SinkPaused, SinkResumed};
 use super::naming::{data_file_name, date_partition, is_in_progress_file};
 use super::writer::RollingFile;
 use crate::sinks::{Sink, SinkMessage, SinkSummary};
@@ -115,7 +115,11 @@ impl ParquetSink {
         match message {
             SinkMessage::Data(batch) => {
                 if let Some(spool) = &self.spool {
-                    spool.check_room()?;
+                    let sink = &self.name;
+                    let waited = spool.wait_for_room(|full| SinkPaused { sink, full }.emit())?;
+                    if let Some(paused) = waited {
+                        SinkResumed { sink, paused }.emit();
+                    }
                 }
                 if batch.num_rows() > 0 {
                     self.write(batch)?;

@@ -31,6 +31,7 @@ use super::config::{KafkaSourceConfig, StartPosition};
 use super::decode::{MessageDecoder, RawMessages};
 use super::events::{
     ClientError, MessagesDecoded, PartitionLag, PartitionsAssigned, PartitionsRevoked,
+    SourcePaused, SourceResumed,
 };
 use super::schema::RecordSchema;
 use crate::engine::checkpoint::DurableOffsets;
@@ -78,7 +79,17 @@ struct Shared {
     closing: AtomicBool,
     /// A failure inside a callback, reported by the poll loop.
     failure: Mutex<Option<anyhow::Error>>,
+    /// A decoded batch the engine has not taken yet (it is applying
+    /// back-pressure, e.g. a full spool): sent before anything newer, by
+    /// whichever path sends next, so batches stay in offset order.
+    held: Mutex<Option<SourceEvent>>,
+    /// For waiting on the engine's channel with a timeout.
+    runtime: tokio::runtime::Handle,
 }
+
+/// How long the engine may take to accept a batch before the partitions
+/// are paused (a brief full channel is ordinary back-pressure).
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 struct Pending {
     raw: RawMessages,
@@ -134,6 +145,8 @@ fn consume(
         durable: ctx.durable.clone(),
         assigned: Mutex::new(BTreeSet::new()),
         summary: Mutex::new(SourceSummary::default()),
+        held: Mutex::new(None),
+        runtime: runtime.clone(),
         closing: AtomicBool::new(false),
         failure: Mutex::new(None),
     };
@@ -231,7 +244,9 @@ fn poll_loop(
         }
         let (buffered, bytes, age) = shared.buffered();
         let full = buffered >= max_rows || bytes >= max_bytes;
-        if (full || (buffered > 0 && age >= max_wait)) && !shared.flush()? {
+        if (full || (buffered > 0 && age >= max_wait))
+            && !shared.flush_polling(consumer, &ctx.shutdown)?
+        {
             // The engine stopped reading: it is shutting down.
             return Ok(());
         }
@@ -257,12 +272,137 @@ impl Shared {
         self.assigned.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
-    /// Decode what is buffered and hand it to the engine. `false` when the
-    /// engine no longer listens.
+    /// Decode what is buffered and hand it to the engine, waiting as long
+    /// as the engine applies back-pressure. `false` when the engine no
+    /// longer listens. (Rebalance callbacks and the final flush use this:
+    /// they must not return before the data is handed over.)
     fn flush(&self) -> anyhow::Result<bool> {
+        if let Some(held) = self.take_held()
+            && self.output.blocking_send(held).is_err()
+        {
+            return Ok(false);
+        }
+        match self.decode_pending()? {
+            Some(event) => Ok(self.output.blocking_send(event).is_ok()),
+            None => Ok(true),
+        }
+    }
+
+    /// [`Self::flush`] from the poll loop: while the engine does not take
+    /// the batch (a sink is paused), the assigned partitions are paused and
+    /// the consumer keeps polling, so this member stays in its group (a
+    /// consumer that stops polling is evicted after `max.poll.interval.ms`)
+    /// without fetching more. On shutdown the batch stays held for the
+    /// final flush.
+    fn flush_polling(
+        &self,
+        consumer: &BaseConsumer<SourceClientContext>,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<bool> {
+        let mut event = match self.take_held() {
+            Some(held) => held,
+            None => match self.decode_pending()? {
+                Some(event) => event,
+                None => return Ok(true),
+            },
+        };
+        let mut paused_at: Option<Instant> = None;
+        let outcome = loop {
+            let wait = if paused_at.is_some() {
+                Duration::from_millis(100)
+            } else {
+                PAUSE_AFTER
+            };
+            let reserved = self
+                .runtime
+                .block_on(tokio::time::timeout(wait, self.output.reserve()));
+            match reserved {
+                Ok(Ok(permit)) => {
+                    permit.send(event);
+                    break Ok(true);
+                }
+                Ok(Err(_closed)) => break Ok(false),
+                Err(_still_full) => {
+                    // Visible to a rebalance callback running inside poll,
+                    // which then hands it over first.
+                    self.hold(event);
+                    if shutdown.is_cancelled() {
+                        break Ok(true);
+                    }
+                    if paused_at.is_none() {
+                        let assignment = consumer.assignment().unwrap_or_default();
+                        if let Err(error) = consumer.pause(&assignment) {
+                            tracing::warn!(source = %self.name, %error, "pausing partitions failed");
+                        }
+                        SourcePaused {
+                            pipeline: &self.pipeline,
+                            source: &self.name,
+                            partitions: assignment.count(),
+                        }
+                        .emit();
+                        paused_at = Some(Instant::now());
+                    }
+                    // Polling keeps the membership; paused partitions fetch
+                    // nothing new.
+                    match consumer.poll(Duration::ZERO) {
+                        Some(Ok(message)) => {
+                            // Fetched before the pause took effect: kept in
+                            // order behind the held batch.
+                            self.lock_pending()?.raw.push(
+                                message.topic(),
+                                message.partition(),
+                                message.offset(),
+                                message.timestamp().to_millis(),
+                                message.key(),
+                                message.payload(),
+                            );
+                        }
+                        Some(Err(error)) => {
+                            tracing::debug!(source = %self.name, %error, "poll while paused")
+                        }
+                        None => {}
+                    }
+                    if let Some(error) = self.failure.lock().ok().and_then(|mut f| f.take()) {
+                        break Err(error);
+                    }
+                    match self.take_held() {
+                        Some(held) => event = held,
+                        // A rebalance callback handed it over.
+                        None => break Ok(true),
+                    }
+                }
+            }
+        };
+        if let Some(since) = paused_at {
+            let assignment = consumer.assignment().unwrap_or_default();
+            if let Err(error) = consumer.resume(&assignment) {
+                tracing::warn!(source = %self.name, %error, "resuming partitions failed");
+            }
+            SourceResumed {
+                pipeline: &self.pipeline,
+                source: &self.name,
+                paused: since.elapsed(),
+            }
+            .emit();
+        }
+        outcome
+    }
+
+    fn hold(&self, event: SourceEvent) {
+        if let Ok(mut held) = self.held.lock() {
+            *held = Some(event);
+        }
+    }
+
+    fn take_held(&self) -> Option<SourceEvent> {
+        self.held.lock().ok().and_then(|mut h| h.take())
+    }
+
+    /// The buffered messages as one decoded batch event, or `None`.
+    fn decode_pending(&self) -> anyhow::Result<Option<SourceEvent>> {
         let mut pending = self.lock_pending()?;
         if pending.raw.is_empty() {
-            return Ok(true);
+            return Ok(None);
         }
         let Pending { raw, decoder } = &mut *pending;
         let decoded = decoder
@@ -289,14 +429,13 @@ impl Shared {
         }
         raw.clear();
         drop(pending);
-        let event = SourceEvent::Batch(SourceBatch {
+        Ok(Some(SourceEvent::Batch(SourceBatch {
             batch: decoded.rows,
             dead_letters: decoded.dead_letters,
             offsets,
             partition_event_times,
             assigned_partitions: self.assigned_now().into_iter().collect(),
-        });
-        Ok(self.output.blocking_send(event).is_ok())
+        })))
     }
 
     /// Ask the engine for a checkpoint and wait for it; the durable offsets

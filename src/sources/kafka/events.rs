@@ -119,3 +119,50 @@ impl ClientError<'_> {
             .increment(1);
     }
 }
+
+/// The engine stopped taking batches (a sink applies back-pressure): the
+/// source pauses fetching but keeps polling, so it stays in its group.
+pub struct SourcePaused<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub partitions: usize,
+}
+
+impl SourcePaused<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            source = self.source,
+            partitions = self.partitions,
+            "pipeline back-pressure: fetching paused, group membership kept"
+        );
+        metrics::gauge!(
+            "vitalflow_source_paused",
+            "pipeline" => self.pipeline.to_owned(),
+            "source" => self.source.to_owned()
+        )
+        .set(1.0);
+    }
+}
+
+/// The engine takes batches again.
+pub struct SourceResumed<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub paused: std::time::Duration,
+}
+
+impl SourceResumed<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            source = self.source,
+            paused_seconds = self.paused.as_secs_f64(),
+            "fetching resumed"
+        );
+        metrics::gauge!(
+            "vitalflow_source_paused",
+            "pipeline" => self.pipeline.to_owned(),
+            "source" => self.source.to_owned()
+        )
+        .set(0.0);
+    }
+}
