@@ -20,11 +20,44 @@ pub enum ApiError {
     BadQuery(String),
     /// A part of the server that could not be loaded: what, and why (503).
     Unavailable(String, String),
+    /// A server limit refused or ended the request: `what` is the limit
+    /// (the body's `type`), `msg` names it and its setting.
+    Limit {
+        status: StatusCode,
+        what: &'static str,
+        msg: String,
+        /// Seconds after which a retry may succeed (`Retry-After`).
+        retry_after: Option<u64>,
+    },
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Limit {
+            status,
+            what,
+            msg,
+            retry_after,
+        } = self
+        {
+            crate::telemetry::events::LimitHit { limit: what }.emit();
+            let body = ErrorBody {
+                detail: vec![FieldError {
+                    loc: vec![],
+                    msg,
+                    kind: what.into(),
+                }],
+            };
+            let mut response = (status, Json(body)).into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, seconds.into());
+            }
+            return response;
+        }
         let (status, detail) = match self {
+            ApiError::Limit { .. } => unreachable!("answered above"),
             ApiError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
             ApiError::ModelUnavailable(why) => (
                 StatusCode::SERVICE_UNAVAILABLE,
