@@ -33,31 +33,13 @@ pub enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Limit {
-            status,
-            what,
-            msg,
-            retry_after,
-        } = self
-        {
-            crate::telemetry::events::LimitHit { limit: what }.emit();
-            let body = ErrorBody {
-                detail: vec![FieldError {
-                    loc: vec![],
-                    msg,
-                    kind: what.into(),
-                }],
-            };
-            let mut response = (status, Json(body)).into_response();
-            if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, seconds.into());
-            }
-            return response;
-        }
         let (status, detail) = match self {
-            ApiError::Limit { .. } => unreachable!("answered above"),
+            ApiError::Limit {
+                status,
+                what,
+                msg,
+                retry_after,
+            } => return limit_response(status, what, msg, retry_after),
             ApiError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
             ApiError::ModelUnavailable(why) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -97,4 +79,29 @@ impl IntoResponse for ApiError {
         };
         (status, Json(ErrorBody { detail })).into_response()
     }
+}
+
+/// A limit's refusal: its body, `Retry-After` when a retry can succeed, and
+/// the event that counts it.
+fn limit_response(
+    status: StatusCode,
+    what: &'static str,
+    msg: String,
+    retry_after: Option<u64>,
+) -> Response {
+    crate::telemetry::events::LimitHit { limit: what }.emit();
+    let body = ErrorBody {
+        detail: vec![FieldError {
+            loc: vec![],
+            msg,
+            kind: what.into(),
+        }],
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }

@@ -26,6 +26,9 @@ use super::limits::Rate;
 pub enum Principal {
     /// An unauthenticated client, by address.
     Client(IpAddr),
+    /// A request whose connection is unknown (the router served without
+    /// `server::serve`): all such requests share one bucket.
+    Unknown,
 }
 
 /// Extracts the [`Principal`] of a request (the peer address, from the
@@ -37,10 +40,12 @@ impl KeyExtractor for PrincipalKey {
     type Key = Principal;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, GovernorError> {
-        req.extensions()
+        Ok(req
+            .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| Principal::Client(addr.ip()))
-            .ok_or(GovernorError::UnableToExtractKey)
+            .map_or(Principal::Unknown, |ConnectInfo(addr)| {
+                Principal::Client(addr.ip())
+            }))
     }
 }
 
