@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
 use futures::StreamExt;
 
 use super::QuerySession;
@@ -45,7 +46,11 @@ pub enum QueryError {
     Invalid(String),
     /// The query needed more memory than the session's pool has.
     #[error("the query needs more memory than the {limit} the server gives queries")]
-    MemoryLimit { limit: String },
+    MemoryLimit {
+        limit: String,
+        /// DataFusion's account of who held what (for the log).
+        detail: String,
+    },
     /// Reading the stored files failed; the detail (paths, store
     /// responses) is for the server log, not for clients.
     #[error("reading the stored data failed")]
@@ -128,7 +133,12 @@ impl QuerySession {
         let work = async move {
             let mut frame = ctx.sql_with_options(&sql, options).await?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            if fetch.is_some() {
+            // EXPLAIN [ANALYZE] must stay the root of its plan.
+            let explains = matches!(
+                frame.logical_plan(),
+                LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
+            );
+            if fetch.is_some() && !explains {
                 frame = frame.limit(0, fetch)?;
             }
             let mut stream = frame.execute_stream().await?;
@@ -156,10 +166,11 @@ impl QuerySession {
 
 fn classify(error: DataFusionError, memory: Option<usize>) -> QueryError {
     match error.find_root() {
-        DataFusionError::ResourcesExhausted(_) => QueryError::MemoryLimit {
+        DataFusionError::ResourcesExhausted(detail) => QueryError::MemoryLimit {
             limit: memory
                 .map(|m| bytesize::ByteSize::b(m as u64).to_string())
                 .unwrap_or_else(|| "memory".into()),
+            detail: detail.clone(),
         },
         DataFusionError::ObjectStore(_)
         | DataFusionError::IoError(_)

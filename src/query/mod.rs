@@ -208,6 +208,13 @@ fn session(limits: &QueryLimits) -> anyhow::Result<SessionContext> {
     options.execution.parquet.reorder_filters = true;
     options.execution.parquet.enable_page_index = true;
     options.execution.parquet.bloom_filter_on_read = true;
+    if let Some(memory) = limits.memory {
+        // Each sorting partition sets aside this much to merge its spilled
+        // runs (DataFusion's default, 10 MiB, would take a small pool whole
+        // before any row is sorted).
+        options.execution.sort_spill_reservation_bytes =
+            (memory / (4 * limits.threads.max(1))).min(10 << 20);
+    }
     // DataFusion caches file listings forever by default: a long-lived
     // session (the server) would never see a file published after its first
     // query. Datasets grow while they are read, so list every time.

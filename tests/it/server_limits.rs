@@ -639,3 +639,44 @@ async fn slow_and_idle_connections_are_closed_and_slow_bodies_time_out() {
         asked.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sort_larger_than_the_memory_pool_spills_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = stored_vitals(dir.path()).await;
+    // 1.5M rows x 32 bytes of sort keys (~48 MB) through a 24 MiB pool.
+    let state = AppState::new(Err("no model in this test".into()))
+        .with_limits(relaxed())
+        .with_datasets(Ok(session(&pipeline, 24 << 20).await));
+    let server = start_server(state).await;
+    let started = Instant::now();
+    let (status, body) = sql(
+        &server.base,
+        "EXPLAIN ANALYZE SELECT count(*) AS n, max(rn) AS top FROM (\
+           SELECT row_number() OVER (ORDER BY a.heart_rate, b.spo2, a.ts, b.ts) AS rn \
+           FROM vitals a CROSS JOIN (SELECT spo2, ts FROM vitals LIMIT 50) b)",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // EXPLAIN ANALYZE runs the query and shows the sort's metrics.
+    let plan = body["rows"][0]["plan"].as_str().unwrap();
+    let sort = plan
+        .lines()
+        .find(|l| l.trim_start().starts_with("SortExec:"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    let spills: u64 = sort
+        .split("spill_count=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{sort}"));
+    eprintln!(
+        "spilling sort: {spills} spills in {:?}: {sort}",
+        started.elapsed()
+    );
+    assert!(spills > 0, "{sort}");
+    assert!(
+        sort.contains("output_rows=1.50 M"),
+        "all rows sorted: {sort}"
+    );
+}

@@ -117,15 +117,18 @@ pub async fn query(
 fn refusal(error: QueryError) -> ApiError {
     match error {
         QueryError::Invalid(why) => ApiError::BadQuery(why),
-        QueryError::MemoryLimit { limit } => ApiError::Limit {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            what: "memory_limit",
-            msg: format!(
-                "the query needs more memory than the {limit} the server gives queries \
+        QueryError::MemoryLimit { limit, detail } => {
+            tracing::info!(%detail, "query stopped at the memory limit");
+            ApiError::Limit {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                what: "memory_limit",
+                msg: format!(
+                    "the query needs more memory than the {limit} the server gives queries \
                  (--query-memory); filter or aggregate before collecting, or join smaller inputs"
-            ),
-            retry_after: None,
-        },
+                ),
+                retry_after: None,
+            }
+        }
         QueryError::Timeout(after) => ApiError::Limit {
             status: StatusCode::SERVICE_UNAVAILABLE,
             what: "query_timeout",
