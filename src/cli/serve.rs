@@ -22,19 +22,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The stored datasets of `pipeline`, for `/api/query`; on failure the
-/// server still starts and the endpoint says why.
+/// server still starts, the log says why and the endpoint answers 503
+/// (without the paths and errors of the log).
 pub async fn load_datasets(pipeline: &Path, limits: QueryLimits) -> Result<QuerySession, String> {
     let loaded = async {
         let spec = spec::load(pipeline)?;
         let planned = engine::plan(spec).await?;
         QuerySession::with_limits(&datasets_of(&planned)?, limits).await
     }
-    .await
-    .map_err(|e: anyhow::Error| format!("{}: {e:#}", pipeline.display()));
-    if let Err(error) = &loaded {
+    .await;
+    loaded.map_err(|e: anyhow::Error| {
+        let error = format!("{}: {e:#}", pipeline.display());
         tracing::error!(%error, "stored datasets not loaded; /api/query answers 503");
-    }
-    loaded
+        "the pipeline's datasets could not be loaded; see the server log".to_string()
+    })
 }
 
 /// Load the model; on failure the server still starts and `/health` says why.
