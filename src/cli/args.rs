@@ -279,3 +279,55 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SHAPE")]
     pub windows: Option<crate::bench::windows::Shape>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_limits_are_flags_of_serve_and_up() {
+        let cli = Cli::try_parse_from([
+            "vitalflow",
+            "up",
+            "--query-timeout",
+            "5s",
+            "--query-memory",
+            "64MiB",
+            "--query-max-bytes",
+            "1MiB",
+            "--query-rate",
+            "0.5",
+            "--max-streams",
+            "3",
+        ])
+        .unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        let limits = up.server.limits.server_limits();
+        assert_eq!(limits.query_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(limits.query_max_bytes, 1 << 20);
+        assert_eq!(limits.query_rate.per_second, 0.5);
+        assert_eq!(limits.sse_subscribers, 3);
+        assert_eq!(up.server.limits.query_limits().memory, Some(64 << 20));
+
+        let defaults = Cli::try_parse_from(["vitalflow", "serve"]).unwrap();
+        let Command::Serve(serve) = defaults.command else {
+            panic!("not serve")
+        };
+        // The flags' defaults are the server's.
+        assert_eq!(
+            serve.server.limits.server_limits(),
+            crate::server::ServerLimits::default()
+        );
+
+        for bad in [
+            ["--query-rate", "0"],
+            ["--query-memory", "lots"],
+            ["--query-concurrency", "0"],
+        ] {
+            let error = Cli::try_parse_from(["vitalflow", "serve", bad[0], bad[1]]).unwrap_err();
+            assert!(error.to_string().contains(bad[0]), "{error}");
+        }
+    }
+}
