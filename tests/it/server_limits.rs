@@ -347,6 +347,7 @@ async fn queries_beyond_the_concurrency_limit_get_429_with_retry_after() {
             ..relaxed()
         })
         .with_datasets(Ok(session(&pipeline, 64 << 20).await));
+    let slots = state.query_slots.clone();
     let server = start_server(state).await;
     let base = server.base.clone();
     let slow = tokio::spawn(async move {
@@ -357,19 +358,18 @@ async fn queries_beyond_the_concurrency_limit_get_429_with_retry_after() {
         .await
     });
     // Once the slow query holds the only slot, the next one is refused.
-    let (body, headers) = wait_for(
-        Duration::from_secs(3),
-        "a query refused for want of a slot",
+    wait_for(
+        Duration::from_secs(5),
+        "the slow query holds the slot",
         || {
-            let base = server.base.clone();
-            async move {
-                let (status, body, headers) =
-                    post(&base, "/api/query", &json!({"sql": "SELECT 1"})).await;
-                (status == 429).then_some((body, headers))
-            }
+            let held = slots.available_permits() == 0;
+            async move { held.then_some(()) }
         },
     )
     .await;
+    let (status, body, headers) =
+        post(&server.base, "/api/query", &json!({"sql": "SELECT 1"})).await;
+    assert_eq!(status, 429, "{body}");
     assert_eq!(body["detail"][0]["type"], "too_many_queries", "{body}");
     assert!(
         body["detail"][0]["msg"]
