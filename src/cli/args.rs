@@ -105,6 +105,100 @@ pub struct ServerArgs {
     /// ONNX risk model; its sidecar `.json` sits next to it.
     #[arg(long, env = "VITALFLOW_MODEL", default_value = DEFAULT_MODEL)]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What clients may take from the server (see the README's server section).
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Server limits")]
+pub struct LimitArgs {
+    /// `/api/query`: cancel a query after this long (503).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub query_timeout: std::time::Duration,
+    /// `/api/query`: queries running at once; more get 429.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub query_concurrency: u32,
+    /// `/api/query`: memory all running queries share; sorts, aggregations
+    /// and joins spill to disk beyond it where they can, others fail (422).
+    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+    pub query_memory: u64,
+    /// `/api/query`: threads of the query runtime (kept apart from the
+    /// pipeline's and the server's).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub query_threads: u32,
+    /// `/api/query`: JSON rows returned at most, in bytes; the result is
+    /// cut there (`truncated`, with the reason).
+    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
+    pub query_max_bytes: u64,
+    /// `/api/query`: requests per second per client (429 beyond the burst).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    pub query_rate: f64,
+    /// `/api/query`: requests a client may send at once before the rate applies.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub query_burst: u32,
+    /// `/predict`, `/predict/batch`, `/explain`: requests per second per client.
+    #[arg(long, default_value_t = 100.0, value_parser = parse_rate)]
+    pub model_rate: f64,
+    /// Model routes: requests a client may send at once before the rate applies.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub model_burst: u32,
+    /// Open `/api/stream` connections (dashboards); more get 503.
+    #[arg(long, default_value_t = 64)]
+    pub max_streams: usize,
+    /// Close a connection that sends no complete request head within this
+    /// long, idle keep-alive connections included.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// Every route but the stream: read the body and answer within this long (503).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
+}
+
+impl LimitArgs {
+    pub fn server_limits(&self) -> crate::server::ServerLimits {
+        use crate::server::Rate;
+        crate::server::ServerLimits {
+            query_timeout: self.query_timeout,
+            query_concurrency: self.query_concurrency as usize,
+            query_max_bytes: self.query_max_bytes as usize,
+            sse_subscribers: self.max_streams,
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            model_rate: Rate {
+                per_second: self.model_rate,
+                burst: self.model_burst,
+            },
+            query_rate: Rate {
+                per_second: self.query_rate,
+                burst: self.query_burst,
+            },
+            ..Default::default()
+        }
+    }
+
+    pub fn query_limits(&self) -> crate::query::QueryLimits {
+        crate::query::QueryLimits {
+            memory: Some(self.query_memory as usize),
+            threads: self.query_threads as usize,
+        }
+    }
+}
+
+fn parse_size(raw: &str) -> Result<u64, String> {
+    raw.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("invalid size `{raw}`: {e} (write e.g. `512MiB`)"))
+}
+
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "invalid rate `{raw}`: requests per second, a number above 0 (e.g. `0.5`, `20`)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -184,4 +278,56 @@ pub struct BenchArgs {
     /// patient, Arroyo's benchmark job).
     #[arg(long, value_name = "SHAPE")]
     pub windows: Option<crate::bench::windows::Shape>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_limits_are_flags_of_serve_and_up() {
+        let cli = Cli::try_parse_from([
+            "vitalflow",
+            "up",
+            "--query-timeout",
+            "5s",
+            "--query-memory",
+            "64MiB",
+            "--query-max-bytes",
+            "1MiB",
+            "--query-rate",
+            "0.5",
+            "--max-streams",
+            "3",
+        ])
+        .unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        let limits = up.server.limits.server_limits();
+        assert_eq!(limits.query_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(limits.query_max_bytes, 1 << 20);
+        assert_eq!(limits.query_rate.per_second, 0.5);
+        assert_eq!(limits.sse_subscribers, 3);
+        assert_eq!(up.server.limits.query_limits().memory, Some(64 << 20));
+
+        let defaults = Cli::try_parse_from(["vitalflow", "serve"]).unwrap();
+        let Command::Serve(serve) = defaults.command else {
+            panic!("not serve")
+        };
+        // The flags' defaults are the server's.
+        assert_eq!(
+            serve.server.limits.server_limits(),
+            crate::server::ServerLimits::default()
+        );
+
+        for bad in [
+            ["--query-rate", "0"],
+            ["--query-memory", "lots"],
+            ["--query-concurrency", "0"],
+        ] {
+            let error = Cli::try_parse_from(["vitalflow", "serve", bad[0], bad[1]]).unwrap_err();
+            assert!(error.to_string().contains(bad[0]), "{error}");
+        }
+    }
 }

@@ -24,8 +24,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let listener = crate::server::bind(args.server.addr).await?;
-    let state = super::serve::load_state(&args.server)
-        .with_datasets(super::serve::load_datasets(&args.pipeline).await);
+    let state = super::serve::load_state(&args.server).with_datasets(
+        super::serve::load_datasets(&args.pipeline, args.server.limits.query_limits()).await,
+    );
     let server = tokio::spawn(crate::server::serve(listener, state, shutdown.clone()));
     println!(
         "http://{}/  (API docs: http://{}/docs)",

@@ -5,7 +5,7 @@ use super::signal::shutdown_on_signal;
 use std::path::Path;
 
 use crate::models::RiskModel;
-use crate::query::{QuerySession, datasets_of};
+use crate::query::{QueryLimits, QuerySession, datasets_of};
 use crate::server::{self, AppState};
 use crate::{engine, spec};
 
@@ -16,24 +16,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "http://{}/  (API docs: http://{}/docs)",
         args.server.addr, args.server.addr
     );
-    let state = load_state(&args.server).with_datasets(load_datasets(&args.pipeline).await);
+    let state = load_state(&args.server)
+        .with_datasets(load_datasets(&args.pipeline, args.server.limits.query_limits()).await);
     server::serve(listener, state, shutdown).await
 }
 
 /// The stored datasets of `pipeline`, for `/api/query`; on failure the
-/// server still starts and the endpoint says why.
-pub async fn load_datasets(pipeline: &Path) -> Result<QuerySession, String> {
+/// server still starts, the log says why and the endpoint answers 503
+/// (without the paths and errors of the log).
+pub async fn load_datasets(pipeline: &Path, limits: QueryLimits) -> Result<QuerySession, String> {
     let loaded = async {
         let spec = spec::load(pipeline)?;
         let planned = engine::plan(spec).await?;
-        QuerySession::new(&datasets_of(&planned)?).await
+        QuerySession::with_limits(&datasets_of(&planned)?, limits).await
     }
-    .await
-    .map_err(|e: anyhow::Error| format!("{}: {e:#}", pipeline.display()));
-    if let Err(error) = &loaded {
+    .await;
+    loaded.map_err(|e: anyhow::Error| {
+        let error = format!("{}: {e:#}", pipeline.display());
         tracing::error!(%error, "stored datasets not loaded; /api/query answers 503");
-    }
-    loaded
+        "the pipeline's datasets could not be loaded; see the server log".to_string()
+    })
 }
 
 /// Load the model; on failure the server still starts and `/health` says why.
@@ -47,5 +49,5 @@ pub fn load_state(args: &ServerArgs) -> AppState {
             tracing::error!(model = %args.model.display(), %error, "model not loaded; /predict and /explain answer 503")
         }
     }
-    AppState::new(model)
+    AppState::new(model).with_limits(args.limits.server_limits())
 }

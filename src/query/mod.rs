@@ -7,9 +7,12 @@
 //! and patient filters skip files, row groups and pages by their statistics
 //! instead of reading everything.
 
+mod bounded;
 mod format;
+mod yielding;
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,9 +25,13 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
+pub use bounded::{Collector, Finished, QueryError, QueryLimits};
 pub use format::{OutputFormat, write_batches};
 
 use crate::engine::PlannedPipeline;
@@ -100,15 +107,24 @@ pub async fn query_context(datasets: &[Dataset]) -> anyhow::Result<SessionContex
     Ok(QuerySession::new(datasets).await?.ctx)
 }
 
-/// A query session and the read views of its remote datasets.
+/// A query session, the read views of its remote datasets, and the runtime
+/// its bounded queries ([`QuerySession::run`]) execute on.
 pub struct QuerySession {
     pub ctx: SessionContext,
     overlays: Vec<Overlay>,
+    limits: QueryLimits,
+    runtime: bounded::QueryRuntime,
 }
 
 impl QuerySession {
+    /// A session with unbounded memory (`vitalflow query`).
     pub async fn new(datasets: &[Dataset]) -> anyhow::Result<Self> {
-        let ctx = session()?;
+        Self::with_limits(datasets, QueryLimits::default()).await
+    }
+
+    /// A session whose queries share `limits` (the server's).
+    pub async fn with_limits(datasets: &[Dataset], limits: QueryLimits) -> anyhow::Result<Self> {
+        let ctx = session(&limits)?;
         let overlays = register_stores(&ctx, datasets)?;
         for dataset in datasets {
             register(&ctx, dataset).await.with_context(|| {
@@ -118,11 +134,23 @@ impl QuerySession {
                 )
             })?;
         }
-        Ok(Self { ctx, overlays })
+        let runtime =
+            bounded::QueryRuntime::new(limits.threads).context("starting the query runtime")?;
+        Ok(Self {
+            ctx,
+            overlays,
+            limits,
+            runtime,
+        })
+    }
+
+    pub fn limits(&self) -> QueryLimits {
+        self.limits
     }
 
     /// Why the last queries' results may be partial (a store that could not
-    /// be listed and whose spooled files alone were read).
+    /// be listed and whose spooled files alone were read), for queries run
+    /// on `ctx` directly; [`QuerySession::run`] returns each query's own.
     pub fn take_warnings(&self) -> Vec<String> {
         self.overlays
             .iter()
@@ -163,21 +191,61 @@ fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> anyhow::Result
     Ok(overlays)
 }
 
-fn session() -> anyhow::Result<SessionContext> {
-    let mut config = SessionConfig::new().with_information_schema(true);
+/// Table functions that generate rows from nothing, as many as asked:
+/// `generate_series(1, 1e12)` needs no data to exhaust the process.
+const UNBOUNDED_TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
+
+fn session(limits: &QueryLimits) -> anyhow::Result<SessionContext> {
+    // Files are read through the registered tables only: the dynamic file
+    // catalog (`SELECT * FROM '/etc/passwd'`, `SessionContext::enable_url_table`)
+    // stays off.
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(limits.threads.max(1));
     let options = config.options_mut();
     options.execution.collect_statistics = true;
     options.execution.parquet.pushdown_filters = true;
     options.execution.parquet.reorder_filters = true;
     options.execution.parquet.enable_page_index = true;
     options.execution.parquet.bloom_filter_on_read = true;
+    if let Some(memory) = limits.memory {
+        // Each sorting partition sets aside this much to merge its spilled
+        // runs (DataFusion's default, 10 MiB, would take a small pool whole
+        // before any row is sorted).
+        options.execution.sort_spill_reservation_bytes =
+            (memory / (4 * limits.threads.max(1))).min(10 << 20);
+    }
     // DataFusion caches file listings forever by default: a long-lived
     // session (the server) would never see a file published after its first
     // query. Datasets grow while they are read, so list every time.
-    let runtime = RuntimeEnvBuilder::new()
-        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
-        .build_arc()?;
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+    if let Some(memory) = limits.memory {
+        // Fair shares between the running queries; sorts, aggregations and
+        // joins that can spill write to the OS temp directory (at most 8x
+        // the pool), the others fail with ResourcesExhausted.
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(memory),
+            NonZeroUsize::new(5).expect("non-zero"),
+        );
+        runtime = runtime
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(DiskManagerBuilder::default())
+            .with_max_temp_directory_size(memory as u64 * 8);
+    }
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime.build_arc()?)
+        .with_default_features();
+    if limits.memory.is_some() {
+        // Bounded (server) queries must stop when cancelled.
+        state = state.with_physical_optimizer_rule(Arc::new(yielding::YieldEveryOperator));
+    }
+    let ctx = SessionContext::new_with_state(state.build());
+    for name in UNBOUNDED_TABLE_FUNCTIONS {
+        ctx.deregister_udtf(name);
+    }
+    Ok(ctx)
 }
 
 async fn register(ctx: &SessionContext, dataset: &Dataset) -> anyhow::Result<()> {

@@ -20,11 +20,26 @@ pub enum ApiError {
     BadQuery(String),
     /// A part of the server that could not be loaded: what, and why (503).
     Unavailable(String, String),
+    /// A server limit refused or ended the request: `what` is the limit
+    /// (the body's `type`), `msg` names it and its setting.
+    Limit {
+        status: StatusCode,
+        what: &'static str,
+        msg: String,
+        /// Seconds after which a retry may succeed (`Retry-After`).
+        retry_after: Option<u64>,
+    },
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, detail) = match self {
+            ApiError::Limit {
+                status,
+                what,
+                msg,
+                retry_after,
+            } => return limit_response(status, what, msg, retry_after),
             ApiError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
             ApiError::ModelUnavailable(why) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -64,4 +79,29 @@ impl IntoResponse for ApiError {
         };
         (status, Json(ErrorBody { detail })).into_response()
     }
+}
+
+/// A limit's refusal: its body, `Retry-After` when a retry can succeed, and
+/// the event that counts it.
+fn limit_response(
+    status: StatusCode,
+    what: &'static str,
+    msg: String,
+    retry_after: Option<u64>,
+) -> Response {
+    crate::telemetry::events::LimitHit { limit: what }.emit();
+    let body = ErrorBody {
+        detail: vec![FieldError {
+            loc: vec![],
+            msg,
+            kind: what.into(),
+        }],
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }

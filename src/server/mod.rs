@@ -6,7 +6,11 @@ pub mod api;
 mod dashboard;
 mod error;
 mod http_metrics;
+pub mod limits;
+mod listen;
+pub mod rate_limit;
 pub mod state;
+mod timeout;
 
 use std::net::SocketAddr;
 
@@ -19,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use limits::{Rate, ServerLimits};
 pub use state::AppState;
 
 use crate::telemetry::events::ServerStarted;
@@ -29,8 +34,9 @@ const BATCH_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/health", get(api::health::health))
+    // Per-client rate limits: the model routes share one bucket, queries
+    // have their own.
+    let model = Router::new()
         .route(
             "/predict",
             post(api::predict::predict).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
@@ -43,10 +49,18 @@ pub fn router(state: AppState) -> Router {
             "/explain",
             post(api::predict::explain).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
+        .route_layer(state.model_rate.layer());
+    let query = Router::new()
         .route(
             "/api/query",
             post(api::query::query).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
+        .route_layer(state.query_rate.layer());
+    // Everything but the stream must answer within the request timeout.
+    let bounded = Router::new()
+        .route("/health", get(api::health::health))
+        .merge(model)
+        .merge(query)
         .route("/metrics", get(metrics))
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::app_js))
@@ -54,7 +68,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ward", get(api::ward::ward))
         .route("/api/patients/{id}", get(api::ward::patient))
         .route("/api/alerts", get(api::ward::alerts))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            timeout::request_timeout,
+        ));
+    let api = Router::new()
         .route("/api/stream", get(api::ward::stream))
+        .merge(bounded)
         .route_layer(axum::middleware::from_fn(http_metrics::track))
         .with_state(state);
     // Swagger UI's assets are compiled into the binary (`vendored`): the
@@ -80,10 +100,12 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-/// Serve until `shutdown` is cancelled, then finish in-flight requests.
+/// Serve until `shutdown` is cancelled, then finish in-flight requests
+/// (open streams end at once) and return; connections still open after
+/// the shutdown grace period are dropped.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    mut state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
@@ -94,8 +116,18 @@ pub async fn serve(
     }
     .emit();
     tracing::info!(%addr, "http server listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("http server failed")
+    state.shutdown = shutdown.clone();
+    for limiter in [state.model_rate.clone(), state.query_rate.clone()] {
+        let until = shutdown.clone();
+        tokio::spawn(async move { limiter.forget_idle(FORGET_CLIENTS_EVERY, until).await });
+    }
+    let connections = listen::ConnectionLimits {
+        header_read_timeout: state.limits.header_read_timeout,
+        shutdown_grace: state.limits.shutdown_grace,
+    };
+    listen::serve_connections(listener, router(state), connections, shutdown).await;
+    Ok(())
 }
+
+/// How often the rate limiters drop clients whose bucket is full again.
+const FORGET_CLIENTS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);

@@ -1,9 +1,15 @@
-//! Shared, read-only server state.
+//! Shared server state: read-only data plus the server's limits and the
+//! counters that enforce them.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
 use super::api::validation::FeatureRules;
+use super::limits::ServerLimits;
+use super::rate_limit::RateLimit;
 use crate::models::RiskModel;
 use crate::query::QuerySession;
 
@@ -14,6 +20,16 @@ pub struct AppState {
     /// The pipeline's stored datasets, for `/api/query`.
     pub datasets: Result<Arc<QuerySession>, String>,
     pub started: Instant,
+    pub limits: Arc<ServerLimits>,
+    /// Free `/api/query` slots (`query_concurrency`).
+    pub query_slots: Arc<Semaphore>,
+    /// Free `/api/stream` slots (`sse_subscribers`).
+    pub stream_slots: Arc<Semaphore>,
+    /// Per-client buckets of the model routes and of `/api/query`.
+    pub model_rate: RateLimit,
+    pub query_rate: RateLimit,
+    /// Cancelled when the server shuts down: open streams end with it.
+    pub shutdown: CancellationToken,
 }
 
 /// A model with the request rules derived from its metadata.
@@ -33,7 +49,31 @@ impl AppState {
         Self {
             model,
             datasets: Err("the server was started without a pipeline".into()),
+            ..Self::limited(ServerLimits::default())
+        }
+    }
+
+    fn limited(limits: ServerLimits) -> Self {
+        Self {
+            model: Err(String::new()),
+            datasets: Err(String::new()),
             started: Instant::now(),
+            query_slots: Arc::new(Semaphore::new(limits.query_concurrency.max(1))),
+            stream_slots: Arc::new(Semaphore::new(limits.sse_subscribers)),
+            model_rate: RateLimit::new(limits.model_rate, "the model routes"),
+            query_rate: RateLimit::new(limits.query_rate, "/api/query"),
+            limits: Arc::new(limits),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Serve with these limits instead of the defaults.
+    pub fn with_limits(self, limits: ServerLimits) -> Self {
+        Self {
+            model: self.model,
+            datasets: self.datasets,
+            started: self.started,
+            ..Self::limited(limits)
         }
     }
 

@@ -12,9 +12,11 @@
 //! first and fall back to the store when the file has just moved.
 //!
 //! When the store cannot be listed (it is down), the overlay lists the
-//! spooled files alone and records why in [`Overlay::warnings`], which
-//! `vitalflow query` prints and the server returns: recent data stays
-//! readable during an outage, and nobody mistakes it for the whole lake.
+//! spooled files alone and records why: inside [`collect_warnings`] for the
+//! query running there (the server runs each query so, and answers it with
+//! its own warnings), elsewhere in [`Overlay::take_warnings`], which
+//! `vitalflow query` prints. Recent data stays readable during an outage,
+//! and nobody mistakes it for the whole lake.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -30,6 +32,22 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
+
+tokio::task_local! {
+    /// The warnings of the query running in this task (see [`collect_warnings`]).
+    static QUERY_WARNINGS: Arc<Mutex<Vec<String>>>;
+}
+
+/// Run `query` and return the warnings recorded while it ran, by this task
+/// alone: concurrent queries each get their own. Listing happens while a
+/// query is planned, in the task that plans it.
+pub async fn collect_warnings<F: Future>(query: F) -> (F::Output, Vec<String>) {
+    let mine = Arc::new(Mutex::new(Vec::new()));
+    let output = QUERY_WARNINGS.scope(mine.clone(), query).await;
+    let mut warnings = std::mem::take(&mut *mine.lock().unwrap_or_else(|e| e.into_inner()));
+    warnings.dedup();
+    (output, warnings)
+}
 
 /// A spool directory and the dataset prefix its files belong under.
 struct SpoolMount {
@@ -88,13 +106,22 @@ impl Overlay {
         taken
     }
 
-    fn warn(&self, message: String) {
-        tracing::warn!(store = %self.inner.name, "{message}");
-        self.inner
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(message);
+    /// `detail` (the store's error) goes to the log only: clients see
+    /// `message`, never an upstream response.
+    fn warn(&self, message: String, detail: &object_store::Error) {
+        tracing::warn!(store = %self.inner.name, error = %detail, "{message}");
+        let scoped = QUERY_WARNINGS.try_with(|mine| {
+            mine.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(message.clone())
+        });
+        if scoped.is_err() {
+            self.inner
+                .warnings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(message);
+        }
     }
 
     /// The spool holding `location` and the path inside it, if any.
@@ -146,12 +173,15 @@ impl Overlay {
                 }
             }
             Err(error) if self.inner.mounts.is_empty() => return Err(error),
-            Err(error) => self.warn(format!(
-                "{} could not be listed ({error}); results include only the {} files waiting in \
-                 the local spool",
-                self.inner.name,
-                found.len()
-            )),
+            Err(error) => self.warn(
+                format!(
+                    "{} could not be listed; results include only the {} files waiting in the \
+                     local spool",
+                    self.inner.name,
+                    found.len()
+                ),
+                &error,
+            ),
         }
         Ok(found.into_values().collect())
     }
@@ -270,11 +300,14 @@ impl ObjectStore for Overlay {
                 }
             }
             Err(error) if self.inner.mounts.is_empty() => return Err(error),
-            Err(error) => self.warn(format!(
-                "{} could not be listed ({error}); results include only the files waiting in the \
-                 local spool",
-                self.inner.name
-            )),
+            Err(error) => self.warn(
+                format!(
+                    "{} could not be listed; results include only the files waiting in the local \
+                     spool",
+                    self.inner.name
+                ),
+                &error,
+            ),
         }
         Ok(ListResult {
             common_prefixes: common.into_iter().collect(),
@@ -369,5 +402,64 @@ mod tests {
             .unwrap();
         assert_eq!(&stored[..], b"sto");
         assert!(overlay.take_warnings().is_empty());
+    }
+
+    /// A store on a loopback port nobody listens on: listing fails at once.
+    fn unreachable_store() -> Arc<dyn ObjectStore> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_allow_http(true)
+            .with_bucket_name("down")
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_retry(object_store::RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        Arc::new(store)
+    }
+
+    #[tokio::test]
+    async fn warnings_belong_to_the_query_that_saw_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let down = Overlay::new(
+            "s3://down".into(),
+            unreachable_store(),
+            vec![(Path::from("lake/v"), dir.path().to_path_buf())],
+        );
+        let up = Overlay::new(
+            "s3://up".into(),
+            Arc::new(InMemory::new()),
+            vec![(Path::from("lake/v"), dir.path().to_path_buf())],
+        );
+        // Two queries at once: only the one that listed the unreachable
+        // store is told its result is partial.
+        let ((_, failed), (_, fine)) = tokio::join!(
+            collect_warnings(names(&down, "lake/v")),
+            collect_warnings(names(&up, "lake/v")),
+        );
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(
+            failed[0].contains("s3://down could not be listed"),
+            "{failed:?}"
+        );
+        assert!(
+            !failed[0].contains("127.0.0.1"),
+            "no upstream detail: {failed:?}"
+        );
+        assert!(fine.is_empty(), "{fine:?}");
+        // Nothing leaked into the session-wide list either.
+        assert!(down.take_warnings().is_empty());
+        // Outside a query scope, warnings go to the overlay (`vitalflow query`).
+        names(&down, "lake/v").await;
+        assert_eq!(down.take_warnings().len(), 1);
     }
 }

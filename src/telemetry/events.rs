@@ -41,6 +41,7 @@ fn status_label(status: u16) -> &'static str {
         404 => "404",
         413 => "413",
         422 => "422",
+        429 => "429",
         500 => "500",
         503 => "503",
         s if s < 300 => "2xx",
@@ -105,5 +106,34 @@ impl SimulatorDeliveryFailed<'_> {
     pub fn emit(&self) {
         tracing::error!(error = self.error, "kafka delivery failed");
         metrics::counter!("vitalflow_simulator_delivery_failures_total").increment(1);
+    }
+}
+
+/// A server limit refused or ended a request (rate, concurrency, timeout,
+/// memory, result size, subscribers).
+pub struct LimitHit {
+    /// The limit, a fixed label set: `rate_limit`, `too_many_queries`,
+    /// `query_timeout`, `memory_limit`, `result_bytes`, `too_many_streams`,
+    /// `request_timeout`.
+    pub limit: &'static str,
+}
+
+impl LimitHit {
+    pub fn emit(&self) {
+        tracing::warn!(limit = self.limit, "server limit hit");
+        metrics::counter!("vitalflow_server_limit_hits_total", "limit" => self.limit).increment(1);
+    }
+}
+
+/// The live hub forgot patients it had not seen for its `forget_after`.
+pub struct LivePatientsForgotten {
+    pub patients: usize,
+}
+
+impl LivePatientsForgotten {
+    pub fn emit(&self) {
+        tracing::debug!(patients = self.patients, "live view forgot idle patients");
+        metrics::counter!("vitalflow_live_patients_forgotten_total")
+            .increment(self.patients as u64);
     }
 }

@@ -15,6 +15,7 @@ mod object_store;
 mod pipeline_run;
 mod prometheus;
 mod s3_server;
+mod server_limits;
 mod support;
 mod transforms;
 mod udfs;

@@ -246,3 +246,55 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// An in-process HTTP server on a free loopback port. Dropping it cancels
+/// its shutdown token.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub stop: CancellationToken,
+    /// Ends when `server::serve` returns.
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Serve `state` on `127.0.0.1:0`.
+pub async fn start_server(state: vitalflow::server::AppState) -> TestServer {
+    let listener = vitalflow::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(vitalflow::server::serve(listener, state, stop.clone()));
+    TestServer {
+        addr,
+        base: format!("http://{addr}"),
+        stop,
+        task,
+    }
+}
+
+/// Poll `attempt` every 20 ms until it returns something, or panic with
+/// `what` after `within`.
+pub async fn wait_for<T, F, Fut>(within: std::time::Duration, what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = attempt().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

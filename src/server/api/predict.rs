@@ -1,5 +1,6 @@
 //! `POST /predict`, `POST /predict/batch`, `POST /explain`
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
@@ -10,15 +11,27 @@ use super::types::{
     BatchPrediction, BatchRequest, Contribution, ErrorBody, Explanation, PatientFeatures,
     Prediction,
 };
+use crate::models::ModelError;
 use crate::server::error::ApiError;
 use crate::server::state::{AppState, LoadedModel};
 use crate::telemetry::events::ModelInvoked;
 
-fn loaded(state: &AppState) -> Result<&LoadedModel, ApiError> {
-    state
-        .model
-        .as_deref()
-        .map_err(|e| ApiError::ModelUnavailable(e.clone()))
+fn loaded(state: &AppState) -> Result<Arc<LoadedModel>, ApiError> {
+    state.model.clone().map_err(ApiError::ModelUnavailable)
+}
+
+/// Run the model on tokio's blocking pool: scoring a batch or computing
+/// TreeSHAP is CPU work that must not hold an async worker (they serve
+/// every other request, and in `up` the pipeline too).
+async fn off_the_workers<T: Send + 'static>(
+    model: &Arc<LoadedModel>,
+    work: impl FnOnce(&LoadedModel) -> Result<T, ModelError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let model = model.clone();
+    tokio::task::spawn_blocking(move || work(&model))
+        .await
+        .map_err(|e| ApiError::Internal(format!("model task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn prediction(model: &LoadedModel, probability: f64) -> Prediction {
@@ -47,10 +60,7 @@ pub async fn predict(
     let model = loaded(&state)?;
     let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
     let started = Instant::now();
-    let probabilities = model
-        .model
-        .predict_trees(&row)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let probabilities = off_the_workers(&model, move |m| m.model.predict_trees(&row)).await?;
     ModelInvoked {
         operation: "predict",
         rows: 1,
@@ -61,7 +71,7 @@ pub async fn predict(
         .first()
         .copied()
         .ok_or_else(|| ApiError::Internal("model returned no prediction".into()))?;
-    Ok(Json(prediction(model, p)))
+    Ok(Json(prediction(&model, p)))
 }
 
 /// Diabetes risk for up to 1,000 patients in one model call.
@@ -81,10 +91,7 @@ pub async fn predict_batch(
         .parse_batch(&body)
         .map_err(ApiError::Validation)?;
     let started = Instant::now();
-    let probabilities = model
-        .model
-        .predict_trees(&rows)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let probabilities = off_the_workers(&model, move |m| m.model.predict_trees(&rows)).await?;
     ModelInvoked {
         operation: "predict",
         rows: count,
@@ -100,7 +107,7 @@ pub async fn predict_batch(
     Ok(Json(BatchPrediction {
         predictions: probabilities
             .into_iter()
-            .map(|p| prediction(model, p))
+            .map(|p| prediction(&model, p))
             .collect(),
     }))
 }
@@ -119,10 +126,10 @@ pub async fn explain(
     let model = loaded(&state)?;
     let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
     let started = Instant::now();
-    let explanation = model
-        .model
-        .explain(&row)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let explanation = {
+        let row = row.clone();
+        off_the_workers(&model, move |m| m.model.explain(&row)).await?
+    };
     ModelInvoked {
         operation: "explain",
         rows: 1,
@@ -140,7 +147,7 @@ pub async fn explain(
         })
         .collect();
     Ok(Json(Explanation {
-        prediction: prediction(model, explanation.probability),
+        prediction: prediction(&model, explanation.probability),
         base_value: explanation.base_value,
         contributions,
     }))

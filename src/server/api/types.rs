@@ -134,6 +134,9 @@ pub struct QueryResult {
     pub row_count: usize,
     /// More rows matched than were returned.
     pub truncated: bool,
+    /// Why the rows were cut: more than `max_rows` matched, or the JSON
+    /// passed the server's byte cap (`--query-max-bytes`).
+    pub truncated_reason: Option<String>,
     /// Why results may be partial: a remote store that could not be listed
     /// and whose locally spooled files alone were read.
     pub warnings: Vec<String>,

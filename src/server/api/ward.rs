@@ -5,13 +5,15 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
 use crate::sinks::live::{LiveEvent, registered_hub};
 
 /// `GET /api/ward`: latest reading of every patient; `live` says whether a
@@ -43,8 +45,26 @@ pub async fn alerts() -> Json<Value> {
     Json(json!({ "alerts": registered_hub().map(|h| h.alerts()).unwrap_or_default() }))
 }
 
-/// `GET /api/stream`: `readings` and `alert` events as they happen.
-pub async fn stream() -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// `GET /api/stream`: `readings` and `alert` events as they happen. At
+/// most `sse_subscribers` streams are open at once (503 beyond); every
+/// stream ends when the server shuts down.
+pub async fn stream(
+    State(state): State<AppState>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = state
+        .stream_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Limit {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            what: "too_many_streams",
+            msg: format!(
+                "{} live streams are already open, the server's limit (--max-streams); \
+                 close a dashboard or retry later",
+                state.limits.sse_subscribers
+            ),
+            retry_after: Some(5),
+        })?;
     let events = match registered_hub() {
         Some(hub) => BroadcastStream::new(hub.subscribe()).boxed(),
         None => futures::stream::empty().boxed(),
@@ -62,5 +82,12 @@ pub async fn stream() -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
             Err(_lagged) => None,
         }
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
+    // The slot is held as long as the stream is open.
+    let events = events
+        .take_until(state.shutdown.clone().cancelled_owned())
+        .map(move |event| {
+            let _held = &slot;
+            event
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(5))))
 }

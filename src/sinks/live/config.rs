@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::hub::hub;
 use super::sink::LiveSink;
+use crate::spec::HumanDuration;
 use crate::spec::raw::Spanned;
 
 /// `kind: live`.
@@ -22,6 +23,10 @@ pub struct LiveSinkConfig {
     /// Readings kept per patient for the "most recent" table.
     #[serde(default = "default_recent")]
     pub recent: usize,
+    /// A patient not seen for this long leaves the live view (and its
+    /// memory is freed).
+    #[serde(default = "default_forget_after")]
+    pub forget_after: HumanDuration,
 }
 
 fn default_key() -> String {
@@ -33,11 +38,17 @@ fn default_time() -> String {
 fn default_recent() -> usize {
     20
 }
+fn default_forget_after() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15 * 60))
+}
 
 impl LiveSinkConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.recent == 0 || self.recent > 10_000 {
             return Err("`recent` must be between 1 and 10000".into());
+        }
+        if self.forget_after.0.is_zero() {
+            return Err("`forget_after` must be longer than 0s".into());
         }
         Ok(())
     }
@@ -71,6 +82,10 @@ impl LiveSinkConfig {
 
     pub fn build(&self, name: &str, schema: SchemaRef) -> anyhow::Result<LiveSink> {
         self.check_schema(&schema).map_err(anyhow::Error::msg)?;
-        Ok(LiveSink::new(hub(name, self.recent), self.clone(), schema))
+        Ok(LiveSink::new(
+            hub(name, self.recent, self.forget_after.0),
+            self.clone(),
+            schema,
+        ))
     }
 }

@@ -1,9 +1,12 @@
 //! The in-memory state behind the dashboard: latest reading and recent
 //! readings per patient, escalation alerts, and a broadcast of every update.
+//! A patient not seen for `forget_after` is forgotten, so ids that come and
+//! go (or random ones) do not grow memory without bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -24,6 +27,9 @@ const ALERTS_KEPT: usize = 200;
 
 pub struct LiveHub {
     recent_per_key: usize,
+    forget_after: Duration,
+    /// When each patient was last published, and when to sweep next.
+    seen: Mutex<(HashMap<String, Instant>, Instant)>,
     latest: RwLock<HashMap<String, Row>>,
     recent: RwLock<HashMap<String, VecDeque<Row>>>,
     alerts: RwLock<VecDeque<Row>>,
@@ -42,12 +48,12 @@ fn hubs() -> &'static Mutex<Vec<(String, Arc<LiveHub>)>> {
 }
 
 /// The hub of live sink `name`, created on first use.
-pub fn hub(name: &str, recent_per_key: usize) -> Arc<LiveHub> {
+pub fn hub(name: &str, recent_per_key: usize, forget_after: Duration) -> Arc<LiveHub> {
     let mut all = hubs().lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, h)) = all.iter().find(|(n, _)| n == name) {
         return h.clone();
     }
-    let h = Arc::new(LiveHub::new(recent_per_key));
+    let h = Arc::new(LiveHub::new(recent_per_key, forget_after));
     all.push((name.to_string(), h.clone()));
     h
 }
@@ -72,10 +78,12 @@ fn level_rank(level: &str) -> u8 {
 }
 
 impl LiveHub {
-    pub fn new(recent_per_key: usize) -> Self {
+    pub fn new(recent_per_key: usize, forget_after: Duration) -> Self {
         let (events, _) = broadcast::channel(1024);
         Self {
             recent_per_key,
+            forget_after,
+            seen: Mutex::new((HashMap::new(), Instant::now())),
             latest: RwLock::default(),
             recent: RwLock::default(),
             alerts: RwLock::default(),
@@ -99,6 +107,7 @@ impl LiveHub {
 
     /// Latest reading of every patient.
     pub fn latest(&self) -> Vec<Row> {
+        self.forget_idle(Instant::now());
         self.latest
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -107,8 +116,14 @@ impl LiveHub {
             .collect()
     }
 
+    /// Patients currently known.
+    pub fn patients(&self) -> usize {
+        self.latest.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Up to `recent` readings of one patient, newest first.
     pub fn recent(&self, key: &str) -> Option<Vec<Row>> {
+        self.forget_idle(Instant::now());
         self.recent
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -129,6 +144,12 @@ impl LiveHub {
 
     /// Take one micro-batch of rows (already JSON) keyed by `key_column`.
     pub fn publish(&self, rows: Vec<Row>, key_column: &str) {
+        self.publish_at(rows, key_column, Instant::now());
+    }
+
+    /// [`LiveHub::publish`] at a given time (tests pass their own clock).
+    pub fn publish_at(&self, rows: Vec<Row>, key_column: &str, now: Instant) {
+        self.forget_idle(now);
         if rows.is_empty() {
             return;
         }
@@ -144,6 +165,11 @@ impl LiveHub {
                     new_alerts.push(alert);
                 }
                 latest.insert(key.to_string(), row.clone());
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+                    .insert(key.to_string(), now);
                 let queue = recent.entry(key.to_string()).or_default();
                 queue.push_back(row.clone());
                 while queue.len() > self.recent_per_key {
@@ -165,6 +191,45 @@ impl LiveHub {
             }
             let _ = self.events.send(LiveEvent::Alert(text.into()));
         }
+    }
+
+    /// Drop every patient not published for `forget_after` (latest, recent
+    /// readings, alert memory). Sweeps at most every `forget_after / 4`.
+    pub fn forget_idle(&self, now: Instant) {
+        let idle: Vec<String> = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let (last_seen, next_sweep) = &mut *seen;
+            if now < *next_sweep {
+                return;
+            }
+            *next_sweep = now + (self.forget_after / 4).min(Duration::from_secs(10));
+            let idle: Vec<String> = last_seen
+                .iter()
+                .filter(|(_, at)| now.saturating_duration_since(**at) >= self.forget_after)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in &idle {
+                last_seen.remove(key);
+            }
+            idle
+        };
+        if idle.is_empty() {
+            return;
+        }
+        {
+            let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
+            let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
+            let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
+            for key in &idle {
+                latest.remove(key);
+                recent.remove(key);
+                alerted.remove(key);
+            }
+        }
+        crate::telemetry::events::LivePatientsForgotten {
+            patients: idle.len(),
+        }
+        .emit();
     }
 
     /// An alert when a patient's NEWS2 risk level rises above what was
@@ -196,5 +261,46 @@ impl LiveHub {
         alert.insert("level".into(), Value::from(level));
         alert.insert("reason".into(), Value::from(reason));
         Some(alert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reading(patient: &str) -> Row {
+        json!({"patient_id": patient, "ts": 0, "news2_score": 1, "risk_level": "low"})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn patients_not_seen_for_forget_after_are_forgotten() {
+        let hub = LiveHub::new(5, Duration::from_millis(100));
+        let start = Instant::now();
+        hub.publish_at(vec![reading("a"), reading("b")], "patient_id", start);
+        assert_eq!(hub.patients(), 2);
+        // `a` keeps reporting, `b` goes quiet.
+        let later = start + Duration::from_millis(60);
+        hub.publish_at(vec![reading("a")], "patient_id", later);
+        hub.publish_at(vec![], "patient_id", start + Duration::from_millis(130));
+        assert_eq!(hub.patients(), 1, "b was idle for 130 ms");
+        assert!(hub.recent("b").is_none());
+        assert_eq!(hub.recent("a").unwrap().len(), 2);
+
+        // Random ids do not accumulate: each batch of new ids replaces the
+        // idle ones.
+        for round in 0..50u32 {
+            let at = start + Duration::from_millis(200 + 100 * u64::from(round));
+            let rows = (0..100)
+                .map(|i| reading(&format!("r{round}-{i}")))
+                .collect();
+            hub.publish_at(rows, "patient_id", at);
+            assert!(hub.patients() <= 200, "round {round}: {}", hub.patients());
+        }
+        let seen = hub.seen.lock().unwrap().0.len();
+        assert!(seen <= 200, "{seen}");
     }
 }

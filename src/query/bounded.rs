@@ -1,0 +1,180 @@
+//! Queries that cannot take the process down: each runs on the session's
+//! own small tokio runtime (the pipeline's workers keep their latency),
+//! inside a memory pool that spills where DataFusion can and fails the
+//! query where it cannot, and under a deadline that cancels the work.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
+use futures::StreamExt;
+
+use super::QuerySession;
+use crate::storage::overlay::collect_warnings;
+
+/// Resources of a query session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Memory all running queries of the session may hold together
+    /// (`None`: unbounded, for `vitalflow query`, which owns its process).
+    pub memory: Option<usize>,
+    /// Threads of the session's own runtime; also DataFusion's partitions.
+    pub threads: usize,
+}
+
+impl Default for QueryLimits {
+    /// Unbounded memory, one thread per core.
+    fn default() -> Self {
+        Self {
+            memory: None,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Why a query did not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The SQL does not parse or plan, is not a read-only query, or failed
+    /// on the data (DataFusion's message).
+    #[error("{0}")]
+    Invalid(String),
+    /// The query needed more memory than the session's pool has.
+    #[error("the query needs more memory than the {limit} the server gives queries")]
+    MemoryLimit {
+        limit: String,
+        /// DataFusion's account of who held what (for the log).
+        detail: String,
+    },
+    /// Reading the stored files failed; the detail (paths, store
+    /// responses) is for the server log, not for clients.
+    #[error("reading the stored data failed")]
+    Storage(String),
+    /// The deadline passed; the query was cancelled.
+    #[error("the query did not finish within {} and was cancelled", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The query task panicked or its runtime is gone (a bug).
+    #[error("query task failed: {0}")]
+    Internal(String),
+}
+
+/// Takes a query's result batches as they come, on the query runtime.
+pub trait Collector: Send + 'static {
+    /// `Break` when no more rows are wanted: the rest is never computed.
+    fn take(&mut self, batch: RecordBatch) -> ControlFlow<()>;
+}
+
+/// What a finished query returns: its schema, the collector that took its
+/// batches, and why its result may be partial.
+pub struct Finished<C> {
+    pub schema: SchemaRef,
+    pub collector: C,
+    pub warnings: Vec<String>,
+}
+
+/// The runtime queries run on; shut down without blocking when the session
+/// goes (a `Runtime` dropped inside async code would panic).
+pub(super) struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    pub(super) fn new(threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("vitalflow-query")
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("runtime kept until drop").handle()
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Aborts the query task when the caller stops waiting (deadline, client
+/// gone): dropping DataFusion's streams cancels their work.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl QuerySession {
+    /// Plan and run `sql` on the session's runtime, handing each result
+    /// batch to `collector` until it breaks (enough rows or bytes: the rest
+    /// is not computed); `fetch` caps the rows the plan produces.
+    /// Everything, planning included, is bounded by `timeout`.
+    pub async fn run<C: Collector>(
+        &self,
+        sql: &str,
+        options: SQLOptions,
+        fetch: Option<usize>,
+        timeout: Duration,
+        mut collector: C,
+    ) -> Result<Finished<C>, QueryError> {
+        let ctx = self.ctx.clone();
+        let sql = sql.to_string();
+        let memory = self.limits.memory;
+        let work = async move {
+            let mut frame = ctx.sql_with_options(&sql, options).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            // EXPLAIN [ANALYZE] must stay the root of its plan.
+            let explains = matches!(
+                frame.logical_plan(),
+                LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
+            );
+            if fetch.is_some() && !explains {
+                frame = frame.limit(0, fetch)?;
+            }
+            let mut stream = frame.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                if collector.take(batch?).is_break() {
+                    break;
+                }
+            }
+            Ok::<_, DataFusionError>((schema, collector))
+        };
+        let task = self.runtime.handle().spawn(collect_warnings(work));
+        let _abort = AbortOnDrop(task.abort_handle());
+        let joined = tokio::time::timeout(timeout, task)
+            .await
+            .map_err(|_| QueryError::Timeout(timeout))?;
+        let (outcome, warnings) = joined.map_err(|e| QueryError::Internal(e.to_string()))?;
+        let (schema, collector) = outcome.map_err(|e| classify(e, memory))?;
+        Ok(Finished {
+            schema,
+            collector,
+            warnings,
+        })
+    }
+}
+
+fn classify(error: DataFusionError, memory: Option<usize>) -> QueryError {
+    match error.find_root() {
+        DataFusionError::ResourcesExhausted(detail) => QueryError::MemoryLimit {
+            limit: memory
+                .map(|m| bytesize::ByteSize::b(m as u64).to_string())
+                .unwrap_or_else(|| "memory".into()),
+            detail: detail.clone(),
+        },
+        DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_)
+        | DataFusionError::ParquetError(_) => QueryError::Storage(error.to_string()),
+        _ => QueryError::Invalid(error.to_string()),
+    }
+}
