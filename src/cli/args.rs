@@ -137,11 +137,13 @@ pub struct LimitArgs {
     /// `/api/query`: requests a client may send at once before the rate applies.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub query_burst: u32,
-    /// `/predict`, `/predict/batch`, `/explain`: requests per second per client.
-    #[arg(long, default_value_t = 100.0, value_parser = parse_rate)]
+    /// `/predict`, `/predict/batch`, `/explain`: requests per second per
+    /// client (an integration service calls these far more often than a
+    /// person; the limit keeps one client from starving the others).
+    #[arg(long, default_value_t = 1000.0, value_parser = parse_rate)]
     pub model_rate: f64,
     /// Model routes: requests a client may send at once before the rate applies.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub model_burst: u32,
     /// Open `/api/stream` connections (dashboards); more get 503.
     #[arg(long, default_value_t = 64)]

@@ -500,7 +500,11 @@ mod tests {
                 .collect();
             assert_eq!(written.len(), parsed.len(), "{key}");
             for (j, (w, p)) in written.iter().zip(parsed.iter()).enumerate() {
-                assert_eq!(w.to_bits(), p.to_bits(), "scaler.{key}[{j}]: {w:?} read as {p:?}");
+                assert_eq!(
+                    w.to_bits(),
+                    p.to_bits(),
+                    "scaler.{key}[{j}]: {w:?} read as {p:?}"
+                );
             }
         }
     }

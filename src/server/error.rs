@@ -46,6 +46,8 @@ impl IntoResponse for ApiError {
                 vec![FieldError {
                     loc: vec![Value::from("model")],
                     msg: format!("model not loaded: {why}"),
+                    // (`why` is the public message, without paths: see
+                    // `state::MODEL_NOT_LOADED`.)
                     kind: "model_unavailable".into(),
                 }],
             ),

@@ -55,8 +55,8 @@ impl Default for ServerLimits {
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             model_rate: Rate {
-                per_second: 100.0,
-                burst: 200,
+                per_second: 1000.0,
+                burst: 2000,
             },
             query_rate: Rate {
                 per_second: 1.0,

@@ -13,6 +13,10 @@ use super::rate_limit::RateLimit;
 use crate::models::RiskModel;
 use crate::query::QuerySession;
 
+/// What clients are told when the model did not load (the reason, with
+/// its paths, is in the server log).
+pub const MODEL_NOT_LOADED: &str = "the model could not be loaded; the server log says why";
+
 /// Cloned into every handler; everything inside is immutable or `Arc`.
 #[derive(Clone)]
 pub struct AppState {
@@ -42,10 +46,17 @@ impl AppState {
     /// `model` is the outcome of loading; a failure keeps the server up
     /// (health says why) rather than taking the dashboard down with it.
     pub fn new(model: Result<RiskModel, String>) -> Self {
-        let model = model.and_then(|model| {
-            let rules = FeatureRules::for_model(model.metadata())?;
-            Ok(Arc::new(LoadedModel { model, rules }))
-        });
+        let model = model
+            .and_then(|model| {
+                let rules = FeatureRules::for_model(model.metadata())?;
+                Ok(Arc::new(LoadedModel { model, rules }))
+            })
+            .map_err(|why| {
+                // The reason names files and paths: it goes to the log;
+                // clients (health checks, API callers) get the fact only.
+                tracing::error!(error = %why, "model not loaded; /predict and /explain answer 503");
+                MODEL_NOT_LOADED.to_string()
+            });
         Self {
             model,
             datasets: Err("the server was started without a pipeline".into()),

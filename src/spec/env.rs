@@ -63,7 +63,10 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
                 Some((name, default)) => (name, Some(default)),
                 None => (&body[..end], None),
             };
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(format!(
@@ -90,6 +93,15 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
     Ok(out)
 }
 
+impl<'de> Deserialize<'de> for EnvString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        expand_env(&raw)
+            .map(EnvString)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +118,10 @@ mod tests {
     #[test]
     fn only_braced_references_expand() {
         assert_eq!(expand("${HOST}").unwrap(), "kafka:9092");
-        assert_eq!(expand("a${HOST}b${HOST}").unwrap(), "akafka:9092bkafka:9092");
+        assert_eq!(
+            expand("a${HOST}b${HOST}").unwrap(),
+            "akafka:9092bkafka:9092"
+        );
         assert_eq!(expand("${UNSET:-x:y}").unwrap(), "x:y");
         assert_eq!(expand("${EMPTY:-fallback}").unwrap(), "fallback");
         assert_eq!(expand("${UNSET:-}").unwrap(), "");
@@ -121,18 +136,21 @@ mod tests {
 
     #[test]
     fn bad_references_are_errors_naming_the_variable() {
-        assert!(expand("${UNSET}").unwrap_err().contains("`UNSET` is not set"));
+        assert!(
+            expand("${UNSET}")
+                .unwrap_err()
+                .contains("`UNSET` is not set")
+        );
         assert!(expand("${HOST").unwrap_err().contains("unterminated"));
-        assert!(expand("${1X}").unwrap_err().contains("not a variable reference"));
-        assert!(expand("${}").unwrap_err().contains("not a variable reference"));
-    }
-}
-
-impl<'de> Deserialize<'de> for EnvString {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        expand_env(&raw)
-            .map(EnvString)
-            .map_err(serde::de::Error::custom)
+        assert!(
+            expand("${1X}")
+                .unwrap_err()
+                .contains("not a variable reference")
+        );
+        assert!(
+            expand("${}")
+                .unwrap_err()
+                .contains("not a variable reference")
+        );
     }
 }

@@ -410,14 +410,16 @@ mod tests {
         let yaml = "name: x\nsources:\n  k:\n    kind: kafka\n    properties:\n      sasl.username: svc\n      ssl.key.password: hunter2\n    topic: t\nsinks:\n  s:\n    store: {secret_access_key: hunter2}\n    path: data\n";
         for line in [6, 7, 11] {
             let shown = snippet(yaml, line);
-            assert!(!shown.contains("hunter2") && !shown.contains("svc"), "{shown}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("svc"),
+                "{shown}"
+            );
             assert!(shown.contains("<redacted>"), "{shown}");
         }
         assert!(snippet(yaml, 8).contains("topic: t"));
         assert!(snippet(yaml, 12).contains("path: data"));
     }
 }
-
 
 #[cfg(test)]
 mod property_tests {
@@ -428,15 +430,46 @@ mod property_tests {
     /// that looks like a pipeline often enough to reach the validator.
     fn yamlish() -> impl Strategy<Value = String> {
         let key = prop_oneof![
-            Just("name"), Just("sources"), Just("transforms"), Just("sinks"), Just("kind"),
-            Just("simulator"), Just("kafka"), Just("parquet"), Just("input"), Just("path"),
-            Just("sql"), Just("schema"), Just("event_time"), Just("patients"), Just("topic"),
-            Just("m"), Just("s"), Just("t"), Just("- name"), Just("type"), Just("roll"),
+            Just("name"),
+            Just("sources"),
+            Just("transforms"),
+            Just("sinks"),
+            Just("kind"),
+            Just("simulator"),
+            Just("kafka"),
+            Just("parquet"),
+            Just("input"),
+            Just("path"),
+            Just("sql"),
+            Just("schema"),
+            Just("event_time"),
+            Just("patients"),
+            Just("topic"),
+            Just("m"),
+            Just("s"),
+            Just("t"),
+            Just("- name"),
+            Just("type"),
+            Just("roll"),
         ];
         let value = prop_oneof![
-            Just(""), Just("x"), Just("1"), Just("-5"), Just("500ms"), Just("SELECT * FROM m"),
-            Just("{a: 1}"), Just("[1, 2]"), Just("${X:-d}"), Just("'q"), Just("\"q"), Just("&a"),
-            Just("*a"), Just("!!binary AA"), Just("~"), Just("1e999"), Just("timestamp"),
+            Just(""),
+            Just("x"),
+            Just("1"),
+            Just("-5"),
+            Just("500ms"),
+            Just("SELECT * FROM m"),
+            Just("{a: 1}"),
+            Just("[1, 2]"),
+            Just("${X:-d}"),
+            Just("'q"),
+            Just("\"q"),
+            Just("&a"),
+            Just("*a"),
+            Just("!!binary AA"),
+            Just("~"),
+            Just("1e999"),
+            Just("timestamp"),
         ];
         proptest::collection::vec((0usize..4, key, value), 0..16).prop_map(|lines| {
             lines

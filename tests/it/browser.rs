@@ -208,7 +208,10 @@ sinks:
             .unwrap();
         serde_json::from_value::<Vec<f64>>(value).unwrap()
     };
-    wait_until("100 latency samples", || async { samples().await.len() > 100 }).await;
+    wait_until("100 latency samples", || async {
+        samples().await.len() > 100
+    })
+    .await;
     let mut latencies = samples().await;
     latencies.sort_by(f64::total_cmp);
     let p95 = latencies[latencies.len() * 95 / 100];
@@ -291,14 +294,14 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _server = ChildGuard::spawn(Command::new(binary()).args([
-            "--log",
-            "warn",
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--model",
-            "models/missing.onnx",
-        ]))
+        "--log",
+        "warn",
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--model",
+        "models/missing.onnx",
+    ]))
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let (_driver, client) = start_browser(&dir.path().join("profile")).await;

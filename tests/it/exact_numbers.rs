@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use vitalflow::models::RiskModel;
-use vitalflow::server::{self, AppState};
+use vitalflow::server::{self, AppState, Rate, ServerLimits};
 
 const FIELDS: [&str; 8] = [
     "pregnancies",
@@ -131,7 +131,16 @@ async fn inputs_one_bit_either_side_of_a_split_get_their_own_prediction() {
         AppState::new(Ok(RiskModel::load(std::path::Path::new(
             "models/diabetes_rf.onnx",
         ))
-        .unwrap())),
+        .unwrap()))
+        // Hundreds of requests from one client, faster than the default
+        // per-client rate.
+        .with_limits(ServerLimits {
+            model_rate: Rate {
+                per_second: 1e6,
+                burst: 1_000_000,
+            },
+            ..Default::default()
+        }),
         stop.clone(),
     ));
     let client = reqwest::Client::new();

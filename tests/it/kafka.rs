@@ -454,7 +454,10 @@ async fn large_invalid_records_become_bounded_dead_letters_and_valid_ones_follow
         } else {
             format!("{{\"patient_id\": \"P{i:05}\", \"blob\": \"{filler}\"}}")
         };
-        digests.push((payload.len() as i64, hex(&sha2::Sha256::digest(payload.as_bytes()))));
+        digests.push((
+            payload.len() as i64,
+            hex(&sha2::Sha256::digest(payload.as_bytes())),
+        ));
         producer.send(b"PX", payload.as_bytes()).unwrap();
     }
     producer.flush(Duration::from_secs(120)).unwrap();
@@ -506,20 +509,33 @@ async fn large_invalid_records_become_bounded_dead_letters_and_valid_ones_follow
     let int = |i: usize| {
         arrow::compute::cast(rows.column(i), &arrow::datatypes::DataType::Int64).unwrap()
     };
-    let text = |i: usize| {
-        arrow::compute::cast(rows.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
-    };
-    let kept =
-        arrow::compute::cast(rows.column(0), &arrow::datatypes::DataType::Binary).unwrap();
+    let text =
+        |i: usize| arrow::compute::cast(rows.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+    let kept = arrow::compute::cast(rows.column(0), &arrow::datatypes::DataType::Binary).unwrap();
     let (full, sha, kind) = (int(1), text(2), text(3));
     for (i, (len, digest)) in digests.iter().enumerate() {
         use arrow::datatypes::Int64Type;
         let prefix = kept.as_binary::<i32>().value(i);
         assert_eq!(prefix.len(), 16 * 1024, "prefix kept");
-        assert!(prefix.starts_with(b"{\"patient_id\": \"P"), "the record's first bytes");
-        assert_eq!(full.as_primitive::<Int64Type>().value(i), *len, "full length");
-        assert_eq!(sha.as_string::<i32>().value(i), digest, "SHA-256 of the whole record");
-        let want = if i % 2 == 0 { "invalid_json" } else { "missing_field" };
+        assert!(
+            prefix.starts_with(b"{\"patient_id\": \"P"),
+            "the record's first bytes"
+        );
+        assert_eq!(
+            full.as_primitive::<Int64Type>().value(i),
+            *len,
+            "full length"
+        );
+        assert_eq!(
+            sha.as_string::<i32>().value(i),
+            digest,
+            "SHA-256 of the whole record"
+        );
+        let want = if i % 2 == 0 {
+            "invalid_json"
+        } else {
+            "missing_field"
+        };
         assert_eq!(kind.as_string::<i32>().value(i), want);
     }
 }
@@ -777,7 +793,11 @@ async fn a_full_spool_pauses_kafka_without_leaving_the_group_and_loses_nothing()
     // polling would have left the group, and the run would have failed on
     // the lost assignment.
     tokio::time::sleep(Duration::from_secs(15)).await;
-    assert!(!run.is_finished(), "the paused run stopped: {:?}", run.await);
+    assert!(
+        !run.is_finished(),
+        "the paused run stopped: {:?}",
+        run.await
+    );
     assert!(paused(), "still paused while the store is down");
 
     assert_eq!(producer.await.unwrap(), n);
@@ -795,7 +815,10 @@ async fn a_full_spool_pauses_kafka_without_leaving_the_group_and_loses_nothing()
         {
             break;
         }
-        assert!(!run.is_finished(), "the run ended before storing everything");
+        assert!(
+            !run.is_finished(),
+            "the run ended before storing everything"
+        );
         assert!(Instant::now() < deadline, "the run did not resume");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

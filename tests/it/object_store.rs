@@ -264,8 +264,7 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pauses_the_run()
- {
+async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pauses_the_run() {
     let mut server = S3Server::start();
     server.stop();
     let dir = tempfile::tempdir().unwrap();
@@ -314,8 +313,16 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pau
         let stop = stop.clone();
         tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
     };
-    wait_for("the sink to pause on the full spool", Duration::from_secs(60), paused).await;
-    assert!(!run.is_finished(), "a full spool pauses, it does not stop the run");
+    wait_for(
+        "the sink to pause on the full spool",
+        Duration::from_secs(60),
+        paused,
+    )
+    .await;
+    assert!(
+        !run.is_finished(),
+        "a full spool pauses, it does not stop the run"
+    );
     stop.cancel();
     let error = tokio::time::timeout(Duration::from_secs(30), run)
         .await
@@ -323,7 +330,10 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pau
         .unwrap()
         .unwrap_err()
         .to_string();
-    assert!(error.contains("spool") && error.contains("is full"), "{error}");
+    assert!(
+        error.contains("spool") && error.contains("is full"),
+        "{error}"
+    );
     assert_eq!(
         waiting_files(&spool).unwrap(),
         waiting,
@@ -517,6 +527,12 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
         .find(|s| s["target"] == target.as_str())
         .unwrap_or_else(|| panic!("{health}"));
     assert_eq!(store["state"], "ok");
+    assert_eq!(store["paused"], false);
+    // States and counts only: no local paths, no upstream error text.
+    assert!(
+        store.get("spool").is_none() && store.get("last_error").is_none(),
+        "{store}"
+    );
     assert_eq!(store["waiting_files"], 0);
     assert!(store["uploaded_files"].as_u64().unwrap() >= 4, "{store}");
     stop.cancel();

@@ -63,18 +63,18 @@ impl S3Server {
             .unwrap();
         let child = ChildGuard::spawn(
             Command::new(binary())
-            .arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(self.port.to_string())
-            .arg("--access-key")
-            .arg(ACCESS_KEY)
-            .arg("--secret-key")
-            .arg(SECRET_KEY)
-            .arg(self.dir.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log),
+                .arg("--host")
+                .arg("127.0.0.1")
+                .arg("--port")
+                .arg(self.port.to_string())
+                .arg("--access-key")
+                .arg(ACCESS_KEY)
+                .arg("--secret-key")
+                .arg(SECRET_KEY)
+                .arg(self.dir.path().join("data"))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log),
         )
         .expect("starting s3s-fs");
         self.child = Some(child);

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::types::Health;
+use super::types::{Health, StorageHealth};
 use crate::server::state::AppState;
 
 /// Liveness, model status and, for remote datasets, whether uploads succeed.
@@ -22,7 +22,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     let healthy = loaded && !storage.iter().any(|s| s.is_degraded());
     Json(Health {
         status: if healthy { "ok" } else { "degraded" }.into(),
-        storage,
+        storage: storage.into_iter().map(StorageHealth::from).collect(),
         model_loaded: loaded,
         model_name: name,
         model_version: version,

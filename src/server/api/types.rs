@@ -102,7 +102,41 @@ pub struct Health {
     pub uptime_seconds: f64,
     /// Remote datasets of the running pipeline: `degraded` while uploads
     /// fail and files wait in the local spool.
-    pub storage: Vec<crate::storage::status::StoreStatus>,
+    pub storage: Vec<StorageHealth>,
+}
+
+/// A remote dataset as `/health` shows it: states and counts only. Local
+/// paths and the store's error text stay in the log and the metrics.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StorageHealth {
+    /// The sink writing the dataset.
+    pub sink: String,
+    /// `s3://bucket/prefix` or `hdfs://namenode:port/path`.
+    pub target: String,
+    /// `ok`, or `degraded` while uploads fail.
+    pub state: String,
+    /// The spool is full and the pipeline waits for uploads to free room.
+    pub paused: bool,
+    pub waiting_files: u64,
+    pub waiting_bytes: u64,
+    pub uploaded_files: u64,
+    /// RFC 3339 time of the first failure of the current outage.
+    pub degraded_since: Option<String>,
+}
+
+impl From<crate::storage::status::StoreStatus> for StorageHealth {
+    fn from(s: crate::storage::status::StoreStatus) -> Self {
+        Self {
+            sink: s.sink,
+            target: s.target,
+            state: s.state,
+            paused: s.paused,
+            waiting_files: s.waiting_files,
+            waiting_bytes: s.waiting_bytes,
+            uploaded_files: s.uploaded_files,
+            degraded_since: s.degraded_since,
+        }
+    }
 }
 
 /// `POST /api/query` request.

@@ -127,7 +127,8 @@ impl DeadLetterBuilder {
         self.kafka_timestamp.append_option(letter.kafka_timestamp);
         self.received.append_value(self.received_at);
         self.kind.append_value(letter.kind.as_str());
-        self.reason.append_value(truncate_chars(&letter.reason, MAX_REASON_CHARS));
+        self.reason
+            .append_value(truncate_chars(&letter.reason, MAX_REASON_CHARS));
         let max = self.max_payload;
         self.key.append_option(letter.key.map(|k| prefix(k, max)));
         self.payload
@@ -135,7 +136,7 @@ impl DeadLetterBuilder {
         self.payload_bytes
             .append_option(letter.payload.map(|p| p.len() as i64));
         self.payload_sha256
-            .append_option(letter.payload.map(|p| hex_sha256(p)));
+            .append_option(letter.payload.map(hex_sha256));
     }
 
     pub fn finish(mut self) -> anyhow::Result<Option<RecordBatch>> {
@@ -222,6 +223,9 @@ mod tests {
         );
         let reason = column("reason");
         let reason = reason.as_string::<i32>().value(0);
-        assert!(reason.len() < 1200 && reason.ends_with("(5000 bytes in all)"), "{reason}");
+        assert!(
+            reason.len() < 1200 && reason.ends_with("(5000 bytes in all)"),
+            "{reason}"
+        );
     }
 }

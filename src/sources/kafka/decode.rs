@@ -647,7 +647,9 @@ mod tests {
         let schema = RecordSchema::try_new(&[
             field("patient_id", FieldType::String),
             FieldSpec {
-                max_future: Some(crate::spec::HumanDuration(std::time::Duration::from_secs(300))),
+                max_future: Some(crate::spec::HumanDuration(std::time::Duration::from_secs(
+                    300,
+                ))),
                 ..field("ts", FieldType::Timestamp)
             },
         ])
@@ -666,7 +668,10 @@ mod tests {
         assert_eq!(decoded.message_of_row, vec![0, 2]);
         assert_eq!(decoded.rejected.get("implausible_time"), Some(&2));
         let dead = decoded.dead_letters.unwrap();
-        let kinds = dead.column_by_name("reason_kind").unwrap().as_string::<i32>();
+        let kinds = dead
+            .column_by_name("reason_kind")
+            .unwrap()
+            .as_string::<i32>();
         assert_eq!(kinds.value(0), "implausible_time");
         let offsets = dead
             .column_by_name("offset")
@@ -675,4 +680,3 @@ mod tests {
         assert_eq!((offsets.value(0), offsets.value(1)), (101, 103));
     }
 }
-

@@ -331,9 +331,15 @@ mod tests {
         let violations = schema.implausible_times(&[column], now);
         let rows: Vec<usize> = violations.iter().map(|v| v.row).collect();
         assert_eq!(rows, vec![2, 3, 4], "{violations:?}");
-        assert!(violations[1].reason.contains("9999-12-31"), "{violations:?}");
+        assert!(
+            violations[1].reason.contains("9999-12-31"),
+            "{violations:?}"
+        );
         assert!(violations[1].reason.contains("5m ahead"), "{violations:?}");
-        assert!(violations[2].reason.contains("1day behind"), "{violations:?}");
+        assert!(
+            violations[2].reason.contains("1day behind"),
+            "{violations:?}"
+        );
         let on_int = [FieldSpec {
             max_past: Some(HumanDuration(std::time::Duration::from_secs(1))),
             ..field("n", FieldType::Int32)

@@ -274,10 +274,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     } else {
                         "not a whole number"
                     };
-                    return Err(self.wrong(format!(
-                        "field `{}`: {v} is {what}",
-                        self.field.name
-                    )));
+                    return Err(self.wrong(format!("field `{}`: {v} is {what}", self.field.name)));
                 }
                 // Beyond i128 is beyond every integer type anyway.
                 let whole = if v.abs() < 1e38 { v as i128 } else { i128::MAX };
@@ -356,14 +353,23 @@ mod tests {
     fn every_silent_coercion_is_refused_with_the_field_named() {
         for (extra, want) in [
             (r#","spo2":97.5"#, "`spo2`: 97.5 is not a whole number"),
-            (r#","spo2":"97""#, "`spo2`: expected an integer, found a string"),
+            (
+                r#","spo2":"97""#,
+                "`spo2`: expected an integer, found a string",
+            ),
             (r#","spo2":2147483648"#, "2147483648 does not fit int32"),
             (r#","spo2":1e20"#, "does not fit int32"),
             (r#","count":1e20"#, "does not fit int64"),
             (r#","count":18446744073709551615"#, "does not fit int64"),
             (r#","spo2":true"#, "found a boolean"),
-            (r#","temp":"36.6""#, "`temp`: expected a number, found a string"),
-            (r#","temp":9007199254740993"#, "cannot be stored exactly as float64"),
+            (
+                r#","temp":"36.6""#,
+                "`temp`: expected a number, found a string",
+            ),
+            (
+                r#","temp":9007199254740993"#,
+                "cannot be stored exactly as float64",
+            ),
             (r#","o2":1"#, "`o2`: expected true or false, found a number"),
             (r#","o2":"true""#, "found a string"),
             (r#","spo2":[97]"#, "found an array"),
@@ -376,7 +382,10 @@ mod tests {
         }
         let (kind, reason) = verdict(r#"{"id":"P1","ts":1764147600000.5}"#).unwrap_err();
         assert_eq!(kind, "wrong_type");
-        assert!(reason.contains("epoch milliseconds must be a whole number"), "{reason}");
+        assert!(
+            reason.contains("epoch milliseconds must be a whole number"),
+            "{reason}"
+        );
         let (kind, _) = verdict(r#"{"id":7,"ts":1}"#).unwrap_err();
         assert_eq!(kind, "wrong_type");
     }
