@@ -24,6 +24,8 @@ for i in $(seq 1 "$runs"); do
   fi
   echo "run $i/$runs: $verdict in $(( $(date +%s) - started )) s"
 done
-left="$(pgrep -fc 'chromium|chromedriver' || true)"
+# Live processes only: a killed Chromium helper stays a zombie (already
+# dead) until init reaps it, which takes a moment.
+left="$(ps -eo stat=,args= | awk '$1 !~ /^Z/ && /[c]hromium|[c]hromedriver/' | wc -l)"
 echo "$filter: $passed passed, $failed failed of $runs runs; browser processes left: ${left:-0}"
 [ "$failed" -eq 0 ]
