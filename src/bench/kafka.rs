@@ -232,7 +232,7 @@ sinks:
 }
 
 /// Rows in the published files, from their footers.
-fn stored_rows(dir: &Path) -> anyhow::Result<u64> {
+pub(crate) fn stored_rows(dir: &Path) -> anyhow::Result<u64> {
     let mut rows = 0;
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {

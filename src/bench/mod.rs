@@ -4,6 +4,7 @@
 //! process's peak RSS.
 
 pub mod kafka;
+pub mod soak;
 pub mod storage;
 pub mod windows;
 

@@ -278,8 +278,20 @@ pub struct BenchArgs {
     /// windows with the NEWS2 UDF plugin, a join and the model, plus 10 s /
     /// 1 min hopping windows) or `count` (a 1-second tumbling count per
     /// patient, Arroyo's benchmark job).
-    #[arg(long, value_name = "SHAPE")]
+    #[arg(long, value_name = "SHAPE", conflicts_with = "soak")]
     pub windows: Option<crate::bench::windows::Shape>,
+    /// Soak the Kafka pipeline for this long (e.g. `30m`): a steady rate
+    /// with 1 % malformed records and a reading from the year 9999 every
+    /// minute; prints whether every record is accounted for and RSS over
+    /// time. Needs `--brokers`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "brokers", conflicts_with = "storage")]
+    pub soak: Option<std::time::Duration>,
+    /// Kafka brokers for `--soak`.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Records per second for `--soak`.
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
 }
 
 #[cfg(test)]

@@ -18,6 +18,31 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "warning: this is a debug build; run `cargo run --release -- bench` for real figures"
         );
     }
+    if let (Some(duration), Some(brokers)) = (args.soak, &args.brokers) {
+        anyhow::ensure!(
+            args.rate.is_finite() && args.rate > 0.0,
+            "--rate must be a positive number of records per second, got {}",
+            args.rate
+        );
+        let work = tempfile::tempdir().context("creating a temporary directory")?;
+        eprintln!(
+            "bench: soak for {} at {} records/s against {brokers} -> {}",
+            humantime::format_duration(duration),
+            args.rate,
+            work.path().display()
+        );
+        let options = crate::bench::soak::SoakOptions {
+            brokers: brokers.clone(),
+            duration,
+            rate: args.rate,
+            malformed_every: 100,
+            hostile_every: std::time::Duration::from_secs(60),
+        };
+        let report = crate::bench::soak::run(options, work.path()).await?;
+        println!("{report}");
+        anyhow::ensure!(report.balanced(), "the soak lost or misplaced records");
+        return Ok(());
+    }
     if let Some(shape) = args.windows {
         let patients = args.patients.unwrap_or(10_000);
         eprintln!(
