@@ -120,8 +120,42 @@ pub struct LimitHit {
 
 impl LimitHit {
     pub fn emit(&self) {
-        tracing::warn!(limit = self.limit, "server limit hit");
         metrics::counter!("vitalflow_server_limit_hits_total", "limit" => self.limit).increment(1);
+        // A client hammering a limit must not flood the log: one line per
+        // limit every 10 s, with how many were not logged.
+        if let Some(suppressed) = rate_limited_log(self.limit, Duration::from_secs(10)) {
+            tracing::warn!(limit = self.limit, suppressed, "server limit hit");
+        }
+    }
+}
+
+/// `Some(hits not logged since the last line)` when `key` may log again
+/// (at most once per `every`), `None` while it is quiet.
+fn rate_limited_log(key: &'static str, every: Duration) -> Option<u64> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    static LAST: OnceLock<Mutex<HashMap<&'static str, (Instant, u64)>>> = OnceLock::new();
+    let mut last = LAST
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    match last.get_mut(key) {
+        Some((at, skipped)) if now.duration_since(*at) < every => {
+            *skipped += 1;
+            None
+        }
+        Some((at, skipped)) => {
+            let suppressed = *skipped;
+            *at = now;
+            *skipped = 0;
+            Some(suppressed)
+        }
+        None => {
+            last.insert(key, (now, 0));
+            Some(0)
+        }
     }
 }
 
