@@ -234,7 +234,7 @@ pub async fn run(options: SoakOptions, work_dir: &Path) -> anyhow::Result<SoakRe
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         while sent < due {
             sent += 1;
-            let payload = if sent % options.malformed_every == 0 {
+            let payload = if sent.is_multiple_of(options.malformed_every) {
                 report.malformed_sent += 1;
                 malformed(sent, &ts)
             } else {
