@@ -680,3 +680,86 @@ async fn a_sort_larger_than_the_memory_pool_spills_instead_of_failing() {
         "all rows sorted: {sort}"
     );
 }
+
+/// Arbitrary SQL-shaped text through `/api/query`: every request gets a
+/// clear answer (a result, or a JSON error with one of the documented
+/// statuses) within the timeout, and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbitrary_sql_gets_a_clear_answer_within_the_timeout() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, TestRunner};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = stored_vitals(dir.path()).await;
+    let timeout = Duration::from_secs(3);
+    let state = AppState::new(Err("no model in this test".into()))
+        .with_limits(ServerLimits {
+            query_timeout: timeout,
+            ..relaxed()
+        })
+        .with_datasets(Ok(session(&pipeline, 64 << 20).await));
+    let server = start_server(state).await;
+
+    let fragment = proptest::prop_oneof![
+        proptest::strategy::Just("SELECT"),
+        proptest::strategy::Just("*"),
+        proptest::strategy::Just("count(*)"),
+        proptest::strategy::Just("FROM"),
+        proptest::strategy::Just("vitals"),
+        proptest::strategy::Just("a"),
+        proptest::strategy::Just("b"),
+        proptest::strategy::Just("JOIN"),
+        proptest::strategy::Just("CROSS JOIN"),
+        proptest::strategy::Just("ON"),
+        proptest::strategy::Just("WHERE"),
+        proptest::strategy::Just("GROUP BY"),
+        proptest::strategy::Just("ORDER BY"),
+        proptest::strategy::Just("LIMIT"),
+        proptest::strategy::Just("patient_id"),
+        proptest::strategy::Just("ts"),
+        proptest::strategy::Just("news2_score"),
+        proptest::strategy::Just("array_agg(heart_rate)"),
+        proptest::strategy::Just("generate_series(1, 1000000000)"),
+        proptest::strategy::Just("'/etc/passwd'"),
+        proptest::strategy::Just("COPY"),
+        proptest::strategy::Just("TO"),
+        proptest::strategy::Just("SET"),
+        proptest::strategy::Just("CREATE EXTERNAL TABLE"),
+        proptest::strategy::Just("("),
+        proptest::strategy::Just(")"),
+        proptest::strategy::Just(","),
+        proptest::strategy::Just(";"),
+        proptest::strategy::Just("="),
+        proptest::strategy::Just("1"),
+        proptest::strategy::Just("-9223372036854775808"),
+        proptest::strategy::Just("1e400"),
+        proptest::strategy::Just("NULL"),
+        proptest::strategy::Just("'\u{0}'"),
+        proptest::strategy::Just("UNION ALL"),
+        proptest::strategy::Just("WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT 1 FROM r)"),
+    ];
+    let statement = proptest::collection::vec(fragment, 1..14).prop_map(|parts| parts.join(" "));
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        ..Config::default()
+    });
+    for _ in 0..64 {
+        let text = statement.new_tree(&mut runner).unwrap().current();
+        let started = Instant::now();
+        let (status, body) = sql(&server.base, &text).await;
+        assert!(
+            started.elapsed() < timeout + Duration::from_secs(5),
+            "{text}: answered after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            [200, 400, 413, 422, 503].contains(&status),
+            "{text}: HTTP {status} {body}"
+        );
+        if status != 200 {
+            assert!(body["detail"][0]["msg"].is_string(), "{text}: {body}");
+        }
+    }
+    let (status, _) = sql(&server.base, "SELECT count(*) FROM vitals").await;
+    assert_eq!(status, 200, "the server still answers");
+}
