@@ -125,18 +125,7 @@ sources:
     properties:
       session.timeout.ms: \"6000\"
     event_time: {{column: ts, max_delay: 5s}}
-    schema:
-      - {{name: patient_id, type: string}}
-      - {{name: ts, type: timestamp, max_future: 5m}}
-      - {{name: heart_rate, type: int32, min: 0, max: 300}}
-      - {{name: spo2, type: int32, min: 0, max: 100}}
-      - {{name: systolic_bp, type: int32, min: 0, max: 300}}
-      - {{name: diastolic_bp, type: int32, min: 0, max: 250}}
-      - {{name: respiratory_rate, type: int32, min: 0, max: 100}}
-      - {{name: temperature, type: float64, min: 25, max: 45}}
-      - {{name: consciousness, type: string, values: [A, C, V, P, U]}}
-      - {{name: on_oxygen, type: boolean}}
-transforms:
+{schema}transforms:
   scored:
     sql: |
 {sql}
@@ -160,6 +149,7 @@ sinks:
     roll: {{max_age: 10s}}
 ",
         group = rand::random::<u32>(),
+        schema = super::kafka::record_schema_yaml(", max_future: 5m"),
         vitals = dir.join("vitals").display(),
         dead = dir.join("dead_letters").display(),
         late = dir.join("late").display(),

@@ -9,7 +9,8 @@ use vitalflow::models::RiskModel;
 use vitalflow::server::{self, AppState};
 
 const MODEL: &str = "models/diabetes_rf.onnx";
-const API_FIELDS: [&str; 8] = [
+/// The model API's field names, in feature order.
+pub const API_FIELDS: [&str; 8] = [
     "pregnancies",
     "glucose",
     "blood_pressure",

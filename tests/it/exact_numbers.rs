@@ -11,16 +11,7 @@ use tokio_util::sync::CancellationToken;
 use vitalflow::models::RiskModel;
 use vitalflow::server::{self, AppState, Rate, ServerLimits};
 
-const FIELDS: [&str; 8] = [
-    "pregnancies",
-    "glucose",
-    "blood_pressure",
-    "skin_thickness",
-    "insulin",
-    "bmi",
-    "diabetes_pedigree_function",
-    "age",
-];
+use crate::api::API_FIELDS as FIELDS;
 
 /// Two neighbouring f64 inputs of feature `feature` that straddle a split:
 /// `left` scales to the threshold's side (`<=`), `right` (one bit above)

@@ -218,17 +218,7 @@ fn poll_loop(
             max_wait.saturating_sub(age).min(Duration::from_millis(100))
         };
         match consumer.poll(timeout) {
-            Some(Ok(message)) => {
-                let mut pending = shared.lock_pending()?;
-                pending.raw.push(
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    message.timestamp().to_millis(),
-                    message.key(),
-                    message.payload(),
-                );
-            }
+            Some(Ok(message)) => shared.buffer(&message)?,
             Some(Err(error)) => {
                 let quiet = last_error_log.is_some_and(|t| t.elapsed() < Duration::from_secs(5));
                 if !quiet {
@@ -258,6 +248,19 @@ impl Shared {
         self.pending
             .lock()
             .map_err(|_| anyhow::anyhow!("source `{}`: message buffer poisoned", self.name))
+    }
+
+    /// Copy a polled message into the pending batch.
+    fn buffer(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()> {
+        self.lock_pending()?.raw.push(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.timestamp().to_millis(),
+            message.key(),
+            message.payload(),
+        );
+        Ok(())
     }
 
     /// Records, payload bytes and age of what is buffered.
@@ -345,18 +348,9 @@ impl Shared {
                     // Polling keeps the membership; paused partitions fetch
                     // nothing new.
                     match consumer.poll(Duration::ZERO) {
-                        Some(Ok(message)) => {
-                            // Fetched before the pause took effect: kept in
-                            // order behind the held batch.
-                            self.lock_pending()?.raw.push(
-                                message.topic(),
-                                message.partition(),
-                                message.offset(),
-                                message.timestamp().to_millis(),
-                                message.key(),
-                                message.payload(),
-                            );
-                        }
+                        // Fetched before the pause took effect: kept in
+                        // order behind the held batch.
+                        Some(Ok(message)) => self.buffer(&message)?,
                         Some(Err(error)) => {
                             tracing::debug!(source = %self.name, %error, "poll while paused")
                         }
