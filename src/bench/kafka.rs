@@ -156,10 +156,7 @@ async fn run_pipeline(
 ) -> anyhow::Result<Duration> {
     let output = work_dir.join("vitals");
     let dead = work_dir.join("dead_letters");
-    let sql: String = super::SCORING_SQL
-        .lines()
-        .map(|l| format!("      {l}\n"))
-        .collect();
+    let sql = super::scoring_sql_block();
     let yaml = format!(
         "name: bench_kafka
 sources:

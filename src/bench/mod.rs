@@ -20,6 +20,15 @@ use crate::spec;
 /// pipeline runs.
 pub const SCORING_SQL: &str = include_str!("../../sql/vitals_scored.sql");
 
+/// [`SCORING_SQL`] as the body of a `sql: |` block of a transform (six
+/// spaces in), for the benchmarks' pipeline YAML.
+pub(crate) fn scoring_sql_block() -> String {
+    SCORING_SQL
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct BenchReport {
     pub events: u64,
@@ -70,10 +79,7 @@ impl std::fmt::Display for BenchReport {
 
 /// The benchmark pipeline as YAML: what a user would write for the same job.
 pub fn pipeline_yaml(events: u64, patients: u32, output: &Path) -> String {
-    let sql: String = SCORING_SQL
-        .lines()
-        .map(|l| format!("      {l}\n"))
-        .collect();
+    let sql = scoring_sql_block();
     format!(
         "name: bench
 sources:

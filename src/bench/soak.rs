@@ -110,10 +110,7 @@ impl std::fmt::Display for SoakReport {
 /// watermark, the scoring SQL, Parquet for readings, dead letters and late
 /// readings.
 fn pipeline_yaml(brokers: &str, topic: &str, dir: &Path) -> String {
-    let sql: String = super::SCORING_SQL
-        .lines()
-        .map(|l| format!("      {l}\n"))
-        .collect();
+    let sql = super::scoring_sql_block();
     format!(
         "name: soak
 sources:

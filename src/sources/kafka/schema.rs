@@ -291,11 +291,13 @@ fn check_values(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::array::{Int32Array, StringArray};
 
-    fn field(name: &str, field_type: FieldType) -> FieldSpec {
+    /// A required field with no value rules (tests of this module and of
+    /// the decoder build on it).
+    pub(crate) fn field(name: &str, field_type: FieldType) -> FieldSpec {
         FieldSpec {
             name: name.into(),
             field_type,
