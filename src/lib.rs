@@ -18,6 +18,8 @@
 //! - [`udf`]: Arroyo UDF plugins (dylibs over the Arrow C Data Interface).
 //! - [`cli`], [`telemetry`], [`bench`]: the binary's glue, logs, benchmark.
 
+pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod engine;

@@ -43,6 +43,29 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Measure throughput and peak memory of simulator -> SQL -> Parquet.
     Bench(BenchArgs),
+    /// API tokens: create one (printed once; only its hash is stored), list them.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for NAME with ROLEs and add its hash to the tokens file.
+    Create {
+        /// Who or what holds it (`prometheus`, `ward-app`, `j.smith`).
+        #[arg(long)]
+        name: String,
+        /// Its roles; repeat for several.
+        #[arg(long = "role", value_enum, required = true)]
+        roles: Vec<crate::auth::Role>,
+        #[arg(long, env = "VITALFLOW_TOKENS", default_value = DEFAULT_TOKENS)]
+        tokens: PathBuf,
+    },
+    /// List the tokens file's principals and roles.
+    List {
+        #[arg(long, env = "VITALFLOW_TOKENS", default_value = DEFAULT_TOKENS)]
+        tokens: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +130,47 @@ pub struct ServerArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// The tokens file `serve` and `up` read, and `token create` writes.
+pub const DEFAULT_TOKENS: &str = "config/tokens.yaml";
+
+/// Who may use the server, over what (see the README's access section).
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Access control")]
+pub struct AccessArgs {
+    /// API tokens file (principals, roles, SHA-256 of each token). If it
+    /// does not exist and no OIDC provider is configured, the first start
+    /// creates it with one admin token and prints a login URL once.
+    #[arg(long, env = "VITALFLOW_TOKENS", default_value = DEFAULT_TOKENS)]
+    pub tokens: PathBuf,
+    /// OpenID Connect settings (YAML: issuer, audience, jwks, algorithms,
+    /// roles_claim, ...): bearer JWTs from the hospital's identity provider.
+    #[arg(long, env = "VITALFLOW_OIDC")]
+    pub oidc: Option<PathBuf>,
+    /// Serve without any credential, everyone as admin. Loopback addresses
+    /// only; logged loudly. For demos, never for patient data.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// How long a browser session lasts.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub session_ttl: std::time::Duration,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, env = "VITALFLOW_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "VITALFLOW_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The audit trail's dataset (a local directory), queryable as table
+    /// `audit` by admins.
+    #[arg(long, env = "VITALFLOW_AUDIT_DIR", default_value = "data/audit")]
+    pub audit_dir: PathBuf,
+    /// Publish the audit trail's open file this often: the most a `kill -9`
+    /// can lose (SIGTERM and Ctrl-C lose nothing).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub audit_flush: std::time::Duration,
 }
 
 /// What clients may take from the server (see the README's server section).

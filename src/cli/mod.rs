@@ -7,6 +7,7 @@ mod run;
 mod serve;
 mod signal;
 mod simulate;
+mod token;
 mod validate;
 
 pub use args::{Cli, Command, DEFAULT_PIPELINE};
@@ -21,5 +22,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Bench(args) => bench::bench(args).await,
+        Command::Token(command) => token::token(command),
     }
 }

@@ -23,15 +23,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// The whole system: the pipeline and, beside it, the HTTP server.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let listener = crate::server::bind(args.server.addr).await?;
-    let state = super::serve::load_state(&args.server).with_datasets(
-        super::serve::load_datasets(&args.pipeline, args.server.limits.query_limits()).await,
-    );
-    let server = tokio::spawn(crate::server::serve(listener, state, shutdown.clone()));
-    println!(
-        "http://{}/  (API docs: http://{}/docs)",
-        args.server.addr, args.server.addr
-    );
+    let server = super::serve::start(&args.server, &args.pipeline, shutdown.clone()).await?;
     let pipeline = run_pipeline(&args.pipeline, shutdown.clone(), true).await;
     // The pipeline ends on Ctrl-C or failure; the server goes with it.
     shutdown.cancel();

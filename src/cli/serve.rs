@@ -1,34 +1,156 @@
-//! `vitalflow serve`
+//! `vitalflow serve`, and the server setup `vitalflow up` shares.
 
-use super::args::{ServeArgs, ServerArgs};
-use super::signal::shutdown_on_signal;
+use std::net::SocketAddr;
 use std::path::Path;
 
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::args::{AccessArgs, ServeArgs, ServerArgs};
+use super::signal::shutdown_on_signal;
+use crate::audit::AuditLog;
+use crate::auth::{Authenticator, OidcVerifier, Role, Sessions, TokensFile, tokens};
 use crate::models::RiskModel;
-use crate::query::{QueryLimits, QuerySession, datasets_of};
+use crate::query::{Dataset, QueryLimits, QuerySession, datasets_of};
 use crate::server::{self, AppState};
+use crate::storage::Location;
 use crate::{engine, spec};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let listener = server::bind(args.server.addr).await?;
-    println!(
-        "http://{}/  (API docs: http://{}/docs)",
-        args.server.addr, args.server.addr
-    );
-    let state = load_state(&args.server)
-        .with_datasets(load_datasets(&args.pipeline, args.server.limits.query_limits()).await);
-    server::serve(listener, state, shutdown).await
+    let server = start(&args.server, &args.pipeline, shutdown).await?;
+    server.await.context("the HTTP server task failed")?
 }
 
-/// The stored datasets of `pipeline`, for `/api/query`; on failure the
-/// server still starts, the log says why and the endpoint answers 503
-/// (without the paths and errors of the log).
-pub async fn load_datasets(pipeline: &Path, limits: QueryLimits) -> Result<QuerySession, String> {
+/// Check the access settings, bind, and serve in a task until `shutdown`:
+/// the server does not start half-secured (any access error stops here).
+pub async fn start(
+    args: &ServerArgs,
+    pipeline: &Path,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let access = secure(&args.access, args.addr).await?;
+    let tls = match (&args.access.tls_cert, &args.access.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let listener = server::bind(args.addr).await?;
+    let audit = AuditLog::start(&args.access.audit_dir, args.access.audit_flush)?;
+    let audit_table = Dataset {
+        schema: Some(crate::audit::schema()),
+        ..Dataset::at(crate::audit::TABLE, Location::Local(args.access.audit_dir.clone()))
+    };
+    let state = load_state(args)
+        .with_auth(access.auth)
+        .with_audit(audit)
+        .with_datasets(load_datasets(pipeline, args.limits.query_limits(), vec![audit_table]).await);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shown = shown_addr(args.addr);
+    println!("{scheme}://{shown}/  (API docs: {scheme}://{shown}/docs)");
+    if let Some(token) = access.first_token {
+        println!(
+            "first start: an admin token was created; only its hash is kept in {}.\n\
+             It is shown this once. Log in with:\n  {scheme}://{shown}/login?token={token}\n\
+             More tokens: vitalflow token create --name NAME --role viewer|clinician|analyst|metrics|admin",
+            args.access.tokens.display()
+        );
+    }
+    Ok(tokio::spawn(server::serve_with(listener, state, tls, shutdown)))
+}
+
+/// The access control the settings describe.
+struct Access {
+    auth: Authenticator,
+    /// The admin token a first start created (to print once).
+    first_token: Option<String>,
+}
+
+async fn secure(args: &AccessArgs, addr: SocketAddr) -> anyhow::Result<Access> {
+    let sessions = Sessions::new(args.session_ttl);
+    if args.insecure_no_auth {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "--insecure-no-auth serves patient data to anyone who can connect: it is \
+             allowed on a loopback address only (not {addr}). Configure a credential instead: \
+             `vitalflow token create --name NAME --role ROLE` or --oidc FILE"
+        );
+        tracing::warn!(
+            %addr,
+            "ACCESS CONTROL IS OFF (--insecure-no-auth): every request is served as admin; \
+             for demos on this machine only"
+        );
+        return Ok(Access {
+            auth: Authenticator {
+                tokens: None,
+                oidc: None,
+                sessions,
+                insecure: true,
+            },
+            first_token: None,
+        });
+    }
+    let oidc = match &args.oidc {
+        Some(path) => Some(OidcVerifier::from_file(path).await?),
+        None => None,
+    };
+    let mut first_token = None;
+    let tokens = if args.tokens.exists() {
+        Some(TokensFile::open(&args.tokens)?)
+    } else if oidc.is_none() {
+        // First start (as Jupyter does): one admin token, shown once.
+        let token = tokens::create(&args.tokens, "admin", [Role::Admin].into_iter().collect())
+            .context("creating the first admin token")?;
+        first_token = Some(token);
+        Some(TokensFile::open(&args.tokens)?)
+    } else {
+        None
+    };
+    let auth = Authenticator {
+        tokens,
+        oidc,
+        sessions,
+        insecure: false,
+    };
+    anyhow::ensure!(
+        auth.has_credentials(),
+        "no credential is configured, so nobody could use the server: {} holds no token \
+         and no --oidc file is given. Create a token with \
+         `vitalflow token create --name NAME --role admin --tokens {}`, or pass --oidc FILE",
+        args.tokens.display(),
+        args.tokens.display()
+    );
+    if let Some(tokens) = &auth.tokens {
+        tracing::info!(file = %tokens.path().display(), tokens = tokens.len(), "API tokens loaded");
+    }
+    if let Some(oidc) = &auth.oidc {
+        tracing::info!(issuer = oidc.issuer(), "OIDC bearer tokens accepted");
+    }
+    Ok(Access { auth, first_token })
+}
+
+/// An address to show people: the wildcard address as loopback.
+fn shown_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// The stored datasets of `pipeline` plus `extra`, for `/api/query`; on
+/// failure the server still starts, the log says why and the endpoint
+/// answers 503 (without the paths and errors of the log).
+pub async fn load_datasets(
+    pipeline: &Path,
+    limits: QueryLimits,
+    extra: Vec<Dataset>,
+) -> Result<QuerySession, String> {
     let loaded = async {
         let spec = spec::load(pipeline)?;
         let planned = engine::plan(spec).await?;
-        QuerySession::with_limits(&datasets_of(&planned)?, limits).await
+        let mut datasets = datasets_of(&planned)?;
+        datasets.extend(extra);
+        QuerySession::with_limits(&datasets, limits).await
     }
     .await;
     loaded.map_err(|e: anyhow::Error| {

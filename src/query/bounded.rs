@@ -58,6 +58,9 @@ pub enum QueryError {
     /// The deadline passed; the query was cancelled.
     #[error("the query did not finish within {} and was cancelled", humantime::format_duration(*.0))]
     Timeout(Duration),
+    /// The query reads a table the caller may not read.
+    #[error("table `{0}` is not readable with this credential")]
+    Forbidden(String),
     /// The query task panicked or its runtime is gone (a bug).
     #[error("query task failed: {0}")]
     Internal(String),
@@ -139,6 +142,7 @@ impl QuerySession {
         &self,
         sql: &str,
         options: SQLOptions,
+        denied: &'static [&'static str],
         fetch: Option<usize>,
         timeout: Duration,
         mut collector: C,
@@ -148,6 +152,9 @@ impl QuerySession {
         let memory = self.limits.memory;
         let work = async move {
             let mut frame = ctx.sql_with_options(&sql, options).await?;
+            if let Some(table) = reads_one_of(frame.logical_plan(), denied)? {
+                return Ok(Err(table));
+            }
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             // EXPLAIN [ANALYZE] must stay the root of its plan.
             let explains = matches!(
@@ -163,7 +170,7 @@ impl QuerySession {
                     break;
                 }
             }
-            Ok::<_, DataFusionError>((schema, collector))
+            Ok::<_, DataFusionError>(Ok((schema, collector)))
         };
         let task = self.runtime.handle().spawn(collect_warnings(work));
         let _abort = AbortOnDrop(task.abort_handle());
@@ -171,13 +178,34 @@ impl QuerySession {
             .await
             .map_err(|_| QueryError::Timeout(timeout))?;
         let (outcome, warnings) = joined.map_err(|e| QueryError::Internal(e.to_string()))?;
-        let (schema, collector) = outcome.map_err(|e| classify(e, memory))?;
+        let (schema, collector) = outcome
+            .map_err(|e| classify(e, memory))?
+            .map_err(QueryError::Forbidden)?;
         Ok(Finished {
             schema,
             collector,
             warnings,
         })
     }
+}
+
+/// The first of `denied` that `plan` scans, subqueries included.
+fn reads_one_of(plan: &LogicalPlan, denied: &[&str]) -> Result<Option<String>, DataFusionError> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found = None;
+    if denied.is_empty() {
+        return Ok(None);
+    }
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && denied.contains(&scan.table_name.table())
+        {
+            found = Some(scan.table_name.table().to_string());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(found)
 }
 
 fn classify(error: DataFusionError, memory: Option<usize>) -> QueryError {

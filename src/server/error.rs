@@ -18,6 +18,8 @@ pub enum ApiError {
     Internal(String),
     /// SQL that does not parse or plan, or is not a read-only query (400).
     BadQuery(String),
+    /// The caller's roles do not allow this (403).
+    Forbidden(String),
     /// A part of the server that could not be loaded: what, and why (503).
     Unavailable(String, String),
     /// A server limit refused or ended the request: `what` is the limit
@@ -57,6 +59,14 @@ impl IntoResponse for ApiError {
                     loc: vec![Value::from("body"), Value::from("sql")],
                     msg: why,
                     kind: "sql".into(),
+                }],
+            ),
+            ApiError::Forbidden(why) => (
+                StatusCode::FORBIDDEN,
+                vec![FieldError {
+                    loc: vec![],
+                    msg: why,
+                    kind: "forbidden".into(),
                 }],
             ),
             ApiError::Unavailable(what, why) => (

@@ -15,6 +15,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
 /// How connections are served.
@@ -28,6 +30,7 @@ pub async fn serve_connections(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -53,18 +56,29 @@ pub async fn serve_connections(
             .call(remote)
             .await
             .unwrap_or_else(|never: Infallible| match never {});
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .with_upgrades();
+        let builder = builder.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
         connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                _ = shutdown.cancelled() => {
-                    // Finish the request in flight, then close.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            let served = match tls {
+                None => serve_one(&builder, TokioIo::new(stream), service, &shutdown).await,
+                Some(tls) => {
+                    // A client that opens a connection and never finishes
+                    // the handshake is dropped like a slow header.
+                    match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_one(&builder, TokioIo::new(stream), service, &shutdown).await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%remote, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            return;
+                        }
+                    }
                 }
             };
             if let Err(error) = served {
@@ -83,5 +97,33 @@ pub async fn serve_connections(
             grace = %humantime::format_duration(limits.shutdown_grace),
             "connections still open after the shutdown grace period are dropped"
         );
+    }
+}
+
+/// Serve one connection; on shutdown, finish the request in flight, then close.
+async fn serve_one<I, S>(
+    builder: &http1::Builder,
+    io: TokioIo<I>,
+    service: S,
+    shutdown: &CancellationToken,
+) -> Result<(), hyper::Error>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<hyper::Request<hyper::body::Incoming>, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let connection = builder
+        .serve_connection(io, TowerToHyperService::new(service))
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => served,
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }

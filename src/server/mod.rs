@@ -2,15 +2,20 @@
 //! page, Prometheus metrics. It only reads: models from disk, data from the
 //! datasets the pipeline writes.
 
+pub mod access;
 pub mod api;
+pub mod auth;
 mod dashboard;
 mod error;
+mod headers;
 mod http_metrics;
 pub mod limits;
 mod listen;
+mod login;
 pub mod rate_limit;
 pub mod state;
 mod timeout;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -32,11 +37,32 @@ use crate::telemetry::events::ServerStarted;
 const SINGLE_BODY_LIMIT: usize = 16 * 1024;
 const BATCH_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Every route of the server.
+/// Every route of the server, each with its entry in the route table
+/// ([`access::RULES`]).
 pub fn router(state: AppState) -> Router {
-    // Per-client rate limits: the model routes share one bucket, queries
-    // have their own.
-    let model = Router::new()
+    let routes = routes(state.clone());
+    // Swagger UI's assets are compiled into the binary (`vendored`): the
+    // docs page works with no network.
+    let docs: Router<AppState> =
+        SwaggerUi::new("/docs").url("/openapi.json", api::ApiDoc::openapi()).into();
+    routes
+        .router
+        .merge(docs)
+        // Outermost last: headers on everything, then telemetry, then
+        // access control before any handler or per-principal limit.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .route_layer(axum::middleware::from_fn(http_metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), headers::secure))
+        .with_state(state)
+}
+
+/// The server's own routes (all but Swagger UI's), recorded for the test
+/// that checks each has an access rule.
+pub fn routes(state: AppState) -> access::Routes {
+    use access::Routes;
+    // Per-principal rate limits: the model routes share one bucket,
+    // queries have their own.
+    let model = Routes::default()
         .route(
             "/predict",
             post(api::predict::predict).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
@@ -49,15 +75,15 @@ pub fn router(state: AppState) -> Router {
             "/explain",
             post(api::predict::explain).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
-        .route_layer(state.model_rate.layer());
-    let query = Router::new()
+        .map(|r| r.route_layer(state.model_rate.layer()));
+    let query = Routes::default()
         .route(
             "/api/query",
             post(api::query::query).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
-        .route_layer(state.query_rate.layer());
+        .map(|r| r.route_layer(state.query_rate.layer()));
     // Everything but the stream must answer within the request timeout.
-    let bounded = Router::new()
+    let bounded = Routes::default()
         .route("/health", get(api::health::health))
         .merge(model)
         .merge(query)
@@ -68,18 +94,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ward", get(api::ward::ward))
         .route("/api/patients/{id}", get(api::ward::patient))
         .route("/api/alerts", get(api::ward::alerts))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            timeout::request_timeout,
-        ));
-    let api = Router::new()
+        .route(
+            "/login",
+            get(login::page).post(login::submit).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+        )
+        .route("/logout", post(login::logout))
+        .route("/api/me", get(login::me))
+        .map(|r| {
+            r.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                timeout::request_timeout,
+            ))
+        });
+    Routes::default()
         .route("/api/stream", get(api::ward::stream))
         .merge(bounded)
-        .route_layer(axum::middleware::from_fn(http_metrics::track))
-        .with_state(state);
-    // Swagger UI's assets are compiled into the binary (`vendored`): the
-    // docs page works with no network.
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", api::ApiDoc::openapi()))
 }
 
 /// Prometheus exposition of every metric the process records.
@@ -105,9 +134,20 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// the shutdown grace period are dropped.
 pub async fn serve(
     listener: TcpListener,
-    mut state: AppState,
+    state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    serve_with(listener, state, None, shutdown).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    mut state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    state.tls = tls.is_some();
     let addr = listener.local_addr()?;
     crate::telemetry::metrics::handle();
     let model = state.model.as_ref().ok().map(|m| m.model.metadata());
@@ -125,7 +165,12 @@ pub async fn serve(
         header_read_timeout: state.limits.header_read_timeout,
         shutdown_grace: state.limits.shutdown_grace,
     };
-    listen::serve_connections(listener, router(state), connections, shutdown).await;
+    let audit = state.audit.clone();
+    listen::serve_connections(listener, router(state), connections, tls, shutdown).await;
+    if let Some(audit) = audit {
+        let records = audit.finish().await?;
+        tracing::info!(records, dir = %audit.dir().display(), "audit trail flushed");
+    }
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! Per-principal rate limits (tower_governor's token buckets) on the model
 //! and query routes.
 //!
-//! There is no authentication yet, so a principal is the client's IP
-//! address; once requests carry an authenticated identity,
-//! [`PrincipalKey`] reads it instead and the buckets follow the user.
+//! A bucket belongs to the authenticated principal (set by the access
+//! middleware, which runs first), so a user's limit follows them across
+//! addresses and one address cannot exhaust another user's.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -24,6 +24,8 @@ use super::limits::Rate;
 /// Who a request counts against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
+    /// An authenticated principal, by name.
+    User(String),
     /// An unauthenticated client, by address.
     Client(IpAddr),
     /// A request whose connection is unknown (the router served without
@@ -31,8 +33,8 @@ pub enum Principal {
     Unknown,
 }
 
-/// Extracts the [`Principal`] of a request (the peer address, from the
-/// connection: `X-Forwarded-For` is not trusted).
+/// Extracts the [`Principal`] of a request: the authenticated name, else
+/// the peer address (from the connection: `X-Forwarded-For` is not trusted).
 #[derive(Debug, Clone, Copy)]
 pub struct PrincipalKey;
 
@@ -40,6 +42,9 @@ impl KeyExtractor for PrincipalKey {
     type Key = Principal;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, GovernorError> {
+        if let Some(principal) = req.extensions().get::<crate::auth::Principal>() {
+            return Ok(Principal::User(principal.name.clone()));
+        }
         Ok(req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()

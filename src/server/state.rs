@@ -10,12 +10,17 @@ use tokio_util::sync::CancellationToken;
 use super::api::validation::FeatureRules;
 use super::limits::ServerLimits;
 use super::rate_limit::RateLimit;
+use crate::audit::AuditLog;
+use crate::auth::{Authenticator, Sessions};
 use crate::models::RiskModel;
 use crate::query::QuerySession;
 
 /// What clients are told when the model did not load (the reason, with
 /// its paths, is in the server log).
 pub const MODEL_NOT_LOADED: &str = "the model could not be loaded; the server log says why";
+
+/// How long a browser session lasts unless `--session-ttl` says otherwise.
+pub const DEFAULT_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
 
 /// Cloned into every handler; everything inside is immutable or `Arc`.
 #[derive(Clone)]
@@ -34,6 +39,13 @@ pub struct AppState {
     pub query_rate: RateLimit,
     /// Cancelled when the server shuts down: open streams end with it.
     pub shutdown: CancellationToken,
+    /// Who may do what. The default admits nobody: configure tokens, OIDC
+    /// or `--insecure-no-auth` with [`AppState::with_auth`].
+    pub auth: Arc<Authenticator>,
+    /// Where accesses to patient data are recorded (none: not recorded).
+    pub audit: Option<AuditLog>,
+    /// Served over HTTPS: cookies are `Secure`, responses carry HSTS.
+    pub tls: bool,
 }
 
 /// A model with the request rules derived from its metadata.
@@ -75,6 +87,14 @@ impl AppState {
             query_rate: RateLimit::new(limits.query_rate, "/api/query"),
             limits: Arc::new(limits),
             shutdown: CancellationToken::new(),
+            auth: Arc::new(Authenticator {
+                tokens: None,
+                oidc: None,
+                sessions: Sessions::new(DEFAULT_SESSION_TTL),
+                insecure: false,
+            }),
+            audit: None,
+            tls: false,
         }
     }
 
@@ -84,8 +104,23 @@ impl AppState {
             model: self.model,
             datasets: self.datasets,
             started: self.started,
+            auth: self.auth,
+            audit: self.audit,
+            tls: self.tls,
             ..Self::limited(limits)
         }
+    }
+
+    /// Admit the principals `auth` knows.
+    pub fn with_auth(mut self, auth: Authenticator) -> Self {
+        self.auth = Arc::new(auth);
+        self
+    }
+
+    /// Record accesses in `audit`; its table becomes queryable by admins.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Serve SQL over these datasets too.

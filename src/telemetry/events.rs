@@ -38,6 +38,8 @@ fn status_label(status: u16) -> &'static str {
     match status {
         200 => "200",
         400 => "400",
+        401 => "401",
+        403 => "403",
         404 => "404",
         413 => "413",
         422 => "422",
@@ -48,6 +50,25 @@ fn status_label(status: u16) -> &'static str {
         s if s < 400 => "3xx",
         s if s < 500 => "4xx",
         _ => "5xx",
+    }
+}
+
+/// A request was refused access (401: no valid credential; 403: a valid
+/// one that does not allow the route). The reason is logged, never sent.
+pub struct AccessRefused<'a> {
+    pub route: &'a str,
+    pub status: u16,
+    pub reason: &'a str,
+}
+
+impl AccessRefused<'_> {
+    pub fn emit(&self) {
+        tracing::info!(route = self.route, status = self.status, reason = self.reason, "access refused");
+        metrics::counter!(
+            "vitalflow_access_refused_total",
+            "route" => self.route.to_owned(), "status" => status_label(self.status)
+        )
+        .increment(1);
     }
 }
 

@@ -5,13 +5,14 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 
 use super::types::{
     BatchPrediction, BatchRequest, Contribution, ErrorBody, Explanation, PatientFeatures,
     Prediction,
 };
 use crate::models::ModelError;
+use crate::server::auth::AuditDetail;
 use crate::server::error::ApiError;
 use crate::server::state::{AppState, LoadedModel};
 use crate::telemetry::events::ModelInvoked;
@@ -56,7 +57,7 @@ fn prediction(model: &LoadedModel, probability: f64) -> Prediction {
 pub async fn predict(
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<Json<Prediction>, ApiError> {
+) -> Result<(Extension<AuditDetail>, Json<Prediction>), ApiError> {
     let model = loaded(&state)?;
     let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
     let started = Instant::now();
@@ -71,7 +72,7 @@ pub async fn predict(
         .first()
         .copied()
         .ok_or_else(|| ApiError::Internal("model returned no prediction".into()))?;
-    Ok(Json(prediction(&model, p)))
+    Ok((Extension(AuditDetail::rows(1)), Json(prediction(&model, p))))
 }
 
 /// Diabetes risk for up to 1,000 patients in one model call.
@@ -84,7 +85,7 @@ pub async fn predict(
 pub async fn predict_batch(
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<Json<BatchPrediction>, ApiError> {
+) -> Result<(Extension<AuditDetail>, Json<BatchPrediction>), ApiError> {
     let model = loaded(&state)?;
     let (rows, count) = model
         .rules
@@ -104,12 +105,15 @@ pub async fn predict_batch(
             probabilities.len()
         )));
     }
-    Ok(Json(BatchPrediction {
-        predictions: probabilities
-            .into_iter()
-            .map(|p| prediction(&model, p))
-            .collect(),
-    }))
+    Ok((
+        Extension(AuditDetail::rows(count)),
+        Json(BatchPrediction {
+            predictions: probabilities
+                .into_iter()
+                .map(|p| prediction(&model, p))
+                .collect(),
+        }),
+    ))
 }
 
 /// Prediction plus exact TreeSHAP contributions: `base_value + Σ shap_value = probability`.
@@ -122,7 +126,7 @@ pub async fn predict_batch(
 pub async fn explain(
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<Json<Explanation>, ApiError> {
+) -> Result<(Extension<AuditDetail>, Json<Explanation>), ApiError> {
     let model = loaded(&state)?;
     let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
     let started = Instant::now();
@@ -146,9 +150,12 @@ pub async fn explain(
             shap_value: *shap,
         })
         .collect();
-    Ok(Json(Explanation {
-        prediction: prediction(&model, explanation.probability),
-        base_value: explanation.base_value,
-        contributions,
-    }))
+    Ok((
+        Extension(AuditDetail::rows(1)),
+        Json(Explanation {
+            prediction: prediction(&model, explanation.probability),
+            base_value: explanation.base_value,
+            contributions,
+        }),
+    ))
 }

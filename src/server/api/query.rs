@@ -12,12 +12,14 @@ use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use datafusion::execution::context::SQLOptions;
 
 use super::types::{QueryColumn, QueryRequest, QueryResult};
 use crate::query::{Collector, QueryError};
+use crate::auth::{Principal, Role};
+use crate::server::auth::AuditDetail;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::telemetry::events::LimitHit;
@@ -38,8 +40,9 @@ const CHUNK_ROWS: usize = 64;
     ))]
 pub async fn query(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
     Json(request): Json<QueryRequest>,
-) -> Result<Json<QueryResult>, ApiError> {
+) -> Result<(Extension<AuditDetail>, Json<QueryResult>), ApiError> {
     let started = Instant::now();
     let session = state
         .datasets
@@ -66,10 +69,14 @@ pub async fn query(
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
+    // The audit trail is for admins only.
+    let admin = principal.is_some_and(|Extension(p)| p.roles.holds(Role::Admin));
+    let denied: &'static [&'static str] = if admin { &[] } else { &[crate::audit::TABLE] };
     let finished = session
         .run(
             &request.sql,
             read_only,
+            denied,
             Some(max_rows + 1),
             limits.query_timeout,
             JsonRows::new(max_rows, limits.query_max_bytes),
@@ -103,7 +110,12 @@ pub async fn query(
             )
         }
     });
-    Ok(Json(QueryResult {
+    let detail = AuditDetail {
+        sql: Some(request.sql.clone()),
+        rows: Some(rows.rows.len() as u64),
+        ..AuditDetail::default()
+    };
+    Ok((Extension(detail), Json(QueryResult {
         columns,
         row_count: rows.rows.len(),
         rows: rows.rows,
@@ -111,7 +123,7 @@ pub async fn query(
         truncated_reason,
         warnings: finished.warnings,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-    }))
+    })))
 }
 
 fn refusal(error: QueryError) -> ApiError {
@@ -141,6 +153,9 @@ fn refusal(error: QueryError) -> ApiError {
         },
         QueryError::Storage(detail) => ApiError::Internal(format!("reading stored data: {detail}")),
         QueryError::Internal(detail) => ApiError::Internal(detail),
+        QueryError::Forbidden(table) => ApiError::Forbidden(format!(
+            "table `{table}` is readable by the admin role only"
+        )),
     }
 }
 

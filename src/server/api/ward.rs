@@ -5,44 +5,71 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::auth::Principal;
+use crate::server::auth::AuditDetail;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::sinks::live::{LiveEvent, registered_hub};
 
 /// `GET /api/ward`: latest reading of every patient; `live` says whether a
 /// pipeline is feeding this server right now.
-pub async fn ward() -> Json<Value> {
+pub async fn ward() -> (Extension<AuditDetail>, Json<Value>) {
     match registered_hub() {
-        Some(hub) => Json(json!({ "live": hub.is_running(), "patients": hub.latest() })),
-        None => Json(json!({ "live": false, "patients": [] })),
+        Some(hub) => {
+            let patients = hub.latest();
+            (
+                Extension(AuditDetail::rows(patients.len())),
+                Json(json!({ "live": hub.is_running(), "patients": patients })),
+            )
+        }
+        None => (
+            Extension(AuditDetail::rows(0)),
+            Json(json!({ "live": false, "patients": [] })),
+        ),
     }
 }
 
 /// `GET /api/patients/{id}`: that patient's most recent readings.
-pub async fn patient(Path(id): Path<String>) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
-    let not_found = || {
-        (
+pub async fn patient(Path(id): Path<String>) -> Response {
+    let detail = |rows: usize| {
+        Extension(AuditDetail {
+            patient_id: Some(id.clone()),
+            rows: Some(rows as u64),
+            ..AuditDetail::default()
+        })
+    };
+    match registered_hub().and_then(|hub| hub.recent(&id)) {
+        Some(recent) => (
+            detail(recent.len()),
+            Json(json!({ "patient_id": id, "recent": recent })),
+        )
+            .into_response(),
+        None => (
             StatusCode::NOT_FOUND,
+            detail(0),
             Json(
                 json!({ "detail": [{ "loc": ["path", "id"], "msg": format!("no readings for patient `{id}`"), "type": "not_found" }] }),
             ),
         )
-    };
-    let hub = registered_hub().ok_or_else(not_found)?;
-    let recent = hub.recent(&id).ok_or_else(not_found)?;
-    Ok(Json(json!({ "patient_id": id, "recent": recent })))
+            .into_response(),
+    }
 }
 
 /// `GET /api/alerts`: escalation alerts, newest first.
-pub async fn alerts() -> Json<Value> {
-    Json(json!({ "alerts": registered_hub().map(|h| h.alerts()).unwrap_or_default() }))
+pub async fn alerts() -> (Extension<AuditDetail>, Json<Value>) {
+    let alerts = registered_hub().map(|h| h.alerts()).unwrap_or_default();
+    (
+        Extension(AuditDetail::rows(alerts.len())),
+        Json(json!({ "alerts": alerts })),
+    )
 }
 
 /// `GET /api/stream`: `readings` and `alert` events as they happen. At
@@ -50,6 +77,7 @@ pub async fn alerts() -> Json<Value> {
 /// stream ends when the server shuts down.
 pub async fn stream(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let slot = state
         .stream_slots
@@ -82,8 +110,20 @@ pub async fn stream(
             Err(_lagged) => None,
         }
     });
+    // A stream ends when its credential expires (a session, a JWT): the
+    // page reconnects and must show a valid one again.
+    let expires = principal
+        .and_then(|Extension(p)| p.expires)
+        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok());
+    let expired = async move {
+        match expires {
+            Some(left) => tokio::time::sleep(left).await,
+            None => std::future::pending().await,
+        }
+    };
     // The slot is held as long as the stream is open.
     let events = events
+        .take_until(expired)
         .take_until(state.shutdown.clone().cancelled_owned())
         .map(move |event| {
             let _held = &slot;

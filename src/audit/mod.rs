@@ -1,0 +1,185 @@
+//! The audit trail: who accessed which patient's data, when, from where,
+//! what they did and what came of it. Records are appended to the
+//! date-partitioned Parquet dataset `audit` through the Parquet sink, so
+//! its files are staged and published like every other dataset's.
+//!
+//! Durability: records are written to the open file as they arrive and
+//! the file is staged and published every `flush_every` (default 5 s) and
+//! at shutdown (SIGTERM, Ctrl-C: nothing is lost). A `kill -9` loses the
+//! records of the last `flush_every` at most.
+
+mod record;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use record::{AuditRecord, schema};
+
+use crate::sinks::parquet::{ParquetSink, ParquetSinkConfig};
+use crate::sinks::{Sink, SinkMessage};
+
+/// The dataset's name (the table admins query).
+pub const TABLE: &str = "audit";
+/// Records waiting for the writer at most; a full queue slows requests
+/// down rather than dropping records.
+const QUEUE: usize = 65_536;
+/// Records per Arrow batch handed to the sink at most.
+const BATCH: usize = 4096;
+
+/// The handle requests append through (cheap to clone).
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<AuditRecord>,
+    failed: Arc<AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+    writer: Arc<Mutex<Option<JoinHandle<anyhow::Result<u64>>>>>,
+    dir: PathBuf,
+}
+
+impl AuditLog {
+    /// Start the writer of the dataset in `dir` (a local directory).
+    pub fn start(dir: &Path, flush_every: Duration) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("audit trail: creating {}", dir.display()))?;
+        let yaml = format!(
+            "input: {TABLE}\npath: {}\npartition_by_date: time\nsort_by: []\n",
+            serde_json::to_string(&dir.display().to_string().replace('$', "$$"))?
+        );
+        let config: ParquetSinkConfig =
+            serde_saphyr::from_str(&yaml).context("audit trail: sink settings")?;
+        config.validate().map_err(anyhow::Error::msg)?;
+        let sink = ParquetSink::try_new(TABLE, config, schema())?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let failed = Arc::new(AtomicBool::new(false));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let writer = tokio::spawn(write(
+            rx,
+            Box::new(sink),
+            flush_every,
+            stop.clone(),
+            failed.clone(),
+        ));
+        Ok(Self {
+            tx,
+            failed,
+            stop,
+            writer: Arc::new(Mutex::new(Some(writer))),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether records can still be written; when not, requests that must
+    /// be audited are refused (503) rather than served unrecorded.
+    pub fn is_healthy(&self) -> bool {
+        !self.failed.load(Ordering::Relaxed) && !self.tx.is_closed()
+    }
+
+    /// Append one record (waits while the queue is full).
+    pub async fn append(&self, record: AuditRecord) {
+        if self.tx.send(record).await.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+            tracing::error!("audit record lost: the audit writer has stopped");
+        }
+    }
+
+    /// Write what is queued, publish the open file and stop; returns the
+    /// records written over the writer's life.
+    pub async fn finish(&self) -> anyhow::Result<u64> {
+        self.stop.cancel();
+        let handle = self.writer.lock().await.take();
+        match handle {
+            Some(handle) => handle.await.context("audit writer panicked")?,
+            None => Ok(0),
+        }
+    }
+}
+
+async fn write(
+    mut rx: mpsc::Receiver<AuditRecord>,
+    sink: Box<dyn Sink>,
+    flush_every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+    failed: Arc<AtomicBool>,
+) -> anyhow::Result<u64> {
+    let (sink_tx, sink_rx) = mpsc::channel(4);
+    let sink_task = tokio::spawn(sink.run(sink_rx, Arc::new(Notify::new())));
+    let mut tick = tokio::time::interval(flush_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending = Vec::with_capacity(BATCH);
+    let mut unpublished = 0u64;
+    let mut written = 0u64;
+    let outcome: anyhow::Result<()> = async {
+        loop {
+            tokio::select! {
+                received = rx.recv_many(&mut pending, BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                    unpublished += send(&sink_tx, &mut pending).await?;
+                }
+                _ = tick.tick() => {
+                    if unpublished > 0 {
+                        written += checkpoint(&sink_tx).await?;
+                        unpublished = 0;
+                    }
+                }
+                _ = stop.cancelled() => {
+                    // Whatever requests appended before the stop.
+                    rx.close();
+                    while rx.recv_many(&mut pending, BATCH).await > 0 {
+                        unpublished += send(&sink_tx, &mut pending).await?;
+                    }
+                    break;
+                }
+            }
+        }
+        if unpublished > 0 {
+            written += checkpoint(&sink_tx).await?;
+        }
+        Ok(())
+    }
+    .await;
+    drop(sink_tx);
+    let sink_outcome = sink_task.await.context("audit sink panicked")?;
+    if let Err(error) = outcome.and(sink_outcome.map(|_| ())) {
+        failed.store(true, Ordering::Relaxed);
+        tracing::error!(error = format!("{error:#}"), "the audit trail stopped; audited routes answer 503");
+        return Err(error);
+    }
+    Ok(written)
+}
+
+async fn send(sink: &mpsc::Sender<SinkMessage>, pending: &mut Vec<AuditRecord>) -> anyhow::Result<u64> {
+    let rows = pending.len() as u64;
+    let batch = record::to_batch(pending)?;
+    pending.clear();
+    sink.send(SinkMessage::Data(batch))
+        .await
+        .map_err(|_| anyhow::anyhow!("the audit sink stopped"))?;
+    Ok(rows)
+}
+
+/// Stage the open file and publish it; returns the rows published.
+async fn checkpoint(sink: &mpsc::Sender<SinkMessage>) -> anyhow::Result<u64> {
+    let (reply, staged) = oneshot::channel();
+    sink.send(SinkMessage::Checkpoint(reply))
+        .await
+        .map_err(|_| anyhow::anyhow!("the audit sink stopped"))?;
+    let files = staged.await.context("the audit sink stopped")??;
+    let mut rows = 0;
+    for file in files {
+        file.publish()?;
+        rows += file.rows;
+    }
+    Ok(rows)
+}

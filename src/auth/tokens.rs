@@ -1,0 +1,378 @@
+//! API tokens for services and scrapers: a YAML file of principals, their
+//! roles and the SHA-256 of their token. The token itself is printed once
+//! by `vitalflow token create` and stored nowhere.
+//!
+//! A token is 256 random bits, so a plain SHA-256 is enough (no password
+//! stretching needed: there is nothing to guess); presented tokens are
+//! hashed and compared with every entry in constant time.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::roles::Roles;
+use super::{AuthError, Principal};
+
+/// Every token starts with this, so a leaked one is easy to recognise
+/// (secret scanners) and easy to tell apart from a JWT.
+pub const TOKEN_PREFIX: &str = "vf_";
+
+/// One line of the tokens file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub name: String,
+    pub roles: Roles,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    /// When it was created (RFC 3339), for people reading the file.
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensYaml {
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+}
+
+/// The parsed, checked entries of a tokens file.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSet {
+    entries: Vec<([u8; 32], TokenEntry)>,
+}
+
+impl TokenSet {
+    /// Read and check `path`; every error names the file and the entry.
+    pub fn load(path: &Path) -> Result<Self, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AuthError::File {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|why| AuthError::File {
+            path: path.to_path_buf(),
+            why,
+        })
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let yaml: TokensYaml = if text.trim().is_empty() {
+            TokensYaml { tokens: Vec::new() }
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| {
+                // The parser's message quotes the offending line: a hash at
+                // worst, never a token (tokens are not stored).
+                format!("not a tokens file (`tokens: [{{name, roles, sha256}}]`): {e}")
+            })?
+        };
+        let mut entries = Vec::with_capacity(yaml.tokens.len());
+        for (i, entry) in yaml.tokens.into_iter().enumerate() {
+            let at = format!("tokens[{i}] (`{}`)", entry.name);
+            check_name(&entry.name).map_err(|why| format!("{at}: {why}"))?;
+            if entries
+                .iter()
+                .any(|(_, e): &([u8; 32], TokenEntry)| e.name == entry.name)
+            {
+                return Err(format!("{at}: the name is used twice"));
+            }
+            if entry.roles.is_empty() {
+                return Err(format!("{at}: `roles` is empty; give at least one role"));
+            }
+            let hash = parse_hash(&entry.sha256).ok_or_else(|| {
+                format!("{at}: `sha256` must be 64 hex digits (the hash of the token, never the token)")
+            })?;
+            entries.push((hash, entry));
+        }
+        Ok(Self { entries })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &TokenEntry> {
+        self.entries.iter().map(|(_, e)| e)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The principal whose token this is. Every entry is compared, in
+    /// constant time, whatever matches.
+    pub fn verify(&self, token: &str) -> Option<Principal> {
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (hash, entry) in &self.entries {
+            if bool::from(hash.ct_eq(&presented)) {
+                found = Some(entry);
+            }
+        }
+        found.map(|entry| Principal::token(&entry.name, entry.roles))
+    }
+}
+
+/// A tokens file, re-read when it changes (so `vitalflow token create`
+/// takes effect without a restart). A change that does not parse keeps the
+/// previous tokens and is logged.
+pub struct TokensFile {
+    path: PathBuf,
+    state: Mutex<Loaded>,
+}
+
+struct Loaded {
+    set: TokenSet,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+/// How often an unknown token may trigger a look at the file.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+impl TokensFile {
+    pub fn open(path: &Path) -> Result<Self, AuthError> {
+        let set = TokenSet::load(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            state: Mutex::new(Loaded {
+                set,
+                modified: modified(path),
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().expect("tokens lock").set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn verify(&self, token: &str) -> Option<Principal> {
+        let mut state = self.state.lock().expect("tokens lock");
+        if let Some(found) = state.set.verify(token) {
+            return Some(found);
+        }
+        if state.checked.elapsed() < RECHECK_EVERY {
+            return None;
+        }
+        state.checked = Instant::now();
+        let now = modified(&self.path);
+        if now == state.modified {
+            return None;
+        }
+        state.modified = now;
+        match TokenSet::load(&self.path) {
+            Ok(set) => {
+                tracing::info!(file = %self.path.display(), tokens = set.len(), "tokens file re-read");
+                state.set = set;
+            }
+            Err(error) => {
+                tracing::error!(%error, "tokens file changed but does not load; the previous tokens stay in force")
+            }
+        }
+        state.set.verify(token)
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A new random token (256 bits).
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the OS random number generator failed");
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Hex SHA-256 of a token, as the tokens file stores it.
+pub fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Create a token for `name` with `roles`, add its hash to the tokens file
+/// at `path` (created, readable by its owner only, if absent) and return
+/// the token: the only time it exists outside the caller's hands.
+pub fn create(path: &Path, name: &str, roles: Roles) -> Result<String, AuthError> {
+    let file_error = |why: String| AuthError::File {
+        path: path.to_path_buf(),
+        why,
+    };
+    check_name(name).map_err(|why| file_error(format!("token name `{name}`: {why}")))?;
+    if roles.is_empty() {
+        return Err(file_error("a token needs at least one role".into()));
+    }
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let set = TokenSet::parse(&text).map_err(file_error)?;
+            if set.entries.iter().any(|(_, e)| e.name == name) {
+                return Err(file_error(format!(
+                    "a token named `{name}` exists already; choose another name or remove its entry"
+                )));
+            }
+            text
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HEADER.to_string(),
+        Err(e) => return Err(file_error(e.to_string())),
+    };
+    let token = generate();
+    let mut text = existing;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !text.contains("tokens:") {
+        text.push_str("tokens:\n");
+    }
+    let roles_list: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    text.push_str(&format!(
+        "  - name: {name}\n    roles: [{}]\n    sha256: {}\n    created: {}\n",
+        roles_list.join(", "),
+        hash(&token),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    ));
+    // Check what is about to be written parses back to what was meant.
+    TokenSet::parse(&text).map_err(|why| file_error(format!("refusing to write: {why}")))?;
+    write_private(path, text.as_bytes()).map_err(|e| file_error(e.to_string()))?;
+    Ok(token)
+}
+
+const HEADER: &str = "# vitalflow API tokens. Only SHA-256 hashes of tokens are kept here;\n\
+# a token is shown once, by `vitalflow token create --name NAME --role ROLE`.\n\
+# Remove an entry to revoke its token (the server re-reads this file).\n\
+tokens:\n";
+
+/// Names are written into YAML unquoted, and appear in logs and the audit
+/// trail: letters, digits and `._@-` only.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+        && !name.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err("use 1 to 64 letters, digits, `.`, `_`, `@` or `-` (not first)".into())
+    }
+}
+
+fn parse_hash(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Replace `path` atomically with `bytes`, readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    // A named temporary file is created with mode 0600.
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::roles::Role;
+    use super::*;
+
+    fn roles(list: &[Role]) -> Roles {
+        list.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_created_token_verifies_and_only_its_hash_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        let token = create(&path, "prometheus", roles(&[Role::Metrics])).unwrap();
+        let second = create(&path, "ward-app", roles(&[Role::Clinician, Role::Viewer])).unwrap();
+        assert!(token.starts_with(TOKEN_PREFIX) && token.len() == 3 + 43, "{token}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&token) && !text.contains(&second));
+        assert!(text.contains(&hash(&token)));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        let set = TokenSet::load(&path).unwrap();
+        let found = set.verify(&token).unwrap();
+        assert_eq!(found.name, "prometheus");
+        assert_eq!(found.roles, roles(&[Role::Metrics]));
+        assert_eq!(set.verify(&second).unwrap().name, "ward-app");
+        assert!(set.verify("vf_wrong").is_none());
+        assert!(set.verify("").is_none());
+        // A hash presented as the token is not the token.
+        assert!(set.verify(&hash(&token)).is_none());
+
+        let again = create(&path, "prometheus", roles(&[Role::Admin])).unwrap_err();
+        assert!(again.to_string().contains("exists already"), "{again}");
+    }
+
+    #[test]
+    fn malformed_files_are_refused_naming_the_file_and_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        for (text, expected) in [
+            ("tokens: [{name: a, roles: [admin], sha256: abc}]", "tokens[0] (`a`): `sha256` must be 64 hex digits"),
+            ("tokens: [{name: a, roles: [root], sha256: abc}]", "unknown role `root`"),
+            ("tokens: [{name: a, roles: [], sha256: abc}]", "`roles` is empty"),
+            ("tokens: [{name: 'a b', roles: [admin], sha256: abc}]", "tokens[0] (`a b`)"),
+            ("tokens: [{name: a, roles: [admin], sha256: abc, token: x}]", "unknown field"),
+            ("- just a list", "not a tokens file"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = TokenSet::load(&path).unwrap_err().to_string();
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        let missing = TokenSet::load(&dir.path().join("absent.yaml")).unwrap_err();
+        assert!(missing.to_string().contains("absent.yaml"), "{missing}");
+    }
+
+    #[test]
+    fn a_token_created_while_serving_is_accepted_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        create(&path, "first", roles(&[Role::Viewer])).unwrap();
+        let file = TokensFile::open(&path).unwrap();
+        let later = create(&path, "second", roles(&[Role::Viewer])).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while file.verify(&later).is_none() {
+            assert!(Instant::now() < deadline, "the new token was never accepted");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
