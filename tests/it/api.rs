@@ -39,10 +39,14 @@ async fn start(model: Result<RiskModel, String>) -> Server {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(server::serve(listener, AppState::new(model), stop.clone()));
+    tokio::spawn(server::serve(
+        listener,
+        crate::support::secured(AppState::new(model)),
+        stop.clone(),
+    ));
     Server {
         base: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        client: crate::support::client(),
         stop,
     }
 }

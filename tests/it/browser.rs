@@ -149,10 +149,22 @@ sinks:
     let base = format!("http://{}", listener.local_addr().unwrap());
     let model =
         RiskModel::load(std::path::Path::new("models/diabetes_rf.onnx")).map_err(|e| e.to_string());
-    tokio::spawn(server::serve(listener, AppState::new(model), stop.clone()));
+    // A clinician (the prediction form needs the model's role).
+    let token = crate::support::token_for("nurse", &[vitalflow::auth::Role::Clinician]);
+    tokio::spawn(server::serve(
+        listener,
+        crate::support::secured(AppState::new(model)),
+        stop.clone(),
+    ));
 
     let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    // Without a session the dashboard sends the browser to the login page.
     client.goto(&base).await.unwrap();
+    assert!(
+        client.current_url().await.unwrap().path() == "/login",
+        "not sent to the login page"
+    );
+    log_in(&client, &token).await;
 
     // The ward fills with every patient, from live data.
     wait_until("24 patients in the ward table", || async {
@@ -283,10 +295,58 @@ sinks:
     })
     .await;
 
+    // Logging out ends the session: back at the login page, and the
+    // page's own requests are refused from then on.
+    client
+        .find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until("the login page after logging out", || async {
+        client
+            .current_url()
+            .await
+            .map(|u| u.path() == "/login")
+            .unwrap_or(false)
+    })
+    .await;
+    let status = client
+        .execute(
+            "return fetch('/api/ward').then((r) => r.status);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, serde_json::json!(401), "the ward after logout");
+    client.goto(&base).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+
     // Stopping the pipeline: the page says the data is no longer live.
     stop.cancel();
     pipeline.await.unwrap().unwrap();
     client.close().await.unwrap();
+}
+
+/// Log in through the login form with `token`; returns once the dashboard shows.
+async fn log_in(client: &fantoccini::Client, token: &str) {
+    let input = client.find(Locator::Css("#token")).await.unwrap();
+    input.send_keys(token).await.unwrap();
+    client
+        .find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until("the dashboard after logging in", || async {
+        client
+            .find(Locator::Css("#ward-table"))
+            .await
+            .is_ok()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,6 +361,10 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
         &format!("127.0.0.1:{port}"),
         "--model",
         "models/missing.onnx",
+        "--tokens",
+        &crate::support::credentials().tokens.display().to_string(),
+        "--audit-dir",
+        &dir.path().join("audit").display().to_string(),
     ]))
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -309,7 +373,13 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
         reqwest::get(format!("{base}/health")).await.is_ok()
     })
     .await;
-    client.goto(&base).await.unwrap();
+    client
+        .goto(&format!(
+            "{base}/login?token={}",
+            crate::support::credentials().admin
+        ))
+        .await
+        .unwrap();
     wait_until("the no-pipeline banner", || async {
         text(&client, "#banner-error")
             .await

@@ -119,7 +119,7 @@ async fn inputs_one_bit_either_side_of_a_split_get_their_own_prediction() {
     let stop = CancellationToken::new();
     tokio::spawn(server::serve(
         listener,
-        AppState::new(Ok(RiskModel::load(std::path::Path::new(
+        crate::support::secured(AppState::new(Ok(RiskModel::load(std::path::Path::new(
             "models/diabetes_rf.onnx",
         ))
         .unwrap()))
@@ -131,10 +131,10 @@ async fn inputs_one_bit_either_side_of_a_split_get_their_own_prediction() {
                 burst: 1_000_000,
             },
             ..Default::default()
-        }),
+        })),
         stop.clone(),
     ));
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     for (s, p_left, p_right) in &decisive {
         for (value, want) in [(s.left, p_left), (s.right, p_right)] {
             let text = body(&base, s.feature, value);

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod access;
 mod api;
 mod broker;
 mod browser;
@@ -12,6 +13,7 @@ mod exact_numbers;
 mod kafka;
 mod models;
 mod object_store;
+mod oidc;
 mod pipeline_run;
 mod prometheus;
 mod s3_server;

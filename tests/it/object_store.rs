@@ -455,8 +455,12 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
     let stop = CancellationToken::new();
     let state = AppState::new(Err("no model in this test".into()))
         .with_datasets(Ok(session(&pipeline).await));
-    tokio::spawn(server::serve(listener, state, stop.clone()));
-    let client = reqwest::Client::new();
+    tokio::spawn(server::serve(
+        listener,
+        crate::support::secured(state),
+        stop.clone(),
+    ));
+    let client = crate::support::client();
     let post = |body: Value| {
         let (client, url) = (client.clone(), format!("{base}/api/query"));
         async move {

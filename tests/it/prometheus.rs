@@ -65,8 +65,12 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
     let target = listener.local_addr().unwrap();
     let model =
         RiskModel::load(std::path::Path::new("models/diabetes_rf.onnx")).map_err(|e| e.to_string());
-    tokio::spawn(server::serve(listener, AppState::new(model), stop.clone()));
-    let client = reqwest::Client::new();
+    tokio::spawn(server::serve(
+        listener,
+        crate::support::secured(AppState::new(model)),
+        stop.clone(),
+    ));
+    let client = crate::support::client();
     for _ in 0..25 {
         let body = r#"{"pregnancies": 1, "glucose": 100, "blood_pressure": 70, "skin_thickness": 20, "insulin": 80, "bmi": 25, "diabetes_pedigree_function": 0.3, "age": 30}"#;
         let status = client
@@ -85,7 +89,19 @@ async fn prometheus_scrapes_pipeline_and_server_metrics() {
         shipped.contains("vitalflow:8080"),
         "config/prometheus.yml must target the compose service"
     );
+    // The scraper's own token, with the `metrics` role only.
+    let token = crate::support::token_for("prometheus", &[vitalflow::auth::Role::Metrics]);
+    let token_file = dir.path().join("metrics_token");
+    std::fs::write(&token_file, &token).unwrap();
+    assert!(
+        shipped.contains("credentials_file: /run/vitalflow-secrets/metrics_token"),
+        "config/prometheus.yml must scrape with a bearer token"
+    );
     let config = shipped
+        .replace(
+            "/run/vitalflow-secrets/metrics_token",
+            &token_file.display().to_string(),
+        )
         .replace("vitalflow:8080", &target.to_string())
         .replace("scrape_interval: 5s", "scrape_interval: 1s");
     let config_path = dir.path().join("prometheus.yml");

@@ -75,7 +75,7 @@ fn relaxed() -> ServerLimits {
 }
 
 async fn post(base: &str, path: &str, body: &Value) -> (u16, Value, reqwest::header::HeaderMap) {
-    let response = reqwest::Client::new()
+    let response = crate::support::client()
         .post(format!("{base}{path}"))
         .json(body)
         .send()
@@ -183,7 +183,7 @@ async fn hostile_queries_fail_clearly_within_the_timeout_while_the_pipeline_keep
     let base = server.base.clone();
     let over = attack_over.clone();
     let health = tokio::spawn(async move {
-        let client = reqwest::Client::new();
+        let client = crate::support::client();
         let (mut answered, mut slowest) = (0u32, Duration::ZERO);
         while !over.is_cancelled() {
             let asked = Instant::now();
@@ -490,7 +490,7 @@ async fn model_and_query_routes_are_rate_limited_per_client() {
 
 /// Open `/api/stream`; the response once its headers arrived.
 async fn open_stream(base: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    crate::support::client()
         .get(format!("{base}/api/stream"))
         .send()
         .await

@@ -156,6 +156,11 @@ impl ChildGuard {
         Ok(Self { child: Some(child) })
     }
 
+    /// The process, e.g. to take its piped output.
+    pub fn child_mut(&mut self) -> &mut std::process::Child {
+        self.child.as_mut().expect("the child was already reaped")
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -263,13 +268,20 @@ impl Drop for TestServer {
     }
 }
 
-/// Serve `state` on `127.0.0.1:0`.
+/// Serve `state` on `127.0.0.1:0`, admitting the test credentials
+/// ([`client`] sends the admin's).
 pub async fn start_server(state: vitalflow::server::AppState) -> TestServer {
     let listener = vitalflow::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
+    // A state without its own credentials admits the test admin.
+    let state = if state.auth.has_credentials() || state.auth.insecure {
+        state
+    } else {
+        secured(state)
+    };
     let task = tokio::spawn(vitalflow::server::serve(listener, state, stop.clone()));
     TestServer {
         addr,
@@ -297,4 +309,77 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// The tokens file and admin token every in-process test server admits
+/// (one per test process; the file lives in a kept temporary directory).
+pub struct TestCredentials {
+    pub tokens: PathBuf,
+    pub admin: String,
+}
+
+pub fn credentials() -> &'static TestCredentials {
+    static CREDENTIALS: std::sync::OnceLock<TestCredentials> = std::sync::OnceLock::new();
+    CREDENTIALS.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("vitalflow-test-tokens")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let tokens = dir.join("tokens.yaml");
+        let admin = vitalflow::auth::tokens::create(
+            &tokens,
+            "test-admin",
+            [vitalflow::auth::Role::Admin].into_iter().collect(),
+        )
+        .unwrap();
+        TestCredentials { tokens, admin }
+    })
+}
+
+/// Access control admitting the test tokens file's principals.
+pub fn test_auth() -> vitalflow::auth::Authenticator {
+    vitalflow::auth::Authenticator {
+        tokens: Some(vitalflow::auth::TokensFile::open(&credentials().tokens).unwrap()),
+        oidc: None,
+        sessions: vitalflow::auth::Sessions::new(std::time::Duration::from_secs(3600)),
+        insecure: false,
+    }
+}
+
+/// `state` with access control on: the test admin's token gets in.
+pub fn secured(state: vitalflow::server::AppState) -> vitalflow::server::AppState {
+    state.with_auth(test_auth())
+}
+
+/// A token for `name` with `roles`, added to the test tokens file.
+pub fn token_for(name: &str, roles: &[vitalflow::auth::Role]) -> String {
+    // Tests run in parallel; the file is read, extended and replaced.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    let unique = format!("{name}-{:08x}", rand::random::<u32>());
+    vitalflow::auth::tokens::create(
+        &credentials().tokens,
+        &unique,
+        roles.iter().copied().collect(),
+    )
+    .unwrap()
+}
+
+/// An HTTP client that sends `token` as its bearer credential.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// An HTTP client with the test admin's credential.
+pub fn client() -> reqwest::Client {
+    client_with(&credentials().admin)
 }

@@ -24,8 +24,13 @@ function showBanner(message) {
   if (message) { banner.textContent = message; banner.hidden = false; } else { banner.hidden = true; }
 }
 
+// A session that ended (logged out elsewhere, expired, server restarted)
+// sends the page back to the login form.
+function toLogin() { window.location.assign("/login"); }
+
 async function getJson(url) {
   const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (response.status === 401) { toLogin(); throw new Error("session ended"); }
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.json();
 }
@@ -66,7 +71,11 @@ function connect() {
   source.addEventListener("open", () => setPill("connection", "live", "ok"));
   source.addEventListener("readings", (e) => ingest(JSON.parse(e.data).readings));
   source.addEventListener("alert", (e) => { state.alerts.unshift(JSON.parse(e.data)); renderAlerts(); });
-  source.addEventListener("error", () => setPill("connection", "reconnecting…", "bad"));
+  source.addEventListener("error", () => {
+    setPill("connection", "reconnecting…", "bad");
+    // EventSource hides the status: ask whether the session still holds.
+    fetch("/api/me").then((r) => { if (r.status === 401) toLogin(); }).catch(() => {});
+  });
 }
 
 function setPill(id, text, kind) {
@@ -248,6 +257,7 @@ function clearErrors() {
 
 async function post(path, body) {
   const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (response.status === 401) toLogin();
   let data = null;
   try { data = await response.json(); } catch (_) { /* not JSON */ }
   return { status: response.status, data };
@@ -334,8 +344,19 @@ function drawShap(explanation) {
 
 // ---- start -------------------------------------------------------------
 
+async function whoAmI() {
+  try {
+    const me = await getJson("/api/me");
+    $("user").textContent = me.name;
+    // The model is for clinicians: a viewer's dashboard does not offer it.
+    const clinician = me.roles.some((r) => r === "clinician" || r === "admin");
+    document.querySelector(".panel.predict").hidden = !clinician;
+  } catch (_) { /* getJson already went to the login page on 401 */ }
+}
+
 async function start() {
   buildForm();
+  await whoAmI();
   try {
     const ward = await getJson("/api/ward");
     ingest(ward.patients);
