@@ -33,8 +33,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system vitalflow \
  && useradd --system --gid vitalflow --home-dir /app --shell /usr/sbin/nologin vitalflow \
- && mkdir -p /data \
- && chown vitalflow:vitalflow /data
+ && mkdir -p /data /secrets \
+ && chown vitalflow:vitalflow /data /secrets
 
 COPY --from=builder /usr/local/bin/vitalflow /usr/local/bin/vitalflow
 
@@ -46,8 +46,13 @@ COPY sql/ sql/
 COPY models/*.onnx models/*.json models/
 COPY config/ config/
 
-# Datasets go to /data (a volume in docker-compose.yml), not into /app.
-ENV VITALFLOW_DATA_DIR=/data
+# Datasets go to /data (a volume in docker-compose.yml), not into /app; so
+# does the audit trail. API tokens (hashes) live in /secrets: a first start
+# without a tokens file creates one with an admin token and prints a login
+# URL once (`docker logs`).
+ENV VITALFLOW_DATA_DIR=/data \
+    VITALFLOW_AUDIT_DIR=/data/audit \
+    VITALFLOW_TOKENS=/secrets/tokens.yaml
 USER vitalflow
 EXPOSE 8080
 # No HEALTHCHECK here: the simulator serves no HTTP; compose sets one per service.

@@ -153,13 +153,19 @@ async fn write(
     let sink_outcome = sink_task.await.context("audit sink panicked")?;
     if let Err(error) = outcome.and(sink_outcome.map(|_| ())) {
         failed.store(true, Ordering::Relaxed);
-        tracing::error!(error = format!("{error:#}"), "the audit trail stopped; audited routes answer 503");
+        tracing::error!(
+            error = format!("{error:#}"),
+            "the audit trail stopped; audited routes answer 503"
+        );
         return Err(error);
     }
     Ok(written)
 }
 
-async fn send(sink: &mpsc::Sender<SinkMessage>, pending: &mut Vec<AuditRecord>) -> anyhow::Result<u64> {
+async fn send(
+    sink: &mpsc::Sender<SinkMessage>,
+    pending: &mut Vec<AuditRecord>,
+) -> anyhow::Result<u64> {
     let rows = pending.len() as u64;
     let batch = record::to_batch(pending)?;
     pending.clear();

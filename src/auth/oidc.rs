@@ -82,7 +82,8 @@ mod humantime_serde_secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let raw = String::deserialize(d)?;
-        humantime::parse_duration(&raw).map_err(|e| serde::de::Error::custom(format!("`{raw}`: {e}")))
+        humantime::parse_duration(&raw)
+            .map_err(|e| serde::de::Error::custom(format!("`{raw}`: {e}")))
     }
 }
 
@@ -142,12 +143,17 @@ impl OidcVerifier {
         let mut algorithms = Vec::new();
         for name in &config.algorithms {
             let alg = Algorithm::from_str(name).map_err(|_| {
-                setting("algorithms", format!("`{name}` is not a JWS algorithm (RS256, ES256, PS256, EdDSA, ...)"))
+                setting(
+                    "algorithms",
+                    format!("`{name}` is not a JWS algorithm (RS256, ES256, PS256, EdDSA, ...)"),
+                )
             })?;
             if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
                 return Err(setting(
                     "algorithms",
-                    format!("`{name}` is a shared-secret algorithm; a provider's public keys verify asymmetric ones only"),
+                    format!(
+                        "`{name}` is a shared-secret algorithm; a provider's public keys verify asymmetric ones only"
+                    ),
                 ));
             }
             algorithms.push(alg);
@@ -176,12 +182,17 @@ impl OidcVerifier {
         } else if config.jwks.contains("://") {
             return Err(setting(
                 "jwks",
-                format!("`{}`: keys are fetched over https:// only, or read from a file", config.jwks),
+                format!(
+                    "`{}`: keys are fetched over https:// only, or read from a file",
+                    config.jwks
+                ),
             ));
         } else {
             JwksSource::File(PathBuf::from(&config.jwks))
         };
-        let keys = read_jwks(&source).await.map_err(|why| setting("jwks", why))?;
+        let keys = read_jwks(&source)
+            .await
+            .map_err(|why| setting("jwks", why))?;
         Ok(Self {
             config,
             algorithms,
@@ -198,27 +209,38 @@ impl OidcVerifier {
     /// The principal a valid token names, or why the token is refused.
     pub async fn verify(&self, token: &str) -> Result<Principal, Refusal> {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(Refusal::Jwt(format!("token longer than {MAX_TOKEN_BYTES} bytes")));
+            return Err(Refusal::Jwt(format!(
+                "token longer than {MAX_TOKEN_BYTES} bytes"
+            )));
         }
         let header = decode_header(token).map_err(|e| Refusal::Jwt(format!("header: {e}")))?;
         if !self.algorithms.contains(&header.alg) {
-            return Err(Refusal::Jwt(format!("algorithm {:?} not allowed", header.alg)));
+            return Err(Refusal::Jwt(format!(
+                "algorithm {:?} not allowed",
+                header.alg
+            )));
         }
         let kid = header.kid.clone().unwrap_or_default();
         if !self.has_key(&kid) {
             self.refresh_for(&kid).await;
         }
         let keys = self.keys.read().expect("jwks lock");
-        let key = keys
-            .get(&kid)
-            .ok_or_else(|| Refusal::Jwt(format!("no key with kid `{kid}` in the provider's JWKS")))?;
+        let key = keys.get(&kid).ok_or_else(|| {
+            Refusal::Jwt(format!("no key with kid `{kid}` in the provider's JWKS"))
+        })?;
         if let Some(alg) = &key.alg
             && *alg != format!("{:?}", header.alg)
         {
-            return Err(Refusal::Jwt(format!("key `{kid}` is for {alg}, not {:?}", header.alg)));
+            return Err(Refusal::Jwt(format!(
+                "key `{kid}` is for {alg}, not {:?}",
+                header.alg
+            )));
         }
         if key.key.family() != header.alg.family() {
-            return Err(Refusal::Jwt(format!("key `{kid}` cannot verify {:?}", header.alg)));
+            return Err(Refusal::Jwt(format!(
+                "key `{kid}` cannot verify {:?}",
+                header.alg
+            )));
         }
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.config.issuer]);
@@ -262,7 +284,9 @@ impl OidcVerifier {
                 tracing::info!(keys = keys.len(), "OIDC keys re-read for an unknown kid");
                 *self.keys.write().expect("jwks lock") = keys;
             }
-            Err(error) => tracing::warn!(%error, "re-reading the OIDC keys failed; keeping the previous ones"),
+            Err(error) => {
+                tracing::warn!(%error, "re-reading the OIDC keys failed; keeping the previous ones")
+            }
         }
     }
 
@@ -287,7 +311,8 @@ impl OidcVerifier {
 
 /// The value at a dotted path (`realm_access.roles`).
 fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(claims, |value, part| value.get(part))
+    path.split('.')
+        .try_fold(claims, |value, part| value.get(part))
 }
 
 async fn read_jwks(source: &JwksSource) -> Result<HashMap<String, Key>, String> {
@@ -315,8 +340,8 @@ async fn read_jwks(source: &JwksSource) -> Result<HashMap<String, Key>, String> 
     if bytes.len() > MAX_JWKS_BYTES {
         return Err(format!("{origin}: larger than {MAX_JWKS_BYTES} bytes"));
     }
-    let set: JwkSet =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{origin}: not a JWKS document: {e}"))?;
+    let set: JwkSet = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{origin}: not a JWKS document: {e}"))?;
     let single = set.keys.len() == 1;
     let mut keys = HashMap::new();
     for jwk in &set.keys {

@@ -88,7 +88,8 @@ impl Sessions {
             }
             live.insert(claims.sid.clone(), exp);
         }
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
+        let payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
         let mac = hmac::sign(&self.key, payload.as_bytes());
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()))
     }
@@ -150,7 +151,10 @@ mod tests {
         assert_eq!(found.via, Via::Session);
         assert!(found.roles.allows(Role::Viewer) && !found.roles.allows(Role::Clinician));
         sessions.close(&cookie);
-        assert!(sessions.check(&cookie).is_none(), "a closed session still checks");
+        assert!(
+            sessions.check(&cookie).is_none(),
+            "a closed session still checks"
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ impl TokenSet {
                 return Err(format!("{at}: `roles` is empty; give at least one role"));
             }
             let hash = parse_hash(&entry.sha256).ok_or_else(|| {
-                format!("{at}: `sha256` must be 64 hex digits (the hash of the token, never the token)")
+                format!(
+                    "{at}: `sha256` must be 64 hex digits (the hash of the token, never the token)"
+                )
             })?;
             entries.push((hash, entry));
         }
@@ -319,7 +321,10 @@ mod tests {
         let path = dir.path().join("tokens.yaml");
         let token = create(&path, "prometheus", roles(&[Role::Metrics])).unwrap();
         let second = create(&path, "ward-app", roles(&[Role::Clinician, Role::Viewer])).unwrap();
-        assert!(token.starts_with(TOKEN_PREFIX) && token.len() == 3 + 43, "{token}");
+        assert!(
+            token.starts_with(TOKEN_PREFIX) && token.len() == 3 + 43,
+            "{token}"
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&token) && !text.contains(&second));
         assert!(text.contains(&hash(&token)));
@@ -346,11 +351,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.yaml");
         for (text, expected) in [
-            ("tokens: [{name: a, roles: [admin], sha256: abc}]", "tokens[0] (`a`): `sha256` must be 64 hex digits"),
-            ("tokens: [{name: a, roles: [root], sha256: abc}]", "unknown role `root`"),
-            ("tokens: [{name: a, roles: [], sha256: abc}]", "`roles` is empty"),
-            ("tokens: [{name: 'a b', roles: [admin], sha256: abc}]", "tokens[0] (`a b`)"),
-            ("tokens: [{name: a, roles: [admin], sha256: abc, token: x}]", "unknown field"),
+            (
+                "tokens: [{name: a, roles: [admin], sha256: abc}]",
+                "tokens[0] (`a`): `sha256` must be 64 hex digits",
+            ),
+            (
+                "tokens: [{name: a, roles: [root], sha256: abc}]",
+                "unknown role `root`",
+            ),
+            (
+                "tokens: [{name: a, roles: [], sha256: abc}]",
+                "`roles` is empty",
+            ),
+            (
+                "tokens: [{name: 'a b', roles: [admin], sha256: abc}]",
+                "tokens[0] (`a b`)",
+            ),
+            (
+                "tokens: [{name: a, roles: [admin], sha256: abc, token: x}]",
+                "unknown field",
+            ),
             ("- just a list", "not a tokens file"),
         ] {
             std::fs::write(&path, text).unwrap();
@@ -371,7 +391,10 @@ mod tests {
         let later = create(&path, "second", roles(&[Role::Viewer])).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while file.verify(&later).is_none() {
-            assert!(Instant::now() < deadline, "the new token was never accepted");
+            assert!(
+                Instant::now() < deadline,
+                "the new token was never accepted"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -60,6 +60,14 @@ pub enum TokenCommand {
         roles: Vec<crate::auth::Role>,
         #[arg(long, env = "VITALFLOW_TOKENS", default_value = DEFAULT_TOKENS)]
         tokens: PathBuf,
+        /// Write the token to this file (mode 0644, for a scraper's
+        /// `credentials_file`) instead of printing it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Succeed without creating anything when NAME already has a token
+        /// and `--output` exists (one-shot set-up containers).
+        #[arg(long, requires = "output")]
+        if_absent: bool,
     },
     /// List the tokens file's principals and roles.
     List {

@@ -38,12 +38,17 @@ pub async fn start(
     let audit = AuditLog::start(&args.access.audit_dir, args.access.audit_flush)?;
     let audit_table = Dataset {
         schema: Some(crate::audit::schema()),
-        ..Dataset::at(crate::audit::TABLE, Location::Local(args.access.audit_dir.clone()))
+        ..Dataset::at(
+            crate::audit::TABLE,
+            Location::Local(args.access.audit_dir.clone()),
+        )
     };
     let state = load_state(args)
         .with_auth(access.auth)
         .with_audit(audit)
-        .with_datasets(load_datasets(pipeline, args.limits.query_limits(), vec![audit_table]).await);
+        .with_datasets(
+            load_datasets(pipeline, args.limits.query_limits(), vec![audit_table]).await,
+        );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = shown_addr(args.addr);
     println!("{scheme}://{shown}/  (API docs: {scheme}://{shown}/docs)");
@@ -55,7 +60,9 @@ pub async fn start(
             args.access.tokens.display()
         );
     }
-    Ok(tokio::spawn(server::serve_with(listener, state, tls, shutdown)))
+    Ok(tokio::spawn(server::serve_with(
+        listener, state, tls, shutdown,
+    )))
 }
 
 /// The access control the settings describe.

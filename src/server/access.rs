@@ -148,7 +148,11 @@ mod tests {
         }
         // And no stale entries for routes that no longer exist.
         for rule in RULES {
-            assert!(all.contains(&rule.path), "RULES lists `{}`, which the router lacks", rule.path);
+            assert!(
+                all.contains(&rule.path),
+                "RULES lists `{}`, which the router lacks",
+                rule.path
+            );
         }
     }
 

@@ -59,7 +59,11 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         .map(|ConnectInfo(addr)| addr.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let method = request.method().clone();
-    let audit = |principal: Option<&Principal>, status: StatusCode, detail: AuditDetail, outcome: &'static str, reason: Option<String>| {
+    let audit = |principal: Option<&Principal>,
+                 status: StatusCode,
+                 detail: AuditDetail,
+                 outcome: &'static str,
+                 reason: Option<String>| {
         let principal = detail.principal.as_ref().or(principal);
         AuditRecord {
             time: chrono::Utc::now(),
@@ -85,8 +89,23 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         match authenticate(&state, request.headers()).await {
             Ok(principal) => Some(principal),
             Err(refusal) => {
-                record(&state, audit(None, StatusCode::UNAUTHORIZED, AuditDetail::default(), "refused", Some(refusal.to_string()))).await;
-                crate::telemetry::events::AccessRefused { route: &route, status: 401, reason: &refusal.to_string() }.emit();
+                record(
+                    &state,
+                    audit(
+                        None,
+                        StatusCode::UNAUTHORIZED,
+                        AuditDetail::default(),
+                        "refused",
+                        Some(refusal.to_string()),
+                    ),
+                )
+                .await;
+                crate::telemetry::events::AccessRefused {
+                    route: &route,
+                    status: 401,
+                    reason: &refusal.to_string(),
+                }
+                .emit();
                 if route == "/" && method == Method::GET {
                     return Redirect::to("/login").into_response();
                 }
@@ -97,26 +116,54 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     if let Some(principal) = &principal {
         let reason = if !rule.access.allows(principal.roles) {
             Some(format!("roles {} do not allow {route}", principal.roles))
-        } else if principal.via == crate::auth::Via::Session && !same_origin(&state, request.headers(), &method) {
+        } else if principal.via == crate::auth::Via::Session
+            && !same_origin(&state, request.headers(), &method)
+        {
             Some("cross-site request with a session cookie".to_string())
         } else {
             None
         };
         if let Some(reason) = reason {
-            crate::telemetry::events::AccessRefused { route: &route, status: 403, reason: &reason }.emit();
-            record(&state, audit(Some(principal), StatusCode::FORBIDDEN, AuditDetail::default(), "refused", Some(reason))).await;
+            crate::telemetry::events::AccessRefused {
+                route: &route,
+                status: 403,
+                reason: &reason,
+            }
+            .emit();
+            record(
+                &state,
+                audit(
+                    Some(principal),
+                    StatusCode::FORBIDDEN,
+                    AuditDetail::default(),
+                    "refused",
+                    Some(reason),
+                ),
+            )
+            .await;
             return refuse(StatusCode::FORBIDDEN);
         }
         request.extensions_mut().insert(principal.clone());
     } else if rule.audited && !same_origin(&state, request.headers(), &method) {
         // The login form: a cross-site page must not log a browser in.
-        record(&state, audit(None, StatusCode::FORBIDDEN, AuditDetail::default(), "refused", Some("cross-site login".into()))).await;
+        record(
+            &state,
+            audit(
+                None,
+                StatusCode::FORBIDDEN,
+                AuditDetail::default(),
+                "refused",
+                Some("cross-site login".into()),
+            ),
+        )
+        .await;
         return refuse(StatusCode::FORBIDDEN);
     }
     if rule.audited && state.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
         return super::error::ApiError::Unavailable(
             "audit_trail".into(),
-            "patient data is not served while accesses cannot be recorded; see the server log".into(),
+            "patient data is not served while accesses cannot be recorded; see the server log"
+                .into(),
         )
         .into_response();
     }
@@ -132,7 +179,11 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             s if s >= 400 => "failed",
             _ => "allowed",
         };
-        record(&state, audit(principal.as_ref(), status, detail, outcome, None)).await;
+        record(
+            &state,
+            audit(principal.as_ref(), status, detail, outcome, None),
+        )
+        .await;
     }
     response
 }
@@ -170,21 +221,33 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Whether a request that may change something comes from this server's
-/// own pages: its `Origin` must be this server. Reads (GET, HEAD) always
-/// pass; SameSite=Strict already keeps the cookie off cross-site requests,
-/// this is the second lock.
+/// own pages. Reads (GET, HEAD) always pass; SameSite=Strict already keeps
+/// the cookie off cross-site requests, this is the second lock.
+///
+/// Browsers say where a request comes from in `Sec-Fetch-Site` (which no
+/// page can set) and in `Origin`, except that `Referrer-Policy:
+/// no-referrer` makes them send `Origin: null` on same-origin POSTs. So:
+/// a `Sec-Fetch-Site` must be `same-origin`, a real `Origin` must be this
+/// server, and at least one of the two must be there.
 fn same_origin(state: &AppState, headers: &HeaderMap, method: &Method) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return false;
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let scheme = if state.tls { "https" } else { "http" };
-    origin == format!("{scheme}://{host}")
+    let site = text(header::HeaderName::from_static("sec-fetch-site"));
+    let origin = text(header::ORIGIN).filter(|o| *o != "null");
+    let origin_ok = origin.map(|origin| {
+        let scheme = if state.tls { "https" } else { "http" };
+        text(header::HOST).is_some_and(|host| origin == format!("{scheme}://{host}"))
+    });
+    match (site, origin_ok) {
+        (None, None) => false,
+        (site, origin_ok) => site.is_none_or(|s| s == "same-origin") && origin_ok.unwrap_or(true),
+    }
 }
 
 async fn record(state: &AppState, record: AuditRecord) {
@@ -197,7 +260,10 @@ async fn record(state: &AppState, record: AuditRecord) {
 /// credential was wrong.
 fn refuse(status: StatusCode) -> Response {
     let (kind, msg) = if status == StatusCode::UNAUTHORIZED {
-        ("unauthorized", "authentication required: send `Authorization: Bearer <token>` or log in at /login")
+        (
+            "unauthorized",
+            "authentication required: send `Authorization: Bearer <token>` or log in at /login",
+        )
     } else {
         ("forbidden", "this credential does not allow this request")
     };

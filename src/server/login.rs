@@ -40,9 +40,10 @@ async fn log_in(state: &AppState, token: &str) -> Response {
         Ok(principal) if !principal.roles.is_empty() => {
             let value = state.auth.sessions.open(&principal);
             let mut response = Redirect::to("/").into_response();
-            response
-                .headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(state, &value, state.auth.sessions.ttl().as_secs()));
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                session_cookie(state, &value, state.auth.sessions.ttl().as_secs()),
+            );
             response.extensions_mut().insert(AuditDetail {
                 principal: Some(principal),
                 ..AuditDetail::default()
@@ -54,7 +55,11 @@ async fn log_in(state: &AppState, token: &str) -> Response {
                 Ok(_) => "the credential holds no role".to_string(),
                 Err(refusal) => refusal.to_string(),
             };
-            let mut response = page_with(state, StatusCode::UNAUTHORIZED, Some("That token was not accepted."));
+            let mut response = page_with(
+                state,
+                StatusCode::UNAUTHORIZED,
+                Some("That token was not accepted."),
+            );
             response.extensions_mut().insert(AuditDetail {
                 refusal: Some(format!("login refused: {reason}")),
                 ..AuditDetail::default()

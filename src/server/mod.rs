@@ -43,16 +43,23 @@ pub fn router(state: AppState) -> Router {
     let routes = routes(state.clone());
     // Swagger UI's assets are compiled into the binary (`vendored`): the
     // docs page works with no network.
-    let docs: Router<AppState> =
-        SwaggerUi::new("/docs").url("/openapi.json", api::ApiDoc::openapi()).into();
+    let docs: Router<AppState> = SwaggerUi::new("/docs")
+        .url("/openapi.json", api::ApiDoc::openapi())
+        .into();
     routes
         .router
         .merge(docs)
         // Outermost last: headers on everything, then telemetry, then
         // access control before any handler or per-principal limit.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .route_layer(axum::middleware::from_fn(http_metrics::track))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), headers::secure))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::secure,
+        ))
         .with_state(state)
 }
 
@@ -96,7 +103,9 @@ pub fn routes(state: AppState) -> access::Routes {
         .route("/api/alerts", get(api::ward::alerts))
         .route(
             "/login",
-            get(login::page).post(login::submit).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+            get(login::page)
+                .post(login::submit)
+                .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
         .route("/logout", post(login::logout))
         .route("/api/me", get(login::me))

@@ -12,9 +12,15 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("--tls-cert {}: {why}", path.display())]
-    Cert { path: std::path::PathBuf, why: String },
+    Cert {
+        path: std::path::PathBuf,
+        why: String,
+    },
     #[error("--tls-key {}: {why}", path.display())]
-    Key { path: std::path::PathBuf, why: String },
+    Key {
+        path: std::path::PathBuf,
+        why: String,
+    },
     #[error("--tls-cert and --tls-key do not go together: {0}")]
     Pair(String),
 }

@@ -63,7 +63,12 @@ pub struct AccessRefused<'a> {
 
 impl AccessRefused<'_> {
     pub fn emit(&self) {
-        tracing::info!(route = self.route, status = self.status, reason = self.reason, "access refused");
+        tracing::info!(
+            route = self.route,
+            status = self.status,
+            reason = self.reason,
+            "access refused"
+        );
         metrics::counter!(
             "vitalflow_access_refused_total",
             "route" => self.route.to_owned(), "status" => status_label(self.status)

@@ -313,10 +313,7 @@ sinks:
     })
     .await;
     let status = client
-        .execute(
-            "return fetch('/api/ward').then((r) => r.status);",
-            vec![],
-        )
+        .execute("return fetch('/api/ward').then((r) => r.status);", vec![])
         .await
         .unwrap();
     assert_eq!(status, serde_json::json!(401), "the ward after logout");
@@ -341,10 +338,7 @@ async fn log_in(client: &fantoccini::Client, token: &str) {
         .await
         .unwrap();
     wait_until("the dashboard after logging in", || async {
-        client
-            .find(Locator::Css("#ward-table"))
-            .await
-            .is_ok()
+        client.find(Locator::Css("#ward-table")).await.is_ok()
     })
     .await;
 }

@@ -957,6 +957,63 @@ fn prometheus_targets_are_compose_services() {
 }
 
 #[test]
+fn every_server_and_the_scraper_share_the_tokens_that_token_init_creates() {
+    let compose = compose();
+    let services = services(&compose);
+    let init = service(services, "token-init");
+    let init_args = vitalflow_args(init);
+    assert_eq!(
+        init_args[..2],
+        ["token".to_string(), "create".to_string()],
+        "{init_args:?}"
+    );
+    let output = flag_value(&init_args, "--output").expect("token-init writes the token to a file");
+    let tokens = env_var(init, "VITALFLOW_TOKENS").expect("token-init names the tokens file");
+    let secrets_on = |service: &Value| {
+        mounts(service).into_iter().find_map(|m| match m {
+            Mount::Named { name, target } if name == "vitalflow-secrets" => Some(target),
+            _ => None,
+        })
+    };
+    let init_dir = secrets_on(init).expect("token-init mounts vitalflow-secrets");
+    assert!(tokens.starts_with(&init_dir) && output.starts_with(&init_dir));
+    let mut failures = Vec::new();
+    for (name, service) in services {
+        let args = vitalflow_args(service);
+        if !is_vitalflow(service) || !matches!(args[0].as_str(), "up" | "serve") {
+            continue;
+        }
+        if env_var(service, "VITALFLOW_TOKENS").as_deref() != Some(tokens.as_str()) {
+            failures.push(format!("{name}: VITALFLOW_TOKENS is not {tokens}"));
+        }
+        if secrets_on(service).as_deref() != Some(init_dir.as_str()) {
+            failures.push(format!(
+                "{name}: does not mount vitalflow-secrets at {init_dir}"
+            ));
+        }
+        if !depends_on(service).iter().any(|(on, condition)| {
+            on == "token-init" && condition == "service_completed_successfully"
+        }) {
+            failures.push(format!("{name}: does not wait for token-init"));
+        }
+    }
+    // Prometheus reads the token where the scrape config says.
+    let prometheus = service(services, "prometheus");
+    let scraper_dir = secrets_on(prometheus).expect("prometheus mounts vitalflow-secrets");
+    let file = output.replacen(&init_dir, &scraper_dir, 1);
+    let config = load_yaml(PROMETHEUS);
+    for job in config["scrape_configs"].as_array().unwrap() {
+        if job["authorization"]["credentials_file"].as_str() != Some(file.as_str()) {
+            failures.push(format!(
+                "{PROMETHEUS}: job {} does not read {file}",
+                job["job_name"]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
 fn dockerfile_copies_existing_files_in_the_repository_layout() {
     let stages = dockerfile();
     let ignored = dockerignored();

@@ -119,19 +119,21 @@ async fn inputs_one_bit_either_side_of_a_split_get_their_own_prediction() {
     let stop = CancellationToken::new();
     tokio::spawn(server::serve(
         listener,
-        crate::support::secured(AppState::new(Ok(RiskModel::load(std::path::Path::new(
-            "models/diabetes_rf.onnx",
-        ))
-        .unwrap()))
-        // Hundreds of requests from one client, faster than the default
-        // per-client rate.
-        .with_limits(ServerLimits {
-            model_rate: Rate {
-                per_second: 1e6,
-                burst: 1_000_000,
-            },
-            ..Default::default()
-        })),
+        crate::support::secured(
+            AppState::new(Ok(RiskModel::load(std::path::Path::new(
+                "models/diabetes_rf.onnx",
+            ))
+            .unwrap()))
+            // Hundreds of requests from one client, faster than the default
+            // per-client rate.
+            .with_limits(ServerLimits {
+                model_rate: Rate {
+                    per_second: 1e6,
+                    burst: 1_000_000,
+                },
+                ..Default::default()
+            }),
+        ),
         stop.clone(),
     ));
     let client = crate::support::client();

@@ -615,7 +615,14 @@ async fn slow_and_idle_connections_are_closed_and_slow_bodies_time_out() {
     // A body announced but never sent: 503 after the request timeout.
     let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stalled
-        .write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"glu")
+        .write_all(
+            format!(
+                "POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"glu",
+                crate::support::credentials().admin
+            )
+            .as_bytes(),
+        )
         .await
         .unwrap();
     let asked = Instant::now();

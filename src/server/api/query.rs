@@ -17,8 +17,8 @@ use axum::http::StatusCode;
 use datafusion::execution::context::SQLOptions;
 
 use super::types::{QueryColumn, QueryRequest, QueryResult};
-use crate::query::{Collector, QueryError};
 use crate::auth::{Principal, Role};
+use crate::query::{Collector, QueryError};
 use crate::server::auth::AuditDetail;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -115,15 +115,18 @@ pub async fn query(
         rows: Some(rows.rows.len() as u64),
         ..AuditDetail::default()
     };
-    Ok((Extension(detail), Json(QueryResult {
-        columns,
-        row_count: rows.rows.len(),
-        rows: rows.rows,
-        truncated: truncated_reason.is_some(),
-        truncated_reason,
-        warnings: finished.warnings,
-        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-    })))
+    Ok((
+        Extension(detail),
+        Json(QueryResult {
+            columns,
+            row_count: rows.rows.len(),
+            rows: rows.rows,
+            truncated: truncated_reason.is_some(),
+            truncated_reason,
+            warnings: finished.warnings,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        }),
+    ))
 }
 
 fn refusal(error: QueryError) -> ApiError {
