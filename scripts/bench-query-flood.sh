@@ -19,6 +19,10 @@ data="$(mktemp -d -t vitalflow-flood.XXXXXX)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$data"; }
 trap cleanup EXIT
+# One token for both load generators (clinician for /predict, analyst for SQL).
+VITALFLOW_TOKEN="$("$bin" token create --name bench --role clinician --role analyst \
+  --tokens "$data/tokens.yaml" 2>/dev/null)"
+export VITALFLOW_TOKEN
 
 echo "== dataset: 500,000 scored readings of 50 patients"
 "$bin" --log error bench --events 500000 --output "$data/vitals" | grep -E "rows stored"
@@ -26,6 +30,7 @@ echo "== dataset: 500,000 scored readings of 50 patients"
 # so that the isolation of the query runtime is what this measures.
 VITALFLOW_DATA_DIR="$data" "$bin" --log error serve --addr "127.0.0.1:$port" \
   --pipeline pipelines/vitals.yaml --query-timeout 5s \
+  --tokens "$data/tokens.yaml" --audit-dir "$data/audit" \
   --query-rate 100000 --query-burst 100000 --model-rate 100000000 --model-burst 4000000000 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done

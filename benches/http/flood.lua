@@ -2,6 +2,11 @@
 -- as the answer (or the refusal) comes back; counts answers per status.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- VITALFLOW_TOKEN, when set, is sent as the bearer credential.
+local token = os.getenv("VITALFLOW_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 wrk.body = '{"sql": "SELECT count(*) FROM vitals a JOIN vitals b ON a.patient_id = b.patient_id AND a.ts <> b.ts"}'
 
 -- Each wrk thread has its own Lua state: count there, collect in `done`.

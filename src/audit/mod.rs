@@ -31,6 +31,8 @@ pub const TABLE: &str = "audit";
 const QUEUE: usize = 65_536;
 /// Records per Arrow batch handed to the sink at most.
 const BATCH: usize = 4096;
+/// Records wait this long at most before being handed to the sink.
+const COALESCE: Duration = Duration::from_millis(250);
 
 /// The handle requests append through (cheap to clone).
 #[derive(Clone)]
@@ -113,21 +115,37 @@ async fn write(
 ) -> anyhow::Result<u64> {
     let (sink_tx, sink_rx) = mpsc::channel(4);
     let sink_task = tokio::spawn(sink.run(sink_rx, Arc::new(Notify::new())));
-    let mut tick = tokio::time::interval(flush_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Records are handed to the sink in batches of up to `BATCH` (or what
+    // arrived within `COALESCE`): a sink write per request would cost the
+    // sink's per-batch overhead thousands of times a second.
+    let mut coalesce = tokio::time::interval(COALESCE.min(flush_every));
+    coalesce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flush = tokio::time::interval(flush_every);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = Vec::with_capacity(BATCH);
     let mut unpublished = 0u64;
     let mut written = 0u64;
     let outcome: anyhow::Result<()> = async {
         loop {
+            let room = BATCH - pending.len();
             tokio::select! {
-                received = rx.recv_many(&mut pending, BATCH) => {
+                received = rx.recv_many(&mut pending, room) => {
                     if received == 0 {
                         break;
                     }
-                    unpublished += send(&sink_tx, &mut pending).await?;
+                    if pending.len() >= BATCH {
+                        unpublished += send(&sink_tx, &mut pending).await?;
+                    }
                 }
-                _ = tick.tick() => {
+                _ = coalesce.tick() => {
+                    if !pending.is_empty() {
+                        unpublished += send(&sink_tx, &mut pending).await?;
+                    }
+                }
+                _ = flush.tick() => {
+                    if !pending.is_empty() {
+                        unpublished += send(&sink_tx, &mut pending).await?;
+                    }
                     if unpublished > 0 {
                         written += checkpoint(&sink_tx).await?;
                         unpublished = 0;
@@ -142,6 +160,9 @@ async fn write(
                     break;
                 }
             }
+        }
+        if !pending.is_empty() {
+            unpublished += send(&sink_tx, &mut pending).await?;
         }
         if unpublished > 0 {
             written += checkpoint(&sink_tx).await?;

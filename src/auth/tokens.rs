@@ -398,4 +398,69 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// Tokens-file-shaped text: the keys and values a file has, in any
+    /// arrangement, plus arbitrary strings.
+    fn tokens_yaml() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let word = prop_oneof![
+            Just("tokens:".to_string()),
+            Just("- name:".to_string()),
+            Just("name:".to_string()),
+            Just("roles:".to_string()),
+            Just("[admin]".to_string()),
+            Just("[viewer, root]".to_string()),
+            Just("sha256:".to_string()),
+            Just("a".repeat(64)),
+            Just("created:".to_string()),
+            Just("{".to_string()),
+            Just("]".to_string()),
+            Just("&anchor".to_string()),
+            Just("*anchor".to_string()),
+            Just("!!binary".to_string()),
+            Just("\n  ".to_string()),
+            Just("\n".to_string()),
+            "\\PC{0,12}",
+        ];
+        proptest::collection::vec(word, 0..40).prop_map(|words| words.join(" "))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            ..Default::default()
+        })]
+
+        /// Any file content loads or is refused with a message naming the
+        /// file; none panics; a loaded set never admits a made-up token.
+        #[test]
+        fn any_tokens_file_loads_or_is_refused_with_its_name(text in tokens_yaml()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("tokens.yaml");
+            std::fs::write(&path, &text).unwrap();
+            match TokenSet::load(&path) {
+                Ok(set) => {
+                    proptest::prop_assert!(set.verify(&generate()).is_none());
+                    for entry in set.entries() {
+                        proptest::prop_assert!(!entry.roles.is_empty());
+                        proptest::prop_assert_eq!(entry.sha256.len(), 64);
+                    }
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    proptest::prop_assert!(message.contains("tokens.yaml"), "{}", message);
+                }
+            }
+        }
+
+        /// Any presented credential is refused or admitted, never a panic.
+        #[test]
+        fn any_presented_token_is_simply_refused(token in "\\PC{0,300}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("tokens.yaml");
+            create(&path, "svc", roles(&[Role::Viewer])).unwrap();
+            let set = TokenSet::load(&path).unwrap();
+            proptest::prop_assert!(set.verify(&token).is_none());
+        }
+    }
 }

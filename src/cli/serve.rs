@@ -43,6 +43,7 @@ pub async fn start(
             Location::Local(args.access.audit_dir.clone()),
         )
     };
+    let insecure = access.auth.insecure;
     let state = load_state(args)
         .with_auth(access.auth)
         .with_audit(audit)
@@ -52,6 +53,13 @@ pub async fn start(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = shown_addr(args.addr);
     println!("{scheme}://{shown}/  (API docs: {scheme}://{shown}/docs)");
+    if access.first_token.is_none() && !insecure {
+        println!(
+            "log in at {scheme}://{shown}/login with an API token \
+             (a new one: vitalflow token create --name NAME --role viewer --tokens {})",
+            args.access.tokens.display()
+        );
+    }
     if let Some(token) = access.first_token {
         println!(
             "first start: an admin token was created; only its hash is kept in {}.\n\

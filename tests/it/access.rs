@@ -19,6 +19,11 @@ use crate::support::{
     wait_for,
 };
 
+/// One valid patient for the model routes.
+fn patient() -> Value {
+    json!({"pregnancies": 1, "glucose": 100, "blood_pressure": 70, "skin_thickness": 20, "insulin": 80, "bmi": 25, "diabetes_pedigree_function": 0.3, "age": 30})
+}
+
 fn model() -> Result<RiskModel, String> {
     RiskModel::load(std::path::Path::new("models/diabetes_rf.onnx")).map_err(|e| e.to_string())
 }
@@ -99,7 +104,7 @@ async fn roles_decide_what_a_token_may_do_and_refusals_say_nothing_more() {
     let state = AppState::new(model())
         .with_datasets(Ok(vitalflow::query::QuerySession::new(&[]).await.unwrap()));
     let server = start_server(state).await;
-    let patient = json!({"pregnancies": 1, "glucose": 100, "blood_pressure": 70, "skin_thickness": 20, "insulin": 80, "bmi": 25, "diabetes_pedigree_function": 0.3, "age": 30});
+    let patient = patient();
     let query = json!({"sql": "SELECT 1 AS one"});
     let call = |token: String, route: &'static str| {
         let base = server.base.clone();
@@ -230,7 +235,7 @@ async fn a_browser_session_is_signed_same_site_only_and_ends_at_logout() {
         let mut request = browser
             .post(format!("{base}/predict"))
             .header("cookie", &cookie)
-            .json(&json!({"pregnancies": 1, "glucose": 100, "blood_pressure": 70, "skin_thickness": 20, "insulin": 80, "bmi": 25, "diabetes_pedigree_function": 0.3, "age": 30}));
+            .json(&patient());
         if let Some(origin) = origin {
             request = request.header(ORIGIN, origin);
         }
@@ -255,7 +260,7 @@ async fn a_browser_session_is_signed_same_site_only_and_ends_at_logout() {
             .header("cookie", &cookie)
             .header(ORIGIN, "null")
             .header("sec-fetch-site", site)
-            .json(&json!({"pregnancies": 1, "glucose": 100, "blood_pressure": 70, "skin_thickness": 20, "insulin": 80, "bmi": 25, "diabetes_pedigree_function": 0.3, "age": 30}))
+            .json(&patient())
             .send()
     };
     assert_eq!(fetched("same-origin").await.unwrap().status(), 200);
@@ -315,58 +320,21 @@ async fn every_response_carries_the_security_headers_and_errors_carry_no_paths()
     let admin = client();
     let anonymous = reqwest::Client::new();
     let base = &server.base;
-    let responses = [
-        (
-            "dashboard",
-            admin.get(format!("{base}/")).send().await.unwrap(),
-        ),
-        (
-            "api",
-            admin.get(format!("{base}/api/ward")).send().await.unwrap(),
-        ),
-        (
-            "401",
-            anonymous
-                .get(format!("{base}/api/ward"))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "404",
-            admin
-                .get(format!("{base}/no/such/route"))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "health",
-            anonymous
-                .get(format!("{base}/health"))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "login",
-            anonymous.get(format!("{base}/login")).send().await.unwrap(),
-        ),
-        (
-            "docs",
-            admin.get(format!("{base}/docs/")).send().await.unwrap(),
-        ),
+    let requests = [
+        ("dashboard", admin.get(format!("{base}/"))),
+        ("api", admin.get(format!("{base}/api/ward"))),
+        ("401", anonymous.get(format!("{base}/api/ward"))),
+        ("404", admin.get(format!("{base}/no/such/route"))),
+        ("health", anonymous.get(format!("{base}/health"))),
+        ("login", anonymous.get(format!("{base}/login"))),
+        ("docs", admin.get(format!("{base}/docs/"))),
         (
             "503",
-            admin
-                .post(format!("{base}/predict"))
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap(),
+            admin.post(format!("{base}/predict")).json(&json!({})),
         ),
     ];
-    for (what, response) in responses {
+    for (what, request) in requests {
+        let response = request.send().await.unwrap();
         let headers = response.headers().clone();
         let csp = headers["content-security-policy"]
             .to_str()
@@ -568,7 +536,7 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
         .unwrap()
         .status();
     assert_eq!(s, 403);
-    let patient = json!({"pregnancies": 1, "glucose": 100, "blood_pressure": 70, "skin_thickness": 20, "insulin": 80, "bmi": 25, "diabetes_pedigree_function": 0.3, "age": 30});
+    let patient = patient();
     let s = client_with(&clinician)
         .post(format!("{base}/predict"))
         .json(&patient)

@@ -10,6 +10,8 @@ use crate::support::ChildGuard;
 pub struct Broker {
     child: Option<ChildGuard>,
     port: u16,
+    /// The port clients are told to use, when not `port` (a TLS front).
+    advertised: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -39,8 +41,48 @@ impl Broker {
         Self {
             child: None,
             port: crate::support::free_port(),
+            advertised: None,
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// A broker reached over TLS only: Tansu has no TLS listener, so a
+    /// TLS-terminating front (rustls, with `cert` and `key`) listens on
+    /// another port, forwards to the broker, and is what the broker
+    /// advertises, so every connection a client opens (bootstrap, then the
+    /// advertised address) goes through TLS.
+    pub async fn behind_tls(cert: &std::path::Path, key: &std::path::Path) -> (Self, TlsFront) {
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_port = front.local_addr().unwrap().port();
+        let mut broker = Self::reserved();
+        broker.advertised = Some(front_port);
+        broker.spawn();
+        let acceptor = vitalflow::server::tls::acceptor(cert, key).unwrap();
+        let backend = broker.addr();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = front.accept().await else {
+                    return;
+                };
+                let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        (
+            broker,
+            TlsFront {
+                addr: format!("127.0.0.1:{front_port}"),
+                task,
+            },
+        )
     }
 
     /// Start (or start again) on the same port with the same data.
@@ -56,6 +98,7 @@ impl Broker {
 
     fn launch(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised.unwrap_or(self.port));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -68,7 +111,7 @@ impl Broker {
                 .arg("--listener-url")
                 .arg(&url)
                 .arg("--advertised-listener-url")
-                .arg(&url)
+                .arg(&advertised)
                 .arg("--storage-engine")
                 .arg("sqlite://tansu.db")
                 .env("RUST_LOG", "warn")
@@ -85,6 +128,19 @@ impl Broker {
         if let Some(mut child) = self.child.take() {
             child.kill();
         }
+    }
+}
+
+/// The TLS front of a [`Broker::behind_tls`]; stops with the test.
+pub struct TlsFront {
+    /// Where clients connect, with `security.protocol=ssl`.
+    pub addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -1371,3 +1371,69 @@ async fn readings_behind_the_watermark_go_to_the_late_table_and_are_counted() {
     );
     assert_eq!(metric("vitalflow_late_events_total"), stored);
 }
+
+/// The Kafka source and the producer over TLS (librdkafka with OpenSSL,
+/// verifying the broker's certificate and host name against a CA made
+/// here). The test broker has no TLS listener of its own, so a rustls
+/// front terminates TLS for it (see `Broker::behind_tls`); SASL is not
+/// tested: the test broker does not offer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_source_reads_over_tls_with_the_certificate_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let (ca, key) = (dir.path().join("ca.pem"), dir.path().join("key.pem"));
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (_broker, front) = crate::broker::Broker::behind_tls(&ca, &key).await;
+    let tls = [
+        ("security.protocol", "ssl".to_string()),
+        ("ssl.ca.location", ca.display().to_string()),
+        ("ssl.endpoint.identification.algorithm", "https".to_string()),
+    ];
+
+    let topic = unique("tls");
+    let n = 2_000;
+    let simulator = unpaced(n);
+    let mut client = ClientSettings::new(&front.addr);
+    for (key, value) in &tls {
+        client
+            .properties
+            .insert(key.to_string(), vitalflow::spec::EnvString(value.clone()));
+    }
+    let options = PublishOptions {
+        client,
+        topic: topic.clone(),
+        create_topic: Some(TopicSettings {
+            partitions: 2,
+            ..Default::default()
+        }),
+        flush_timeout: Duration::from_secs(120),
+    };
+    let summary = publish_readings(simulator.clone(), options, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("publishing over TLS: {e:#}"));
+    assert_eq!(summary.delivered, n, "{summary:?}");
+
+    let path = shipped_yaml_for(dir.path(), &front.addr, &topic, &unique("g"));
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let properties = tls
+        .iter()
+        .map(|(key, value)| format!("      {key}: \"{value}\"\n"))
+        .collect::<String>();
+    let yaml = yaml.replacen(
+        "    properties:\n",
+        &format!("    properties:\n{properties}"),
+        1,
+    );
+    assert!(yaml.contains("ssl.ca.location"));
+    std::fs::write(&path, yaml).unwrap();
+    let (stop, run) = start_in_process(&path).await;
+    let vitals = dir.path().join("vitals");
+    let have = wait_for_rows(&vitals, n, Duration::from_secs(120)).await;
+    stop.cancel();
+    run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert!(have >= n, "only {have} of {n} rows arrived over TLS");
+    assert_exactly(&vitals, &simulator, n).await;
+}
