@@ -3,10 +3,11 @@
 //! date-partitioned Parquet dataset `audit` through the Parquet sink, so
 //! its files are staged and published like every other dataset's.
 //!
-//! Durability: records are written to the open file as they arrive and
-//! the file is staged and published every `flush_every` (default 5 s) and
-//! at shutdown (SIGTERM, Ctrl-C: nothing is lost). A `kill -9` loses the
-//! records of the last `flush_every` at most.
+//! Durability: records reach the open file in batches (at least every
+//! 250 ms) and the file is staged and published every `flush_every`
+//! (default 5 s) and at shutdown (SIGTERM, Ctrl-C: nothing is lost). A
+//! `kill -9` loses the records of the last `flush_every` plus 250 ms at
+//! most (the unpublished file is discarded at the next start).
 
 mod record;
 

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
@@ -128,13 +128,10 @@ impl TokenSet {
 /// previous tokens and is logged.
 pub struct TokensFile {
     path: PathBuf,
-    state: Mutex<Loaded>,
-}
-
-struct Loaded {
-    set: TokenSet,
-    modified: Option<SystemTime>,
-    checked: Instant,
+    /// Read on every request; written only when the file changed.
+    set: RwLock<TokenSet>,
+    /// When the file was last looked at, and its modification time then.
+    checked: Mutex<(Instant, Option<SystemTime>)>,
 }
 
 /// How often an unknown token may trigger a look at the file.
@@ -145,11 +142,8 @@ impl TokensFile {
         let set = TokenSet::load(path)?;
         Ok(Self {
             path: path.to_path_buf(),
-            state: Mutex::new(Loaded {
-                set,
-                modified: modified(path),
-                checked: Instant::now(),
-            }),
+            set: RwLock::new(set),
+            checked: Mutex::new((Instant::now(), modified(path))),
         })
     }
 
@@ -158,7 +152,7 @@ impl TokensFile {
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().expect("tokens lock").set.len()
+        self.set.read().expect("tokens lock").len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -166,29 +160,34 @@ impl TokensFile {
     }
 
     pub fn verify(&self, token: &str) -> Option<Principal> {
-        let mut state = self.state.lock().expect("tokens lock");
-        if let Some(found) = state.set.verify(token) {
+        if let Some(found) = self.set.read().expect("tokens lock").verify(token) {
             return Some(found);
         }
-        if state.checked.elapsed() < RECHECK_EVERY {
-            return None;
+        // Unknown: perhaps created since the file was read.
+        {
+            let mut checked = self.checked.lock().expect("tokens lock");
+            if checked.0.elapsed() < RECHECK_EVERY {
+                return None;
+            }
+            let now = modified(&self.path);
+            checked.0 = Instant::now();
+            if now == checked.1 {
+                return None;
+            }
+            checked.1 = now;
         }
-        state.checked = Instant::now();
-        let now = modified(&self.path);
-        if now == state.modified {
-            return None;
-        }
-        state.modified = now;
         match TokenSet::load(&self.path) {
             Ok(set) => {
                 tracing::info!(file = %self.path.display(), tokens = set.len(), "tokens file re-read");
-                state.set = set;
+                let found = set.verify(token);
+                *self.set.write().expect("tokens lock") = set;
+                found
             }
             Err(error) => {
-                tracing::error!(%error, "tokens file changed but does not load; the previous tokens stay in force")
+                tracing::error!(%error, "tokens file changed but does not load; the previous tokens stay in force");
+                None
             }
         }
-        state.set.verify(token)
     }
 }
 

@@ -56,8 +56,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+        .map(|ConnectInfo(addr)| addr.ip());
     let method = request.method().clone();
     let audit = |principal: Option<&Principal>,
                  status: StatusCode,
@@ -70,7 +69,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             principal: principal.map(|p| p.name.clone()),
             via: principal.map(|p| p.via.as_str()),
             roles: principal.map(|p| p.roles.to_string()).unwrap_or_default(),
-            client: client.clone(),
+            client: client.map_or_else(|| "unknown".into(), |ip| ip.to_string()),
             method: method.to_string(),
             route: route.clone(),
             patient_id: detail.patient_id,
