@@ -17,7 +17,11 @@ bin="${VITALFLOW_BIN:-target/release/vitalflow}"
 [ -x "$bin" ] || cargo bench --locked --no-run --bench pipeline
 data="$(mktemp -d -t vitalflow-flood.XXXXXX)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$data"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$data"
+}
 trap cleanup EXIT
 # One token for both load generators (clinician for /predict, analyst for SQL).
 VITALFLOW_TOKEN="$("$bin" token create --name bench --role clinician --role analyst \

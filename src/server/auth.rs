@@ -170,7 +170,11 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     // A public page (the login form) is recorded when its handler says
     // what happened (a login attempt), not on every view.
     let detail = response.extensions().get::<AuditDetail>().cloned();
-    if rule.audited && (principal.is_some() || detail.is_some()) {
+    // A limit's refusal (429) returned no data and is counted in
+    // `vitalflow_server_limit_hits_total`: recording each would let a
+    // flood of retries fill the audit trail (and the disk).
+    let limited = response.status() == StatusCode::TOO_MANY_REQUESTS;
+    if rule.audited && !limited && (principal.is_some() || detail.is_some()) {
         let status = response.status();
         let detail = detail.unwrap_or_default();
         let outcome = match status.as_u16() {

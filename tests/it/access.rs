@@ -527,6 +527,26 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
         .unwrap()
         .status();
     assert_eq!(s, 200);
+    // A limit's refusals (429) are counted, not recorded: 12 queries at
+    // once against a burst of 10.
+    let flooder = client_with(&token_for("audit-flooder", &[Role::Analyst]));
+    let mut answered = 0;
+    let mut limited = 0;
+    for _ in 0..12 {
+        let s = flooder
+            .post(format!("{base}/api/query"))
+            .json(&json!({"sql": sql}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        match s.as_u16() {
+            200 => answered += 1,
+            429 => limited += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert!(limited > 0, "the burst of 10 was not exceeded");
     // The audit table is the admins' alone.
     let s = analyst_client
         .post(format!("{base}/api/query"))
@@ -621,6 +641,19 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
         2,
         "viewer's and analyst's audit query"
     );
+    let flooded = rows
+        .iter()
+        .filter(|r| {
+            r["principal"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("audit-flooder"))
+        })
+        .count();
+    assert_eq!(
+        flooded, answered,
+        "one record per answered query, none per 429"
+    );
+    assert!(!rows.iter().any(|r| r["status"] == 429), "{rows:#?}");
     let analyst_queries = rows
         .iter()
         .filter(|r| r["route"] == "/api/query" && r["outcome"] == "allowed")

@@ -226,6 +226,33 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
         warnings.iter().any(|w| w.contains("spool")),
         "a partial result says so: {warnings:?}"
     );
+    // Over HTTP too: the answer of `/api/query` carries its own warnings.
+    let served = start_server(
+        vitalflow::server::AppState::new(Err("no model in this test".into()))
+            .with_datasets(Ok(session(&pipeline).await)),
+    )
+    .await;
+    let http_query = || {
+        let url = format!("{}/api/query", served.base);
+        async move {
+            client()
+                .post(url)
+                .json(&serde_json::json!({"sql": "SELECT count(*) AS n FROM raw"}))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let partial = http_query().await;
+    assert!(partial["rows"][0]["n"].as_u64().unwrap() > 0, "{partial}");
+    let said = partial["warnings"].as_array().unwrap();
+    assert!(
+        said.iter().any(|w| w.as_str().unwrap().contains("spool")),
+        "{partial}"
+    );
 
     server.spawn();
     wait_for("the spool to drain", Duration::from_secs(90), || {
@@ -234,6 +261,11 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
     })
     .await;
     wait_for("ok status", Duration::from_secs(30), target_state(false)).await;
+    // The same server's next query reads the store again: no warning left
+    // over from the outage's queries.
+    let whole = http_query().await;
+    assert_eq!(whole["warnings"], serde_json::json!([]), "{whole}");
+    drop(served);
     stop.cancel();
     let summary = run.await.unwrap().unwrap();
     let produced = summary.records_in();
