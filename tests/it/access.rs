@@ -467,6 +467,7 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
     let viewer = token_for("audit-viewer", &[Role::Viewer]);
     let analyst = token_for("audit-analyst", &[Role::Analyst]);
     let clinician = token_for("audit-clinician", &[Role::Clinician]);
+    let flooder = token_for("audit-flooder", &[Role::Analyst]);
     let audit = vitalflow::audit::AuditLog::start(&audit_dir, Duration::from_millis(200)).unwrap();
     let table = vitalflow::query::Dataset {
         schema: Some(vitalflow::audit::schema()),
@@ -529,7 +530,7 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
     assert_eq!(s, 200);
     // A limit's refusals (429) are counted, not recorded: 12 queries at
     // once against a burst of 10.
-    let flooder = client_with(&token_for("audit-flooder", &[Role::Analyst]));
+    let flooder = client_with(&flooder);
     let mut answered = 0;
     let mut limited = 0;
     for _ in 0..12 {
