@@ -431,6 +431,18 @@ async fn https_with_a_certificate_made_here_sends_hsts_and_secure_cookies() {
     assert!(error.contains("--tls-cert"), "{error}");
 }
 
+/// The status of `sql` sent to `/api/query` by `client`.
+async fn query_status(client: &reqwest::Client, base: &str, sql: &str) -> u16 {
+    client
+        .post(format!("{base}/api/query"))
+        .json(&json!({ "sql": sql }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// Counts of audit rows per (route, outcome), read back from the dataset.
 async fn audit_rows(dir: &std::path::Path) -> Vec<Value> {
     let dataset = vitalflow::query::Dataset {
@@ -511,22 +523,10 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
         .unwrap()
         .status();
     assert_eq!(s, 404, "no live ward in this test");
-    let s = viewer_client
-        .post(format!("{base}/api/query"))
-        .json(&json!({"sql": sql}))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let s = query_status(&viewer_client, &base, sql).await;
     assert_eq!(s, 403);
     let analyst_client = client_with(&analyst);
-    let s = analyst_client
-        .post(format!("{base}/api/query"))
-        .json(&json!({"sql": sql}))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let s = query_status(&analyst_client, &base, sql).await;
     assert_eq!(s, 200);
     // A limit's refusals (429) are counted, not recorded: 12 queries at
     // once against a burst of 10.
@@ -534,14 +534,8 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
     let mut answered = 0;
     let mut limited = 0;
     for _ in 0..12 {
-        let s = flooder
-            .post(format!("{base}/api/query"))
-            .json(&json!({"sql": sql}))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        match s.as_u16() {
+        let s = query_status(&flooder, &base, sql).await;
+        match s {
             200 => answered += 1,
             429 => limited += 1,
             other => panic!("{other}"),
@@ -549,13 +543,12 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
     }
     assert!(limited > 0, "the burst of 10 was not exceeded");
     // The audit table is the admins' alone.
-    let s = analyst_client
-        .post(format!("{base}/api/query"))
-        .json(&json!({"sql": "SELECT count(*) FROM (SELECT * FROM audit) AS a"}))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let s = query_status(
+        &analyst_client,
+        &base,
+        "SELECT count(*) FROM (SELECT * FROM audit) AS a",
+    )
+    .await;
     assert_eq!(s, 403);
     let patient = patient();
     let s = client_with(&clinician)
