@@ -134,7 +134,7 @@ pub struct TokensFile {
     checked: Mutex<(Instant, Option<SystemTime>)>,
 }
 
-/// How often an unknown token may trigger a look at the file.
+/// How often requests look whether the file changed.
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl TokensFile {
@@ -159,33 +159,35 @@ impl TokensFile {
         self.len() == 0
     }
 
+    /// The principal of `token`, as the file says now: at most once a
+    /// second, a request looks whether the file changed (a token added or
+    /// an entry removed) and re-reads it.
     pub fn verify(&self, token: &str) -> Option<Principal> {
-        if let Some(found) = self.set.read().expect("tokens lock").verify(token) {
-            return Some(found);
+        self.reload_if_changed();
+        self.set.read().expect("tokens lock").verify(token)
+    }
+
+    fn reload_if_changed(&self) {
+        // One request looks; the others go on with the tokens in hand.
+        let Ok(mut checked) = self.checked.try_lock() else {
+            return;
+        };
+        if checked.0.elapsed() < RECHECK_EVERY {
+            return;
         }
-        // Unknown: perhaps created since the file was read.
-        {
-            let mut checked = self.checked.lock().expect("tokens lock");
-            if checked.0.elapsed() < RECHECK_EVERY {
-                return None;
-            }
-            let now = modified(&self.path);
-            checked.0 = Instant::now();
-            if now == checked.1 {
-                return None;
-            }
-            checked.1 = now;
+        checked.0 = Instant::now();
+        let now = modified(&self.path);
+        if now == checked.1 {
+            return;
         }
+        checked.1 = now;
         match TokenSet::load(&self.path) {
             Ok(set) => {
                 tracing::info!(file = %self.path.display(), tokens = set.len(), "tokens file re-read");
-                let found = set.verify(token);
                 *self.set.write().expect("tokens lock") = set;
-                found
             }
             Err(error) => {
-                tracing::error!(%error, "tokens file changed but does not load; the previous tokens stay in force");
-                None
+                tracing::error!(%error, "tokens file changed but does not load; the previous tokens stay in force")
             }
         }
     }
@@ -382,7 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn a_token_created_while_serving_is_accepted_without_a_restart() {
+    fn tokens_added_or_removed_while_serving_take_effect_without_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.yaml");
         create(&path, "first", roles(&[Role::Viewer])).unwrap();
@@ -394,6 +396,16 @@ mod tests {
                 Instant::now() < deadline,
                 "the new token was never accepted"
             );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Removing an entry revokes its token, also without a restart.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept = &text[..text.find("  - name: second").unwrap()];
+        assert!(kept.contains("name: first"), "{kept}");
+        write_private(&path, kept.as_bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while file.verify(&later).is_some() {
+            assert!(Instant::now() < deadline, "the removed token still works");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
