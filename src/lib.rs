@@ -22,6 +22,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod digest;
 pub mod engine;
 pub mod kafka;
 pub mod models;

@@ -77,6 +77,14 @@ impl AuditLog {
         })
     }
 
+    /// The dataset as a query table (`audit`), for `/api/query` and readers.
+    pub fn table(dir: &Path) -> crate::query::Dataset {
+        crate::query::Dataset {
+            schema: Some(schema()),
+            ..crate::query::Dataset::at(TABLE, crate::storage::Location::Local(dir.to_path_buf()))
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::digest::sha256_hex;
 use arrow::array::{
     ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
     UInt64Builder,
@@ -9,7 +10,6 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 /// What one request did.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +89,7 @@ pub fn to_batch(records: &[AuditRecord]) -> anyhow::Result<RecordBatch> {
         for (builder, value) in strings.iter_mut().zip(values) {
             builder.append_option(value);
         }
-        sql_hash.append_option(r.sql.as_deref().map(sha256_hex));
+        sql_hash.append_option(r.sql.as_deref().map(|sql| sha256_hex(sql.as_bytes())));
         rows.append_option(r.rows);
         status.append_value(r.status);
         latency.append_value(r.latency_ms);
@@ -105,13 +105,6 @@ pub fn to_batch(records: &[AuditRecord]) -> anyhow::Result<RecordBatch> {
     columns.push(Arc::new(outcome.finish()));
     columns.push(Arc::new(reason.finish()));
     Ok(RecordBatch::try_new(schema(), columns)?)
-}
-
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]
@@ -147,6 +140,6 @@ mod tests {
             .unwrap()
             .value(0)
             .to_string();
-        assert_eq!(hash, sha256_hex("SELECT 1"));
+        assert_eq!(hash, sha256_hex(b"SELECT 1"));
     }
 }

@@ -322,19 +322,25 @@ async fn read_jwks(source: &JwksSource) -> Result<HashMap<String, Key>, String> 
             std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
         ),
         JwksSource::Url(client, url) => {
-            let response = client
+            let mut response = client
                 .get(url.clone())
                 .send()
                 .await
                 .map_err(|e| format!("{url}: no answer: {e}"))?;
             if !response.status().is_success() {
+                // The provider's body is not repeated: the status says enough.
                 return Err(format!("{url}: HTTP {}", response.status()));
             }
-            if response.content_length().unwrap_or(0) > MAX_JWKS_BYTES as u64 {
-                return Err(format!("{url}: larger than {MAX_JWKS_BYTES} bytes"));
+            // Read up to the cap whatever the length header says (or
+            // whether there is one): a chunked body has none.
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+                if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                    return Err(format!("{url}: larger than {MAX_JWKS_BYTES} bytes"));
+                }
+                body.extend_from_slice(&chunk);
             }
-            let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-            (url.to_string(), body.to_vec())
+            (url.to_string(), body)
         }
     };
     if bytes.len() > MAX_JWKS_BYTES {

@@ -6,7 +6,6 @@
 //! stretching needed: there is nothing to guess); presented tokens are
 //! hashed and compared with every entry in constant time.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -208,10 +207,7 @@ pub fn generate() -> String {
 
 /// Hex SHA-256 of a token, as the tokens file stores it.
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::sha256_hex(token.as_bytes())
 }
 
 /// Create a token for `name` with `roles`, add its hash to the tokens file
@@ -256,7 +252,7 @@ pub fn create(path: &Path, name: &str, roles: Roles) -> Result<String, AuthError
     ));
     // Check what is about to be written parses back to what was meant.
     TokenSet::parse(&text).map_err(|why| file_error(format!("refusing to write: {why}")))?;
-    write_private(path, text.as_bytes()).map_err(|e| file_error(e.to_string()))?;
+    write_private(path, text.as_bytes()).map_err(file_error)?;
     Ok(token)
 }
 
@@ -292,19 +288,13 @@ fn parse_hash(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Replace `path` atomically with `bytes`, readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    // A named temporary file is created with mode 0600.
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+/// Replace `path` atomically with `bytes`, readable by its owner only
+/// (the temporary file the rename publishes is created with mode 0600).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    crate::storage::publish::write_atomically(path, bytes).map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use crate::auth::{Authenticator, OidcVerifier, Role, Sessions, TokensFile, token
 use crate::models::RiskModel;
 use crate::query::{Dataset, QueryLimits, QuerySession, datasets_of};
 use crate::server::{self, AppState};
-use crate::storage::Location;
 use crate::{engine, spec};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -36,13 +35,7 @@ pub async fn start(
     };
     let listener = server::bind(args.addr).await?;
     let audit = AuditLog::start(&args.access.audit_dir, args.access.audit_flush)?;
-    let audit_table = Dataset {
-        schema: Some(crate::audit::schema()),
-        ..Dataset::at(
-            crate::audit::TABLE,
-            Location::Local(args.access.audit_dir.clone()),
-        )
-    };
+    let audit_table = AuditLog::table(&args.access.audit_dir);
     let insecure = access.auth.insecure;
     let state = load_state(args)
         .with_auth(access.auth)

@@ -328,12 +328,8 @@ impl Files<'_> {
     /// copied without its sidecar (or the reverse) must not load, because the
     /// scaler and feature order would silently no longer match.
     fn check_digest(&self, onnx_bytes: &[u8], metadata: &ModelMetadata) -> Result<(), ModelError> {
-        use sha2::Digest;
         let expected = metadata.onnx_sha256.as_str();
-        let actual: String = sha2::Sha256::digest(onnx_bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = crate::digest::sha256_hex(onnx_bytes);
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(self.mismatch(format!(
                 "the sidecar's onnx_sha256 is {expected} but the ONNX file's SHA-256 is {actual}: \

@@ -19,6 +19,15 @@ use crate::support::{
     wait_for,
 };
 
+/// A client that shows redirects instead of following them, as a test of
+/// the login flow needs.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// One valid patient for the model routes.
 fn patient() -> Value {
     json!({"pregnancies": 1, "glucose": 100, "blood_pressure": 70, "skin_thickness": 20, "insulin": 80, "bmi": 25, "diabetes_pedigree_function": 0.3, "age": 30})
@@ -55,10 +64,7 @@ async fn every_route_of_the_router_needs_a_credential_but_the_probe_and_login_pa
     // without an entry fails here (and in the unit test), and is refused.
     let mut routes: Vec<&str> = server::routes(AppState::new(Err(String::new()))).paths;
     routes.extend(SWAGGER_ROUTES);
-    let anonymous = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let anonymous = no_redirects();
     for route in routes {
         let rule = RULES
             .iter()
@@ -187,10 +193,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 async fn a_browser_session_is_signed_same_site_only_and_ends_at_logout() {
     let server = start_server(AppState::new(model())).await;
     let base = server.base.clone();
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = no_redirects();
     // Logging in from our own page.
     let login = browser
         .post(format!("{base}/login"))
@@ -445,13 +448,7 @@ async fn query_status(client: &reqwest::Client, base: &str, sql: &str) -> u16 {
 
 /// Counts of audit rows per (route, outcome), read back from the dataset.
 async fn audit_rows(dir: &std::path::Path) -> Vec<Value> {
-    let dataset = vitalflow::query::Dataset {
-        schema: Some(vitalflow::audit::schema()),
-        ..vitalflow::query::Dataset::at(
-            "audit",
-            vitalflow::storage::Location::Local(dir.to_path_buf()),
-        )
-    };
+    let dataset = vitalflow::audit::AuditLog::table(dir);
     let ctx = vitalflow::query::query_context(&[dataset]).await.unwrap();
     let (_, batches) = vitalflow::query::run_sql(
         &ctx,
@@ -481,13 +478,7 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
     let clinician = token_for("audit-clinician", &[Role::Clinician]);
     let flooder = token_for("audit-flooder", &[Role::Analyst]);
     let audit = vitalflow::audit::AuditLog::start(&audit_dir, Duration::from_millis(200)).unwrap();
-    let table = vitalflow::query::Dataset {
-        schema: Some(vitalflow::audit::schema()),
-        ..vitalflow::query::Dataset::at(
-            "audit",
-            vitalflow::storage::Location::Local(audit_dir.clone()),
-        )
-    };
+    let table = vitalflow::audit::AuditLog::table(&audit_dir);
     let state = crate::support::secured(AppState::new(model()))
         .with_audit(audit)
         .with_datasets(Ok(vitalflow::query::QuerySession::new(&[table])
@@ -564,10 +555,7 @@ async fn the_audit_trail_records_every_access_to_patient_data_and_nothing_for_he
         .unwrap()
         .status();
     assert_eq!(s, 401);
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = no_redirects();
     let login = browser
         .post(format!("{base}/login"))
         .header(ORIGIN, &base)
@@ -856,10 +844,7 @@ async fn the_first_start_creates_an_admin_token_and_prints_a_login_url_once() {
     let stored = std::fs::read_to_string(&tokens).unwrap();
     assert!(!stored.contains(&token), "the token itself is stored");
     // The URL logs a browser in, and the token works as a bearer.
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = no_redirects();
     let login = browser.get(&url).send().await.unwrap();
     assert_eq!(login.status(), 303);
     assert!(session_cookie(login.headers()).is_some());

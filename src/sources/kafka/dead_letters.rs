@@ -168,16 +168,7 @@ fn prefix(bytes: &[u8], max: usize) -> &[u8] {
     &bytes[..bytes.len().min(max)]
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    use std::fmt::Write;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+use crate::digest::sha256_hex as hex_sha256;
 
 /// `text` cut to at most `max` characters, marked when cut.
 fn truncate_chars(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
