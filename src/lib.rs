@@ -18,11 +18,12 @@
 //! - [`udf`]: Arroyo UDF plugins (dylibs over the Arrow C Data Interface).
 //! - [`cli`], [`telemetry`], [`bench`]: the binary's glue, logs, benchmark.
 
+pub mod alert;
 pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod cli;
-pub mod digest;
+pub mod common;
 pub mod engine;
 pub mod kafka;
 pub mod models;

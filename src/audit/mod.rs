@@ -57,7 +57,7 @@ impl AuditLog {
         let config: ParquetSinkConfig =
             serde_saphyr::from_str(&yaml).context("audit trail: sink settings")?;
         config.validate().map_err(anyhow::Error::msg)?;
-        let sink = ParquetSink::try_new(TABLE, config, schema())?;
+        let sink = ParquetSink::try_new(TABLE, config, schema(), &Default::default())?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
         let stop = tokio_util::sync::CancellationToken::new();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::digest::sha256_hex;
+use crate::common::digest::sha256_hex;
 use arrow::array::{
     ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
     UInt64Builder,

@@ -207,7 +207,7 @@ pub fn generate() -> String {
 
 /// Hex SHA-256 of a token, as the tokens file stores it.
 pub fn hash(token: &str) -> String {
-    crate::digest::sha256_hex(token.as_bytes())
+    crate::common::digest::sha256_hex(token.as_bytes())
 }
 
 /// Create a token for `name` with `roles`, add its hash to the tokens file

@@ -12,7 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, RunOptions};
-use crate::kafka::{ClientSettings, PublishOptions, TopicSettings, publish_readings};
+use crate::kafka::{ClientSettings, TopicSettings};
+use crate::sources::simulator::{PublishOptions, publish_readings};
 use crate::sources::simulator::{Pacing, SimulatorConfig};
 use crate::spec;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::args::{RunArgs, UpArgs};
 use super::signal::shutdown_on_signal;
 use crate::engine::{self, RunOptions, RunSummary};
+use crate::sinks::SinkContext;
 use crate::query::datasets_of;
 use crate::spec;
 
@@ -17,14 +18,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             stop.cancel();
         });
     }
-    run_pipeline(&args.pipeline, shutdown, false).await
+    run_pipeline(&args.pipeline, shutdown, false, &SinkContext::default()).await
 }
 
 /// The whole system: the pipeline and, beside it, the HTTP server.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let server = super::serve::start(&args.server, &args.pipeline, shutdown.clone()).await?;
-    let pipeline = run_pipeline(&args.pipeline, shutdown.clone(), true).await;
+    // Handed to both: the pipeline's live sink and forwarders report
+    // through it, the server reads it.
+    let run = SinkContext::default();
+    let server = super::serve::start(&args.server, &args.pipeline, shutdown.clone(), &run).await?;
+    let pipeline = run_pipeline(&args.pipeline, shutdown.clone(), true, &run).await;
     // The pipeline ends on Ctrl-C or failure; the server goes with it.
     shutdown.cancel();
     let served = server.await.map_err(anyhow::Error::from).and_then(|r| r);
@@ -35,9 +39,10 @@ async fn run_pipeline(
     path: &Path,
     shutdown: tokio_util::sync::CancellationToken,
     banner: bool,
+    run: &SinkContext,
 ) -> anyhow::Result<()> {
     loop {
-        match run_once(path, shutdown.clone(), banner).await {
+        match run_once(path, shutdown.clone(), banner, run).await {
             Err(error)
                 if !shutdown.is_cancelled()
                     && error
@@ -58,6 +63,7 @@ async fn run_once(
     path: &Path,
     shutdown: tokio_util::sync::CancellationToken,
     banner: bool,
+    run: &SinkContext,
 ) -> anyhow::Result<()> {
     let spec = spec::load(path)?;
     let planned = engine::plan(spec).await?;
@@ -78,7 +84,11 @@ async fn run_once(
         );
         println!("stop with Ctrl-C (open files are flushed and published).");
     }
-    let summary = engine::run(&planned, shutdown, RunOptions::default()).await?;
+    let options = RunOptions {
+        sinks: run.clone(),
+        ..RunOptions::default()
+    };
+    let summary = engine::run(&planned, shutdown, options).await?;
     print_summary(&summary);
     Ok(())
 }

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::{AccessArgs, ServeArgs, ServerArgs};
 use super::signal::shutdown_on_signal;
+use crate::sinks::SinkContext;
 use crate::audit::AuditLog;
 use crate::auth::{Authenticator, OidcVerifier, Role, Sessions, TokensFile, tokens};
 use crate::models::RiskModel;
@@ -17,16 +18,19 @@ use crate::{engine, spec};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let server = start(&args.server, &args.pipeline, shutdown).await?;
+    let server = start(&args.server, &args.pipeline, shutdown, &SinkContext::default()).await?;
     server.await.context("the HTTP server task failed")?
 }
 
 /// Check the access settings, bind, and serve in a task until `shutdown`:
 /// the server does not start half-secured (any access error stops here).
+/// `run` is what the pipeline of the same process reports through (its
+/// live view and store status); a server alone passes the default.
 pub async fn start(
     args: &ServerArgs,
     pipeline: &Path,
     shutdown: CancellationToken,
+    run: &SinkContext,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let access = secure(&args.access, args.addr).await?;
     let tls = match (&args.access.tls_cert, &args.access.tls_key) {
@@ -40,6 +44,7 @@ pub async fn start(
     let state = load_state(args)
         .with_auth(access.auth)
         .with_audit(audit)
+        .with_run(run)
         .with_datasets(
             load_datasets(pipeline, args.limits.query_limits(), vec![audit_table]).await,
         );

@@ -23,7 +23,7 @@ use anyhow::Context;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::sources::{Offsets, TopicPartition};
+use crate::common::{Offsets, TopicPartition};
 use crate::storage::publish::write_atomically;
 use crate::storage::{Published, StagedFile};
 
@@ -116,6 +116,12 @@ impl DurableOffsets {
             }
         }
         Ok(offsets)
+    }
+}
+
+impl crate::common::DurableOffsetsReader for DurableOffsets {
+    fn durable_offsets(&self, source: &str) -> Result<Offsets, crate::common::offsets::BoxError> {
+        self.of(source).map_err(Into::into)
     }
 }
 

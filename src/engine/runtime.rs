@@ -30,12 +30,14 @@ use super::events::{
     WatermarkAdvanced,
 };
 use super::plan::PlannedPipeline;
-use super::watermark::{SavedWatermark, WatermarkTracker, event_times_ms};
+use super::watermark::{SavedWatermark, WatermarkTracker};
+use crate::common::event_times_ms;
 use crate::sinks::{SinkMessage, SinkSummary};
 use crate::sources::{
     Offsets, SourceBatch, SourceContext, SourceEvent, SourceSummary, dead_letter_table,
     late_events_table,
 };
+use crate::sinks::SinkContext;
 use crate::storage::StagedFile;
 use crate::storage::forward::Forwarder;
 
@@ -49,6 +51,9 @@ pub struct RunOptions {
     /// How long, at the end of a run, spooled files may take to upload
     /// before they are left for the next run.
     pub drain_timeout: Duration,
+    /// Handles the sinks report through (live hubs, store status), shared
+    /// with a server in the same process.
+    pub sinks: SinkContext,
 }
 
 impl Default for RunOptions {
@@ -57,6 +62,7 @@ impl Default for RunOptions {
             channel_capacity: 4,
             report_interval: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(60),
+            sinks: SinkContext::default(),
         }
     }
 }
@@ -136,7 +142,7 @@ pub async fn run(
         })?;
         let mut runtime = sink
             .config
-            .build(&sink.name, schema, spec.base_dir())
+            .build(&sink.name, schema, &options.sinks)
             .map_err(|e| EngineError::component("sink", &sink.name, e))?;
         if let Some(forwarder) = runtime.take_forwarder() {
             forwarders.push(forwarder);
@@ -169,7 +175,9 @@ pub async fn run(
             output: sender,
             shutdown: source_shutdown.clone(),
             committed: commit_receiver,
-            durable: store.as_ref().map(CheckpointStore::durable_offsets),
+            durable: store
+                .as_ref()
+                .map(|s| std::sync::Arc::new(s.durable_offsets()) as _),
         };
         source_tasks.push((source.name.clone(), tokio::spawn(runtime.run(ctx))));
         source_streams.push(ReceiverStream::new(receiver).map(move |event| (index, event)));

@@ -12,35 +12,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use arrow::array::{Array, BooleanArray, Int64Array, TimestampMillisecondArray};
-use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::array::{Array, BooleanArray, Int64Array};
+use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::sources::{EventTimeConfig, TopicPartition};
-
-/// The event times of `column` in `batch` as epoch milliseconds (nulls stay
-/// null).
-pub fn event_times_ms(batch: &RecordBatch, column: &str) -> anyhow::Result<Int64Array> {
-    let array = batch
-        .column_by_name(column)
-        .with_context(|| format!("the event-time column `{column}` is missing"))?;
-    let as_millis = match array.data_type() {
-        DataType::Timestamp(TimeUnit::Millisecond, _) => array.clone(),
-        DataType::Timestamp(_, tz) => cast(
-            array,
-            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-        )?,
-        other => anyhow::bail!("the event-time column `{column}` is {other}, not a timestamp"),
-    };
-    let millis = as_millis
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .context("event-time column is not millisecond timestamps after casting")?;
-    Ok(millis.reinterpret_cast::<arrow::datatypes::Int64Type>())
-}
+use crate::common::TopicPartition;
+use crate::sources::EventTimeConfig;
 
 /// A partition's progress.
 #[derive(Debug, Clone, Copy)]
@@ -201,8 +179,8 @@ mod tests {
     fn config(delay_ms: u64, idle_ms: u64) -> EventTimeConfig {
         EventTimeConfig {
             column: "ts".into(),
-            max_delay: crate::spec::HumanDuration(Duration::from_millis(delay_ms)),
-            idle_timeout: crate::spec::HumanDuration(Duration::from_millis(idle_ms)),
+            max_delay: crate::common::HumanDuration(Duration::from_millis(delay_ms)),
+            idle_timeout: crate::common::HumanDuration(Duration::from_millis(idle_ms)),
         }
     }
 

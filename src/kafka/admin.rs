@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::ClientSettings;
-use crate::spec::HumanDuration;
+use crate::common::HumanDuration;
 
 /// How a missing topic is created (`create_topic:` in YAML).
 #[derive(Debug, Clone, Deserialize)]

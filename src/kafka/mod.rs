@@ -9,9 +9,7 @@
 mod admin;
 mod producer;
 mod settings;
-mod simulate;
 
 pub use admin::{TopicSettings, ensure_topic, wait_for_brokers};
 pub use producer::{DeliveryStats, KeyedProducer};
 pub use settings::ClientSettings;
-pub use simulate::{PublishOptions, PublishSummary, publish_readings};

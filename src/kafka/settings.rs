@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 
-use crate::spec::EnvString;
+use crate::common::EnvString;
 
 /// `brokers:` and pass-through `properties:` (components embed the two keys
 /// themselves: serde's `flatten` would defeat `deny_unknown_fields`).

@@ -329,7 +329,7 @@ impl Files<'_> {
     /// scaler and feature order would silently no longer match.
     fn check_digest(&self, onnx_bytes: &[u8], metadata: &ModelMetadata) -> Result<(), ModelError> {
         let expected = metadata.onnx_sha256.as_str();
-        let actual = crate::digest::sha256_hex(onnx_bytes);
+        let actual = crate::common::digest::sha256_hex(onnx_bytes);
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(self.mismatch(format!(
                 "the sidecar's onnx_sha256 is {expected} but the ONNX file's SHA-256 is {actual}: \

@@ -1,6 +1,9 @@
 //! Shared server state: read-only data plus the server's limits and the
 //! counters that enforce them.
 
+use crate::sinks::SinkContext;
+use crate::sinks::live::LiveHubs;
+use crate::storage::status::StoreStatusBoard;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,6 +49,10 @@ pub struct AppState {
     pub audit: Option<AuditLog>,
     /// Served over HTTPS: cookies are `Secure`, responses carry HSTS.
     pub tls: bool,
+    /// The live view of the pipeline in this process (none: empty).
+    pub live: LiveHubs,
+    /// Remote stores of the pipeline in this process, for `/health`.
+    pub stores: StoreStatusBoard,
 }
 
 /// A model with the request rules derived from its metadata.
@@ -95,6 +102,8 @@ impl AppState {
             }),
             audit: None,
             tls: false,
+            live: LiveHubs::default(),
+            stores: StoreStatusBoard::default(),
         }
     }
 
@@ -107,6 +116,8 @@ impl AppState {
             auth: self.auth,
             audit: self.audit,
             tls: self.tls,
+            live: self.live,
+            stores: self.stores,
             ..Self::limited(limits)
         }
     }
@@ -120,6 +131,14 @@ impl AppState {
     /// Record accesses in `audit`; its table becomes queryable by admins.
     pub fn with_audit(mut self, audit: AuditLog) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Show the live view and store status of the run that shares `sinks`
+    /// (`vitalflow up`: the pipeline and the server in one process).
+    pub fn with_run(mut self, sinks: &SinkContext) -> Self {
+        self.live = sinks.live.clone();
+        self.stores = sinks.stores.clone();
         self
     }
 

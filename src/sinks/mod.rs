@@ -13,7 +13,7 @@ pub mod kafka;
 pub mod live;
 pub mod parquet;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -24,8 +24,19 @@ pub use kafka::KafkaSinkConfig;
 pub use live::LiveSinkConfig;
 pub use parquet::ParquetSinkConfig;
 
-use crate::spec::raw::Spanned;
+use crate::common::Spanned;
 use crate::storage::StagedFile;
+use crate::storage::status::StoreStatusBoard;
+
+/// What a run hands to the sinks it builds, and what the server of the same
+/// process reads: the live view's hubs and the remote stores' status. The
+/// caller creates it (`vitalflow up` shares it with its server; a plain run
+/// uses the default) and passes it down explicitly.
+#[derive(Debug, Clone, Default)]
+pub struct SinkContext {
+    pub live: live::LiveHubs,
+    pub stores: StoreStatusBoard,
+}
 
 /// What flows into a sink.
 #[derive(Debug)]
@@ -113,16 +124,16 @@ impl SinkConfig {
         }
     }
 
-    /// Build the runtime; `base` anchors relative locations.
+    /// Build the runtime, reporting through the run's handles in `ctx`.
     pub fn build(
         &self,
         name: &str,
         schema: SchemaRef,
-        base: &Path,
+        ctx: &SinkContext,
     ) -> anyhow::Result<Box<dyn Sink>> {
         match self {
-            SinkConfig::Parquet(c) => Ok(Box::new(c.build(name, schema, base)?)),
-            SinkConfig::Live(c) => Ok(Box::new(c.build(name, schema)?)),
+            SinkConfig::Parquet(c) => Ok(Box::new(c.build(name, schema, ctx)?)),
+            SinkConfig::Live(c) => Ok(Box::new(c.build(name, schema, ctx)?)),
             SinkConfig::Kafka(c) => Ok(Box::new(c.build(name, schema)?)),
         }
     }

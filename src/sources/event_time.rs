@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::spec::HumanDuration;
+use crate::common::HumanDuration;
 
 /// `event_time: { column: ts, max_delay: 5s, idle_timeout: 30s }`.
 #[derive(Debug, Clone, Deserialize)]

@@ -10,10 +10,10 @@ pub mod kafka;
 pub mod simulator;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -21,32 +21,8 @@ pub use event_time::{EventTimeConfig, late_events_table};
 pub use kafka::KafkaSourceConfig;
 pub use simulator::SimulatorConfig;
 
-use crate::engine::checkpoint::DurableOffsets;
-
-/// A partition of a topic.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    pub fn new(topic: &str, partition: i32) -> Self {
-        Self {
-            topic: topic.to_string(),
-            partition,
-        }
-    }
-}
-
-impl std::fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}[{}]", self.topic, self.partition)
-    }
-}
-
-/// The next offset to read, per partition.
-pub type Offsets = BTreeMap<TopicPartition, i64>;
+pub use crate::common::{Offsets, TopicPartition};
+use crate::common::DurableOffsetsReader;
 
 /// One micro-batch from a source.
 #[derive(Debug, Clone)]
@@ -95,7 +71,7 @@ pub struct SourceContext {
     pub committed: watch::Receiver<Offsets>,
     /// Durable offsets recorded by every instance's checkpoints, for
     /// resuming partitions (`None` when the pipeline keeps no checkpoints).
-    pub durable: Option<DurableOffsets>,
+    pub durable: Option<Arc<dyn DurableOffsetsReader>>,
 }
 
 /// A running source.

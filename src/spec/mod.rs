@@ -5,19 +5,13 @@
 //! against the declared schemas is the engine's job ([`crate::engine::plan`]);
 //! `vitalflow validate` runs both.
 
-mod env;
 mod error;
 pub mod raw;
-mod tagged;
-mod units;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use env::{EnvString, expand_env};
 pub use error::SpecError;
-pub use tagged::read_kind;
-pub use units::{HumanBytes, HumanDuration};
 pub use validate::{load, parse};
 
 use crate::sinks::SinkConfig;
@@ -80,7 +74,7 @@ pub struct TransformSpec {
     /// Human description of where the SQL lives, for error messages.
     pub origin: String,
     /// An alert transform (then `sql` is empty).
-    pub alert: Option<crate::engine::alert::AlertConfig>,
+    pub alert: Option<crate::alert::AlertConfig>,
 }
 
 #[derive(Debug, Clone)]

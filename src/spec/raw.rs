@@ -14,7 +14,7 @@
 
 use indexmap::IndexMap;
 use serde::Deserialize;
-pub use serde_saphyr::Spanned;
+use crate::common::{EnvString, Spanned};
 
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
@@ -39,11 +39,11 @@ pub struct RawPipeline {
     /// source offsets) are kept; default: `_vitalflow/<pipeline>` inside the
     /// first Parquet sink's dataset, so the state travels with the data.
     #[serde(default)]
-    pub checkpoint_dir: Option<crate::spec::EnvString>,
+    pub checkpoint_dir: Option<EnvString>,
     /// Arroyo UDF plugin crates (directories, relative to this file), built
     /// if stale and callable from every transform's SQL.
     #[serde(default)]
-    pub udfs: Vec<Spanned<crate::spec::EnvString>>,
+    pub udfs: Vec<Spanned<EnvString>>,
     /// Risk models callable from SQL by name (`name(feature, ...)`).
     #[serde(default)]
     pub models: IndexMap<String, Spanned<RawModel>>,
@@ -57,10 +57,10 @@ pub struct RawPipeline {
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     /// The `.onnx` file, relative to the pipeline file.
-    pub path: crate::spec::EnvString,
+    pub path: EnvString,
     /// The sidecar JSON; default: the `.onnx` path with `.json`.
     #[serde(default)]
-    pub sidecar: Option<crate::spec::EnvString>,
+    pub sidecar: Option<EnvString>,
     /// `trees` (default) or `tract`; see `models::sql`.
     #[serde(default)]
     pub runtime: crate::models::ModelRuntime,
@@ -71,7 +71,7 @@ pub struct RawModel {
 #[serde(deny_unknown_fields)]
 pub struct RawTable {
     /// A `.csv` file (header row), or a `.parquet` file or directory.
-    pub path: crate::spec::EnvString,
+    pub path: EnvString,
 }
 
 /// One transform: exactly one of `sql` (inline), `sql_file` or `alert`.
@@ -86,7 +86,7 @@ pub struct RawTransform {
     pub sql_file: Option<Spanned<String>>,
     /// An escalation-alert transform instead of SQL.
     #[serde(default)]
-    pub alert: Option<crate::engine::alert::AlertConfig>,
+    pub alert: Option<crate::alert::AlertConfig>,
     /// Free text for humans.
     #[serde(default)]
     pub description: Option<String>,

@@ -3,7 +3,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::raw::{RawPipeline, RawTransform, Spanned};
+use super::raw::{RawPipeline, RawTransform};
+use crate::common::Spanned;
 use super::{PipelineSpec, SinkSpec, SourceSpec, SpecError, TransformSpec};
 
 /// Read and validate a pipeline file.

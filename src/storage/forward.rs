@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::location::RemoteLocation;
 use super::spool::{Spool, SpooledFile};
-use super::status::{self, StoreStatus};
+use super::status::{StoreStatus, StoreStatusBoard};
 
 /// How often an idle forwarder looks for newly published files.
 const POLL: Duration = Duration::from_millis(200);
@@ -39,6 +39,8 @@ pub struct Forwarder {
     spool: Arc<Spool>,
     store: Arc<dyn ObjectStore>,
     target: RemoteLocation,
+    /// Where its status is reported (`/health`, metrics).
+    board: StoreStatusBoard,
 }
 
 /// A running forwarder.
@@ -62,12 +64,14 @@ impl Forwarder {
         spool: Arc<Spool>,
         store: Arc<dyn ObjectStore>,
         target: RemoteLocation,
+        board: StoreStatusBoard,
     ) -> Self {
         Self {
             sink: sink.to_string(),
             spool,
             store,
             target,
+            board,
         }
     }
 
@@ -221,6 +225,7 @@ struct Health {
     /// What was last reported: an idle forwarder polls every 200 ms and
     /// reports only what changed.
     reported: Option<StoreStatus>,
+    board: StoreStatusBoard,
 }
 
 impl Health {
@@ -239,6 +244,7 @@ impl Health {
                 paused: false,
             },
             reported: None,
+            board: forwarder.board.clone(),
         }
     }
 
@@ -247,7 +253,7 @@ impl Health {
         self.status.waiting_bytes = spool.waiting_bytes();
         self.status.paused = spool.is_full();
         if self.reported.as_ref() != Some(&self.status) {
-            status::report(self.status.clone());
+            self.board.report(self.status.clone());
             self.reported = Some(self.status.clone());
         }
     }
@@ -313,7 +319,14 @@ mod tests {
             .clone();
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let spool = Arc::new(Spool::new(spool_dir.clone(), target.to_string(), 1 << 20));
-        let handle = Forwarder::new("s", spool.clone(), store.clone(), target).spawn();
+        let handle = Forwarder::new(
+            "s",
+            spool.clone(),
+            store.clone(),
+            target,
+            StoreStatusBoard::default(),
+        )
+        .spawn();
         let drained = handle.drain(Duration::from_secs(10)).await;
         assert_eq!(
             drained,

@@ -1,12 +1,12 @@
 //! What `/health`, logs and metrics say about remote stores: per dataset
 //! target, whether uploads succeed and how much waits in the spool.
 //!
-//! Process-wide, like the metrics registry: the forwarders of a running
-//! pipeline write it and the server of the same process (`vitalflow up`)
-//! reads it.
+//! A [`StoreStatusBoard`] is created by whoever runs the pipeline and handed
+//! explicitly to the forwarders (which write it) and to the server of the
+//! same process (`vitalflow up`, which reads it): no process-wide registry.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -40,13 +40,29 @@ impl StoreStatus {
     }
 }
 
-fn registry() -> &'static Mutex<BTreeMap<String, StoreStatus>> {
-    static REGISTRY: OnceLock<Mutex<BTreeMap<String, StoreStatus>>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
+/// The latest status of every remote target of one run; cheap to clone
+/// (clones share the board).
+#[derive(Debug, Clone, Default)]
+pub struct StoreStatusBoard {
+    targets: Arc<Mutex<BTreeMap<String, StoreStatus>>>,
 }
 
-/// Record the latest status of a target, and export it as metrics.
-pub fn report(status: StoreStatus) {
+impl StoreStatusBoard {
+    /// Record the latest status of a target, and export it as metrics.
+    pub fn report(&self, status: StoreStatus) {
+        report_metrics(&status);
+        let mut all = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(status.target.clone(), status);
+    }
+
+    /// Every remote target reported so far.
+    pub fn all(&self) -> Vec<StoreStatus> {
+        let all = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        all.values().cloned().collect()
+    }
+}
+
+fn report_metrics(status: &StoreStatus) {
     let labels = [
         ("sink", status.sink.clone()),
         ("target", status.target.clone()),
@@ -59,12 +75,4 @@ pub fn report(status: StoreStatus) {
     metrics::gauge!("vitalflow_spool_waiting_files", &labels).set(status.waiting_files as f64);
     metrics::gauge!("vitalflow_spool_waiting_bytes", &labels).set(status.waiting_bytes as f64);
     metrics::gauge!("vitalflow_spool_full", &labels).set(if status.paused { 1.0 } else { 0.0 });
-    let mut all = registry().lock().unwrap_or_else(|e| e.into_inner());
-    all.insert(status.target.clone(), status);
-}
-
-/// Every remote target of this process.
-pub fn all() -> Vec<StoreStatus> {
-    let all = registry().lock().unwrap_or_else(|e| e.into_inner());
-    all.values().cloned().collect()
 }

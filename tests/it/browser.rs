@@ -138,10 +138,14 @@ sinks:
         .unwrap();
     let stop = CancellationToken::new();
     let pipeline_stop = stop.clone();
+    // The pipeline and the server share the run's live view, as in `up`.
+    let run = vitalflow::sinks::SinkContext::default();
+    let options = RunOptions {
+        sinks: run.clone(),
+        ..RunOptions::default()
+    };
     let pipeline =
-        tokio::spawn(
-            async move { engine::run(&planned, pipeline_stop, RunOptions::default()).await },
-        );
+        tokio::spawn(async move { engine::run(&planned, pipeline_stop, options).await });
 
     let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -153,7 +157,7 @@ sinks:
     let token = crate::support::token_for("nurse", &[vitalflow::auth::Role::Clinician]);
     tokio::spawn(server::serve(
         listener,
-        crate::support::secured(AppState::new(model)),
+        crate::support::secured(AppState::new(model).with_run(&run)),
         stop.clone(),
     ));
 

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use arrow::array::{AsArray, RecordBatch};
 use tokio_util::sync::CancellationToken;
 use vitalflow::engine::{self, RunOptions};
-use vitalflow::kafka::{
-    ClientSettings, KeyedProducer, PublishOptions, TopicSettings, publish_readings,
-};
+use vitalflow::kafka::{ClientSettings, KeyedProducer, TopicSettings};
 use vitalflow::query::{Dataset, query_context, run_sql};
-use vitalflow::sources::simulator::{Pacing, SimulatorConfig, VitalsGenerator};
+use vitalflow::sources::simulator::{
+    Pacing, PublishOptions, SimulatorConfig, VitalsGenerator, publish_readings,
+};
 use vitalflow::spec;
 use vitalflow::storage::Location;
 
@@ -31,7 +31,7 @@ fn unique(prefix: &str) -> String {
 fn ward(count: u64, interval: Duration) -> SimulatorConfig {
     SimulatorConfig {
         patients: 20,
-        interval: vitalflow::spec::HumanDuration(interval),
+        interval: vitalflow::common::HumanDuration(interval),
         seed: 7,
         pacing: Pacing::Realtime,
         limit: Some(count),
@@ -144,11 +144,21 @@ async fn start_in_process(
     CancellationToken,
     tokio::task::JoinHandle<Result<engine::RunSummary, engine::EngineError>>,
 ) {
+    start_in_process_with(path, RunOptions::default()).await
+}
+
+/// [`start_in_process`] with these options (e.g. a store-status board to read).
+async fn start_in_process_with(
+    path: &Path,
+    options: RunOptions,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<engine::RunSummary, engine::EngineError>>,
+) {
     let planned = engine::plan(spec::load(path).unwrap()).await.unwrap();
     let stop = CancellationToken::new();
     let token = stop.clone();
-    let run =
-        tokio::spawn(async move { engine::run(&planned, token, RunOptions::default()).await });
+    let run = tokio::spawn(async move { engine::run(&planned, token, options).await });
     (stop, run)
 }
 
@@ -726,7 +736,6 @@ async fn kill_9_with_the_dataset_in_s3_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_pauses_kafka_without_leaving_the_group_and_loses_nothing() {
     use crate::s3_server::{BUCKET, S3Server};
-    use vitalflow::storage::status;
     let mut server = S3Server::start();
     server.stop();
     let broker = SharedBroker::get();
@@ -776,10 +785,17 @@ async fn a_full_spool_pauses_kafka_without_leaving_the_group_and_loses_nothing()
         "{yaml}"
     );
     std::fs::write(&path, yaml).unwrap();
-    let (stop, run) = start_in_process(&path).await;
+    let run_handles = vitalflow::sinks::SinkContext::default();
+    let options = RunOptions {
+        sinks: run_handles.clone(),
+        ..RunOptions::default()
+    };
+    let (stop, run) = start_in_process_with(&path, options).await;
     let target = format!("{lake}/vitals");
     let paused = || {
-        status::all()
+        run_handles
+            .stores
+            .all()
             .into_iter()
             .any(|s| s.target == target && s.paused)
     };
@@ -1400,7 +1416,7 @@ async fn the_kafka_source_reads_over_tls_with_the_certificate_checked() {
     for (key, value) in &tls {
         client
             .properties
-            .insert(key.to_string(), vitalflow::spec::EnvString(value.clone()));
+            .insert(key.to_string(), vitalflow::common::EnvString(value.clone()));
     }
     let options = PublishOptions {
         client,

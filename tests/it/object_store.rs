@@ -10,7 +10,7 @@ use vitalflow::engine::{self, RunOptions};
 use vitalflow::query::{QuerySession, datasets_of};
 use vitalflow::spec;
 use vitalflow::storage::spool::waiting_files;
-use vitalflow::storage::status;
+use vitalflow::storage::status::StoreStatusBoard;
 
 use super::s3_server::{BUCKET, S3Server, stored_objects};
 use super::support::*;
@@ -172,16 +172,20 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
     let pipeline = write_pipeline(dir.path(), &yaml);
     let planned = engine::plan(spec::load(&pipeline).unwrap()).await.unwrap();
     let stop = CancellationToken::new();
+    let stores = StoreStatusBoard::default();
+    let options = run_options(&stores);
     let run = {
         let stop = stop.clone();
-        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
+        tokio::spawn(async move { engine::run(&planned, stop, options).await })
     };
     let target = format!("s3://{BUCKET}/lake/outage");
     let bucket = server.bucket_dir().join("lake/outage");
     let target_state = |degraded: bool| {
         let target = target.clone();
+        let stores = stores.clone();
         move || {
-            status::all()
+            stores
+                .all()
                 .iter()
                 .any(|s| s.target == target && s.is_degraded() == degraded)
         }
@@ -205,7 +209,8 @@ async fn a_store_outage_spools_files_and_uploads_each_exactly_once_when_it_retur
         target_state(true),
     )
     .await;
-    let degraded = status::all()
+    let degraded = stores
+        .all()
         .into_iter()
         .find(|s| s.target == target)
         .unwrap();
@@ -331,8 +336,10 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pau
         "spooled files are only {waiting_bytes} bytes; raise the test's volume"
     );
     let target = format!("s3://{BUCKET}/lake/nextrun");
+    let stores = StoreStatusBoard::default();
     let paused = || {
-        status::all()
+        stores
+            .all()
             .into_iter()
             .any(|s| s.target == target && s.paused && s.is_degraded())
     };
@@ -343,7 +350,8 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pau
     let stop = CancellationToken::new();
     let run = {
         let stop = stop.clone();
-        tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
+        let options = run_options(&stores);
+        tokio::spawn(async move { engine::run(&planned, stop, options).await })
     };
     wait_for(
         "the sink to pause on the full spool",
@@ -377,8 +385,9 @@ async fn files_spooled_while_the_store_is_down_are_uploaded_and_a_full_spool_pau
     let planned = engine::plan(spec::load(&full_pipeline).unwrap())
         .await
         .unwrap();
+    let options = run_options(&stores);
     let run = tokio::spawn(async move {
-        engine::run(&planned, CancellationToken::new(), RunOptions::default()).await
+        engine::run(&planned, CancellationToken::new(), options).await
     });
     wait_for("the sink to pause again", Duration::from_secs(60), paused).await;
     server.spawn();
@@ -445,9 +454,10 @@ sinks:
     );
     let pipeline = write_pipeline(dir.path(), &yaml);
     let planned = engine::plan(spec::load(&pipeline).unwrap()).await.unwrap();
+    let stores = StoreStatusBoard::default();
     let options = RunOptions {
         drain_timeout: Duration::from_secs(20),
-        ..Default::default()
+        ..run_options(&stores)
     };
     let summary = engine::run(&planned, CancellationToken::new(), options)
         .await
@@ -455,7 +465,8 @@ sinks:
     assert_eq!(summary.sinks[0].1.rows, 3000);
     assert!(!waiting_files(&spool).unwrap().is_empty(), "kept locally");
     let target = format!("hdfs://127.0.0.1:{port}/lake/vitals");
-    let state = status::all()
+    let state = stores
+        .all()
         .into_iter()
         .find(|s| s.target == target)
         .unwrap();
@@ -478,7 +489,8 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
         "    kind: simulator\n    patients: 12\n    seed: 3\n    pacing: unpaced\n    limit: 4800";
     let yaml = s3_pipeline("served", &server, &spool, source, "      max_rows: 1000");
     let pipeline = write_pipeline(dir.path(), &yaml);
-    run_pipeline(&pipeline).await;
+    let stores = StoreStatusBoard::default();
+    run_pipeline_with(&pipeline, run_options(&stores)).await;
 
     let listener = server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -486,6 +498,10 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
     let state = AppState::new(Err("no model in this test".into()))
+        .with_run(&vitalflow::sinks::SinkContext {
+            stores,
+            ..Default::default()
+        })
         .with_datasets(Ok(session(&pipeline).await));
     tokio::spawn(server::serve(
         listener,
@@ -572,4 +588,15 @@ async fn the_server_answers_read_only_sql_over_the_s3_dataset_and_reports_the_st
     assert_eq!(store["waiting_files"], 0);
     assert!(store["uploaded_files"].as_u64().unwrap() >= 4, "{store}");
     stop.cancel();
+}
+
+/// Run options whose forwarders report to `stores` (what `/health` reads).
+fn run_options(stores: &StoreStatusBoard) -> RunOptions {
+    RunOptions {
+        sinks: vitalflow::sinks::SinkContext {
+            stores: stores.clone(),
+            ..Default::default()
+        },
+        ..RunOptions::default()
+    }
 }

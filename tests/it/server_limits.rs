@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vitalflow::query::{QueryLimits, QuerySession, datasets_of};
 use vitalflow::server::{AppState, Rate, ServerLimits};
-use vitalflow::sinks::live::{LiveEvent, hub};
+use vitalflow::sinks::SinkContext;
+use vitalflow::sinks::live::LiveEvent;
 use vitalflow::{engine, spec};
 
 use super::support::*;
@@ -101,6 +102,7 @@ async fn sql(base: &str, sql: &str) -> (u16, Value) {
 fn live_pipeline(
     dir: &std::path::Path,
     name: &str,
+    run: &SinkContext,
 ) -> (
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<()>,
@@ -130,9 +132,13 @@ sinks:
     let path = write_pipeline(&live_dir, &yaml);
     let stop = tokio_util::sync::CancellationToken::new();
     let token = stop.clone();
+    let options = engine::RunOptions {
+        sinks: run.clone(),
+        ..engine::RunOptions::default()
+    };
     let task = tokio::spawn(async move {
         let planned = engine::plan(spec::load(&path).unwrap()).await.unwrap();
-        engine::run(&planned, token, engine::RunOptions::default())
+        engine::run(&planned, token, options)
             .await
             .unwrap();
     });
@@ -155,9 +161,10 @@ async fn hostile_queries_fail_clearly_within_the_timeout_while_the_pipeline_keep
 
     // The pipeline of `vitalflow up`, in this process and runtime: count
     // its updates and the longest pause between two.
-    let live = hub("attack_live", 5, Duration::from_secs(600));
+    let run = SinkContext::default();
+    let live = run.live.hub("attack_live", &live_config());
     let mut updates = live.subscribe();
-    let (stop_pipeline, pipeline_task) = live_pipeline(dir.path(), "attack_live");
+    let (stop_pipeline, pipeline_task) = live_pipeline(dir.path(), "attack_live", &run);
     let first = tokio::time::timeout(Duration::from_secs(30), updates.recv())
         .await
         .expect("the live pipeline publishes");
@@ -500,13 +507,16 @@ async fn open_stream(base: &str) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_capped_and_end_when_the_server_shuts_down() {
     // A hub must exist, or the stream would end at once by itself.
-    let _hub = hub("stream_test", 5, Duration::from_secs(600));
-    let state = AppState::new(Err("no model in this test".into())).with_limits(ServerLimits {
-        sse_subscribers: 2,
-        // Longer than the test waits: streams must end by themselves.
-        shutdown_grace: Duration::from_secs(60),
-        ..relaxed()
-    });
+    let run = SinkContext::default();
+    let _hub = run.live.hub("stream_test", &live_config());
+    let state = AppState::new(Err("no model in this test".into()))
+        .with_limits(ServerLimits {
+            sse_subscribers: 2,
+            // Longer than the test waits: streams must end by themselves.
+            shutdown_grace: Duration::from_secs(60),
+            ..relaxed()
+        })
+        .with_run(&run);
     let mut server = start_server(state).await;
     let first = open_stream(&server.base).await;
     let second = open_stream(&server.base).await;

@@ -39,11 +39,21 @@ pub fn write_pipeline(dir: &Path, yaml: &str) -> PathBuf {
 
 /// Load, plan and run a pipeline file to completion.
 pub async fn run_pipeline(path: &Path) -> RunSummary {
+    run_pipeline_with(path, RunOptions::default()).await
+}
+
+/// [`run_pipeline`] with these options.
+pub async fn run_pipeline_with(path: &Path, options: RunOptions) -> RunSummary {
     let spec = spec::load(path).unwrap_or_else(|e| panic!("{e}"));
     let planned = engine::plan(spec).await.unwrap_or_else(|e| panic!("{e}"));
-    engine::run(&planned, CancellationToken::new(), RunOptions::default())
+    engine::run(&planned, CancellationToken::new(), options)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A live sink's settings with its defaults (for a hub made by a test).
+pub fn live_config() -> vitalflow::sinks::LiveSinkConfig {
+    serde_saphyr::from_str("input: scored").unwrap()
 }
 
 /// Run SQL over one dataset directory registered as `t`.

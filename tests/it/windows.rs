@@ -19,7 +19,8 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vitalflow::engine::checkpoint::{CheckpointStore, StateToSave};
-use vitalflow::engine::watermark::{WatermarkTracker, event_times_ms};
+use vitalflow::common::event_times_ms;
+use vitalflow::engine::watermark::WatermarkTracker;
 use vitalflow::engine::{self, Operator};
 use vitalflow::sources::simulator::vitals_schema;
 
@@ -186,10 +187,10 @@ async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec
     let mut operator = plan_window(dir.path(), window).await;
     let event_time = vitalflow::sources::EventTimeConfig {
         column: "ts".into(),
-        max_delay: vitalflow::spec::HumanDuration(std::time::Duration::from_millis(
+        max_delay: vitalflow::common::HumanDuration(std::time::Duration::from_millis(
             MAX_DELAY_MS as u64,
         )),
-        idle_timeout: vitalflow::spec::HumanDuration(std::time::Duration::from_secs(3600)),
+        idle_timeout: vitalflow::common::HumanDuration(std::time::Duration::from_secs(3600)),
     };
     let mut tracker = WatermarkTracker::new(&event_time);
     let mut rng = StdRng::seed_from_u64(seed ^ 0xba7c);

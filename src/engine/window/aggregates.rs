@@ -96,7 +96,7 @@ impl AggregateSpec {
         converter: &RowConverter,
     ) -> anyhow::Result<EvaluatedBatch> {
         let rows = batch.num_rows();
-        let times = crate::engine::watermark::event_times_ms(
+        let times = crate::common::event_times_ms(
             batch,
             batch.schema().field(self.event_time).name(),
         )?;

@@ -18,7 +18,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         ),
         Err(e) => (false, None, None, Some(e.clone())),
     };
-    let storage = crate::storage::status::all();
+    let storage = state.stores.all();
     let healthy = loaded && !storage.iter().any(|s| s.is_degraded());
     Json(Health {
         status: if healthy { "ok" } else { "degraded" }.into(),

@@ -17,12 +17,12 @@ use crate::auth::Principal;
 use crate::server::auth::AuditDetail;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
-use crate::sinks::live::{LiveEvent, registered_hub};
+use crate::sinks::live::LiveEvent;
 
 /// `GET /api/ward`: latest reading of every patient; `live` says whether a
 /// pipeline is feeding this server right now.
-pub async fn ward() -> (Extension<AuditDetail>, Json<Value>) {
-    match registered_hub() {
+pub async fn ward(State(state): State<AppState>) -> (Extension<AuditDetail>, Json<Value>) {
+    match state.live.first() {
         Some(hub) => {
             let patients = hub.latest();
             (
@@ -38,7 +38,7 @@ pub async fn ward() -> (Extension<AuditDetail>, Json<Value>) {
 }
 
 /// `GET /api/patients/{id}`: that patient's most recent readings.
-pub async fn patient(Path(id): Path<String>) -> Response {
+pub async fn patient(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let detail = |rows: usize| {
         Extension(AuditDetail {
             patient_id: Some(id.clone()),
@@ -46,7 +46,7 @@ pub async fn patient(Path(id): Path<String>) -> Response {
             ..AuditDetail::default()
         })
     };
-    match registered_hub().and_then(|hub| hub.recent(&id)) {
+    match state.live.first().and_then(|hub| hub.recent(&id)) {
         Some(recent) => (
             detail(recent.len()),
             Json(json!({ "patient_id": id, "recent": recent })),
@@ -64,8 +64,8 @@ pub async fn patient(Path(id): Path<String>) -> Response {
 }
 
 /// `GET /api/alerts`: escalation alerts, newest first.
-pub async fn alerts() -> (Extension<AuditDetail>, Json<Value>) {
-    let alerts = registered_hub().map(|h| h.alerts()).unwrap_or_default();
+pub async fn alerts(State(state): State<AppState>) -> (Extension<AuditDetail>, Json<Value>) {
+    let alerts = state.live.first().map(|h| h.alerts()).unwrap_or_default();
     (
         Extension(AuditDetail::rows(alerts.len())),
         Json(json!({ "alerts": alerts })),
@@ -93,7 +93,7 @@ pub async fn stream(
             ),
             retry_after: Some(5),
         })?;
-    let events = match registered_hub() {
+    let events = match state.live.first() {
         Some(hub) => BroadcastStream::new(hub.subscribe()).boxed(),
         None => futures::stream::empty().boxed(),
     };

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::sink::KafkaSink;
 use crate::kafka::{ClientSettings, TopicSettings};
-use crate::spec::EnvString;
-use crate::spec::raw::Spanned;
+use crate::common::EnvString;
+use crate::common::Spanned;
 
 /// `kind: kafka` (sink).
 #[derive(Debug, Clone, Deserialize)]

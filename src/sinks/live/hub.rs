@@ -5,11 +5,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
+
+use super::config::{LiveAlertsConfig, LiveSinkConfig};
+use crate::alert::AlertStates;
 
 /// One row as JSON (`ts` in epoch milliseconds).
 pub type Row = Map<String, Value>;
@@ -28,61 +31,65 @@ const ALERTS_KEPT: usize = 200;
 pub struct LiveHub {
     recent_per_key: usize,
     forget_after: Duration,
+    /// The event-time column (epoch milliseconds in the JSON rows).
+    time_column: String,
+    rules: LiveAlertsConfig,
     /// When each patient was last published, and when to sweep next.
     seen: Mutex<(HashMap<String, Instant>, Instant)>,
     latest: RwLock<HashMap<String, Row>>,
     recent: RwLock<HashMap<String, VecDeque<Row>>>,
     alerts: RwLock<VecDeque<Row>>,
-    /// The highest level already alerted per patient (hysteresis).
-    alerted: Mutex<HashMap<String, u8>>,
+    /// The level already alerted per patient, with its hysteresis.
+    alerted: Mutex<AlertStates>,
     events: broadcast::Sender<LiveEvent>,
     running: AtomicBool,
 }
 
-/// Live hubs by name.
-type Hubs = Mutex<Vec<(String, Arc<LiveHub>)>>;
-static HUBS: OnceLock<Hubs> = OnceLock::new();
-
-fn hubs() -> &'static Mutex<Vec<(String, Arc<LiveHub>)>> {
-    HUBS.get_or_init(|| Mutex::new(Vec::new()))
+/// The live hubs of one run by sink name, shared (cheap clones) between the
+/// live sinks that publish and the server that shows them. A hub outlives
+/// its sink, so a restarted run keeps the dashboard's state.
+#[derive(Clone, Default)]
+pub struct LiveHubs {
+    hubs: Arc<Mutex<Vec<(String, Arc<LiveHub>)>>>,
 }
 
-/// The hub of live sink `name`, created on first use.
-pub fn hub(name: &str, recent_per_key: usize, forget_after: Duration) -> Arc<LiveHub> {
-    let mut all = hubs().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, h)) = all.iter().find(|(n, _)| n == name) {
-        return h.clone();
+impl std::fmt::Debug for LiveHubs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        f.debug_list().entries(hubs.iter().map(|(n, _)| n)).finish()
     }
-    let h = Arc::new(LiveHub::new(recent_per_key, forget_after));
-    all.push((name.to_string(), h.clone()));
-    h
 }
 
-/// The hub the dashboard shows: the first live sink of this process.
-pub fn registered_hub() -> Option<Arc<LiveHub>> {
-    hubs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .first()
-        .map(|(_, h)| h.clone())
-}
+impl LiveHubs {
+    /// The hub of live sink `name`, created on first use.
+    pub fn hub(&self, name: &str, config: &LiveSinkConfig) -> Arc<LiveHub> {
+        let mut all = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, h)) = all.iter().find(|(n, _)| n == name) {
+            return h.clone();
+        }
+        let h = Arc::new(LiveHub::new(config));
+        all.push((name.to_string(), h.clone()));
+        h
+    }
 
-/// NEWS2 risk levels in escalation order.
-fn level_rank(level: &str) -> u8 {
-    match level {
-        "low-medium" => 1,
-        "medium" => 2,
-        "high" => 3,
-        _ => 0,
+    /// The hub the dashboard shows: the first live sink built.
+    pub fn first(&self) -> Option<Arc<LiveHub>> {
+        self.hubs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first()
+            .map(|(_, h)| h.clone())
     }
 }
 
 impl LiveHub {
-    pub fn new(recent_per_key: usize, forget_after: Duration) -> Self {
+    pub fn new(config: &LiveSinkConfig) -> Self {
         let (events, _) = broadcast::channel(1024);
         Self {
-            recent_per_key,
-            forget_after,
+            recent_per_key: config.recent,
+            forget_after: config.forget_after.0,
+            time_column: config.time.clone(),
+            rules: config.alerts.clone(),
             seen: Mutex::new((HashMap::new(), Instant::now())),
             latest: RwLock::default(),
             recent: RwLock::default(),
@@ -223,7 +230,7 @@ impl LiveHub {
             for key in &idle {
                 latest.remove(key);
                 recent.remove(key);
-                alerted.remove(key);
+                alerted.forget(key);
             }
         }
         crate::telemetry::events::LivePatientsForgotten {
@@ -232,31 +239,26 @@ impl LiveHub {
         .emit();
     }
 
-    /// An alert when a patient's NEWS2 risk level rises above what was
-    /// already alerted; the memory resets once the patient is back to low,
-    /// so a patient hovering around a threshold does not alert every reading.
+    /// An alert when a patient's level rises above the one already
+    /// alerted; the armed level steps down only after the patient has been
+    /// below it for `rearm_after` of event time, so a patient hovering
+    /// around a threshold does not alert every reading.
     fn escalation(&self, key: &str, row: &Row) -> Option<Row> {
-        let level = row.get("risk_level")?.as_str()?;
-        let rank = level_rank(level);
-        let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = alerted.get(key).copied().unwrap_or(0);
-        if rank == 0 {
-            alerted.remove(key);
-            return None;
-        }
-        if rank <= previous {
-            return None;
-        }
-        alerted.insert(key.to_string(), rank);
-        let score = row.get("news2_score").cloned().unwrap_or(Value::Null);
-        let reason = match level {
-            "high" => format!("NEWS2 {score}: emergency response"),
-            "medium" => format!("NEWS2 {score}: urgent response"),
-            _ => "a single parameter scores 3: urgent ward-based review".to_string(),
-        };
+        let level = row.get(&self.rules.column)?.as_str()?;
+        let rank = self.rules.rank(level);
+        let time = row.get(&self.time_column).and_then(Value::as_i64)?;
+        let escalation = self
+            .alerted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(key, 0, time, rank, self.rules.rearm_after_ms())?;
+        let score = row.get(&self.rules.score).cloned().unwrap_or(Value::Null);
+        let reason = self.rules.levels[escalation.level - 1]
+            .reason
+            .replace("{score}", &score.to_string());
         let mut alert = Map::new();
         alert.insert("patient_id".into(), Value::from(key));
-        alert.insert("ts".into(), row.get("ts").cloned().unwrap_or(Value::Null));
+        alert.insert("ts".into(), Value::from(time));
         alert.insert("news2_score".into(), score);
         alert.insert("level".into(), Value::from(level));
         alert.insert("reason".into(), Value::from(reason));
@@ -276,9 +278,42 @@ mod tests {
             .clone()
     }
 
+    fn config(recent: usize, forget_after: Duration) -> LiveSinkConfig {
+        let mut config: LiveSinkConfig = serde_saphyr::from_str("input: scored").unwrap();
+        config.recent = recent;
+        config.forget_after = crate::common::HumanDuration(forget_after);
+        config
+    }
+
+    fn scored(patient: &str, ts: i64, level: &str) -> Row {
+        json!({"patient_id": patient, "ts": ts, "news2_score": 6, "risk_level": level})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn alerts_use_the_shared_hysteresis() {
+        let mut config = config(5, Duration::from_secs(3600));
+        config.alerts.rearm_after = crate::common::HumanDuration(Duration::from_secs(60));
+        let hub = LiveHub::new(&config);
+        let publish = |rows: Vec<Row>| hub.publish(rows, "patient_id");
+        publish(vec![scored("a", 0, "low"), scored("a", 1_000, "medium")]);
+        publish(vec![scored("a", 2_000, "low"), scored("a", 3_000, "medium")]);
+        assert_eq!(hub.alerts().len(), 1, "back up within rearm_after: one alert");
+        publish(vec![scored("a", 4_000, "high")]);
+        // Low for over a minute of event time: the next rise alerts again.
+        publish(vec![scored("a", 5_000, "low"), scored("a", 70_000, "low")]);
+        publish(vec![scored("a", 71_000, "medium")]);
+        let alerts = hub.alerts();
+        let levels: Vec<&str> = alerts.iter().map(|a| a["level"].as_str().unwrap()).collect();
+        assert_eq!(levels, ["medium", "high", "medium"]);
+        assert_eq!(alerts[0]["reason"], "NEWS2 6: urgent response");
+    }
+
     #[test]
     fn patients_not_seen_for_forget_after_are_forgotten() {
-        let hub = LiveHub::new(5, Duration::from_millis(100));
+        let hub = LiveHub::new(&config(5, Duration::from_millis(100)));
         let start = Instant::now();
         hub.publish_at(vec![reading("a"), reading("b")], "patient_id", start);
         assert_eq!(hub.patients(), 2);

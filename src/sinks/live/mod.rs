@@ -6,6 +6,6 @@ mod config;
 mod hub;
 mod sink;
 
-pub use config::LiveSinkConfig;
-pub use hub::{LiveEvent, LiveHub, hub, registered_hub};
+pub use config::{LiveAlertLevel, LiveAlertsConfig, LiveSinkConfig};
+pub use hub::{LiveEvent, LiveHub, LiveHubs};
 pub use sink::LiveSink;

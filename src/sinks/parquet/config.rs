@@ -14,8 +14,9 @@ use arrow::datatypes::{DataType, SchemaRef};
 use serde::Deserialize;
 
 use super::sink::ParquetSink;
-use crate::spec::raw::Spanned;
-use crate::spec::{EnvString, HumanBytes, HumanDuration};
+use crate::sinks::SinkContext;
+use crate::common::Spanned;
+use crate::common::{EnvString, HumanBytes, HumanDuration};
 use crate::storage::store::check_settings;
 use crate::storage::{Location, RemoteLocation};
 
@@ -271,10 +272,10 @@ impl ParquetSinkConfig {
         &self,
         name: &str,
         schema: SchemaRef,
-        _base: &Path,
+        ctx: &SinkContext,
     ) -> anyhow::Result<ParquetSink> {
         self.check_schema(&schema).map_err(anyhow::Error::msg)?;
-        ParquetSink::try_new(name, self.clone(), schema)
+        ParquetSink::try_new(name, self.clone(), schema, &ctx.stores)
     }
 }
 

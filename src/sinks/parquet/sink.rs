@@ -24,6 +24,7 @@ use super::naming::{data_file_name, date_partition, is_in_progress_file};
 use super::writer::RollingFile;
 use crate::sinks::{Sink, SinkMessage, SinkSummary};
 use crate::storage::forward::Forwarder;
+use crate::storage::status::StoreStatusBoard;
 use crate::storage::spool::Spool;
 use crate::storage::store::open_store;
 use crate::storage::{Location, StagedFile};
@@ -50,10 +51,13 @@ pub struct ParquetSink {
 }
 
 impl ParquetSink {
+    /// A sink writing `schema` rows as `config` says; a remote dataset's
+    /// uploader reports its status on `stores`.
     pub fn try_new(
         name: &str,
         config: ParquetSinkConfig,
         schema: SchemaRef,
+        stores: &StoreStatusBoard,
     ) -> anyhow::Result<Self> {
         let location = config.location().map_err(anyhow::Error::msg)?;
         let root = config.local_dir().map_err(anyhow::Error::msg)?;
@@ -67,7 +71,8 @@ impl ParquetSink {
                     remote.to_string(),
                     config.spool.max_bytes.0,
                 ));
-                let forwarder = Forwarder::new(name, spool.clone(), store, remote.clone());
+                let forwarder =
+                    Forwarder::new(name, spool.clone(), store, remote.clone(), stores.clone());
                 (Some(spool), Some(forwarder))
             }
         };
@@ -462,7 +467,7 @@ mod tests {
         let config: ParquetSinkConfig = serde_saphyr::from_str(&yaml).unwrap();
         config.validate().unwrap();
         let batch = batch_over_days(300);
-        let mut sink = ParquetSink::try_new("hostile", config, batch.schema()).unwrap();
+        let mut sink = ParquetSink::try_new("hostile", config, batch.schema(), &Default::default()).unwrap();
         sink.write(batch).unwrap();
         assert!(sink.open.len() <= 4, "{} files open", sink.open.len());
         // Every row is in a staged or an open file, one file per day.

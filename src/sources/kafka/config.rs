@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::consumer::KafkaSource;
 use super::schema::{FieldSpec, RecordSchema};
 use crate::kafka::{ClientSettings, TopicSettings};
-use crate::spec::{EnvString, HumanBytes, HumanDuration};
+use crate::common::{EnvString, HumanBytes, HumanDuration};
 
 /// `kind: kafka`.
 #[derive(Debug, Clone, Deserialize)]

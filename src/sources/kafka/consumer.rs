@@ -34,8 +34,8 @@ use super::events::{
     SourcePaused, SourceResumed,
 };
 use super::schema::RecordSchema;
-use crate::engine::checkpoint::DurableOffsets;
-use crate::engine::watermark::event_times_ms;
+use crate::common::DurableOffsetsReader;
+use crate::common::event_times_ms;
 use crate::kafka::{ensure_topic, wait_for_brokers};
 use crate::sources::{
     EventTimeConfig, Offsets, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary,
@@ -72,7 +72,7 @@ struct Shared {
     pending: Mutex<Pending>,
     /// With `event_time:`, batches carry each partition's newest event time.
     event_time: Option<EventTimeConfig>,
-    durable: Option<DurableOffsets>,
+    durable: Option<std::sync::Arc<dyn DurableOffsetsReader>>,
     assigned: Mutex<BTreeSet<TopicPartition>>,
     summary: Mutex<SourceSummary>,
     /// Set once the final checkpoint is done: later revokes just release.
@@ -485,11 +485,11 @@ impl Shared {
         consumer: &BaseConsumer<SourceClientContext>,
         list: &mut TopicPartitionList,
     ) {
-        let durable = match self.durable.as_ref().map(|d| d.of(&self.name)).transpose() {
+        let durable = match self.durable.as_ref().map(|d| d.durable_offsets(&self.name)).transpose() {
             Ok(durable) => durable.unwrap_or_default(),
             Err(error) => {
                 // Resuming from Kafka's offsets could duplicate rows: stop.
-                self.fail(error.context("reading checkpoints to resume the assigned partitions"));
+                self.fail(anyhow::anyhow!(error).context("reading checkpoints to resume the assigned partitions"));
                 return;
             }
         };

@@ -168,7 +168,7 @@ fn prefix(bytes: &[u8], max: usize) -> &[u8] {
     &bytes[..bytes.len().min(max)]
 }
 
-use crate::digest::sha256_hex as hex_sha256;
+use crate::common::digest::sha256_hex as hex_sha256;
 
 /// `text` cut to at most `max` characters, marked when cut.
 fn truncate_chars(text: &str, max: usize) -> std::borrow::Cow<'_, str> {

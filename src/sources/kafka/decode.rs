@@ -20,7 +20,7 @@ use arrow::json::reader::{Decoder, ReaderBuilder};
 
 use super::dead_letters::{DeadLetter, DeadLetterBuilder, ReasonKind};
 use super::schema::RecordSchema;
-use crate::sources::{Offsets, TopicPartition};
+use crate::common::{Offsets, TopicPartition};
 
 /// Where one message sits in [`RawMessages`].
 #[derive(Debug, Clone)]
@@ -606,7 +606,7 @@ mod tests {
         let schema = RecordSchema::try_new(&[
             field("patient_id", FieldType::String),
             FieldSpec {
-                max_future: Some(crate::spec::HumanDuration(std::time::Duration::from_secs(
+                max_future: Some(crate::common::HumanDuration(std::time::Duration::from_secs(
                     300,
                 ))),
                 ..field("ts", FieldType::Timestamp)

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::sources::TopicPartition;
+use crate::common::TopicPartition;
 
 /// A batch of messages was decoded.
 pub struct MessagesDecoded<'a> {

@@ -9,7 +9,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 
-use crate::spec::HumanDuration;
+use crate::common::HumanDuration;
 
 /// One field of a JSON record.
 #[derive(Debug, Clone, Deserialize)]

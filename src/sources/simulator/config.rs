@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::source::SimulatorSource;
-use crate::spec::HumanDuration;
+use crate::common::HumanDuration;
 
 /// `kind: simulator`.
 #[derive(Debug, Clone, Deserialize)]

@@ -10,11 +10,13 @@ mod config;
 mod generator;
 mod json;
 mod patient;
+mod publish;
 mod schema;
 mod source;
 
 pub use config::{Pacing, SimulatorConfig};
 pub use generator::VitalsGenerator;
 pub use json::encode_json_lines;
+pub use publish::{PublishOptions, PublishSummary, publish_readings};
 pub use schema::vitals_schema;
 pub use source::SimulatorSource;

@@ -30,6 +30,11 @@ pub struct AlertStates {
 }
 
 impl AlertStates {
+    /// Drop a key's state (a patient no longer monitored).
+    pub fn forget(&mut self, key: &str) {
+        self.keys.remove(key);
+    }
+
     /// Feed one row (rows of a key in event-time order); `Some` on an
     /// escalation.
     pub fn observe(

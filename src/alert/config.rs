@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::spec::HumanDuration;
+use crate::common::HumanDuration;
 
 /// ```yaml
 /// alerts:

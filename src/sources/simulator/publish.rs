@@ -8,8 +8,8 @@ use anyhow::Context;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClientSettings, KeyedProducer, TopicSettings, ensure_topic, wait_for_brokers};
-use crate::sources::simulator::{Pacing, SimulatorConfig, VitalsGenerator, encode_json_lines};
+use super::{Pacing, SimulatorConfig, VitalsGenerator, encode_json_lines};
+use crate::kafka::{ClientSettings, KeyedProducer, TopicSettings, ensure_topic, wait_for_brokers};
 use crate::telemetry::events::{SimulatorDeliveryFailed, SimulatorProduced};
 
 /// Where and how to publish.

@@ -46,7 +46,7 @@ macro_rules! kind_tagged_deserialize {
                         write!(f, "a {} (a mapping starting with `kind`)", $what)
                     }
                     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$enum, A::Error> {
-                        let kind = $crate::spec::read_kind(&mut map, $what, KINDS)?;
+                        let kind = $crate::common::read_kind(&mut map, $what, KINDS)?;
                         let rest = serde::de::value::MapAccessDeserializer::new(map);
                         match kind.as_str() {
                             $($kind => <$config as serde::Deserialize>::deserialize(rest).map($enum::$variant),)+

@@ -31,7 +31,7 @@ impl std::fmt::Display for EnvString {
 /// the default, as in the shell.
 ///
 /// ```
-/// # use vitalflow::spec::expand_env;
+/// # use vitalflow::common::expand_env;
 /// // SAFETY (test only): single-threaded doctest.
 /// unsafe { std::env::set_var("VF_DOC_DIR", "/srv") };
 /// assert_eq!(expand_env("${VF_DOC_DIR}/vitals").unwrap(), "/srv/vitals");

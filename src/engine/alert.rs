@@ -1,4 +1,6 @@
-//! [`AlertOperator`]: rows in, escalation alerts out, state per key.
+//! [`AlertOperator`]: the `alert:` transform. Rows in, each level's SQL
+//! condition evaluated with DataFusion, escalation alerts out; the
+//! hysteresis itself is [`crate::alert::AlertStates`], shared with the live sink.
 
 use std::sync::Arc;
 
@@ -13,11 +15,10 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::config::AlertConfig;
-use super::state::{AlertStates, KeyState};
+use crate::alert::{AlertConfig, AlertStates, KeyState};
 use crate::engine::operator::Operator;
 use crate::engine::session::streaming_session;
-use crate::engine::watermark::event_times_ms;
+use crate::common::event_times_ms;
 use crate::udf::LoadedUdf;
 
 pub struct AlertOperator {

@@ -1,0 +1,26 @@
+//! The leaf layer: small value types and helpers every other layer shares.
+//! It imports nothing of ours, so anything may import it without making a
+//! cycle (`tests/it/layers.rs` checks that).
+//!
+//! - [`units`]: durations and byte sizes as written in YAML (`5m`, `128MiB`).
+//! - [`env`]: `${VAR}` references in YAML values.
+//! - [`tagged`]: `kind:`-tagged component enums that keep error lines;
+//!   [`Spanned`] values that keep theirs.
+//! - [`offsets`]: Kafka partitions and offsets, and the seam through which a
+//!   source reads what the engine made durable.
+//! - [`event_time`]: a timestamp column as epoch milliseconds.
+//! - [`digest`]: SHA-256 as hex.
+
+pub mod digest;
+pub mod env;
+pub mod event_time;
+pub mod offsets;
+pub mod tagged;
+pub mod units;
+
+pub use env::{EnvString, expand_env};
+pub use event_time::{EventTimeError, event_times_ms};
+pub use offsets::{DurableOffsetsReader, Offsets, TopicPartition};
+pub use serde_saphyr::Spanned;
+pub use tagged::read_kind;
+pub use units::{HumanBytes, HumanDuration};
