@@ -16,7 +16,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 # Declared in Cargo.toml ([[bench]]): cargo needs it to load the manifest.
 COPY benches/ benches/
-# src/bench embeds sql/vitals_scored.sql with include_str!.
+# The workspace's other member, the benchmark harness the binary links
+# (`vitalflow bench`); it embeds sql/*.sql with include_str!.
+COPY crates/ crates/
 COPY sql/ sql/
 COPY src/ src/
 # Caches survive between builds; the binary is copied out of the cached target.

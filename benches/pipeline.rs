@@ -7,8 +7,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod common;
-use common::env_or;
+use vitalflow_bench::env_or;
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; there is nothing to filter here.
@@ -18,7 +17,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(vitalflow::bench::run(
+    let report = runtime.block_on(vitalflow::cli::bench::run(
         events,
         patients,
         &dir.path().join("vitals"),

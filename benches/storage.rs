@@ -9,10 +9,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use vitalflow::bench::storage::{LocalS3Server, S3Target, run, s3_server_binary};
-
-mod common;
-use common::env_or;
+use vitalflow::cli::bench::storage::run;
+use vitalflow_bench::env_or;
+use vitalflow_bench::s3::{LocalS3Server, S3Target, s3_server_binary};
 
 fn main() -> anyhow::Result<()> {
     let events = env_or("VITALFLOW_BENCH_EVENTS", 10_000_000u64);

@@ -8,13 +8,13 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod common;
-use common::env_or;
+use vitalflow_bench::env_or;
+use vitalflow_bench::windows::Shape;
 
 fn main() -> anyhow::Result<()> {
     let events = env_or("VITALFLOW_BENCH_EVENTS", 50_000_000u64);
     let patients = env_or("VITALFLOW_BENCH_PATIENTS", 10_000u32);
-    let shape: vitalflow::bench::windows::Shape = std::env::var("VITALFLOW_BENCH_SHAPE")
+    let shape: Shape = std::env::var("VITALFLOW_BENCH_SHAPE")
         .unwrap_or_else(|_| "ward".into())
         .parse()
         .map_err(anyhow::Error::msg)?;
@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(vitalflow::bench::windows::run(
+    let report = runtime.block_on(vitalflow::cli::bench::windows::run(
         shape,
         events,
         patients,

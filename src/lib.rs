@@ -16,12 +16,12 @@
 //! - [`query`]: SQL over stored datasets with partition and statistics pruning.
 //! - [`models`]: the ONNX risk model (tract prediction, TreeSHAP explanations).
 //! - [`udf`]: Arroyo UDF plugins (dylibs over the Arrow C Data Interface).
-//! - [`cli`], [`telemetry`], [`bench`]: the binary's glue, logs, benchmark.
+//! - [`cli`], [`telemetry`]: the binary's glue (with the benchmark runs,
+//!   [`cli::bench`]; their harness is the `vitalflow-bench` crate), logs.
 
 pub mod alert;
 pub mod audit;
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod common;
 pub mod engine;

@@ -351,7 +351,7 @@ pub struct BenchArgs {
     /// 1 min hopping windows) or `count` (a 1-second tumbling count per
     /// patient, Arroyo's benchmark job).
     #[arg(long, value_name = "SHAPE", conflicts_with = "soak")]
-    pub windows: Option<crate::bench::windows::Shape>,
+    pub windows: Option<vitalflow_bench::windows::Shape>,
     /// Soak the Kafka pipeline for this long (e.g. `30m`): a steady rate
     /// with 1 % malformed records and a reading from the year 9999 every
     /// minute; prints whether every record is accounted for and RSS over

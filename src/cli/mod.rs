@@ -1,7 +1,7 @@
 //! The `vitalflow` command line: one function per subcommand.
 
 mod args;
-mod bench;
+pub mod bench;
 mod query;
 mod run;
 mod serve;

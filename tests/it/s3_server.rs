@@ -19,7 +19,7 @@ pub struct S3Server {
 }
 
 fn binary() -> PathBuf {
-    let path = vitalflow::bench::storage::s3_server_binary();
+    let path = vitalflow_bench::s3::s3_server_binary();
     assert!(
         path.exists(),
         "{} not found: run the tests with ./scripts/test.sh, which installs s3s-fs (or set VITALFLOW_S3_SERVER)",
@@ -31,7 +31,7 @@ fn binary() -> PathBuf {
 impl S3Server {
     /// A running server with the bucket `vitals-lake`.
     pub fn start() -> Self {
-        let port = crate::support::free_port();
+        let port = vitalflow_bench::net::free_port();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data").join(BUCKET)).unwrap();
         let mut server = Self {
@@ -78,7 +78,7 @@ impl S3Server {
         )
         .expect("starting s3s-fs");
         self.child = Some(child);
-        crate::support::wait_for_port(self.port, "s3s-fs", &self.dir.path().join("s3s.log"));
+        vitalflow_bench::net::wait_for_port(self.port, "s3s-fs", &self.dir.path().join("s3s.log"));
     }
 
     /// SIGKILL: the store vanishes mid-stream.

@@ -1,5 +1,6 @@
-//! The windowed benchmark (`cargo bench --bench windows`): unpaced
-//! simulator, many patients -> per-patient event-time windows -> Parquet.
+//! The windowed benchmark's pipelines (`vitalflow bench --windows`, `cargo
+//! bench --bench windows`): unpaced simulator, many patients -> per-patient
+//! event-time windows -> Parquet.
 //!
 //! Two shapes, run in separate processes so each peak RSS is its own:
 //! - `ward` (default): per patient, the shipped 1-minute risk windows (the
@@ -10,10 +11,10 @@
 
 use std::path::Path;
 
-use super::BenchReport;
+use crate::sql_block;
 
-pub const RISK_SQL: &str = include_str!("../../sql/patient_risk.sql");
-pub const ROLLING_SQL: &str = include_str!("../../sql/vitals_rolling.sql");
+pub const RISK_SQL: &str = include_str!("../../../sql/patient_risk.sql");
+pub const ROLLING_SQL: &str = include_str!("../../../sql/vitals_rolling.sql");
 const COUNT_SQL: &str = "SELECT patient_id, w.end AS window_end, readings FROM (SELECT patient_id, tumble(interval '1 second') AS w, count(*) AS readings FROM monitors GROUP BY patient_id, w)";
 
 /// Which windowed job to run.
@@ -34,10 +35,6 @@ impl std::str::FromStr for Shape {
     }
 }
 
-fn indent(sql: &str) -> String {
-    sql.lines().map(|l| format!("      {l}\n")).collect()
-}
-
 fn sink(name: &str, input: &str, output: &Path) -> String {
     let time = if name == "counts" {
         "window_end"
@@ -56,7 +53,16 @@ fn sink(name: &str, input: &str, output: &Path) -> String {
     )
 }
 
-pub fn pipeline_yaml(shape: Shape, events: u64, patients: u32, output: &Path) -> String {
+/// The pipeline for `shape`. `repo`: the vitalflow repository, whose UDF
+/// plugins (`udfs/`), model (`models/`) and patients table (`config/`) the
+/// `ward` shape loads.
+pub fn pipeline_yaml(
+    shape: Shape,
+    events: u64,
+    patients: u32,
+    output: &Path,
+    repo: &Path,
+) -> String {
     // Ward: one reading per patient per second. Count: ten, so each
     // 1-second window aggregates several events per key.
     let interval = match shape {
@@ -66,10 +72,10 @@ pub fn pipeline_yaml(shape: Shape, events: u64, patients: u32, output: &Path) ->
     let transforms = match shape {
         Shape::Ward => format!(
             "  patient_risk:\n    sql: |\n{}  rolling:\n    sql: |\n{}",
-            indent(RISK_SQL),
-            indent(ROLLING_SQL)
+            sql_block(RISK_SQL),
+            sql_block(ROLLING_SQL)
         ),
-        Shape::Count => format!("  counts:\n    sql: |\n{}", indent(COUNT_SQL)),
+        Shape::Count => format!("  counts:\n    sql: |\n{}", sql_block(COUNT_SQL)),
     };
     let sinks = match shape {
         Shape::Ward => {
@@ -77,8 +83,7 @@ pub fn pipeline_yaml(shape: Shape, events: u64, patients: u32, output: &Path) ->
         }
         Shape::Count => sink("counts", "counts", output),
     };
-    // The plugins, the model and the patients table of the repository.
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = repo.display();
     let scoring = match shape {
         Shape::Ward => format!(
             "udfs: [\"{root}/udfs/news2\", \"{root}/udfs/news2_missing\"]
@@ -112,15 +117,33 @@ transforms:
     )
 }
 
-pub async fn run(
-    shape: Shape,
-    events: u64,
-    patients: u32,
-    output: &Path,
-) -> anyhow::Result<BenchReport> {
-    super::run_yaml(
-        &pipeline_yaml(shape, events, patients, output),
-        "bench-windows.yaml",
-    )
-    .await
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_and_unknown_ones_are_named() {
+        assert_eq!("ward".parse(), Ok(Shape::Ward));
+        assert_eq!("count".parse(), Ok(Shape::Count));
+        assert_eq!(
+            "bogus".parse::<Shape>(),
+            Err("unknown bench shape `bogus` (ward, count)".to_string())
+        );
+    }
+
+    #[test]
+    fn the_ward_shape_loads_the_repository_plugins_and_the_count_shape_does_not() {
+        let (out, repo) = (Path::new("/o"), Path::new("/repo"));
+        let ward = pipeline_yaml(Shape::Ward, 10, 2, out, repo);
+        assert!(ward.contains("udfs: [\"/repo/udfs/news2\""), "{ward}");
+        assert!(ward.contains("path: \"/o/patient_risk\""), "{ward}");
+        assert!(ward.contains("interval: 1s\n"), "{ward}");
+        let count = pipeline_yaml(Shape::Count, 10, 2, out, repo);
+        assert!(!count.contains("udfs:"), "{count}");
+        assert!(
+            count.contains("sort_by: [patient_id, window_end]"),
+            "{count}"
+        );
+        assert!(count.contains("interval: 100ms\n"), "{count}");
+    }
 }

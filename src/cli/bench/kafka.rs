@@ -1,8 +1,8 @@
-//! The Kafka benchmark: against one broker, in one run, (1) the simulator's
-//! produce rate, (2) a raw consume-and-discard rate with the Kafka source's
-//! own client settings, and (3) the pipeline's Kafka -> NEWS2 SQL -> Parquet
-//! rate until every message is durably published. The ratio (3)/(2) is how
-//! much of the broker's deliverable rate the pipeline keeps.
+//! The Kafka benchmark (`cargo bench --bench kafka`): against one broker, in
+//! one run, the simulator's produce rate, a raw consume-and-discard rate
+//! with the Kafka source's own client settings, and the pipeline's Kafka ->
+//! NEWS2 SQL -> Parquet rate until every message is durably published. The
+//! report and the pipeline are [`vitalflow_bench::kafka`].
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,57 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
+use vitalflow_bench::kafka::{KafkaBenchReport, SESSION_TIMEOUT_MS, pipeline_yaml};
 
 use crate::engine::{self, RunOptions};
 use crate::kafka::{ClientSettings, TopicSettings};
 use crate::sources::simulator::{PublishOptions, publish_readings};
 use crate::sources::simulator::{Pacing, SimulatorConfig};
 use crate::spec;
-
-#[derive(Debug, Clone)]
-pub struct KafkaBenchReport {
-    pub messages: u64,
-    pub produce: Duration,
-    pub raw_consume: Duration,
-    pub pipeline: Duration,
-}
-
-fn rate(n: u64, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64().max(1e-9)
-}
-
-impl std::fmt::Display for KafkaBenchReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.messages;
-        writeln!(f, "messages:              {n}")?;
-        writeln!(
-            f,
-            "simulator produce:     {:.0} msg/s ({:.2} s)",
-            rate(n, self.produce),
-            self.produce.as_secs_f64()
-        )?;
-        writeln!(
-            f,
-            "raw consume+discard:   {:.0} msg/s ({:.2} s)",
-            rate(n, self.raw_consume),
-            self.raw_consume.as_secs_f64()
-        )?;
-        writeln!(
-            f,
-            "pipeline -> Parquet:   {:.0} msg/s ({:.2} s)",
-            rate(n, self.pipeline),
-            self.pipeline.as_secs_f64()
-        )?;
-        write!(
-            f,
-            "pipeline / raw:        {:.2}",
-            rate(n, self.pipeline) / rate(n, self.raw_consume)
-        )
-    }
-}
-
-/// Librdkafka settings both consumers use, so the comparison is fair.
-const SESSION_TIMEOUT_MS: &str = "6000";
 
 pub async fn run(
     brokers: &str,
@@ -147,8 +103,7 @@ fn consume_and_discard(
     Ok(started.elapsed())
 }
 
-/// The shipped Kafka pipeline's shape (same source settings, scoring SQL,
-/// Parquet sink) until every message is durably stored.
+/// The shipped Kafka pipeline's shape until every message is durably stored.
 async fn run_pipeline(
     brokers: &str,
     topic: &str,
@@ -156,40 +111,7 @@ async fn run_pipeline(
     work_dir: &Path,
 ) -> anyhow::Result<Duration> {
     let output = work_dir.join("vitals");
-    let dead = work_dir.join("dead_letters");
-    let sql = super::scoring_sql_block();
-    let yaml = format!(
-        "name: bench_kafka
-sources:
-  monitors:
-    kind: kafka
-    brokers: \"{brokers}\"
-    topic: \"{topic}\"
-    group_id: bench-pipeline-{group:08x}
-    properties:
-      session.timeout.ms: \"{SESSION_TIMEOUT_MS}\"
-{schema}transforms:
-  scored:
-    sql: |
-{sql}
-sinks:
-  vitals:
-    kind: parquet
-    input: scored
-    path: \"{}\"
-    partition_by_date: ts
-    sort_by: [patient_id, ts]
-    roll: {{max_age: 500ms}}
-  dead_letters:
-    kind: parquet
-    input: monitors_dead_letters
-    path: \"{}\"
-",
-        output.display(),
-        dead.display(),
-        group = rand::random::<u32>(),
-        schema = record_schema_yaml(""),
-    );
+    let yaml = pipeline_yaml(brokers, topic, &output, &work_dir.join("dead_letters"));
     let spec = spec::parse(&yaml, Path::new("<bench>/bench-kafka.yaml"))?;
     let planned = engine::plan(spec).await?;
     let stop = CancellationToken::new();
@@ -219,27 +141,7 @@ sinks:
     Ok(elapsed)
 }
 
-/// The shipped Kafka pipelines' record schema as a `schema:` block (for a
-/// source at 4 spaces), with `ts_extra` added to the `ts` field (e.g.
-/// `, max_future: 5m`).
-pub(crate) fn record_schema_yaml(ts_extra: &str) -> String {
-    format!(
-        "    schema:
-      - {{name: patient_id, type: string}}
-      - {{name: ts, type: timestamp{ts_extra}}}
-      - {{name: heart_rate, type: int32, min: 0, max: 300}}
-      - {{name: spo2, type: int32, min: 0, max: 100}}
-      - {{name: systolic_bp, type: int32, min: 0, max: 300}}
-      - {{name: diastolic_bp, type: int32, min: 0, max: 250}}
-      - {{name: respiratory_rate, type: int32, min: 0, max: 100}}
-      - {{name: temperature, type: float64, min: 25, max: 45}}
-      - {{name: consciousness, type: string, values: [A, C, V, P, U]}}
-      - {{name: on_oxygen, type: boolean}}
-"
-    )
-}
-
-/// Rows in the published files, from their footers.
+/// Rows in the published files below `dir`, from their footers.
 pub(crate) fn stored_rows(dir: &Path) -> anyhow::Result<u64> {
     let mut rows = 0;
     let mut dirs = vec![dir.to_path_buf()];

@@ -1,0 +1,51 @@
+//! Memory figures of this process from `/proc/self/status` (Linux only;
+//! `None` elsewhere).
+
+/// Peak resident set size (`VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// The file-backed part of RSS now (`RssFile`: the binary's code, shared
+/// libraries): resident memory the pipeline's data does not explain.
+pub fn mapped_files_rss_bytes() -> Option<u64> {
+    status_bytes("RssFile:")
+}
+
+/// Resident set size now (`VmRSS`).
+pub fn resident_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// A `kB` field of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_kb_field(&status, field)
+}
+
+fn parse_kb_field(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_read_in_kib() {
+        let status = "VmPeak:\t  200 kB\nVmHWM:\t   120 kB\nVmRSS:\t   100 kB\nRssFile:\t 40 kB\n";
+        assert_eq!(parse_kb_field(status, "VmHWM:"), Some(120 * 1024));
+        assert_eq!(parse_kb_field(status, "RssFile:"), Some(40 * 1024));
+        assert_eq!(parse_kb_field(status, "RssShmem:"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_peak_at_least_its_current_rss() {
+        if cfg!(target_os = "linux") {
+            let (peak, now) = (peak_rss_bytes().unwrap(), resident_bytes().unwrap());
+            assert!(peak >= now && now > 0, "peak {peak}, now {now}");
+        }
+    }
+}
