@@ -5,19 +5,20 @@
 //! DataFusion engine and writes the results as Parquet, which `vitalflow
 //! query` serves back with SQL.
 //!
-//! Data flows one way: [`sources`] -> [`engine`] -> [`sinks`].
-//! - [`spec`]: pipeline YAML in, validated [`spec::PipelineSpec`] out.
-//! - [`engine`]: plans SQL once, runs it per micro-batch, moves batches
-//!   through bounded channels, checkpoints files and source offsets together.
-//! - [`sources`]: the simulator and Kafka (JSON, consumer groups, dead letters).
-//! - [`sinks`]: rolling, date-partitioned Parquet; Kafka; the live dashboard feed.
-//! - [`kafka`]: client settings, topics, the producer, `vitalflow simulate`.
-//! - [`storage`]: dataset locations as URLs.
-//! - [`query`]: SQL over stored datasets with partition and statistics pruning.
-//! - [`models`]: the ONNX risk model (tract prediction, TreeSHAP explanations).
-//! - [`udf`]: Arroyo UDF plugins (dylibs over the Arrow C Data Interface).
-//! - [`cli`], [`telemetry`]: the binary's glue (with the benchmark runs,
-//!   [`cli::bench`]; their harness is the `vitalflow-bench` crate), logs.
+//! Data flows one way: [`sources`] -> [`engine`] -> [`sinks`]; the [`server`]
+//! reads what the sinks wrote. Modules are layered, lowest first; a module
+//! imports only lower layers (the README's layout table is the map, and
+//! `tests/it/layers.rs` checks the real imports against it):
+//! 0. [`common`] (shared value types, imports nothing of ours), [`telemetry`]
+//! 1. [`storage`], [`models`], [`udf`], [`alert`]
+//! 2. [`kafka`]: client settings, topics, the producer
+//! 3. [`sources`] (simulator, Kafka), [`sinks`] (Parquet, Kafka, live view)
+//! 4. [`spec`]: pipeline YAML in, validated [`spec::PipelineSpec`] out
+//! 5. [`engine`]: plans SQL once, runs it per micro-batch, checkpoints
+//! 6. [`query`]: SQL over stored datasets
+//! 7. [`auth`], [`audit`]
+//! 8. [`server`]: the HTTP API and dashboard
+//! 9. [`cli`]: the binary's subcommands
 
 pub mod alert;
 pub mod audit;
