@@ -16,6 +16,7 @@ use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::alert::{AlertConfig, AlertStates, KeyState};
+use crate::engine::events::AlertRaised;
 use crate::engine::operator::Operator;
 use crate::engine::session::streaming_session;
 use crate::common::event_times_ms;
@@ -198,8 +199,12 @@ impl Operator for AlertOperator {
             return Ok(Vec::new());
         }
         for e in &escalations {
-            metrics::counter!("vitalflow_alerts_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone(), "level" => self.level_name(e.level).to_string())
-                .increment(1);
+            AlertRaised {
+                pipeline: &self.pipeline,
+                transform: &self.name,
+                level: self.level_name(e.level),
+            }
+            .emit();
         }
         let indices = UInt32Array::from_iter_values(escalations.iter().map(|e| e.row as u32));
         let alert_time = TimestampMillisecondArray::from_iter_values(

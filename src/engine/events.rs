@@ -1,4 +1,5 @@
 //! Internal events of the engine loop (one log line and/or metrics each).
+#![allow(clippy::disallowed_macros)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -144,5 +145,51 @@ impl StateRestored<'_> {
             open_groups = self.groups,
             "continuing open windows from the last checkpoint"
         );
+    }
+}
+
+/// A window operator closed windows and emitted their groups.
+pub struct WindowsClosed<'a> {
+    pub pipeline: &'a str,
+    pub transform: &'a str,
+    pub windows: usize,
+    pub groups: usize,
+}
+
+impl WindowsClosed<'_> {
+    pub fn emit(&self) {
+        let (pipeline, transform) = (self.pipeline.to_owned(), self.transform.to_owned());
+        metrics::counter!("vitalflow_windows_closed_total", "pipeline" => pipeline.clone(), "transform" => transform.clone())
+            .increment(self.windows as u64);
+        metrics::counter!("vitalflow_window_groups_emitted_total", "pipeline" => pipeline, "transform" => transform)
+            .increment(self.groups as u64);
+    }
+}
+
+/// How many windows a window operator holds open now.
+pub struct WindowsOpen<'a> {
+    pub pipeline: &'a str,
+    pub transform: &'a str,
+    pub open: usize,
+}
+
+impl WindowsOpen<'_> {
+    pub fn emit(&self) {
+        metrics::gauge!("vitalflow_windows_open", "pipeline" => self.pipeline.to_owned(), "transform" => self.transform.to_owned())
+            .set(self.open as f64);
+    }
+}
+
+/// An `alert:` transform raised an alert at `level`.
+pub struct AlertRaised<'a> {
+    pub pipeline: &'a str,
+    pub transform: &'a str,
+    pub level: &'a str,
+}
+
+impl AlertRaised<'_> {
+    pub fn emit(&self) {
+        metrics::counter!("vitalflow_alerts_total", "pipeline" => self.pipeline.to_owned(), "transform" => self.transform.to_owned(), "level" => self.level.to_owned())
+            .increment(1);
     }
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::location::RemoteLocation;
 use super::spool::{Spool, SpooledFile};
+use super::events::{FileUploaded, UploadFailed};
 use super::status::{StoreStatus, StoreStatusBoard};
 
 /// How often an idle forwarder looks for newly published files.
@@ -174,12 +175,13 @@ impl Forwarder {
             .shutdown()
             .await
             .map_err(|e| anyhow::Error::new(e).context(context()))?;
-        let labels = [("sink", self.sink.clone())];
-        metrics::counter!("vitalflow_store_uploaded_files_total", &labels).increment(1);
-        metrics::counter!("vitalflow_store_uploaded_bytes_total", &labels).increment(file.bytes);
-        metrics::histogram!("vitalflow_store_upload_duration_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
-        tracing::debug!(sink = %self.sink, object = %path, bytes = file.bytes, "uploaded");
+        FileUploaded {
+            sink: &self.sink,
+            object: path.as_ref(),
+            bytes: file.bytes,
+            elapsed: started.elapsed(),
+        }
+        .emit();
         Ok(())
     }
 }
@@ -275,8 +277,10 @@ impl Health {
     }
 
     fn failed(&mut self, forwarder: &Forwarder, error: &anyhow::Error) {
-        metrics::counter!("vitalflow_store_upload_errors_total", "sink" => forwarder.sink.clone())
-            .increment(1);
+        UploadFailed {
+            sink: &forwarder.sink,
+        }
+        .emit();
         let message = format!("{error:#}");
         if !self.status.is_degraded() {
             tracing::warn!(

@@ -8,6 +8,7 @@
 //! - [`overlay`]: the read view (store plus spool) that queries use.
 //! - [`status`]: per target, degraded or not and how much waits, for `/health`.
 
+mod events;
 pub mod forward;
 mod location;
 pub mod overlay;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+
+use super::events::StoreStatusChanged;
 use utoipa::ToSchema;
 
 /// One remote dataset as its forwarder last saw it.
@@ -50,7 +52,7 @@ pub struct StoreStatusBoard {
 impl StoreStatusBoard {
     /// Record the latest status of a target, and export it as metrics.
     pub fn report(&self, status: StoreStatus) {
-        report_metrics(&status);
+        StoreStatusChanged { status: &status }.emit();
         let mut all = self.targets.lock().unwrap_or_else(|e| e.into_inner());
         all.insert(status.target.clone(), status);
     }
@@ -62,17 +64,3 @@ impl StoreStatusBoard {
     }
 }
 
-fn report_metrics(status: &StoreStatus) {
-    let labels = [
-        ("sink", status.sink.clone()),
-        ("target", status.target.clone()),
-    ];
-    metrics::gauge!("vitalflow_store_up", &labels).set(if status.is_degraded() {
-        0.0
-    } else {
-        1.0
-    });
-    metrics::gauge!("vitalflow_spool_waiting_files", &labels).set(status.waiting_files as f64);
-    metrics::gauge!("vitalflow_spool_waiting_bytes", &labels).set(status.waiting_bytes as f64);
-    metrics::gauge!("vitalflow_spool_full", &labels).set(if status.paused { 1.0 } else { 0.0 });
-}

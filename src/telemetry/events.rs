@@ -1,6 +1,7 @@
 //! Internal events: one struct per thing that happened. `emit` writes the
 //! structured log line and the metrics together, so components never call
 //! the metrics macros directly.
+#![allow(clippy::disallowed_macros)]
 
 use std::time::Duration;
 

@@ -11,6 +11,7 @@
 //! returned are released by plugin code.
 
 pub mod compile;
+mod events;
 pub mod ffi;
 pub mod plugin;
 pub mod signature;

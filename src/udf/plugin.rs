@@ -6,6 +6,7 @@
 //! defensively: a plugin must only ever see exactly its declared types (see
 //! [`super::ffi`] for why a wrong one could abort the process).
 
+use super::events::UdfCalled;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, ListArray, new_empty_array};
@@ -95,17 +96,19 @@ impl PluginFunction {
         // the declared types, there is at least one (checked at load) and
         // all have `rows` rows.
         let result = unsafe { call(self.run, &args) };
-        let udf = self.signature.name.clone();
-        metrics::histogram!("vitalflow_udf_call_duration_seconds", "udf" => udf.clone())
-            .record(started.elapsed().as_secs_f64());
+        UdfCalled {
+            udf: &self.signature.name,
+            rows: args[0].len(),
+            elapsed: started.elapsed(),
+            failed: result.is_err(),
+        }
+        .emit();
         let result = result.map_err(|e| {
-            metrics::counter!("vitalflow_udf_errors_total", "udf" => udf.clone()).increment(1);
             datafusion::error::DataFusionError::Execution(format!(
                 "UDF {}() from {} failed: {e}",
                 self.signature.name, self.origin
             ))
         })?;
-        metrics::counter!("vitalflow_udf_rows_total", "udf" => udf).increment(args[0].len() as u64);
         if result.len() != rows || result.data_type() != &self.signature.ret.data_type {
             return exec_err!(
                 "UDF {}() returned {} rows of {} for {rows} rows of {}",

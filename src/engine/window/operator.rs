@@ -21,6 +21,7 @@ use datafusion::physical_expr::create_physical_exprs;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::prelude::SessionContext;
 
+use crate::engine::events::{WindowsClosed, WindowsOpen};
 use super::aggregates::{AggregateSpec, WindowAggregate};
 use super::fixed::FixedWindows;
 use super::functions::{WindowKind, window_fields};
@@ -235,10 +236,13 @@ impl WindowOperator {
             .map(|c| self.aggregate_batch(c))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let groups: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        metrics::counter!("vitalflow_windows_closed_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
-            .increment(windows as u64);
-        metrics::counter!("vitalflow_window_groups_emitted_total", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
-            .increment(groups as u64);
+        WindowsClosed {
+            pipeline: &self.pipeline,
+            transform: &self.name,
+            windows,
+            groups,
+        }
+        .emit();
         Ok(self.post_plan.run(batches).await?)
     }
 
@@ -247,8 +251,12 @@ impl WindowOperator {
             Windows::Fixed(w) => w.open_windows(),
             Windows::Session(w) => w.open_windows(),
         };
-        metrics::gauge!("vitalflow_windows_open", "pipeline" => self.pipeline.clone(), "transform" => self.name.clone())
-            .set(open as f64);
+        WindowsOpen {
+            pipeline: &self.pipeline,
+            transform: &self.name,
+            open,
+        }
+        .emit();
     }
 
     async fn close_until(&self, watermark: i64) -> anyhow::Result<Vec<RecordBatch>> {

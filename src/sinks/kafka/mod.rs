@@ -5,6 +5,7 @@
 //! rules out duplicates from retries within a run).
 
 mod config;
+mod events;
 mod sink;
 
 pub use config::KafkaSinkConfig;

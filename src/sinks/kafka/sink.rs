@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::events::KafkaDeliveryFailed;
 use super::config::KafkaSinkConfig;
 use crate::kafka::{KeyedProducer, ensure_topic, wait_for_brokers};
 use crate::sinks::{Sink, SinkMessage, SinkSummary};
@@ -100,9 +101,11 @@ impl Sink for KafkaSink {
             }
             let sink = self.name.clone();
             let producer = KeyedProducer::new(&client, self.config.topic.as_str(), move |error| {
-                tracing::error!(sink = %sink, error, "Kafka delivery failed");
-                metrics::counter!("vitalflow_sink_delivery_failures_total", "sink" => sink.clone())
-                    .increment(1);
+                KafkaDeliveryFailed {
+                    sink: &sink,
+                    error,
+                }
+                .emit();
             })?;
             let mut summary = SinkSummary {
                 location: format!("kafka://{}/{}", client.brokers, self.config.topic),

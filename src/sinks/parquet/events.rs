@@ -1,4 +1,5 @@
 //! Internal events of the Parquet sink.
+#![allow(clippy::disallowed_macros)]
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! Logs and metrics of the Kafka source.
+#![allow(clippy::disallowed_macros)]
 
 use std::collections::BTreeMap;
 
