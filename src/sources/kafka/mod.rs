@@ -6,14 +6,18 @@
 //! - `schema.rs`: declared fields -> Arrow schema and value checks.
 //! - `decode.rs`: a batch of messages -> good rows + dead letters.
 //! - `dead_letters.rs`: the dead-letter table.
-//! - `consumer.rs`: the consumer thread, rebalances, offset commits.
+//! - `consumer.rs`: the consumer thread, polling and handing batches over.
+//! - `batcher.rs`: when buffered messages are a batch (pure, unit-tested).
+//! - `offsets.rs`: the offset protocol: resume, rebalances, commits.
 //! - `events.rs`: its logs and metrics.
 
+mod batcher;
 mod config;
 mod consumer;
 mod dead_letters;
 mod decode;
 mod events;
+mod offsets;
 mod schema;
 mod strict;
 
