@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
+use futures::stream::{BoxStream, SelectAll};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::checkpoint::{CheckpointStore, StateToSave};
 use super::error::EngineError;
@@ -39,7 +40,7 @@ use crate::sources::{
 };
 use crate::sinks::SinkContext;
 use crate::storage::StagedFile;
-use crate::storage::forward::Forwarder;
+use crate::storage::forward::{Forwarder, ForwarderHandle};
 
 /// Tuning knobs of a run.
 #[derive(Debug, Clone)]
@@ -92,31 +93,64 @@ struct RunningSink {
     task: JoinHandle<anyhow::Result<SinkSummary>>,
 }
 
+/// A running source: its name (for errors and the summary) and its task.
+type SourceTask = (String, JoinHandle<anyhow::Result<SourceSummary>>);
+
+/// Every source's events, tagged with the index of the source in the spec.
+type Incoming = SelectAll<BoxStream<'static, (usize, SourceEvent)>>;
+
 /// Run `planned` until its sources end or `shutdown` is cancelled.
+///
+/// A run has three phases, each owned by one function: `start` recovers
+/// the checkpoint directory and starts every component, `drive` is the
+/// engine loop, and `RunningPipeline::stop` stops the sources, publishes
+/// what is left, closes the sinks and collects the summary.
 pub async fn run(
     planned: &PlannedPipeline,
     shutdown: CancellationToken,
     options: RunOptions,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
-    let spec = &planned.spec;
     crate::telemetry::metrics::handle();
+    let mut running = start(planned, &shutdown, &options).await?;
+    let failure = drive(&mut running, options.report_interval).await.err();
+    running
+        .stop(failure, &shutdown, options.drain_timeout, started)
+        .await
+}
 
+/// Everything [`start`] set running, owned until [`RunningPipeline::stop`]
+/// takes it down in order.
+struct RunningPipeline<'a> {
+    /// The engine state: sinks, checkpoint store, positions, watermarks.
+    engine: EngineLoop<'a>,
+    /// Every source's events.
+    incoming: Incoming,
+    /// The sources' own token: cancelled to stop them after the loop, and
+    /// by `shutdown` (its parent) before.
+    source_shutdown: CancellationToken,
+    source_tasks: Vec<SourceTask>,
+    /// Uploaders of remote datasets, drained after the last checkpoint.
+    forwarders: Vec<ForwarderHandle>,
+    /// Notified by a sink that wants a checkpoint (it rolled a file).
+    checkpoint_wanted: Arc<Notify>,
+    /// Ends the task that releases sinks waiting on a full spool, once the
+    /// run is over.
+    _run_over: DropGuard,
+}
+
+/// Build the running pipeline: finish what an earlier run left half-done,
+/// restore open windows and watermarks, then start the sinks, the sources
+/// and the uploaders, in that order (a component that fails to build
+/// returns before any uploader runs detached).
+async fn start<'a>(
+    planned: &'a PlannedPipeline,
+    shutdown: &CancellationToken,
+    options: &RunOptions,
+) -> Result<RunningPipeline<'a>, EngineError> {
+    let spec = &planned.spec;
     // Finish what an earlier run left half-done before anything new starts.
-    let store = match spec.checkpoint_dir() {
-        Some(dir) => {
-            let store = CheckpointStore::open(&dir, &spec.name).map_err(EngineError::Checkpoint)?;
-            let recovery = store.recover().map_err(EngineError::Checkpoint)?;
-            Recovered {
-                pipeline: &spec.name,
-                dir: &dir,
-                rolled_forward: recovery.rolled_forward.len(),
-            }
-            .emit();
-            Some(store)
-        }
-        None => None,
-    };
+    let store = open_checkpoints(planned)?;
     let mut watermarks: Vec<Option<WatermarkTracker>> = spec
         .sources
         .iter()
@@ -127,11 +161,68 @@ pub async fn run(
     }
 
     let checkpoint_wanted = Arc::new(Notify::new());
-    let mut sinks = Vec::new();
     // Uploaders of remote datasets: they start with what earlier runs left
     // in the spools and run until the end, after the last checkpoint. They
     // are started once every component is built, so a component that fails
     // to build leaves no uploader running detached.
+    let (sinks, forwarders) = start_sinks(planned, options, &checkpoint_wanted)?;
+
+    let source_shutdown = shutdown.child_token();
+    let sources = start_sources(planned, options, &source_shutdown, store.as_ref())?;
+    let forwarders: Vec<_> = forwarders.into_iter().map(Forwarder::spawn).collect();
+    let run_over = release_spools_on_shutdown(&forwarders, shutdown);
+
+    let engine = EngineLoop {
+        planned,
+        sinks,
+        store,
+        positions: vec![Offsets::new(); spec.sources.len()],
+        watermarks,
+        committed: sources.committed,
+        last_recorded: None,
+        sequence: 0,
+        durable_sequence: 0,
+        checkpoints: 0,
+        records_in: 0,
+    };
+    Ok(RunningPipeline {
+        engine,
+        incoming: sources.incoming,
+        source_shutdown,
+        source_tasks: sources.tasks,
+        forwarders,
+        checkpoint_wanted,
+        _run_over: run_over,
+    })
+}
+
+/// Open the checkpoint directory, if the spec has one, and roll forward
+/// (or back) what an earlier run left half-done.
+fn open_checkpoints(planned: &PlannedPipeline) -> Result<Option<CheckpointStore>, EngineError> {
+    let spec = &planned.spec;
+    let Some(dir) = spec.checkpoint_dir() else {
+        return Ok(None);
+    };
+    let store = CheckpointStore::open(&dir, &spec.name).map_err(EngineError::Checkpoint)?;
+    let recovery = store.recover().map_err(EngineError::Checkpoint)?;
+    Recovered {
+        pipeline: &spec.name,
+        dir: &dir,
+        rolled_forward: recovery.rolled_forward.len(),
+    }
+    .emit();
+    Ok(Some(store))
+}
+
+/// Build every sink and spawn its task on a bounded channel. The sinks'
+/// uploaders are returned unstarted (see [`start`]).
+fn start_sinks(
+    planned: &PlannedPipeline,
+    options: &RunOptions,
+    checkpoint_wanted: &Arc<Notify>,
+) -> Result<(Vec<RunningSink>, Vec<Forwarder>), EngineError> {
+    let spec = &planned.spec;
+    let mut sinks = Vec::new();
     let mut forwarders = Vec::new();
     for sink in &spec.sinks {
         let schema = planned.schema_of(&sink.input).cloned().ok_or_else(|| {
@@ -156,10 +247,29 @@ pub async fn run(
             task,
         });
     }
+    Ok((sinks, forwarders))
+}
 
-    let source_shutdown = shutdown.child_token();
-    let mut source_streams = Vec::new();
-    let mut source_tasks = Vec::new();
+/// The started sources, as [`start_sources`] hands them to the engine.
+struct StartedSources {
+    /// Every source's events, merged.
+    incoming: Incoming,
+    tasks: Vec<SourceTask>,
+    /// Per source: where durable offsets are announced.
+    committed: Vec<watch::Sender<Offsets>>,
+}
+
+/// Build every source and spawn it with its bounded output channel, its
+/// channel of durable offsets and the durable offsets of the checkpoints.
+fn start_sources(
+    planned: &PlannedPipeline,
+    options: &RunOptions,
+    source_shutdown: &CancellationToken,
+    store: Option<&CheckpointStore>,
+) -> Result<StartedSources, EngineError> {
+    let spec = &planned.spec;
+    let mut streams = Vec::new();
+    let mut tasks = Vec::new();
     let mut committed = Vec::new();
     for (index, source) in spec.sources.iter().enumerate() {
         let runtime = source
@@ -175,20 +285,32 @@ pub async fn run(
             output: sender,
             shutdown: source_shutdown.clone(),
             committed: commit_receiver,
-            durable: store
-                .as_ref()
-                .map(|s| std::sync::Arc::new(s.durable_offsets()) as _),
+            durable: store.map(|s| std::sync::Arc::new(s.durable_offsets()) as _),
         };
-        source_tasks.push((source.name.clone(), tokio::spawn(runtime.run(ctx))));
-        source_streams.push(ReceiverStream::new(receiver).map(move |event| (index, event)));
+        tasks.push((source.name.clone(), tokio::spawn(runtime.run(ctx))));
+        streams.push(
+            ReceiverStream::new(receiver)
+                .map(move |event| (index, event))
+                .boxed(),
+        );
     }
-    let mut incoming = futures::stream::select_all(source_streams);
-    let forwarders: Vec<_> = forwarders.into_iter().map(Forwarder::spawn).collect();
-    // A sink waiting for room in a full spool gives up when the run is told
-    // to stop (the run then ends with the spool-full error, losing nothing).
+    Ok(StartedSources {
+        incoming: futures::stream::select_all(streams),
+        tasks,
+        committed,
+    })
+}
+
+/// A sink waiting for room in a full spool gives up when the run is told
+/// to stop (the run then ends with the spool-full error, losing nothing).
+/// The returned guard ends the watching task when the run is over.
+fn release_spools_on_shutdown(
+    forwarders: &[ForwarderHandle],
+    shutdown: &CancellationToken,
+) -> DropGuard {
     let spools: Vec<_> = forwarders.iter().map(|f| f.spool()).collect();
     let run_over = CancellationToken::new();
-    let _run_over = run_over.clone().drop_guard();
+    let guard = run_over.clone().drop_guard();
     if !spools.is_empty() {
         let stopping = shutdown.clone();
         tokio::spawn(async move {
@@ -198,31 +320,28 @@ pub async fn run(
             }
         });
     }
+    guard
+}
 
-    let mut engine = EngineLoop {
-        planned,
-        sinks: &mut sinks,
-        store,
-        positions: vec![Offsets::new(); spec.sources.len()],
-        watermarks,
-        committed,
-        last_recorded: None,
-        sequence: 0,
-        durable_sequence: 0,
-        checkpoints: 0,
-        records_in: 0,
-    };
+/// The engine loop: source batches through the operators to the sinks,
+/// checkpoints when a source or a sink asks, a tick a second and a progress
+/// line every `report_interval`. Returns when every source has ended
+/// (Ctrl-C cancels them; a Kafka source still asks for its last checkpoint
+/// while it leaves its group), or with the first failure.
+async fn drive(
+    running: &mut RunningPipeline<'_>,
+    report_interval: Duration,
+) -> Result<(), EngineError> {
+    let engine = &mut running.engine;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut report = tokio::time::interval(options.report_interval);
+    let mut report = tokio::time::interval(report_interval);
     report.tick().await;
-    let mut last_report = (Instant::now(), 0u64);
-
-    let mut failure: Option<EngineError> = None;
+    let mut progress = Progress::new();
     loop {
-        let step = tokio::select! {
-            next = incoming.next() => match next {
-                None => break,
-                Some((index, SourceEvent::Batch(batch))) => engine.process(index, batch).await,
+        tokio::select! {
+            next = running.incoming.next() => match next {
+                None => return Ok(()),
+                Some((index, SourceEvent::Batch(batch))) => engine.process(index, batch).await?,
                 Some((index, SourceEvent::Checkpoint(reply))) => {
                     let result = engine.checkpoint().await;
                     let answer = match &result {
@@ -230,106 +349,147 @@ pub async fn run(
                         Err(e) => Err(e.to_string()),
                     };
                     let _ = reply.send(answer);
-                    result
+                    result?
                 }
             },
-            _ = checkpoint_wanted.notified() => engine.checkpoint().await,
-            _ = tick.tick() => engine.tick().await,
-            _ = report.tick() => {
-                let (at, records) = last_report;
-                let rate = (engine.records_in - records) as f64 / at.elapsed().as_secs_f64();
-                let watermarks = engine.watermarks_text();
-                tracing::info!(
-                    pipeline = %spec.name,
-                    records_in = engine.records_in,
-                    records_per_second = rate.round(),
-                    durable_batches = engine.durable_sequence,
-                    watermarks = %watermarks,
-                    "pipeline progress"
-                );
-                last_report = (Instant::now(), engine.records_in);
-                Ok(())
-            }
-        };
-        if let Err(e) = step {
-            failure = Some(e);
-            break;
+            _ = running.checkpoint_wanted.notified() => engine.checkpoint().await?,
+            _ = tick.tick() => engine.tick().await?,
+            _ = report.tick() => progress.report(engine),
         }
-    }
-
-    // The loop ends when every source has ended (Ctrl-C cancels them;
-    // a Kafka source still asks for its last checkpoint while it leaves
-    // its group) or on a failure.
-    // Open windows: emitted when the input really ended; kept in the final
-    // checkpoint (and continued on restart) when the run was stopped.
-    let input_ended = !shutdown.is_cancelled() || engine.store.is_none();
-    source_shutdown.cancel();
-    drop(incoming);
-    // A failed source (e.g. one that lost its partitions) must stop the
-    // final checkpoint: what it read may not be this instance's to publish.
-    let mut source_summaries = Vec::new();
-    for (name, task) in source_tasks {
-        match task.await {
-            Ok(Ok(s)) => source_summaries.push((name, s)),
-            Ok(Err(e)) => {
-                failure.get_or_insert(EngineError::component("source", &name, e));
-            }
-            Err(e) => {
-                failure.get_or_insert(EngineError::component("source", &name, e));
-            }
-        }
-    }
-    if failure.is_none()
-        && let Err(e) = engine.finish(input_ended).await
-    {
-        failure = Some(e);
-    }
-    let mut summary = RunSummary {
-        durable_batches: engine.durable_sequence,
-        checkpoints: engine.checkpoints,
-        sources: source_summaries,
-        ..Default::default()
-    };
-    // Closing the channels ends each sink.
-    for sink in sinks.iter_mut() {
-        sink.sender.take();
-    }
-    for sink in sinks {
-        let error = match sink.task.await {
-            Ok(Ok(s)) => {
-                summary.sinks.push((sink.name, s));
-                continue;
-            }
-            Ok(Err(e)) => EngineError::component("sink", &sink.name, e),
-            Err(e) => EngineError::component("sink", &sink.name, e),
-        };
-        // The sink's own error explains an earlier "stopped unexpectedly".
-        let replaces = matches!(
-            &failure,
-            None | Some(EngineError::Component {
-                component: "sink",
-                ..
-            })
-        );
-        if replaces {
-            failure = Some(error);
-        }
-    }
-    // The last checkpoint published its files into the spools: upload them
-    // now if the stores answer; what is left waits for the next run.
-    for forwarder in forwarders {
-        forwarder.drain(options.drain_timeout).await;
-    }
-    summary.elapsed = started.elapsed();
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(summary),
     }
 }
 
+/// The progress line: records in since the last one, as a rate.
+struct Progress {
+    at: Instant,
+    records_in: u64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            at: Instant::now(),
+            records_in: 0,
+        }
+    }
+
+    /// Log where `engine` is and remember it for the next rate.
+    fn report(&mut self, engine: &EngineLoop<'_>) {
+        let rate = (engine.records_in - self.records_in) as f64 / self.at.elapsed().as_secs_f64();
+        let watermarks = engine.watermarks_text();
+        tracing::info!(
+            pipeline = %engine.planned.spec.name,
+            records_in = engine.records_in,
+            records_per_second = rate.round(),
+            durable_batches = engine.durable_sequence,
+            watermarks = %watermarks,
+            "pipeline progress"
+        );
+        *self = Self {
+            at: Instant::now(),
+            records_in: engine.records_in,
+        };
+    }
+}
+
+impl RunningPipeline<'_> {
+    /// Teardown, after the loop ended (`failure` says why, if it failed):
+    /// stop the sources and collect their summaries, publish what is left
+    /// in a final checkpoint, close the sinks and collect theirs, then give
+    /// the uploaders `drain_timeout` to empty the spools. The first failure
+    /// wins, except that a sink's own error replaces the "stopped
+    /// unexpectedly" another step saw.
+    async fn stop(
+        self,
+        mut failure: Option<EngineError>,
+        shutdown: &CancellationToken,
+        drain_timeout: Duration,
+        started: Instant,
+    ) -> Result<RunSummary, EngineError> {
+        let RunningPipeline {
+            mut engine,
+            incoming,
+            source_shutdown,
+            source_tasks,
+            forwarders,
+            checkpoint_wanted: _,
+            _run_over,
+        } = self;
+        // Open windows: emitted when the input really ended; kept in the final
+        // checkpoint (and continued on restart) when the run was stopped.
+        let input_ended = !shutdown.is_cancelled() || engine.store.is_none();
+        source_shutdown.cancel();
+        drop(incoming);
+        // A failed source (e.g. one that lost its partitions) must stop the
+        // final checkpoint: what it read may not be this instance's to publish.
+        let mut source_summaries = Vec::new();
+        for (name, task) in source_tasks {
+            match task.await {
+                Ok(Ok(s)) => source_summaries.push((name, s)),
+                Ok(Err(e)) => {
+                    failure.get_or_insert(EngineError::component("source", &name, e));
+                }
+                Err(e) => {
+                    failure.get_or_insert(EngineError::component("source", &name, e));
+                }
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = engine.finish(input_ended).await
+        {
+            failure = Some(e);
+        }
+        let mut summary = RunSummary {
+            durable_batches: engine.durable_sequence,
+            checkpoints: engine.checkpoints,
+            sources: source_summaries,
+            ..Default::default()
+        };
+        // Closing the channels ends each sink.
+        let mut sinks = std::mem::take(&mut engine.sinks);
+        for sink in sinks.iter_mut() {
+            sink.sender.take();
+        }
+        for sink in sinks {
+            let error = match sink.task.await {
+                Ok(Ok(s)) => {
+                    summary.sinks.push((sink.name, s));
+                    continue;
+                }
+                Ok(Err(e)) => EngineError::component("sink", &sink.name, e),
+                Err(e) => EngineError::component("sink", &sink.name, e),
+            };
+            // The sink's own error explains an earlier "stopped unexpectedly".
+            let replaces = matches!(
+                &failure,
+                None | Some(EngineError::Component {
+                    component: "sink",
+                    ..
+                })
+            );
+            if replaces {
+                failure = Some(error);
+            }
+        }
+        // The last checkpoint published its files into the spools: upload them
+        // now if the stores answer; what is left waits for the next run.
+        for forwarder in forwarders {
+            forwarder.drain(drain_timeout).await;
+        }
+        summary.elapsed = started.elapsed();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+}
+
+/// The engine's state while the pipeline runs: it owns the sinks, the
+/// checkpoint store and every source's position and watermark, and does
+/// what one event of the loop asks (a batch, a checkpoint, a tick).
 struct EngineLoop<'a> {
     planned: &'a PlannedPipeline,
-    sinks: &'a mut Vec<RunningSink>,
+    sinks: Vec<RunningSink>,
     store: Option<CheckpointStore>,
     /// Per source: the next offset per partition of everything processed.
     positions: Vec<Offsets>,

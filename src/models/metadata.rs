@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::error::SidecarError;
 
 /// Everything the sidecar says about the model, in feature order.
 ///
@@ -125,65 +126,74 @@ impl ModelMetadata {
 
     /// Parse and validate sidecar JSON; `path` is only used in error messages.
     pub fn from_json(text: &str, path: &Path) -> Result<Self, ModelError> {
-        let invalid = |message: String| ModelError::Sidecar {
+        let invalid = |problem: SidecarError| ModelError::Sidecar {
             path: path.to_path_buf(),
-            message,
+            problem,
         };
-        let raw: Sidecar = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let raw: Sidecar = serde_json::from_str(text).map_err(|e| invalid(e.into()))?;
         Self::validate(raw).map_err(invalid)
     }
 
-    fn validate(raw: Sidecar) -> Result<Self, String> {
+    fn validate(raw: Sidecar) -> Result<Self, SidecarError> {
         let n = raw.feature_names.len();
         if n == 0 {
-            return Err("feature_names is empty".into());
+            return Err(SidecarError::Invalid("feature_names is empty".into()));
         }
         let mut seen = HashSet::new();
         for name in &raw.feature_names {
             if name.is_empty() {
-                return Err("feature_names contains an empty name".into());
+                return Err(SidecarError::Invalid(
+                    "feature_names contains an empty name".into(),
+                ));
             }
             if !seen.insert(name.as_str()) {
-                return Err(format!("feature_names lists {name:?} twice"));
+                return Err(SidecarError::Invalid(format!(
+                    "feature_names lists {name:?} twice"
+                )));
             }
         }
 
         for (key, values) in [("mean", &raw.scaler.mean), ("scale", &raw.scaler.scale)] {
             if values.len() != n {
-                return Err(format!(
+                return Err(SidecarError::Inconsistent(format!(
                     "scaler.{key} has {} values for {n} features",
                     values.len()
-                ));
+                )));
             }
             if let Some(j) = values.iter().position(|v| !v.is_finite()) {
-                return Err(format!("scaler.{key}[{j}] is not finite"));
+                return Err(SidecarError::Invalid(format!(
+                    "scaler.{key}[{j}] is not finite"
+                )));
             }
         }
         if let Some(j) = raw.scaler.scale.iter().position(|&s| s == 0.0) {
-            return Err(format!("scaler.scale[{j}] is 0"));
+            return Err(SidecarError::Invalid(format!("scaler.scale[{j}] is 0")));
         }
-        let onnx_sha256 = raw.onnx_sha256.clone().ok_or(
-            "onnx_sha256 is missing: the sidecar must name the SHA-256 of the ONNX file it \
-             describes (models/train.py writes it), or a modified model would load unnoticed",
-        )?;
+        let onnx_sha256 = raw.onnx_sha256.clone().ok_or(SidecarError::Missing {
+            key: "onnx_sha256",
+            why: "the sidecar must name the SHA-256 of the ONNX file it \
+                  describes (models/train.py writes it), or a modified model would load unnoticed",
+        })?;
         if onnx_sha256.len() != 64 || !onnx_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
+            return Err(SidecarError::Invalid(format!(
                 "onnx_sha256 must be 64 hexadecimal digits, found {:?}",
                 onnx_sha256.chars().take(80).collect::<String>()
-            ));
+            )));
         }
 
         let mut ranges = raw.feature_ranges;
         let mut feature_ranges = Vec::with_capacity(n);
         for name in &raw.feature_names {
-            let r = ranges
-                .remove(name)
-                .ok_or_else(|| format!("feature_ranges has no entry for feature {name:?}"))?;
+            let r = ranges.remove(name).ok_or_else(|| {
+                SidecarError::Inconsistent(format!(
+                    "feature_ranges has no entry for feature {name:?}"
+                ))
+            })?;
             if !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max) {
-                return Err(format!(
+                return Err(SidecarError::Invalid(format!(
                     "feature_ranges.{name}: need finite min <= max, got {}..{}",
                     r.min, r.max
-                ));
+                )));
             }
             feature_ranges.push(FeatureRange {
                 name: name.clone(),
@@ -197,38 +207,42 @@ impl ModelMetadata {
         if !ranges.is_empty() {
             let mut extra: Vec<_> = ranges.into_keys().collect();
             extra.sort();
-            return Err(format!(
+            return Err(SidecarError::Inconsistent(format!(
                 "feature_ranges has entries for unknown features {extra:?}"
-            ));
+            )));
         }
 
         let class_labels: [i64; 2] = raw.class_labels.as_slice().try_into().map_err(|_| {
-            format!(
+            SidecarError::Invalid(format!(
                 "class_labels must hold exactly 2 labels (binary classifier), got {:?}",
                 raw.class_labels
-            )
+            ))
         })?;
         if class_labels[0] == class_labels[1] {
-            return Err(format!("class_labels are not distinct: {class_labels:?}"));
+            return Err(SidecarError::Invalid(format!(
+                "class_labels are not distinct: {class_labels:?}"
+            )));
         }
         // The positive class is read from column 1 of `probabilities`.
         if raw.positive_class_index != 1 {
-            return Err(format!(
+            return Err(SidecarError::Invalid(format!(
                 "positive_class_index must be 1 (column 1 of `probabilities`), got {}",
                 raw.positive_class_index
-            ));
+            )));
         }
         if !(0.0..=1.0).contains(&raw.decision_threshold) {
-            return Err(format!(
+            return Err(SidecarError::Invalid(format!(
                 "decision_threshold must be in [0, 1], got {}",
                 raw.decision_threshold
-            ));
+            )));
         }
         validate_bands(&raw.risk_bands)?;
         if let Some(b) = raw.shap_base_value
             && !b.is_finite()
         {
-            return Err("shap_base_value is not finite".into());
+            return Err(SidecarError::Invalid(
+                "shap_base_value is not finite".into(),
+            ));
         }
 
         Ok(ModelMetadata {
@@ -290,51 +304,53 @@ impl ModelMetadata {
 
 /// Bands must be non-empty, start at or below 0, be contiguous and ascending,
 /// and end with an open band.
-fn validate_bands(bands: &[RiskBand]) -> Result<(), String> {
+fn validate_bands(bands: &[RiskBand]) -> Result<(), SidecarError> {
     let Some(first) = bands.first() else {
-        return Err("risk_bands is empty".into());
+        return Err(SidecarError::Invalid("risk_bands is empty".into()));
     };
     // (JSON has no NaN: serde_json only yields finite numbers here.)
     if first.min_inclusive > 0.0 {
-        return Err(format!(
+        return Err(SidecarError::Invalid(format!(
             "risk_bands must start at or below 0, the first starts at {}",
             first.min_inclusive
-        ));
+        )));
     }
     for (i, band) in bands.iter().enumerate() {
         if band.level.is_empty() {
-            return Err(format!("risk_bands[{i}] has an empty level"));
+            return Err(SidecarError::Invalid(format!(
+                "risk_bands[{i}] has an empty level"
+            )));
         }
         let last = i + 1 == bands.len();
         match (band.max_exclusive, bands.get(i + 1)) {
             (None, None) => {}
             (None, Some(_)) => {
-                return Err(format!(
+                return Err(SidecarError::Inconsistent(format!(
                     "risk_bands[{i}] ({}) has no upper bound but is not the last band",
                     band.level
-                ));
+                )));
             }
             (Some(_), None) if last => {
-                return Err(format!(
+                return Err(SidecarError::Invalid(format!(
                     "the last risk band ({}) must have max_exclusive null",
                     band.level
-                ));
+                )));
             }
             (Some(max), next) => {
                 if max <= band.min_inclusive {
-                    return Err(format!(
+                    return Err(SidecarError::Invalid(format!(
                         "risk_bands[{i}] ({}) is empty: {}..{max}",
                         band.level, band.min_inclusive
-                    ));
+                    )));
                 }
                 if let Some(next) = next
                     && next.min_inclusive != max
                 {
-                    return Err(format!(
+                    return Err(SidecarError::Inconsistent(format!(
                         "risk_bands[{i}] ends at {max} but risk_bands[{}] starts at {}",
                         i + 1,
                         next.min_inclusive
-                    ));
+                    )));
                 }
             }
         }

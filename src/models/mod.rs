@@ -8,15 +8,17 @@
 //!
 //! - [`metadata`]: the sidecar (feature order, f64 scaler, ranges, risk bands).
 //! - [`onnx`]: [`RiskModel`], batch prediction through tract plus explanations.
-//! - [`ensemble`]: the forest's trees read from the same ONNX protobuf.
+//! - [`ensemble`]: the forest's trees, validated, and their predictions.
+//! - [`ensemble_proto`]: those trees read from the same ONNX protobuf.
 //! - [`treeshap`]: exact path-dependent TreeSHAP over those trees.
-//! - [`error`]: the one error type, [`ModelError`].
+//! - [`error`]: [`ModelError`], and the typed problems it reports for a file.
 //!
 //! The file formats and their exact semantics are documented in
 //! `models/README.md`; the reference values the tests compare against are in
 //! `models/fixtures/reference.json`.
 
 pub mod ensemble;
+pub mod ensemble_proto;
 pub mod error;
 pub mod metadata;
 pub mod onnx;
@@ -24,7 +26,7 @@ pub mod sql;
 pub mod treeshap;
 
 pub use ensemble::{Tree, TreeEnsemble};
-pub use error::ModelError;
+pub use error::{EnsembleError, LayoutError, ModelError, SidecarError, TreeError};
 pub use metadata::{FeatureRange, ModelMetadata, RiskBand, Scaler};
 pub use onnx::{Explanation, RiskModel};
 pub use sql::{ModelFunction, ModelRuntime};

@@ -109,7 +109,7 @@ impl SourceConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             SourceConfig::Simulator(c) => c.validate(),
-            SourceConfig::Kafka(c) => c.validate(),
+            SourceConfig::Kafka(c) => c.validate().map_err(|e| e.to_string()),
         }?;
         if let Some(event_time) = self.event_time() {
             event_time.validate()?;

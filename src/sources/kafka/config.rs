@@ -7,6 +7,7 @@ use arrow::datatypes::SchemaRef;
 use serde::Deserialize;
 
 use super::consumer::KafkaSource;
+use super::error::ConfigError;
 use super::schema::{FieldSpec, RecordSchema};
 use crate::kafka::{ClientSettings, TopicSettings};
 use crate::common::{EnvString, HumanBytes, HumanDuration};
@@ -119,56 +120,47 @@ fn default_max_wait() -> HumanDuration {
 }
 
 impl KafkaSourceConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let client = self.client();
-        client.validate()?;
+        client.validate().map_err(ConfigError::Client)?;
         let topics = self.topic_list();
         if topics.is_empty() {
-            return Err("name the topic to read with `topic:` (or `topics:`)".into());
+            return Err(ConfigError::NoTopic);
         }
         if self.topic.is_some() && !self.topics.is_empty() {
-            return Err("give either `topic` or `topics`, not both".into());
+            return Err(ConfigError::TopicAndTopics);
         }
         if let Some(empty) = topics.iter().find(|t| t.trim().is_empty()) {
-            return Err(format!("topic name `{empty}` is empty"));
+            return Err(ConfigError::EmptyTopic(empty.clone()));
         }
         if self.group_id.as_str().trim().is_empty() {
-            return Err("`group_id` must not be empty".into());
+            return Err(ConfigError::EmptyGroupId);
         }
         if let Some(create) = &self.create_topic {
-            create
-                .validate()
-                .map_err(|e| format!("create_topic: {e}"))?;
+            create.validate().map_err(ConfigError::CreateTopic)?;
         }
         if self.batch.max_rows == 0 || self.batch.max_rows > 1_000_000 {
-            return Err(format!(
-                "`batch.max_rows` must be between 1 and 1000000, got {}",
-                self.batch.max_rows
-            ));
+            return Err(ConfigError::MaxRows(self.batch.max_rows));
         }
         if self.batch.max_bytes.0 == 0 || self.batch.max_bytes.0 > MAX_BATCH_BYTES {
-            return Err(format!(
-                "`batch.max_bytes` must be between 1 byte and 1GiB, got {} bytes",
-                self.batch.max_bytes.0
-            ));
+            return Err(ConfigError::MaxBytes(self.batch.max_bytes.0));
         }
         if self.dead_letters.max_payload.0 > self.batch.max_bytes.0 {
-            return Err(format!(
-                "`dead_letters.max_payload` ({} bytes) must not exceed `batch.max_bytes` ({} bytes)",
-                self.dead_letters.max_payload.0, self.batch.max_bytes.0
-            ));
+            return Err(ConfigError::DeadLetterPayload {
+                payload: self.dead_letters.max_payload.0,
+                batch: self.batch.max_bytes.0,
+            });
         }
         if self.batch.max_wait.0.is_zero() {
-            return Err("`batch.max_wait` must be greater than zero".into());
+            return Err(ConfigError::ZeroMaxWait);
         }
         for reserved in ["group.id", "enable.auto.commit", "enable.auto.offset.store"] {
             if client.properties.contains_key(reserved) {
-                return Err(format!(
-                    "`properties.{reserved}` is managed by vitalflow (offsets are committed only after the data is durable)"
-                ));
+                return Err(ConfigError::ReservedProperty(reserved));
             }
         }
-        RecordSchema::try_new(&self.schema).map(|_| ())
+        RecordSchema::try_new(&self.schema)?;
+        Ok(())
     }
 
     pub fn client(&self) -> ClientSettings {
@@ -195,7 +187,7 @@ impl KafkaSourceConfig {
     }
 
     pub fn build(&self) -> anyhow::Result<KafkaSource> {
-        let schema = RecordSchema::try_new(&self.schema).map_err(anyhow::Error::msg)?;
+        let schema = RecordSchema::try_new(&self.schema)?;
         Ok(KafkaSource::new(self.clone(), schema))
     }
 }

@@ -1,16 +1,13 @@
-//! The consumer thread: polls Kafka, batches messages, decodes them, and
-//! keeps offsets exactly-once with the engine's checkpoints.
+//! The consumer thread: the async shell around rdkafka that moves messages
+//! from Kafka into batches for the engine.
 //!
-//! Offsets are never auto-committed. A partition is assigned at the offset
-//! the newest checkpoint of any instance recorded for it (Kafka's committed
-//! offset is only the fallback, e.g. for a fresh checkpoint directory), and
-//! before a partition is given up in a rebalance the pending messages are
-//! flushed and a checkpoint publishes everything read from it. So after a
-//! crash, a restart or a rebalance, each record lands in the dataset once.
-//!
-//! librdkafka calls the rebalance callback from inside `poll`, on this
-//! thread; the callback may block on the engine's checkpoint because the
-//! engine never waits on this thread.
+//! It polls, copies each message into the pending buffer, asks the
+//! [`Batcher`] whether the buffer is a batch yet, decodes it and hands it to
+//! the engine, pausing the partitions while the engine applies
+//! back-pressure. The decisions live elsewhere: when a batch is due in
+//! `batcher.rs`, and the offset protocol (where partitions resume,
+//! checkpoints before a rebalance, commits) in `offsets.rs`, which also holds
+//! the rebalance callbacks librdkafka calls from inside `poll` on this thread.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -19,27 +16,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use super::batcher::{Batcher, Buffered};
 use super::config::{KafkaSourceConfig, StartPosition};
 use super::decode::{MessageDecoder, RawMessages};
-use super::events::{
-    ClientError, MessagesDecoded, PartitionLag, PartitionsAssigned, PartitionsRevoked,
-    SourcePaused, SourceResumed,
-};
+use super::events::{ClientError, MessagesDecoded, PartitionLag, SourcePaused, SourceResumed};
 use super::schema::RecordSchema;
 use crate::common::DurableOffsetsReader;
 use crate::common::event_times_ms;
 use crate::kafka::{ensure_topic, wait_for_brokers};
 use crate::sources::{
-    EventTimeConfig, Offsets, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary,
-    TopicPartition,
+    EventTimeConfig, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary, TopicPartition,
 };
 
 pub struct KafkaSource {
@@ -65,18 +57,18 @@ impl Source for KafkaSource {
 }
 
 /// Everything the poll loop and the librdkafka callbacks share.
-struct Shared {
+pub(super) struct Shared {
     pipeline: String,
-    name: String,
-    output: mpsc::Sender<SourceEvent>,
+    pub(super) name: String,
+    pub(super) output: mpsc::Sender<SourceEvent>,
     pending: Mutex<Pending>,
     /// With `event_time:`, batches carry each partition's newest event time.
     event_time: Option<EventTimeConfig>,
-    durable: Option<std::sync::Arc<dyn DurableOffsetsReader>>,
-    assigned: Mutex<BTreeSet<TopicPartition>>,
+    pub(super) durable: Option<std::sync::Arc<dyn DurableOffsetsReader>>,
+    pub(super) assigned: Mutex<BTreeSet<TopicPartition>>,
     summary: Mutex<SourceSummary>,
     /// Set once the final checkpoint is done: later revokes just release.
-    closing: AtomicBool,
+    pub(super) closing: AtomicBool,
     /// A failure inside a callback, reported by the poll loop.
     failure: Mutex<Option<anyhow::Error>>,
     /// A decoded batch the engine has not taken yet (it is applying
@@ -96,8 +88,8 @@ struct Pending {
     decoder: MessageDecoder,
 }
 
-/// librdkafka's hooks into [`Shared`].
-struct SourceClientContext(Shared);
+/// librdkafka's hooks into [`Shared`] (the rebalance hook is in `offsets.rs`).
+pub(super) struct SourceClientContext(pub(super) Shared);
 
 fn consume(
     config: KafkaSourceConfig,
@@ -193,9 +185,7 @@ fn poll_loop(
     mut ctx: SourceContext,
 ) -> anyhow::Result<()> {
     let shared = &consumer.context().0;
-    let max_rows = config.batch.max_rows;
-    let max_bytes = config.batch.max_bytes.0 as usize;
-    let max_wait = config.batch.max_wait.0;
+    let batcher = Batcher::new(&config.batch);
     let mut last_error_log: Option<Instant> = None;
     loop {
         if ctx.shutdown.is_cancelled() {
@@ -211,12 +201,7 @@ fn poll_loop(
                 assigned.contains(tp)
             });
         }
-        let (buffered, _, age) = shared.buffered();
-        let timeout = if buffered == 0 {
-            Duration::from_millis(100)
-        } else {
-            max_wait.saturating_sub(age).min(Duration::from_millis(100))
-        };
+        let timeout = batcher.poll_timeout(shared.buffered(), Instant::now());
         match consumer.poll(timeout) {
             Some(Ok(message)) => shared.buffer(&message)?,
             Some(Err(error)) => {
@@ -232,9 +217,7 @@ fn poll_loop(
             }
             None => {}
         }
-        let (buffered, bytes, age) = shared.buffered();
-        let full = buffered >= max_rows || bytes >= max_bytes;
-        if (full || (buffered > 0 && age >= max_wait))
+        if batcher.is_due(shared.buffered(), Instant::now())
             && !shared.flush_polling(consumer, &ctx.shutdown)?
         {
             // The engine stopped reading: it is shutting down.
@@ -263,15 +246,19 @@ impl Shared {
         Ok(())
     }
 
-    /// Records, payload bytes and age of what is buffered.
-    fn buffered(&self) -> (usize, usize, Duration) {
+    /// What is buffered, for the [`Batcher`].
+    fn buffered(&self) -> Buffered {
         self.pending
             .lock()
-            .map(|p| (p.raw.len(), p.raw.payload_bytes(), p.raw.age()))
+            .map(|p| Buffered {
+                rows: p.raw.len(),
+                bytes: p.raw.payload_bytes(),
+                since: p.raw.first_at(),
+            })
             .unwrap_or_default()
     }
 
-    fn assigned_now(&self) -> BTreeSet<TopicPartition> {
+    pub(super) fn assigned_now(&self) -> BTreeSet<TopicPartition> {
         self.assigned.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
@@ -279,7 +266,7 @@ impl Shared {
     /// as the engine applies back-pressure. `false` when the engine no
     /// longer listens. (Rebalance callbacks and the final flush use this:
     /// they must not return before the data is handed over.)
-    fn flush(&self) -> anyhow::Result<bool> {
+    pub(super) fn flush(&self) -> anyhow::Result<bool> {
         if let Some(held) = self.take_held()
             && self.output.blocking_send(held).is_err()
         {
@@ -432,143 +419,10 @@ impl Shared {
         })))
     }
 
-    /// Ask the engine for a checkpoint and wait for it; the durable offsets
-    /// of this source, or `None` if the engine is gone.
-    fn checkpoint(&self) -> anyhow::Result<Option<Offsets>> {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .output
-            .blocking_send(SourceEvent::Checkpoint(reply))
-            .is_err()
-        {
-            return Ok(None);
-        }
-        match answer.blocking_recv() {
-            Ok(Ok(offsets)) => Ok(Some(offsets)),
-            Ok(Err(error)) => Err(anyhow::anyhow!("checkpoint failed: {error}")),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Commit `offsets` (those passing `keep`) to the group. Failures are
-    /// logged, not fatal: the checkpoint already holds the offsets.
-    fn commit(
-        &self,
-        consumer: &BaseConsumer<SourceClientContext>,
-        offsets: &Offsets,
-        mode: CommitMode,
-        keep: impl Fn(&TopicPartition) -> bool,
-    ) {
-        let result = (|| -> KafkaResult<()> {
-            let mut list = TopicPartitionList::new();
-            for (tp, next) in offsets.iter().filter(|(tp, _)| keep(tp)) {
-                list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))?;
-            }
-            if list.count() == 0 {
-                return Ok(());
-            }
-            consumer.commit(&list, mode)
-        })();
-        if let Err(error) = result {
-            tracing::warn!(source = %self.name, %error, "committing offsets to Kafka failed (the checkpoint holds them; retrying at the next one)");
-        }
-    }
-
-    fn fail(&self, error: anyhow::Error) {
+    /// Record a failure from a callback; the poll loop returns it.
+    pub(super) fn fail(&self, error: anyhow::Error) {
         if let Ok(mut failure) = self.failure.lock() {
             failure.get_or_insert(error);
-        }
-    }
-
-    fn on_assign(
-        &self,
-        consumer: &BaseConsumer<SourceClientContext>,
-        list: &mut TopicPartitionList,
-    ) {
-        let durable = match self.durable.as_ref().map(|d| d.durable_offsets(&self.name)).transpose() {
-            Ok(durable) => durable.unwrap_or_default(),
-            Err(error) => {
-                // Resuming from Kafka's offsets could duplicate rows: stop.
-                self.fail(anyhow::anyhow!(error).context("reading checkpoints to resume the assigned partitions"));
-                return;
-            }
-        };
-        let mut described = Vec::new();
-        for (topic, partition) in list
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect::<Vec<_>>()
-        {
-            let tp = TopicPartition::new(&topic, partition);
-            let resume = durable.get(&tp).copied();
-            if let Some(offset) = resume
-                && let Err(error) =
-                    list.set_partition_offset(&topic, partition, Offset::Offset(offset))
-            {
-                self.fail(anyhow::Error::new(error).context(format!("resuming {tp} at {offset}")));
-                return;
-            }
-            described.push((tp, resume));
-        }
-        if let Err(error) = consumer.assign(list) {
-            self.fail(anyhow::Error::new(error).context("assigning partitions"));
-            return;
-        }
-        if let Ok(mut assigned) = self.assigned.lock() {
-            assigned.extend(described.iter().map(|(tp, _)| tp.clone()));
-        }
-        PartitionsAssigned {
-            source: &self.name,
-            partitions: &described,
-        }
-        .emit();
-    }
-
-    fn on_revoke(&self, consumer: &BaseConsumer<SourceClientContext>, list: &TopicPartitionList) {
-        let revoked: Vec<TopicPartition> = list
-            .elements()
-            .iter()
-            .map(|e| TopicPartition::new(e.topic(), e.partition()))
-            .collect();
-        // SAFETY: the handle is this consumer's own, alive for the call.
-        let lost =
-            unsafe { rdkafka::bindings::rd_kafka_assignment_lost(consumer.client().native_ptr()) }
-                != 0;
-        if lost && !self.closing.load(Ordering::SeqCst) {
-            // Publishing what was read since the last checkpoint could
-            // duplicate rows the new owner reads again: fail instead.
-            self.closing.store(true, Ordering::SeqCst);
-            self.fail(anyhow::Error::new(crate::sources::AssignmentLost {
-                source_name: self.name.clone(),
-                partitions: revoked
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            }));
-        } else if !self.closing.load(Ordering::SeqCst) {
-            PartitionsRevoked {
-                source: &self.name,
-                partitions: &revoked,
-            }
-            .emit();
-            let durable = self
-                .flush()
-                .and_then(|open| if open { self.checkpoint() } else { Ok(None) });
-            match durable {
-                Ok(Some(offsets)) => self.commit(consumer, &offsets, CommitMode::Sync, |tp| {
-                    revoked.contains(tp)
-                }),
-                Ok(None) => {}
-                Err(error) => self.fail(error.context("checkpointing before releasing partitions")),
-            }
-        }
-        if let Err(error) = consumer.unassign() {
-            tracing::warn!(source = %self.name, %error, "unassigning partitions failed");
-        }
-        if let Ok(mut assigned) = self.assigned.lock() {
-            assigned.clear();
         }
     }
 }
@@ -600,28 +454,6 @@ impl ClientContext for SourceClientContext {
             error: &format!("{error}: {reason}"),
         }
         .emit();
-    }
-}
-
-impl ConsumerContext for SourceClientContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        list: &mut TopicPartitionList,
-    ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.0.on_assign(consumer, list)
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.0.on_revoke(consumer, list)
-            }
-            other => {
-                tracing::warn!(source = %self.0.name, error = ?other, "rebalance error; releasing partitions");
-                self.0.on_revoke(consumer, list);
-            }
-        }
     }
 }
 

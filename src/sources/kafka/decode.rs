@@ -112,9 +112,10 @@ impl RawMessages {
         out
     }
 
-    /// Time since the first message arrived.
-    pub fn age(&self) -> std::time::Duration {
-        self.first_at.map(|t| t.elapsed()).unwrap_or_default()
+    /// When the first message arrived (`None` when empty): batching waits
+    /// from here.
+    pub fn first_at(&self) -> Option<Instant> {
+        self.first_at
     }
 
     /// The next offset to read per partition after these messages.

@@ -6,18 +6,25 @@
 //! - `schema.rs`: declared fields -> Arrow schema and value checks.
 //! - `decode.rs`: a batch of messages -> good rows + dead letters.
 //! - `dead_letters.rs`: the dead-letter table.
-//! - `consumer.rs`: the consumer thread, rebalances, offset commits.
+//! - `consumer.rs`: the consumer thread, polling and handing batches over.
+//! - `batcher.rs`: when buffered messages are a batch (pure, unit-tested).
+//! - `offsets.rs`: the offset protocol: resume, rebalances, commits.
 //! - `events.rs`: its logs and metrics.
+//! - `error.rs`: why a configuration or a declared schema is refused.
 
+mod batcher;
 mod config;
 mod consumer;
 mod dead_letters;
 mod decode;
+mod error;
 mod events;
+mod offsets;
 mod schema;
 mod strict;
 
 pub use config::KafkaSourceConfig;
 pub use dead_letters::dead_letter_schema;
 pub use decode::{DecodedBatch, MessageDecoder, RawMessages};
+pub use error::{ConfigError, FieldProblem, SchemaError};
 pub use schema::{FieldSpec, FieldType};

@@ -9,6 +9,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 
+use super::error::{FieldProblem, SchemaError};
 use crate::common::HumanDuration;
 
 /// One field of a JSON record.
@@ -97,41 +98,41 @@ pub struct Violation {
 }
 
 impl RecordSchema {
-    pub fn try_new(fields: &[FieldSpec]) -> Result<Self, String> {
+    pub fn try_new(fields: &[FieldSpec]) -> Result<Self, SchemaError> {
         if fields.is_empty() {
-            return Err("`schema` must list at least one field".into());
+            return Err(SchemaError::NoFields);
         }
         let mut seen = std::collections::HashSet::new();
-        for (i, field) in fields.iter().enumerate() {
-            let at = format!("schema[{i}] (`{}`)", field.name);
+        for (index, field) in fields.iter().enumerate() {
+            let refuse = |problem: FieldProblem| SchemaError::Field {
+                index,
+                name: field.name.clone(),
+                problem,
+            };
             if field.name.trim().is_empty() {
-                return Err(format!("schema[{i}]: `name` must not be empty"));
+                return Err(SchemaError::EmptyName { index });
             }
             if !seen.insert(field.name.as_str()) {
-                return Err(format!("{at}: the field is declared twice"));
+                return Err(refuse(FieldProblem::DeclaredTwice));
             }
             if (field.min.is_some() || field.max.is_some()) && !field.field_type.is_numeric() {
-                return Err(format!(
-                    "{at}: `min`/`max` apply to numbers and timestamps only"
-                ));
+                return Err(refuse(FieldProblem::RangeNotNumeric));
             }
             if let (Some(min), Some(max)) = (field.min, field.max)
                 && min > max
             {
-                return Err(format!("{at}: `min` ({min}) is greater than `max` ({max})"));
+                return Err(refuse(FieldProblem::MinAboveMax { min, max }));
             }
             if (field.max_future.is_some() || field.max_past.is_some())
                 && field.field_type != FieldType::Timestamp
             {
-                return Err(format!(
-                    "{at}: `max_future`/`max_past` apply to timestamps only"
-                ));
+                return Err(refuse(FieldProblem::AgeNotTimestamp));
             }
             if field.values.is_some() && field.field_type != FieldType::String {
-                return Err(format!("{at}: `values` applies to string fields only"));
+                return Err(refuse(FieldProblem::ValuesNotString));
             }
             if field.values.as_ref().is_some_and(Vec::is_empty) {
-                return Err(format!("{at}: `values` must list at least one value"));
+                return Err(refuse(FieldProblem::NoValues));
             }
         }
         let arrow = Arc::new(Schema::new(
@@ -349,6 +350,7 @@ pub(crate) mod tests {
         assert!(
             RecordSchema::try_new(&on_int)
                 .unwrap_err()
+                .to_string()
                 .contains("timestamps only")
         );
     }
@@ -391,6 +393,7 @@ pub(crate) mod tests {
         assert!(
             RecordSchema::try_new(&twice)
                 .unwrap_err()
+                .to_string()
                 .contains("declared twice")
         );
         let range_on_string = [FieldSpec {
@@ -400,6 +403,7 @@ pub(crate) mod tests {
         assert!(
             RecordSchema::try_new(&range_on_string)
                 .unwrap_err()
+                .to_string()
                 .contains("numbers")
         );
         let inverted = [FieldSpec {
@@ -410,6 +414,7 @@ pub(crate) mod tests {
         assert!(
             RecordSchema::try_new(&inverted)
                 .unwrap_err()
+                .to_string()
                 .contains("greater")
         );
     }
