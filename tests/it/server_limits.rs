@@ -193,6 +193,7 @@ async fn hostile_queries_fail_clearly_within_the_timeout_while_the_pipeline_keep
             assert_eq!(response.status(), 200);
             slowest = slowest.max(asked.elapsed());
             answered += 1;
+            // Not a wait for anything: the pace of a health checker.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         (answered, slowest)
@@ -594,6 +595,7 @@ async fn slow_and_idle_connections_are_closed_and_slow_bodies_time_out() {
         if slowloris.write_all(b"a").await.is_err() {
             break;
         }
+        // Not a wait for anything: the trickle is the attack.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = closed_within(&mut slowloris, limit).await;
