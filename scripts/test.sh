@@ -89,6 +89,10 @@ echo "== UDF plugins (target: $udf_target)"
 (cd udfs && cargo test --locked --release --target-dir "$udf_target") 2>&1 | tee "$log" || status=1
 (cd udfs && cargo build --locked --release --target-dir "$udf_target") 2>&1 | tail -3 || status=1
 
+# Every program above is installed: a test that cannot find one fails here
+# instead of skipping itself as it does in a plain `cargo test`.
+export VITALFLOW_TEST_REQUIRE_ALL=1
+
 # The crate: unit tests, integration tests (tests/it), then doc tests.
 cargo test --locked --lib --bins --tests --no-fail-fast 2>&1 | tee -a "$log" || status=1
 cargo test --locked --doc 2>&1 | tee -a "$log" || status=1

@@ -5,8 +5,8 @@ use std::path::Path;
 use super::args::{RunArgs, UpArgs};
 use super::signal::shutdown_on_signal;
 use crate::engine::{self, RunOptions, RunSummary};
-use crate::sinks::SinkContext;
 use crate::query::datasets_of;
+use crate::sinks::SinkContext;
 use crate::spec;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {

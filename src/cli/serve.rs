@@ -8,17 +8,23 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::{AccessArgs, ServeArgs, ServerArgs};
 use super::signal::shutdown_on_signal;
-use crate::sinks::SinkContext;
 use crate::audit::AuditLog;
 use crate::auth::{Authenticator, OidcVerifier, Role, Sessions, TokensFile, tokens};
 use crate::models::RiskModel;
 use crate::query::{Dataset, QueryLimits, QuerySession, datasets_of};
 use crate::server::{self, AppState};
+use crate::sinks::SinkContext;
 use crate::{engine, spec};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let server = start(&args.server, &args.pipeline, shutdown, &SinkContext::default()).await?;
+    let server = start(
+        &args.server,
+        &args.pipeline,
+        shutdown,
+        &SinkContext::default(),
+    )
+    .await?;
     server.await.context("the HTTP server task failed")?
 }
 

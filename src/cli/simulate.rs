@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use super::args::SimulateArgs;
 use super::signal::shutdown_on_signal;
-use crate::kafka::{ClientSettings, TopicSettings};
-use crate::sources::simulator::{PublishOptions, publish_readings};
-use crate::sources::simulator::{Pacing, SimulatorConfig};
 use crate::common::{EnvString, HumanDuration};
+use crate::kafka::{ClientSettings, TopicSettings};
+use crate::sources::simulator::{Pacing, SimulatorConfig};
+use crate::sources::simulator::{PublishOptions, publish_readings};
 
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let interval = match args.rate {

@@ -16,10 +16,10 @@ use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::alert::{AlertConfig, AlertStates, KeyState};
+use crate::common::event_times_ms;
 use crate::engine::events::AlertRaised;
 use crate::engine::operator::Operator;
 use crate::engine::session::streaming_session;
-use crate::common::event_times_ms;
 use crate::udf::LoadedUdf;
 
 pub struct AlertOperator {

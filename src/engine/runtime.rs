@@ -33,12 +33,12 @@ use super::events::{
 use super::plan::PlannedPipeline;
 use super::watermark::{SavedWatermark, WatermarkTracker};
 use crate::common::event_times_ms;
+use crate::sinks::SinkContext;
 use crate::sinks::{SinkMessage, SinkSummary};
 use crate::sources::{
     Offsets, SourceBatch, SourceContext, SourceEvent, SourceSummary, dead_letter_table,
     late_events_table,
 };
-use crate::sinks::SinkContext;
 use crate::storage::StagedFile;
 use crate::storage::forward::{Forwarder, ForwarderHandle};
 

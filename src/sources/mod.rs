@@ -21,8 +21,8 @@ pub use event_time::{EventTimeConfig, late_events_table};
 pub use kafka::KafkaSourceConfig;
 pub use simulator::SimulatorConfig;
 
-pub use crate::common::{Offsets, TopicPartition};
 use crate::common::DurableOffsetsReader;
+pub use crate::common::{Offsets, TopicPartition};
 
 /// One micro-batch from a source.
 #[derive(Debug, Clone)]

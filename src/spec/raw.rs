@@ -12,9 +12,9 @@
 //! which is what lets cross-key errors (a sink reading a table that does not
 //! exist) point at a line too.
 
+use crate::common::{EnvString, Spanned};
 use indexmap::IndexMap;
 use serde::Deserialize;
-use crate::common::{EnvString, Spanned};
 
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;

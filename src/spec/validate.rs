@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::raw::{RawPipeline, RawTransform};
-use crate::common::Spanned;
 use super::{PipelineSpec, SinkSpec, SourceSpec, SpecError, TransformSpec};
+use crate::common::Spanned;
 
 /// Read and validate a pipeline file.
 pub fn load(path: &Path) -> Result<PipelineSpec, SpecError> {

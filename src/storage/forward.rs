@@ -22,9 +22,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::events::{FileUploaded, UploadFailed};
 use super::location::RemoteLocation;
 use super::spool::{Spool, SpooledFile};
-use super::events::{FileUploaded, UploadFailed};
 use super::status::{StoreStatus, StoreStatusBoard};
 
 /// How often an idle forwarder looks for newly published files.

@@ -406,11 +406,7 @@ mod tests {
 
     /// A store on a loopback port nobody listens on: listing fails at once.
     fn unreachable_store() -> Arc<dyn ObjectStore> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = vitalflow_bench::net::free_port();
         let store = object_store::aws::AmazonS3Builder::new()
             .with_endpoint(format!("http://127.0.0.1:{port}"))
             .with_allow_http(true)

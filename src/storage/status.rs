@@ -63,4 +63,3 @@ impl StoreStatusBoard {
         all.values().cloned().collect()
     }
 }
-

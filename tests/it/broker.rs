@@ -1,13 +1,17 @@
 //! A real Kafka-compatible broker (Tansu, durable sqlite engine) per test,
 //! on its own port, so a test may kill and restart it without disturbing
-//! the others. `./scripts/test.sh` installs the binary.
+//! the others. `./scripts/test.sh` installs the binary; without it (and
+//! without `VITALFLOW_TEST_BROKER` for the shared one) the constructors
+//! return `None` and the test is skipped (see `support::require`).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::support::ChildGuard;
+use crate::support::{ChildGuard, TANSU, free_port, loopback_listener, require};
 
 pub struct Broker {
+    /// The Tansu binary.
+    tansu: PathBuf,
     child: Option<ChildGuard>,
     port: u16,
     /// The port clients are told to use, when not `port` (a TLS front).
@@ -15,35 +19,24 @@ pub struct Broker {
     dir: tempfile::TempDir,
 }
 
-pub fn tansu_binary() -> PathBuf {
-    let path = std::env::var_os("TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/vitalflow-cache/tansu/bin/tansu"));
-    assert!(
-        path.exists(),
-        "{} not found: run the tests with ./scripts/test.sh, which installs Tansu (or set TANSU)",
-        path.display()
-    );
-    path
-}
-
 impl Broker {
-    /// A broker that is running.
-    pub fn start() -> Self {
-        let mut broker = Self::reserved();
+    /// A broker that is running (`None`: no Tansu, the test is skipped).
+    pub fn start() -> Option<Self> {
+        let mut broker = Self::reserved()?;
         broker.spawn();
-        broker
+        Some(broker)
     }
 
     /// A port and a data directory, but no process yet (for "the broker is
-    /// down at startup").
-    pub fn reserved() -> Self {
-        Self {
+    /// down at startup"); `None`: no Tansu, the test is skipped.
+    pub fn reserved() -> Option<Self> {
+        Some(Self {
+            tansu: require(&TANSU)?,
             child: None,
-            port: crate::support::free_port(),
+            port: free_port(),
             advertised: None,
             dir: tempfile::tempdir().unwrap(),
-        }
+        })
     }
 
     /// A broker reached over TLS only: Tansu has no TLS listener, so a
@@ -51,10 +44,13 @@ impl Broker {
     /// another port, forwards to the broker, and is what the broker
     /// advertises, so every connection a client opens (bootstrap, then the
     /// advertised address) goes through TLS.
-    pub async fn behind_tls(cert: &std::path::Path, key: &std::path::Path) -> (Self, TlsFront) {
-        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    pub async fn behind_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Option<(Self, TlsFront)> {
+        let mut broker = Self::reserved()?;
+        let front = loopback_listener().await;
         let front_port = front.local_addr().unwrap().port();
-        let mut broker = Self::reserved();
         broker.advertised = Some(front_port);
         broker.spawn();
         let acceptor = vitalflow::server::tls::acceptor(cert, key).unwrap();
@@ -76,13 +72,13 @@ impl Broker {
                 });
             }
         });
-        (
+        Some((
             broker,
             TlsFront {
                 addr: format!("127.0.0.1:{front_port}"),
                 task,
             },
-        )
+        ))
     }
 
     /// Start (or start again) on the same port with the same data.
@@ -105,7 +101,7 @@ impl Broker {
             .open(self.dir.path().join("tansu.log"))
             .unwrap();
         let child = ChildGuard::spawn(
-            Command::new(tansu_binary())
+            Command::new(&self.tansu)
                 .current_dir(self.dir.path())
                 .arg("broker")
                 .arg("--listener-url")
@@ -159,10 +155,11 @@ pub enum SharedBroker {
 }
 
 impl SharedBroker {
-    pub fn get() -> Self {
+    /// `None`: neither a shared broker nor Tansu, the test is skipped.
+    pub fn get() -> Option<Self> {
         match std::env::var("VITALFLOW_TEST_BROKER") {
-            Ok(addr) if !addr.is_empty() => SharedBroker::External(addr),
-            _ => SharedBroker::Owned(Broker::start()),
+            Ok(addr) if !addr.is_empty() => Some(SharedBroker::External(addr)),
+            _ => Broker::start().map(SharedBroker::Owned),
         }
     }
 

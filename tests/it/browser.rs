@@ -4,9 +4,9 @@
 //! screenshot to `target/test-artifacts/dashboard.png`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -36,17 +36,30 @@ impl Drop for Driver {
     }
 }
 
-async fn start_browser(profile: &Path) -> (Driver, Client) {
-    let driver_path =
-        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    assert!(
-        std::path::Path::new(&driver_path).exists(),
-        "{driver_path} not found: run the tests with ./scripts/test.sh, which installs chromium and chromium-driver"
-    );
+/// How long the page may take to show what a test waits for.
+const UI: Duration = Duration::from_secs(20);
+
+/// chromedriver and Chromium, if installed (else the test is skipped, or
+/// fails under `VITALFLOW_TEST_REQUIRE_ALL`: see `support::require`).
+struct Browser {
+    chromedriver: PathBuf,
+    chromium: PathBuf,
+}
+
+impl Browser {
+    fn required() -> Option<Self> {
+        Some(Self {
+            chromedriver: require(&CHROMEDRIVER)?,
+            chromium: require(&CHROMIUM)?,
+        })
+    }
+}
+
+async fn start_browser(browser: &Browser, profile: &Path) -> (Driver, Client) {
     let port = free_port();
     let driver = Driver {
         process: ChildGuard::spawn(
-            Command::new(&driver_path)
+            Command::new(&browser.chromedriver)
                 .arg(format!("--port={port}"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -58,28 +71,29 @@ async fn start_browser(profile: &Path) -> (Driver, Client) {
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
-            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "binary": browser.chromium.display().to_string(),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--no-first-run", "--window-size=1500,1100", format!("--user-data-dir={}", profile.display())]
         }),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(client) => return (driver, client),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("cannot start chromium through chromedriver: {e}"),
-        }
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "chromedriver to listen",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot start chromium through chromedriver: {e}"));
+    (driver, client)
 }
 
 async fn text(client: &Client, css: &str) -> String {
@@ -92,20 +106,11 @@ async fn text(client: &Client, css: &str) -> String {
         .unwrap()
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
+    let Some(browser) = Browser::required() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         r#"
@@ -144,8 +149,7 @@ sinks:
         sinks: run.clone(),
         ..RunOptions::default()
     };
-    let pipeline =
-        tokio::spawn(async move { engine::run(&planned, pipeline_stop, options).await });
+    let pipeline = tokio::spawn(async move { engine::run(&planned, pipeline_stop, options).await });
 
     let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -161,7 +165,7 @@ sinks:
         stop.clone(),
     ));
 
-    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
+    let (_driver, client) = start_browser(&browser, &dir.path().join("profile")).await;
     // Without a session the dashboard sends the browser to the login page.
     client.goto(&base).await.unwrap();
     assert!(
@@ -171,7 +175,7 @@ sinks:
     log_in(&client, &token).await;
 
     // The ward fills with every patient, from live data.
-    wait_until("24 patients in the ward table", || async {
+    wait_until(UI, "24 patients in the ward table", || async {
         client
             .find_all(Locator::Css("#ward-table tbody tr[data-patient]"))
             .await
@@ -182,12 +186,12 @@ sinks:
     assert_eq!(text(&client, "#connection").await, "live");
 
     // The patient panel updates by itself.
-    wait_until("a selected patient", || async {
+    wait_until(UI, "a selected patient", || async {
         text(&client, "#patient-id").await != "—"
     })
     .await;
     let first = text(&client, "#patient-ts").await;
-    wait_until("the patient's cards to update", || async {
+    wait_until(UI, "the patient's cards to update", || async {
         text(&client, "#patient-ts").await != first
     })
     .await;
@@ -202,7 +206,7 @@ sinks:
         let value = text(&client, &format!("#card-{card} .card-value")).await;
         assert!(value.parse::<f64>().is_ok(), "card {card} shows `{value}`");
     }
-    wait_until("20 recent readings", || async {
+    wait_until(UI, "20 recent readings", || async {
         client
             .find_all(Locator::Css("#recent-table tbody tr"))
             .await
@@ -210,7 +214,7 @@ sinks:
             .unwrap_or(false)
     })
     .await;
-    wait_until("the freshness pill to say fresh", || async {
+    wait_until(UI, "the freshness pill to say fresh", || async {
         text(&client, "#freshness").await.starts_with("fresh")
     })
     .await;
@@ -224,7 +228,7 @@ sinks:
             .unwrap();
         serde_json::from_value::<Vec<f64>>(value).unwrap()
     };
-    wait_until("100 latency samples", || async {
+    wait_until(UI, "100 latency samples", || async {
         samples().await.len() > 100
     })
     .await;
@@ -246,7 +250,7 @@ sinks:
         .click()
         .await
         .unwrap();
-    wait_until("a prediction", || async {
+    wait_until(UI, "a prediction", || async {
         text(&client, "#result-probability").await.ends_with('%')
     })
     .await;
@@ -276,7 +280,7 @@ sinks:
         .click()
         .await
         .unwrap();
-    wait_until("the glucose error", || async {
+    wait_until(UI, "the glucose error", || async {
         text(&client, "#error-glucose")
             .await
             .contains("at most 300")
@@ -294,7 +298,7 @@ sinks:
         )
         .await
         .unwrap();
-    wait_until("a reading to refresh the freshness pill", || async {
+    wait_until(UI, "a reading to refresh the freshness pill", || async {
         text(&client, "#freshness").await.starts_with("fresh")
     })
     .await;
@@ -308,7 +312,7 @@ sinks:
         .click()
         .await
         .unwrap();
-    wait_until("the login page after logging out", || async {
+    wait_until(UI, "the login page after logging out", || async {
         client
             .current_url()
             .await
@@ -341,7 +345,7 @@ async fn log_in(client: &fantoccini::Client, token: &str) {
         .click()
         .await
         .unwrap();
-    wait_until("the dashboard after logging in", || async {
+    wait_until(UI, "the dashboard after logging in", || async {
         client.find(Locator::Css("#ward-table")).await.is_ok()
     })
     .await;
@@ -349,6 +353,9 @@ async fn log_in(client: &fantoccini::Client, token: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_without_pipeline_or_model_explains_itself() {
+    let Some(browser) = Browser::required() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _server = ChildGuard::spawn(Command::new(binary()).args([
@@ -366,8 +373,8 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
     ]))
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let (_driver, client) = start_browser(&dir.path().join("profile")).await;
-    wait_until("the server", || async {
+    let (_driver, client) = start_browser(&browser, &dir.path().join("profile")).await;
+    wait_until(UI, "the server", || async {
         reqwest::get(format!("{base}/health")).await.is_ok()
     })
     .await;
@@ -378,7 +385,7 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
         ))
         .await
         .unwrap();
-    wait_until("the no-pipeline banner", || async {
+    wait_until(UI, "the no-pipeline banner", || async {
         text(&client, "#banner-error")
             .await
             .contains("pipeline is not running")
@@ -392,7 +399,7 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
         .click()
         .await
         .unwrap();
-    wait_until("the model error", || async {
+    wait_until(UI, "the model error", || async {
         text(&client, "#predict-error")
             .await
             .contains("model not loaded")
@@ -405,10 +412,13 @@ async fn dashboard_without_pipeline_or_model_explains_itself() {
 /// chromedriver, Chromium and every Chromium helper must end with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_browser_leaves_no_process_behind() {
+    let Some(browser) = Browser::required() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile");
     let needle = profile.display().to_string();
-    let (driver, client) = start_browser(&profile).await;
+    let (driver, client) = start_browser(&browser, &profile).await;
     client.goto("about:blank").await.unwrap();
     assert!(
         !processes_mentioning(&needle).is_empty(),
@@ -416,16 +426,13 @@ async fn an_abandoned_browser_leaves_no_process_behind() {
     );
     drop(client);
     drop(driver);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = processes_mentioning(&needle);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "browser processes still alive: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gone = poll_until(Duration::from_secs(10), || async {
+        processes_mentioning(&needle).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "timed out after 10 s waiting for the browser's processes to end: still alive {:?}",
+        processes_mentioning(&needle)
+    );
 }

@@ -2,7 +2,7 @@
 //! complete, readable files in the dataset.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 
@@ -53,15 +53,16 @@ sinks:
         // Wait for this round's writer to publish something, then kill it
         // at a random point of its work.
         let before = parquet_files(&out).len();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while parquet_files(&out).len() == before {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: no file published within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        wait_until(
+            Duration::from_secs(60),
+            &format!("round {round}: a file published"),
+            || std::future::ready(parquet_files(&out).len() != before),
+        )
+        .await;
+        // Not a wait for anything: the kill lands at a random moment of
+        // the writer's work, which is the point of the test.
+        let moment = Duration::from_millis(rng.random_range(0..400));
+        tokio::time::sleep(moment).await;
         child.kill(); // SIGKILL
     }
 

@@ -31,7 +31,10 @@ fn layers_in_readme() -> BTreeMap<String, u32> {
             layers.insert(module.to_string(), layer);
         }
     }
-    assert!(!layers.is_empty(), "no `| layer | src/x/ |` rows in the README");
+    assert!(
+        !layers.is_empty(),
+        "no `| layer | src/x/ |` rows in the README"
+    );
     layers
 }
 
@@ -166,6 +169,9 @@ fn the_import_scanner_sees_every_form() {
          use super::query;\nlet y = my_crate::cli;\n",
     )
     .unwrap();
-    let names: Vec<String> = imports_of(&file, true).into_iter().map(|(_, n)| n).collect();
+    let names: Vec<String> = imports_of(&file, true)
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
     assert_eq!(names, ["engine", "sinks", "sources", "common", "query"]);
 }

@@ -138,9 +138,7 @@ sinks:
     };
     let task = tokio::spawn(async move {
         let planned = engine::plan(spec::load(&path).unwrap()).await.unwrap();
-        engine::run(&planned, token, options)
-            .await
-            .unwrap();
+        engine::run(&planned, token, options).await.unwrap();
     });
     (stop, task)
 }
@@ -200,6 +198,7 @@ async fn hostile_queries_fail_clearly_within_the_timeout_while_the_pipeline_keep
             assert_eq!(response.status(), 200);
             slowest = slowest.max(asked.elapsed());
             answered += 1;
+            // Not a wait for anything: the pace of a health checker.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         (answered, slowest)
@@ -604,6 +603,7 @@ async fn slow_and_idle_connections_are_closed_and_slow_bodies_time_out() {
         if slowloris.write_all(b"a").await.is_err() {
             break;
         }
+        // Not a wait for anything: the trickle is the attack.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = closed_within(&mut slowloris, limit).await;

@@ -1,6 +1,7 @@
 //! Shared helpers: write a pipeline, run it in-process, read a dataset back.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use tokio_util::sync::CancellationToken;
@@ -135,18 +136,137 @@ pub fn utf8(column: &arrow::array::ArrayRef) -> arrow::array::StringArray {
         .clone()
 }
 
-/// Wait until something listens on `127.0.0.1:port`, or fail with the
-/// server's log.
-pub fn wait_for_port(port: u16, what: &str, log: &Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} did not listen on {port} within 30 s; log: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+/// Ports: one implementation for the tests, the benches and the
+/// benchmark harness (`vitalflow-bench`).
+pub use vitalflow_bench::net::{free_port, wait_for_port};
+
+// ---- programs the tests drive ---------------------------------------------
+
+/// An external program some tests drive for real. `./scripts/test.sh`
+/// installs every one of them and sets `VITALFLOW_TEST_REQUIRE_ALL=1`.
+pub struct Program {
+    /// What it is called, and looked up as on `PATH` (when `on_path`).
+    pub name: &'static str,
+    /// The environment variable that points at it.
+    pub env: &'static str,
+    /// Where it is looked for when `env` is not set.
+    pub default: &'static str,
+    /// Whether it is also looked up on `PATH` (not for a program whose
+    /// helper only reads `env` and `default`).
+    pub on_path: bool,
+    /// How to get it.
+    pub install: &'static str,
+}
+
+/// The Kafka-compatible broker (see `broker.rs`).
+pub const TANSU: Program = Program {
+    name: "tansu",
+    env: "TANSU",
+    default: "/opt/vitalflow-cache/tansu/bin/tansu",
+    on_path: true,
+    install: "run ./scripts/test.sh, which installs it",
+};
+/// The S3 server (see `s3_server.rs`, which reads the same variable).
+pub const S3S_FS: Program = Program {
+    name: "s3s-fs",
+    env: "VITALFLOW_S3_SERVER",
+    default: "/opt/vitalflow-cache/s3s-fs/bin/s3s-fs",
+    on_path: false,
+    install: "run ./scripts/test.sh, which installs it",
+};
+pub const CHROMIUM: Program = Program {
+    name: "chromium",
+    env: "CHROMIUM",
+    default: "/usr/bin/chromium",
+    on_path: true,
+    install: "apt-get install chromium, or run ./scripts/test.sh",
+};
+pub const CHROMEDRIVER: Program = Program {
+    name: "chromedriver",
+    env: "CHROMEDRIVER",
+    default: "/usr/bin/chromedriver",
+    on_path: true,
+    install: "apt-get install chromium-driver, or run ./scripts/test.sh",
+};
+pub const PROMETHEUS: Program = Program {
+    name: "prometheus",
+    env: "PROMETHEUS",
+    default: "/usr/bin/prometheus",
+    on_path: true,
+    install: "apt-get install prometheus, or run ./scripts/test.sh",
+};
+pub const OPENSSL: Program = Program {
+    name: "openssl",
+    env: "OPENSSL",
+    default: "/usr/bin/openssl",
+    on_path: true,
+    install: "apt-get install openssl",
+};
+
+/// Set (to anything but `0` or nothing) by `./scripts/test.sh`: a missing
+/// program fails the test instead of skipping it, so CI never skips.
+pub const REQUIRE_ALL: &str = "VITALFLOW_TEST_REQUIRE_ALL";
+
+/// Where `program` is, if it is installed. If it is not, the test is
+/// skipped (`None`, after saying so on stderr) in a plain `cargo test`,
+/// and fails when [`REQUIRE_ALL`] is set. Use as
+/// `let Some(path) = require(&TANSU) else { return };`.
+pub fn require(program: &Program) -> Option<PathBuf> {
+    let found = locate(program);
+    if found.is_some() {
+        return found;
     }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    let looked = match std::env::var_os(program.env).filter(|v| !v.is_empty()) {
+        Some(set) => format!("${} = {}", program.env, set.to_string_lossy()),
+        None if program.on_path => format!("{}, PATH", program.default),
+        None => program.default.to_string(),
+    };
+    let why = format!(
+        "{test} needs {}, not found (looked at {looked}): set {}, or {}",
+        program.name, program.env, program.install,
+    );
+    let required = std::env::var(REQUIRE_ALL).is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "{why} ({REQUIRE_ALL} is set: nothing may be skipped)"
+    );
+    // Straight to stderr, not through `eprintln!`: the test harness
+    // captures that for passing tests, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+    None
+}
+
+fn locate(program: &Program) -> Option<PathBuf> {
+    let executable = |path: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let on_path = |name: &Path| {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(name))
+            .find(|path| executable(path))
+    };
+    if let Some(set) = std::env::var_os(program.env).filter(|v| !v.is_empty()) {
+        // What the variable names is what is used, or nothing.
+        let set = PathBuf::from(set);
+        if set.components().count() == 1 && program.on_path {
+            return on_path(&set);
+        }
+        return executable(&set).then_some(set);
+    }
+    let default = PathBuf::from(program.default);
+    if executable(&default) {
+        return Some(default);
+    }
+    if !program.on_path {
+        return None;
+    }
+    on_path(Path::new(program.name))
 }
 
 /// A child process the test owns: started in a process group of its own,
@@ -191,19 +311,15 @@ impl ChildGuard {
         &mut self,
         within: std::time::Duration,
     ) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + within;
-        let child = self.child.as_mut()?;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.kill_group();
-                self.child = None;
-                return Some(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        self.child.as_ref()?;
+        let status = poll_until_blocking(within, || {
+            self.child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+        })?;
+        self.kill_group();
+        self.child = None;
+        Some(status)
     }
 
     /// SIGKILL the whole group and reap the leader.
@@ -253,13 +369,11 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// A free TCP port on loopback (the OS picks it; the caller binds it next).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A listener on a free loopback port, for a server inside the test.
+pub async fn loopback_listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a loopback port")
 }
 
 /// An in-process HTTP server on a free loopback port. Dropping it cancels
@@ -301,24 +415,88 @@ pub async fn start_server(state: vitalflow::server::AppState) -> TestServer {
     }
 }
 
-/// Poll `attempt` every 20 ms until it returns something, or panic with
-/// `what` after `within`.
-pub async fn wait_for<T, F, Fut>(within: std::time::Duration, what: &str, mut attempt: F) -> T
+// ---- waiting on a condition, with a deadline ------------------------------
+//
+// Tests never sleep to let something happen: they poll what they wait for
+// (a port, a row count, a log line, a metric) until it is there or a
+// deadline passes, and then fail saying what they waited for. The pause
+// between looks starts at a few milliseconds, so a condition that is nearly
+// true is seen at once, and grows to at most 250 ms, so a costly check (a
+// query over a dataset) does not starve the pipeline it watches on a loaded
+// machine. `poll_until*` is the one loop; the rest are built on it.
+
+/// The pauses between two looks at a condition.
+fn pauses() -> impl Iterator<Item = Duration> {
+    std::iter::successors(Some(Duration::from_millis(5)), |pause| {
+        Some((*pause * 2).min(Duration::from_millis(250)))
+    })
+}
+
+/// Call `attempt` until it returns `Some` (returned) or `within` has passed
+/// (`None`; `attempt` was called one last time at the deadline).
+pub async fn poll_until<T, F, Fut>(within: Duration, mut attempt: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
     let deadline = tokio::time::Instant::now() + within;
-    loop {
+    for pause in pauses() {
         if let Some(found) = attempt().await {
-            return found;
+            return Some(found);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {within:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
     }
+    unreachable!("pauses() never ends")
+}
+
+/// [`poll_until`] for synchronous code (a `#[test]`, a child process's
+/// start-up); async code uses [`poll_until`] and never blocks its thread.
+pub fn poll_until_blocking<T>(
+    within: Duration,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + within;
+    for pause in pauses() {
+        if let Some(found) = attempt() {
+            return Some(found);
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause.min(deadline - now));
+    }
+    unreachable!("pauses() never ends")
+}
+
+/// Wait until `attempt` returns something, or panic saying what was
+/// awaited after `within`.
+pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll_until(within, attempt)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {within:?} waiting for {what}"))
+}
+
+/// Wait until `check` is true, or panic saying what was awaited after
+/// `within`.
+pub async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_for(within, what, || {
+        let done = check();
+        async move { done.await.then_some(()) }
+    })
+    .await
 }
 
 /// The tokens file and admin token every in-process test server admits

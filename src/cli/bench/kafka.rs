@@ -14,8 +14,8 @@ use vitalflow_bench::kafka::{KafkaBenchReport, SESSION_TIMEOUT_MS, pipeline_yaml
 
 use crate::engine::{self, RunOptions};
 use crate::kafka::{ClientSettings, TopicSettings};
-use crate::sources::simulator::{PublishOptions, publish_readings};
 use crate::sources::simulator::{Pacing, SimulatorConfig};
+use crate::sources::simulator::{PublishOptions, publish_readings};
 use crate::spec;
 
 pub async fn run(

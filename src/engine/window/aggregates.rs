@@ -96,10 +96,8 @@ impl AggregateSpec {
         converter: &RowConverter,
     ) -> anyhow::Result<EvaluatedBatch> {
         let rows = batch.num_rows();
-        let times = crate::common::event_times_ms(
-            batch,
-            batch.schema().field(self.event_time).name(),
-        )?;
+        let times =
+            crate::common::event_times_ms(batch, batch.schema().field(self.event_time).name())?;
         let key_arrays = self
             .keys
             .iter()

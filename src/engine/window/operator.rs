@@ -21,13 +21,13 @@ use datafusion::physical_expr::create_physical_exprs;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::prelude::SessionContext;
 
-use crate::engine::events::{WindowsClosed, WindowsOpen};
 use super::aggregates::{AggregateSpec, WindowAggregate};
 use super::fixed::FixedWindows;
 use super::functions::{WindowKind, window_fields};
 use super::plan::WindowedQuery;
 use super::session::SessionWindows;
 use super::state::{ClosedGroups, SavedGroups, saved_schema};
+use crate::engine::events::{WindowsClosed, WindowsOpen};
 use crate::engine::micro_batch::{MicroBatchSlot, RepeatedPlan};
 use crate::engine::operator::Operator;
 

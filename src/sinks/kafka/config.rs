@@ -6,9 +6,9 @@ use arrow::datatypes::{DataType, SchemaRef};
 use serde::Deserialize;
 
 use super::sink::KafkaSink;
-use crate::kafka::{ClientSettings, TopicSettings};
 use crate::common::EnvString;
 use crate::common::Spanned;
+use crate::kafka::{ClientSettings, TopicSettings};
 
 /// `kind: kafka` (sink).
 #[derive(Debug, Clone, Deserialize)]

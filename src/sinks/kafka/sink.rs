@@ -10,8 +10,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::events::KafkaDeliveryFailed;
 use super::config::KafkaSinkConfig;
+use super::events::KafkaDeliveryFailed;
 use crate::kafka::{KeyedProducer, ensure_topic, wait_for_brokers};
 use crate::sinks::{Sink, SinkMessage, SinkSummary};
 
@@ -101,11 +101,7 @@ impl Sink for KafkaSink {
             }
             let sink = self.name.clone();
             let producer = KeyedProducer::new(&client, self.config.topic.as_str(), move |error| {
-                KafkaDeliveryFailed {
-                    sink: &sink,
-                    error,
-                }
-                .emit();
+                KafkaDeliveryFailed { sink: &sink, error }.emit();
             })?;
             let mut summary = SinkSummary {
                 location: format!("kafka://{}/{}", client.brokers, self.config.topic),

@@ -3,10 +3,10 @@
 use arrow::datatypes::{DataType, SchemaRef};
 use serde::Deserialize;
 
-use crate::sinks::SinkContext;
 use super::sink::LiveSink;
 use crate::common::HumanDuration;
 use crate::common::Spanned;
+use crate::sinks::SinkContext;
 
 /// `kind: live`.
 #[derive(Debug, Clone, Deserialize)]

@@ -299,14 +299,24 @@ mod tests {
         let hub = LiveHub::new(&config);
         let publish = |rows: Vec<Row>| hub.publish(rows, "patient_id");
         publish(vec![scored("a", 0, "low"), scored("a", 1_000, "medium")]);
-        publish(vec![scored("a", 2_000, "low"), scored("a", 3_000, "medium")]);
-        assert_eq!(hub.alerts().len(), 1, "back up within rearm_after: one alert");
+        publish(vec![
+            scored("a", 2_000, "low"),
+            scored("a", 3_000, "medium"),
+        ]);
+        assert_eq!(
+            hub.alerts().len(),
+            1,
+            "back up within rearm_after: one alert"
+        );
         publish(vec![scored("a", 4_000, "high")]);
         // Low for over a minute of event time: the next rise alerts again.
         publish(vec![scored("a", 5_000, "low"), scored("a", 70_000, "low")]);
         publish(vec![scored("a", 71_000, "medium")]);
         let alerts = hub.alerts();
-        let levels: Vec<&str> = alerts.iter().map(|a| a["level"].as_str().unwrap()).collect();
+        let levels: Vec<&str> = alerts
+            .iter()
+            .map(|a| a["level"].as_str().unwrap())
+            .collect();
         assert_eq!(levels, ["medium", "high", "medium"]);
         assert_eq!(alerts[0]["reason"], "NEWS2 6: urgent response");
     }

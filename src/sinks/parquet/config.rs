@@ -14,9 +14,9 @@ use arrow::datatypes::{DataType, SchemaRef};
 use serde::Deserialize;
 
 use super::sink::ParquetSink;
-use crate::sinks::SinkContext;
 use crate::common::Spanned;
 use crate::common::{EnvString, HumanBytes, HumanDuration};
+use crate::sinks::SinkContext;
 use crate::storage::store::check_settings;
 use crate::storage::{Location, RemoteLocation};
 

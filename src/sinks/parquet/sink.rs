@@ -24,8 +24,8 @@ use super::naming::{data_file_name, date_partition, is_in_progress_file};
 use super::writer::RollingFile;
 use crate::sinks::{Sink, SinkMessage, SinkSummary};
 use crate::storage::forward::Forwarder;
-use crate::storage::status::StoreStatusBoard;
 use crate::storage::spool::Spool;
+use crate::storage::status::StoreStatusBoard;
 use crate::storage::store::open_store;
 use crate::storage::{Location, StagedFile};
 
@@ -467,7 +467,8 @@ mod tests {
         let config: ParquetSinkConfig = serde_saphyr::from_str(&yaml).unwrap();
         config.validate().unwrap();
         let batch = batch_over_days(300);
-        let mut sink = ParquetSink::try_new("hostile", config, batch.schema(), &Default::default()).unwrap();
+        let mut sink =
+            ParquetSink::try_new("hostile", config, batch.schema(), &Default::default()).unwrap();
         sink.write(batch).unwrap();
         assert!(sink.open.len() <= 4, "{} files open", sink.open.len());
         // Every row is in a staged or an open file, one file per day.

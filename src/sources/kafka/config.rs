@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::consumer::KafkaSource;
 use super::error::ConfigError;
 use super::schema::{FieldSpec, RecordSchema};
-use crate::kafka::{ClientSettings, TopicSettings};
 use crate::common::{EnvString, HumanBytes, HumanDuration};
+use crate::kafka::{ClientSettings, TopicSettings};
 
 /// `kind: kafka`.
 #[derive(Debug, Clone, Deserialize)]

@@ -607,9 +607,9 @@ mod tests {
         let schema = RecordSchema::try_new(&[
             field("patient_id", FieldType::String),
             FieldSpec {
-                max_future: Some(crate::common::HumanDuration(std::time::Duration::from_secs(
-                    300,
-                ))),
+                max_future: Some(crate::common::HumanDuration(
+                    std::time::Duration::from_secs(300),
+                )),
                 ..field("ts", FieldType::Timestamp)
             },
         ])
