@@ -156,9 +156,11 @@ impl LimitHit {
     }
 }
 
-/// `Some(hits not logged since the last line)` when `key` may log again
-/// (at most once per `every`), `None` while it is quiet.
-fn rate_limited_log(key: &'static str, every: Duration) -> Option<u64> {
+/// Rate-limited logging, declared per event: `Some(hits not logged since
+/// the last line)` when `key` (the event's name) may log again (at most once
+/// per `every`), `None` while it is quiet. The metric is still counted on
+/// every emit; only the log line is limited.
+pub fn rate_limited_log(key: &'static str, every: Duration) -> Option<u64> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     use std::time::Instant;

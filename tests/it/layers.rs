@@ -175,3 +175,34 @@ fn the_import_scanner_sees_every_form() {
         .collect();
     assert_eq!(names, ["engine", "sinks", "sources", "common", "query"]);
 }
+
+/// Telemetry goes through internal events: only `events.rs` modules call
+/// the metrics macros (clippy's `disallowed-macros` in clippy.toml says the
+/// same; this test keeps it true where clippy is not run).
+#[test]
+fn only_events_modules_call_the_metrics_macros() {
+    let mut offenders = Vec::new();
+    for entry in walkdir::WalkDir::new("src") {
+        let path = entry.unwrap().into_path();
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("events.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            if ["counter!", "gauge!", "histogram!"]
+                .iter()
+                .any(|m| line.contains(&format!("metrics::{m}")))
+            {
+                offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "emit an internal event (a struct in the component's events.rs) instead:\n{}",
+        offenders.join("\n")
+    );
+}

@@ -45,12 +45,15 @@ pub struct LiveHub {
     running: AtomicBool,
 }
 
+/// A live sink's name and its hub.
+type NamedHub = (String, Arc<LiveHub>);
+
 /// The live hubs of one run by sink name, shared (cheap clones) between the
 /// live sinks that publish and the server that shows them. A hub outlives
 /// its sink, so a restarted run keeps the dashboard's state.
 #[derive(Clone, Default)]
 pub struct LiveHubs {
-    hubs: Arc<Mutex<Vec<(String, Arc<LiveHub>)>>>,
+    hubs: Arc<Mutex<Vec<NamedHub>>>,
 }
 
 impl std::fmt::Debug for LiveHubs {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::common::TopicPartition;
+use crate::telemetry::events::rate_limited_log;
 
 /// A batch of messages was decoded.
 pub struct MessagesDecoded<'a> {
@@ -103,7 +104,9 @@ impl PartitionsRevoked<'_> {
     }
 }
 
-/// A Kafka client error librdkafka reported (it keeps retrying).
+/// A Kafka client error librdkafka reported (it keeps retrying). During a
+/// broker outage librdkafka reports one per retry: logged at most every
+/// 10 s, with the number not logged.
 pub struct ClientError<'a> {
     pub source: &'a str,
     pub error: &'a str,
@@ -111,11 +114,16 @@ pub struct ClientError<'a> {
 
 impl ClientError<'_> {
     pub fn emit(&self) {
-        tracing::warn!(
-            source = self.source,
-            error = self.error,
-            "Kafka client error (retrying)"
-        );
+        if let Some(suppressed) =
+            rate_limited_log("kafka_client_error", std::time::Duration::from_secs(10))
+        {
+            tracing::warn!(
+                source = self.source,
+                error = self.error,
+                suppressed,
+                "Kafka client error (retrying)"
+            );
+        }
         metrics::counter!("vitalflow_kafka_client_errors_total", "source" => self.source.to_owned())
             .increment(1);
     }
