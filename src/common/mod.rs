@@ -10,7 +10,9 @@
 //!   source reads what the engine made durable.
 //! - [`event_time`]: a timestamp column as epoch milliseconds.
 //! - [`digest`]: SHA-256 as hex.
+//! - [`backoff`]: retry delays (exponential, from `backon`).
 
+pub mod backoff;
 pub mod digest;
 pub mod env;
 pub mod event_time;

@@ -335,25 +335,26 @@ impl CheckpointStore {
 /// Every manifest of every writer under `dir`, sorted by path.
 fn all_manifests(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut manifests = Vec::new();
-    let writers = match std::fs::read_dir(dir) {
-        Ok(w) => w,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(manifests),
-        Err(e) => {
-            return Err(e).with_context(|| format!("listing checkpoints in {}", dir.display()));
-        }
-    };
-    for writer in writers.flatten() {
-        if !writer.path().is_dir() {
-            continue;
-        }
-        let Ok(entries) = std::fs::read_dir(writer.path()) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(MANIFEST_PREFIX) && name.ends_with(MANIFEST_SUFFIX) {
-                manifests.push(entry.path());
+    // `<dir>/<writer>/checkpoint-*.json`: depth 2. An unreadable writer
+    // directory is skipped; an unreadable `dir` is an error.
+    for entry in walkdir::WalkDir::new(dir).min_depth(2).max_depth(2) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.depth() == 0 => {
+                let Some(io) = e.into_io_error() else {
+                    continue;
+                };
+                if io.kind() == std::io::ErrorKind::NotFound {
+                    return Ok(manifests);
+                }
+                return Err(io)
+                    .with_context(|| format!("listing checkpoints in {}", dir.display()));
             }
+            Err(_) => continue,
+        };
+        let name = entry.file_name().to_string_lossy();
+        if name.starts_with(MANIFEST_PREFIX) && name.ends_with(MANIFEST_SUFFIX) {
+            manifests.push(entry.into_path());
         }
     }
     manifests.sort();

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClientSettings;
 use crate::common::HumanDuration;
+use crate::common::backoff;
 
 /// How a missing topic is created (`create_topic:` in YAML).
 #[derive(Debug, Clone, Deserialize)]
@@ -78,8 +79,9 @@ pub fn wait_for_brokers(
         .client_config(&[])
         .create()
         .context("creating a Kafka client")?;
-    let mut backoff = Duration::from_millis(250);
+    let mut delays = backoff::exponential(Duration::from_millis(250), MAX_BROKER_WAIT_DELAY);
     loop {
+        let backoff = delays.next().unwrap_or(MAX_BROKER_WAIT_DELAY);
         match consumer.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(metadata) if !metadata.brokers().is_empty() => return Ok(true),
             Ok(_) => {
@@ -97,9 +99,11 @@ pub fn wait_for_brokers(
             return Ok(false);
         }
         std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
+
+/// The longest pause between two attempts to reach the brokers.
+const MAX_BROKER_WAIT_DELAY: Duration = Duration::from_secs(5);
 
 /// Create `topic` if it does not exist. An existing topic is left as it is
 /// (its partitions and retention are the operator's).

@@ -26,9 +26,11 @@ use super::events::{FileUploaded, UploadFailed};
 use super::location::RemoteLocation;
 use super::spool::{Spool, SpooledFile};
 use super::status::{StoreStatus, StoreStatusBoard};
+use crate::common::backoff;
 
 /// How often an idle forwarder looks for newly published files.
 const POLL: Duration = Duration::from_millis(200);
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Files up to this size go up in one PUT; larger ones as a multipart
 /// upload of parts this size.
@@ -88,7 +90,8 @@ impl Forwarder {
 
     async fn run(self, drain: CancellationToken) {
         let mut health = Health::new(&self);
-        let mut backoff = Duration::from_millis(500);
+        let retry_delays = || backoff::exponential(FIRST_BACKOFF, MAX_BACKOFF);
+        let mut delays = retry_delays();
         loop {
             let files = match self.spool.scan() {
                 Ok(files) => files,
@@ -117,7 +120,7 @@ impl Forwarder {
                             tracing::error!(sink = %self.sink, %error, "cannot delete an uploaded spool file");
                         }
                         health.uploaded(&self, &file);
-                        backoff = Duration::from_millis(500);
+                        delays = retry_delays();
                     }
                     Err(error) => {
                         health.failed(&self, &error);
@@ -133,11 +136,11 @@ impl Forwarder {
                     // Stopping with the store down: the files wait for the next run.
                     return;
                 }
+                let backoff = delays.next().unwrap_or(MAX_BACKOFF);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = drain.cancelled() => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

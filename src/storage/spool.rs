@@ -183,35 +183,42 @@ fn file_name(relative: &str) -> &str {
 /// being written) and internal (`_vitalflow`) entries.
 pub fn waiting_files(root: &Path) -> std::io::Result<Vec<SpooledFile>> {
     let mut files = Vec::new();
-    let mut dirs = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, relative)) = dirs.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.starts_with('_') {
+    let visible = |e: &walkdir::DirEntry| {
+        let name = e.file_name().to_string_lossy();
+        e.depth() == 0 || !(name.starts_with('.') || name.starts_with('_'))
+    };
+    for entry in walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(visible)
+    {
+        let entry = match entry {
+            Ok(entry) => entry,
+            // Not there (yet), or removed while listing: nothing waits there.
+            Err(e)
+                if e.io_error().map(std::io::Error::kind) == Some(std::io::ErrorKind::NotFound) =>
+            {
                 continue;
             }
-            let child = if relative.is_empty() {
-                name.clone()
-            } else {
-                format!("{relative}/{name}")
-            };
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                dirs.push((entry.path(), child));
-            } else if name.ends_with(".parquet") {
-                files.push(SpooledFile {
-                    path: entry.path(),
-                    relative: child,
-                    bytes: entry.metadata()?.len(),
-                });
-            }
+            Err(e) => return Err(e.into()),
+        };
+        if !entry.file_type().is_file()
+            || !entry.file_name().to_string_lossy().ends_with(".parquet")
+        {
+            continue;
         }
+        let relative = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(entry.path())
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        files.push(SpooledFile {
+            bytes: entry.metadata().map_err(std::io::Error::from)?.len(),
+            path: entry.into_path(),
+            relative,
+        });
     }
     Ok(files)
 }

@@ -154,22 +154,15 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 /// The newest modification time of the crate's sources (skipping `target`).
 fn newest_below(dir: &Path) -> Option<SystemTime> {
-    let mut newest = modified(&dir.join("Cargo.toml"));
-    let mut pending = vec![dir.join("src")];
-    while let Some(next) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&next) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if let Some(time) = modified(&path) {
-                newest = Some(newest.map_or(time, |n| n.max(time)));
-            }
-        }
-    }
-    newest
+    let sources = walkdir::WalkDir::new(dir.join("src"))
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.file_type().is_dir())
+        .filter_map(|e| modified(e.path()));
+    modified(&dir.join("Cargo.toml"))
+        .into_iter()
+        .chain(sources)
+        .max()
 }
 
 #[cfg(test)]

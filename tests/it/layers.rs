@@ -196,7 +196,12 @@ fn only_events_modules_call_the_metrics_macros() {
                 .iter()
                 .any(|m| line.contains(&format!("metrics::{m}")))
             {
-                offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+                offenders.push(format!(
+                    "{}:{}: {}",
+                    path.display(),
+                    number + 1,
+                    line.trim()
+                ));
             }
         }
     }

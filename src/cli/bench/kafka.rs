@@ -144,23 +144,14 @@ async fn run_pipeline(
 /// Rows in the published files below `dir`, from their footers.
 pub(crate) fn stored_rows(dir: &Path) -> anyhow::Result<u64> {
     let mut rows = 0;
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if name.ends_with(".parquet") && !name.starts_with('.') {
-                let file = std::fs::File::open(&path)?;
-                let reader = parquet::file::reader::SerializedFileReader::new(file)?;
-                rows += parquet::file::reader::FileReader::metadata(&reader)
-                    .file_metadata()
-                    .num_rows() as u64;
-            }
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        let name = entry.file_name().to_string_lossy();
+        if entry.file_type().is_file() && name.ends_with(".parquet") && !name.starts_with('.') {
+            let file = std::fs::File::open(entry.path())?;
+            let reader = parquet::file::reader::SerializedFileReader::new(file)?;
+            rows += parquet::file::reader::FileReader::metadata(&reader)
+                .file_metadata()
+                .num_rows() as u64;
         }
     }
     Ok(rows)

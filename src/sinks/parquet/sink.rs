@@ -295,24 +295,20 @@ impl ParquetSink {
     /// ones: a concurrent writer's live file is never touched.
     fn remove_stale_in_progress(&self) {
         let stale_after = self.config.roll.max_age.0 * 2 + Duration::from_secs(600);
-        let mut dirs = vec![self.root.clone()];
-        while let Some(dir) = dirs.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if is_in_progress_file(&name) && is_older_than(&path, stale_after) {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {
-                            tracing::info!(sink = %self.name, file = %path.display(), "removed stale in-progress file")
-                        }
-                        Err(error) => {
-                            tracing::warn!(sink = %self.name, file = %path.display(), %error, "cannot remove stale in-progress file")
-                        }
+        // Unreadable directories are skipped: this is housekeeping.
+        for entry in walkdir::WalkDir::new(&self.root).into_iter().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy();
+            if entry.file_type().is_file()
+                && is_in_progress_file(&name)
+                && is_older_than(path, stale_after)
+            {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {
+                        tracing::info!(sink = %self.name, file = %path.display(), "removed stale in-progress file")
+                    }
+                    Err(error) => {
+                        tracing::warn!(sink = %self.name, file = %path.display(), %error, "cannot remove stale in-progress file")
                     }
                 }
             }

@@ -27,8 +27,8 @@ use super::config::{KafkaSourceConfig, StartPosition};
 use super::decode::{MessageDecoder, RawMessages};
 use super::events::{ClientError, MessagesDecoded, PartitionLag, SourcePaused, SourceResumed};
 use super::schema::RecordSchema;
-use crate::common::DurableOffsetsReader;
 use crate::common::event_times_ms;
+use crate::common::{DurableOffsetsReader, backoff};
 use crate::kafka::{ensure_topic, wait_for_brokers};
 use crate::sources::{
     EventTimeConfig, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary, TopicPartition,
@@ -104,14 +104,14 @@ fn consume(
     }
     if let Some(create) = &config.create_topic {
         for topic in config.topic_list() {
-            let mut backoff = Duration::from_millis(500);
+            let mut delays =
+                backoff::exponential(Duration::from_millis(500), Duration::from_secs(5));
             loop {
                 match runtime.block_on(ensure_topic(&client, &topic, create)) {
                     Ok(_) => break,
                     Err(error) if !ctx.shutdown.is_cancelled() => {
                         tracing::warn!(source = %ctx.name, topic, error = format!("{error:#}"), "cannot create topic yet; retrying");
-                        std::thread::sleep(backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        std::thread::sleep(delays.next().unwrap_or(Duration::from_secs(5)));
                     }
                     Err(_) => return Ok(SourceSummary::default()),
                 }
