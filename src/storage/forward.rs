@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
@@ -22,9 +21,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::error::{IoContext, StorageError};
 use super::location::RemoteLocation;
 use super::spool::{Spool, SpooledFile};
 use super::status::{StoreStatus, StoreStatusBoard};
+use crate::common::ErrorChain;
 
 /// How often an idle forwarder looks for newly published files.
 const POLL: Duration = Duration::from_millis(200);
@@ -149,12 +150,12 @@ impl Forwarder {
         path
     }
 
-    async fn upload(&self, file: &SpooledFile) -> anyhow::Result<()> {
+    async fn upload(&self, file: &SpooledFile) -> Result<(), StorageError> {
         let started = std::time::Instant::now();
         let path = self.object_path(file);
         let mut local = tokio::fs::File::open(&file.path)
             .await
-            .with_context(|| format!("opening {}", file.path.display()))?;
+            .io_context(|| format!("opening {}", file.path.display()))?;
         let mut remote = BufWriter::with_capacity(self.store.clone(), path.clone(), PART_BYTES);
         let context = || {
             format!(
@@ -166,14 +167,14 @@ impl Forwarder {
         if let Err(error) = tokio::io::copy(&mut local, &mut remote).await {
             // Parts already sent are dropped with the unfinished upload.
             let _ = remote.abort().await;
-            return Err(anyhow::Error::new(error).context(context()));
+            return Err(StorageError::io(context(), error));
         }
         // Completes the single PUT or the multipart upload: the object
         // appears whole or not at all.
         remote
             .shutdown()
             .await
-            .map_err(|e| anyhow::Error::new(e).context(context()))?;
+            .map_err(|e| StorageError::io(context(), e))?;
         let labels = [("sink", self.sink.clone())];
         metrics::counter!("vitalflow_store_uploaded_files_total", &labels).increment(1);
         metrics::counter!("vitalflow_store_uploaded_bytes_total", &labels).increment(file.bytes);
@@ -274,10 +275,10 @@ impl Health {
         }
     }
 
-    fn failed(&mut self, forwarder: &Forwarder, error: &anyhow::Error) {
+    fn failed(&mut self, forwarder: &Forwarder, error: &StorageError) {
         metrics::counter!("vitalflow_store_upload_errors_total", "sink" => forwarder.sink.clone())
             .increment(1);
-        let message = format!("{error:#}");
+        let message = ErrorChain(error).to_string();
         if !self.status.is_degraded() {
             tracing::warn!(
                 sink = %forwarder.sink,

@@ -8,6 +8,7 @@
 //! - [`overlay`]: the read view (store plus spool) that queries use.
 //! - [`status`]: per target, degraded or not and how much waits, for `/health`.
 
+mod error;
 pub mod forward;
 mod location;
 pub mod overlay;
@@ -16,5 +17,6 @@ pub mod spool;
 pub mod status;
 pub mod store;
 
+pub use error::{ConfigError, IoContext, StorageError};
 pub use location::{Location, RemoteLocation, StoreKind};
 pub use publish::{Published, StagedFile};
