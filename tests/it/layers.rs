@@ -188,7 +188,6 @@ fn library_errors_are_typed() {
         ("src/audit/mod.rs", "anyhow: audit log writer; needs an AuditError"),
         ("src/audit/record.rs", "anyhow: audit rows to Arrow"),
         ("src/auth/oidc.rs", "String: read_jwks, wrapped into AuthError by its callers"),
-        ("src/auth/tokens.rs", "String: tokens-file parse/check_name/write_private, wrapped into AuthError::File"),
         ("src/engine/alert.rs", "anyhow: Operator trait methods"),
         ("src/engine/checkpoint.rs", "anyhow: checkpoint I/O; EngineError::Checkpoint wraps anyhow"),
         ("src/engine/error.rs", "EngineError::Component/Checkpoint still carry anyhow::Error sources"),
