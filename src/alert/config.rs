@@ -43,24 +43,35 @@ fn default_rearm_after() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(600))
 }
 
+/// An `alert:` transform whose levels cannot work. The spec layer adds the
+/// YAML key and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("`levels` must name at least one level")]
+    NoLevels,
+    /// A level name that is empty or repeated.
+    #[error("level names must be unique and not empty (`{name}`)")]
+    LevelName { name: String },
+    #[error("level `{level}`: `when` must be a SQL condition")]
+    NoCondition { level: String },
+}
+
 impl AlertConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.levels.is_empty() {
-            return Err("`levels` must name at least one level".into());
+            return Err(ConfigError::NoLevels);
         }
         let mut seen = std::collections::HashSet::new();
         for level in &self.levels {
             if level.name.trim().is_empty() || !seen.insert(level.name.as_str()) {
-                return Err(format!(
-                    "level names must be unique and not empty (`{}`)",
-                    level.name
-                ));
+                return Err(ConfigError::LevelName {
+                    name: level.name.clone(),
+                });
             }
             if level.when.trim().is_empty() {
-                return Err(format!(
-                    "level `{}`: `when` must be a SQL condition",
-                    level.name
-                ));
+                return Err(ConfigError::NoCondition {
+                    level: level.name.clone(),
+                });
             }
         }
         Ok(())

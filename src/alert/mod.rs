@@ -13,5 +13,5 @@
 pub mod config;
 pub mod state;
 
-pub use config::{AlertConfig, AlertLevel};
+pub use config::{AlertConfig, AlertLevel, ConfigError};
 pub use state::{AlertStates, Escalation, KeyState};

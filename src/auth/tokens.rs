@@ -59,38 +59,36 @@ impl TokenSet {
         })?;
         Self::parse(&text).map_err(|why| AuthError::File {
             path: path.to_path_buf(),
-            why,
+            why: why.to_string(),
         })
     }
 
-    fn parse(text: &str) -> Result<Self, String> {
+    fn parse(text: &str) -> Result<Self, TokensFileError> {
         let yaml: TokensYaml = if text.trim().is_empty() {
             TokensYaml { tokens: Vec::new() }
         } else {
-            serde_saphyr::from_str(text).map_err(|e| {
-                // The parser's message quotes the offending line: a hash at
-                // worst, never a token (tokens are not stored).
-                format!("not a tokens file (`tokens: [{{name, roles, sha256}}]`): {e}")
-            })?
+            // The parser's message quotes the offending line: a hash at
+            // worst, never a token (tokens are not stored).
+            serde_saphyr::from_str(text).map_err(|e| TokensFileError::Syntax(e.to_string()))?
         };
         let mut entries = Vec::with_capacity(yaml.tokens.len());
         for (i, entry) in yaml.tokens.into_iter().enumerate() {
             let at = format!("tokens[{i}] (`{}`)", entry.name);
-            check_name(&entry.name).map_err(|why| format!("{at}: {why}"))?;
+            let entry_error = |why| TokensFileError::Entry {
+                at: at.clone(),
+                why,
+            };
+            check_name(&entry.name).map_err(entry_error)?;
             if entries
                 .iter()
                 .any(|(_, e): &([u8; 32], TokenEntry)| e.name == entry.name)
             {
-                return Err(format!("{at}: the name is used twice"));
+                return Err(entry_error(EntryError::DuplicateName));
             }
             if entry.roles.is_empty() {
-                return Err(format!("{at}: `roles` is empty; give at least one role"));
+                return Err(entry_error(EntryError::NoRoles));
             }
-            let hash = parse_hash(&entry.sha256).ok_or_else(|| {
-                format!(
-                    "{at}: `sha256` must be 64 hex digits (the hash of the token, never the token)"
-                )
-            })?;
+            let hash = parse_hash(&entry.sha256).ok_or_else(|| entry_error(EntryError::BadHash))?;
             entries.push((hash, entry));
         }
         Ok(Self { entries })
@@ -224,7 +222,7 @@ pub fn create(path: &Path, name: &str, roles: Roles) -> Result<String, AuthError
     }
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => {
-            let set = TokenSet::parse(&text).map_err(file_error)?;
+            let set = TokenSet::parse(&text).map_err(|e| file_error(e.to_string()))?;
             if set.entries.iter().any(|(_, e)| e.name == name) {
                 return Err(file_error(format!(
                     "a token named `{name}` exists already; choose another name or remove its entry"
@@ -252,7 +250,7 @@ pub fn create(path: &Path, name: &str, roles: Roles) -> Result<String, AuthError
     ));
     // Check what is about to be written parses back to what was meant.
     TokenSet::parse(&text).map_err(|why| file_error(format!("refusing to write: {why}")))?;
-    write_private(path, text.as_bytes()).map_err(file_error)?;
+    write_private(path, text.as_bytes()).map_err(|e| file_error(e.to_string()))?;
     Ok(token)
 }
 
@@ -263,18 +261,14 @@ tokens:\n";
 
 /// Names are written into YAML unquoted, and appear in logs and the audit
 /// trail: letters, digits and `._@-` only.
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), EntryError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
         && !name.starts_with(['-', '.']);
-    if ok {
-        Ok(())
-    } else {
-        Err("use 1 to 64 letters, digits, `.`, `_`, `@` or `-` (not first)".into())
-    }
+    if ok { Ok(()) } else { Err(EntryError::BadName) }
 }
 
 fn parse_hash(hex: &str) -> Option<[u8; 32]> {
@@ -290,11 +284,47 @@ fn parse_hash(hex: &str) -> Option<[u8; 32]> {
 
 /// Replace `path` atomically with `bytes`, readable by its owner only
 /// (the temporary file the rename publishes is created with mode 0600).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TokensFileError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|error| TokensFileError::CreateDir {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
     }
-    crate::storage::publish::write_atomically(path, bytes).map_err(|e| format!("{e:#}"))
+    crate::storage::publish::write_atomically(path, bytes).map_err(TokensFileError::Write)
+}
+
+/// What is wrong with a tokens file, or writing one. Callers wrap it into
+/// [`AuthError::File`] with the file's path.
+#[derive(Debug, thiserror::Error)]
+enum TokensFileError {
+    /// Not YAML of the expected shape (the parser's message).
+    #[error("not a tokens file (`tokens: [{{name, roles, sha256}}]`): {0}")]
+    Syntax(String),
+    /// One entry is invalid; `at` names it (`tokens[2] (`ci`)`).
+    #[error("{at}: {why}")]
+    Entry { at: String, why: EntryError },
+    #[error("{}: {error}", dir.display())]
+    CreateDir {
+        dir: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    /// Writing the file failed; the whole chain is shown.
+    #[error("{}", crate::common::ErrorChain(.0))]
+    Write(crate::storage::StorageError),
+}
+
+/// An invalid entry of a tokens file (or a name given to `token create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum EntryError {
+    #[error("use 1 to 64 letters, digits, `.`, `_`, `@` or `-` (not first)")]
+    BadName,
+    #[error("the name is used twice")]
+    DuplicateName,
+    #[error("`roles` is empty; give at least one role")]
+    NoRoles,
+    #[error("`sha256` must be 64 hex digits (the hash of the token, never the token)")]
+    BadHash,
 }
 
 #[cfg(test)]

@@ -40,12 +40,12 @@ impl std::fmt::Display for EnvString {
 /// assert_eq!(expand_env("$${literal}").unwrap(), "${literal}");
 /// assert!(expand_env("${VF_DOC_UNSET}").is_err());
 /// ```
-pub fn expand_env(raw: &str) -> Result<String, String> {
+pub fn expand_env(raw: &str) -> Result<String, EnvError> {
     expand_with(raw, |name| std::env::var(name).ok())
 }
 
 /// [`expand_env`] with variables from `lookup`.
-fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, EnvError> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(at) = rest.find('$') {
@@ -55,10 +55,7 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| {
-                "unterminated `${`: write `${NAME}` or `${NAME:-default}` (or `$$` for a literal `$`)"
-                    .to_string()
-            })?;
+            let end = body.find('}').ok_or(EnvError::Unterminated)?;
             let (name, default) = match body[..end].split_once(":-") {
                 Some((name, default)) => (name, Some(default)),
                 None => (&body[..end], None),
@@ -69,18 +66,17 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!(
-                    "`${{{name}}}` is not a variable reference: names are letters, digits and `_` \
-                     (write `$$` for a literal `$`)"
-                ));
+                return Err(EnvError::NotAName {
+                    name: name.to_string(),
+                });
             }
             match (lookup(name).filter(|v| !v.is_empty()), default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
-                    return Err(format!(
-                        "environment variable `{name}` is not set (write `${{{name}:-default}}` to give a default)"
-                    ));
+                    return Err(EnvError::Unset {
+                        name: name.to_string(),
+                    });
                 }
             }
             rest = &body[end + 1..];
@@ -91,6 +87,29 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A `${...}` reference that cannot be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// `${` without its `}`.
+    #[error(
+        "unterminated `${{`: write `${{NAME}}` or `${{NAME:-default}}` (or `$$` for a literal `$`)"
+    )]
+    Unterminated,
+
+    /// `${...}` whose inside is not a variable name.
+    #[error(
+        "`${{{name}}}` is not a variable reference: names are letters, digits and `_` \
+         (write `$$` for a literal `$`)"
+    )]
+    NotAName { name: String },
+
+    /// A variable that is unset (or empty) and has no default.
+    #[error(
+        "environment variable `{name}` is not set (write `${{{name}:-default}}` to give a default)"
+    )]
+    Unset { name: String },
 }
 
 impl<'de> Deserialize<'de> for EnvString {
@@ -106,7 +125,7 @@ impl<'de> Deserialize<'de> for EnvString {
 mod tests {
     use super::*;
 
-    fn expand(raw: &str) -> Result<String, String> {
+    fn expand(raw: &str) -> Result<String, EnvError> {
         expand_with(raw, |name| match name {
             "HOST" => Some("kafka:9092".into()),
             "EMPTY" => Some(String::new()),
@@ -139,17 +158,25 @@ mod tests {
         assert!(
             expand("${UNSET}")
                 .unwrap_err()
+                .to_string()
                 .contains("`UNSET` is not set")
         );
-        assert!(expand("${HOST").unwrap_err().contains("unterminated"));
+        assert!(
+            expand("${HOST")
+                .unwrap_err()
+                .to_string()
+                .contains("unterminated")
+        );
         assert!(
             expand("${1X}")
                 .unwrap_err()
+                .to_string()
                 .contains("not a variable reference")
         );
         assert!(
             expand("${}")
                 .unwrap_err()
+                .to_string()
                 .contains("not a variable reference")
         );
     }

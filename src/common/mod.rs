@@ -11,16 +11,19 @@
 //! - [`event_time`]: a timestamp column as epoch milliseconds.
 //! - [`digest`]: SHA-256 as hex.
 //! - [`backoff`]: retry delays (exponential, from `backon`).
+//! - [`error_chain`]: an error and its causes on one line, for logs.
 
 pub mod backoff;
 pub mod digest;
 pub mod env;
+pub mod error_chain;
 pub mod event_time;
 pub mod offsets;
 pub mod tagged;
 pub mod units;
 
-pub use env::{EnvString, expand_env};
+pub use env::{EnvError, EnvString, expand_env};
+pub use error_chain::ErrorChain;
 pub use event_time::{EventTimeError, event_times_ms};
 pub use offsets::{DurableOffsetsReader, Offsets, TopicPartition};
 pub use serde_saphyr::Spanned;

@@ -17,6 +17,8 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use crate::alert::{AlertConfig, AlertStates, KeyState};
 use crate::common::event_times_ms;
+use crate::engine::EngineError;
+use crate::engine::error::plan_err;
 use crate::engine::events::AlertRaised;
 use crate::engine::operator::Operator;
 use crate::engine::session::streaming_session;
@@ -40,8 +42,10 @@ impl AlertOperator {
         config: AlertConfig,
         input_schema: SchemaRef,
         udfs: &[LoadedUdf],
-    ) -> Result<Self, String> {
-        config.validate()?;
+    ) -> Result<Self, EngineError> {
+        config
+            .validate()
+            .map_err(|e| EngineError::Plan(e.to_string()))?;
         let column = |what: &str, column: &str| {
             input_schema.index_of(column).map_err(|_| {
                 let names: Vec<&str> = input_schema
@@ -49,11 +53,11 @@ impl AlertOperator {
                     .iter()
                     .map(|f| f.name().as_str())
                     .collect();
-                format!(
+                EngineError::Plan(format!(
                     "`{what}`: table `{}` has no column `{column}` (columns: {})",
                     config.input,
                     names.join(", ")
-                )
+                ))
             })
         };
         let key_index = column("key", &config.key)?;
@@ -63,22 +67,21 @@ impl AlertOperator {
             input_schema.field(time_index).data_type(),
             DataType::Timestamp(..)
         ) {
-            return Err(format!(
-                "`time`: column `{}` is not a timestamp",
-                config.time
-            ));
+            return plan_err!("`time`: column `{}` is not a timestamp", config.time);
         }
 
         let ctx = streaming_session();
         for udf in udfs {
             udf.register(&ctx);
         }
-        let df_schema =
-            DFSchema::try_from(input_schema.as_ref().clone()).map_err(|e| e.to_string())?;
+        let df_schema = DFSchema::try_from(input_schema.as_ref().clone())?;
         let mut conditions = Vec::new();
         for level in &config.levels {
             let fail = |e: &dyn std::fmt::Display| {
-                format!("level `{}`: `when: {}`: {e}", level.name, level.when)
+                EngineError::Plan(format!(
+                    "level `{}`: `when: {}`: {e}",
+                    level.name, level.when
+                ))
             };
             let expr = ctx
                 .parse_sql_expr(&level.when, &df_schema)

@@ -9,6 +9,23 @@ pub enum EngineError {
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
 
+    /// A transform asks for something streaming SQL cannot do (an
+    /// aggregate without a window, a bad window argument, a missing
+    /// event-time column): the pipeline author's to fix. Planning wraps it
+    /// into [`SpecError::Sql`](crate::spec::SpecError::Sql) with the
+    /// transform's name.
+    #[error("{0}")]
+    Plan(String),
+
+    /// DataFusion refused the SQL or failed while running it; its own
+    /// message (unknown column, type mismatch) is what the user sees.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    /// An Arrow kernel failed.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
     /// A source, operator or sink failed while running.
     #[error("{component} `{name}` failed: {source:#}")]
     Component {
@@ -26,6 +43,24 @@ pub enum EngineError {
     #[error("internal error (this is a bug in vitalflow, please report it): {0}")]
     Internal(String),
 }
+
+/// `Err(EngineError::Plan(format!(...)))`.
+macro_rules! plan_err {
+    ($($arg:tt)*) => {
+        Err($crate::engine::EngineError::Plan(format!($($arg)*)))
+    };
+}
+pub(crate) use plan_err;
+
+/// `Err(EngineError::Internal(format!(...)))`, for broken invariants.
+#[allow(unused_macros)]
+macro_rules! internal_err {
+    ($($arg:tt)*) => {
+        Err($crate::engine::EngineError::Internal(format!($($arg)*)))
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use internal_err;
 
 impl EngineError {
     pub(crate) fn component(

@@ -84,7 +84,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
                 input_schema,
                 &udfs,
             )
-            .map_err(|message| sql_error(&spec, transform, message))?;
+            .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
             tables.insert(transform.name.clone(), operator.output_schema());
             source_of.insert(transform.name.clone(), (source_index, false));
             operators.push(Arc::new(operator));
@@ -106,7 +106,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             static_tables: &static_tables,
         })
         .await
-        .map_err(|message| sql_error(&spec, transform, message))?;
+        .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
         source_of.insert(transform.name.clone(), (source_index, timed));
         if timed {
             event_time_source.insert(transform.name.clone(), source_index);

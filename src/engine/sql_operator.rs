@@ -8,6 +8,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
+use super::EngineError;
 use super::micro_batch::{MicroBatchSlot, RepeatedPlan};
 use super::operator::Operator;
 
@@ -30,14 +31,10 @@ impl SqlOperator {
         slot: MicroBatchSlot,
         ctx: &SessionContext,
         logical: &LogicalPlan,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         reject_unbounded_state(logical)?;
         let output_schema = Arc::new(logical.schema().as_arrow().clone());
-        let plan = ctx
-            .state()
-            .create_physical_plan(logical)
-            .await
-            .map_err(|e| e.to_string())?;
+        let plan = ctx.state().create_physical_plan(logical).await?;
         Ok(Self {
             name: name.to_string(),
             input: input.to_string(),
@@ -50,7 +47,7 @@ impl SqlOperator {
 
 /// Per-batch aggregation, LIMIT or DISTINCT would silently mean "per
 /// micro-batch", which is never what a pipeline author wants on a stream.
-pub(crate) fn reject_unbounded_state(plan: &LogicalPlan) -> Result<(), String> {
+pub(crate) fn reject_unbounded_state(plan: &LogicalPlan) -> Result<(), EngineError> {
     let mut problem = None;
     plan.apply(|node| {
         problem = match node {
@@ -73,9 +70,8 @@ pub(crate) fn reject_unbounded_state(plan: &LogicalPlan) -> Result<(), String> {
         } else {
             TreeNodeRecursion::Continue
         })
-    })
-    .map_err(|e| e.to_string())?;
-    problem.map_or(Ok(()), |p| Err(p.to_string()))
+    })?;
+    problem.map_or(Ok(()), |p| Err(EngineError::Plan(p.to_string())))
 }
 
 #[async_trait::async_trait]

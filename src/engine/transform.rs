@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SQLOptions;
 
+use super::EngineError;
 use super::micro_batch::{MicroBatchSlot, micro_batch_table};
 use super::operator::Operator;
 use super::session::streaming_session;
@@ -40,37 +41,29 @@ pub struct StaticTable {
 
 /// Plan a transform. Errors are DataFusion's own messages (unknown column,
 /// type mismatch) or a statement of what streaming SQL cannot do.
-pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, String> {
+pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, EngineError> {
     let ctx = streaming_session();
     for udf in t.udfs {
         udf.register(&ctx);
     }
     for table in t.static_tables {
-        ctx.register_table(table.name.as_str(), table.table.clone())
-            .map_err(|e| e.to_string())?;
+        ctx.register_table(table.name.as_str(), table.table.clone())?;
     }
     let slot = MicroBatchSlot::default();
-    let table = micro_batch_table(t.input_schema, slot.clone()).map_err(|e| e.to_string())?;
-    ctx.register_table(t.input, Arc::new(table))
-        .map_err(|e| e.to_string())?;
+    let table = micro_batch_table(t.input_schema, slot.clone())?;
+    ctx.register_table(t.input, Arc::new(table))?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let frame = ctx
-        .sql_with_options(t.sql, options)
-        .await
-        .map_err(|e| e.to_string())?;
+    let frame = ctx.sql_with_options(t.sql, options).await?;
     let state = ctx.state();
     // Type coercion, so the aggregate's expressions are what will run.
-    let analyzed = state
-        .analyzer()
-        .execute_and_check(
-            frame.logical_plan().clone(),
-            state.config_options(),
-            |_, _| {},
-        )
-        .map_err(|e| e.to_string())?;
+    let analyzed = state.analyzer().execute_and_check(
+        frame.logical_plan().clone(),
+        state.config_options(),
+        |_, _| {},
+    )?;
 
     let post_slot = MicroBatchSlot::default();
     let mut aggregate_schema = None;
@@ -78,23 +71,24 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, 
         aggregate_schema = Some(schema.clone());
         micro_batch_table(schema, post_slot.clone())
             .map(|table| Arc::new(table) as Arc<dyn datafusion::catalog::TableProvider>)
-            .map_err(|e| e.to_string())
+            .map_err(EngineError::from)
     })?;
     let Some(query) = windowed else {
         let operator = SqlOperator::from_plan(t.name, t.input, slot, &ctx, &analyzed).await?;
         return Ok(Arc::new(operator));
     };
     let Some(event_time) = t.event_time else {
-        return Err(format!(
+        return Err(EngineError::Plan(format!(
             "windows need event time: declare `event_time: {{ column: ..., max_delay: ... }}` \
              on source `{}` (windows close when its watermark passes their end)",
             t.source
-        ));
+        )));
     };
     reject_unbounded_state(&query.pre)?;
     reject_unbounded_state(&query.post)?;
-    let aggregate_schema = aggregate_schema
-        .ok_or_else(|| "internal: windowed query without its placeholder".to_string())?;
+    let aggregate_schema = aggregate_schema.ok_or_else(|| {
+        EngineError::Internal("windowed query without its placeholder".to_string())
+    })?;
     let operator = WindowOperator::try_new(
         &ctx,
         WindowParts {

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -10,7 +9,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::ClientSettings;
+use super::{ClientSettings, ConfigError, KafkaError};
 use crate::common::HumanDuration;
 use crate::common::backoff;
 
@@ -48,21 +47,23 @@ fn default_retention() -> HumanDuration {
 }
 
 impl TopicSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=10_000).contains(&self.partitions) {
-            return Err(format!(
+            return Err(ConfigError::OutOfRange(format!(
                 "`partitions` must be between 1 and 10000, got {}",
                 self.partitions
-            ));
+            )));
         }
         if !(1..=16).contains(&self.replication_factor) {
-            return Err(format!(
+            return Err(ConfigError::OutOfRange(format!(
                 "`replication_factor` must be between 1 and 16, got {}",
                 self.replication_factor
-            ));
+            )));
         }
         if self.retention.0.is_zero() {
-            return Err("`retention` must be greater than zero".into());
+            return Err(ConfigError::OutOfRange(
+                "`retention` must be greater than zero".into(),
+            ));
         }
         Ok(())
     }
@@ -74,11 +75,11 @@ pub fn wait_for_brokers(
     settings: &ClientSettings,
     who: &str,
     shutdown: &CancellationToken,
-) -> anyhow::Result<bool> {
+) -> Result<bool, KafkaError> {
     let consumer: BaseConsumer = settings
         .client_config(&[])
         .create()
-        .context("creating a Kafka client")?;
+        .map_err(|e| KafkaError::client("creating a Kafka client", e))?;
     let mut delays = backoff::exponential(Duration::from_millis(250), MAX_BROKER_WAIT_DELAY);
     loop {
         let backoff = delays.next().unwrap_or(MAX_BROKER_WAIT_DELAY);
@@ -111,11 +112,11 @@ pub async fn ensure_topic(
     settings: &ClientSettings,
     topic: &str,
     topic_settings: &TopicSettings,
-) -> anyhow::Result<bool> {
+) -> Result<bool, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = settings
         .client_config(&[])
         .create()
-        .context("creating a Kafka admin client")?;
+        .map_err(|e| KafkaError::client("creating a Kafka admin client", e))?;
     let retention = topic_settings.retention.0.as_millis().to_string();
     let new_topic = NewTopic::new(
         topic,
@@ -127,7 +128,7 @@ pub async fn ensure_topic(
     let results = admin
         .create_topics([&new_topic], &options)
         .await
-        .with_context(|| format!("creating topic `{topic}`"))?;
+        .map_err(|e| KafkaError::client(format!("creating topic `{topic}`"), e))?;
     // One topic asked for, one result.
     match results.into_iter().next() {
         None => Ok(false),
@@ -142,7 +143,7 @@ pub async fn ensure_topic(
                 Ok(true)
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(false),
-            Err((name, code)) => anyhow::bail!("creating topic `{name}`: {code}"),
+            Err((name, code)) => Err(KafkaError::CreateTopic { topic: name, code }),
         },
     }
 }

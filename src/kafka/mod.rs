@@ -7,9 +7,11 @@
 //! librdkafka property passed through `properties:` unchanged.
 
 mod admin;
+mod error;
 mod producer;
 mod settings;
 
 pub use admin::{TopicSettings, ensure_topic, wait_for_brokers};
+pub use error::{ConfigError, KafkaError};
 pub use producer::{DeliveryStats, KeyedProducer};
 pub use settings::ClientSettings;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -68,7 +67,7 @@ impl KeyedProducer {
         settings: &ClientSettings,
         topic: &str,
         on_failure: impl Fn(&str) + Send + Sync + 'static,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, super::KafkaError> {
         let stats = Arc::new(DeliveryStats::default());
         let context = DeliveryContext {
             stats: stats.clone(),
@@ -85,7 +84,7 @@ impl KeyedProducer {
                 ("queue.buffering.max.messages", "1000000"),
             ])
             .create_with_context(context)
-            .context("creating the Kafka producer")?;
+            .map_err(|e| super::KafkaError::client("creating the Kafka producer", e))?;
         Ok(Self {
             producer,
             topic: topic.to_string(),
@@ -99,7 +98,7 @@ impl KeyedProducer {
 
     /// Queue one message; waits while librdkafka's queue is full (that is
     /// the backpressure when the broker is slow or away).
-    pub fn send(&self, key: &[u8], payload: &[u8]) -> anyhow::Result<()> {
+    pub fn send(&self, key: &[u8], payload: &[u8]) -> Result<(), super::KafkaError> {
         let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
         loop {
             match self.producer.send(record) {
@@ -109,17 +108,20 @@ impl KeyedProducer {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((error, _)) => {
-                    return Err(error).with_context(|| format!("producing to `{}`", self.topic));
+                    return Err(super::KafkaError::client(
+                        format!("producing to `{}`", self.topic),
+                        error,
+                    ));
                 }
             }
         }
     }
 
     /// Wait until every queued message is delivered or failed.
-    pub fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
-        self.producer
-            .flush(timeout)
-            .with_context(|| format!("flushing the producer of `{}`", self.topic))
+    pub fn flush(&self, timeout: Duration) -> Result<(), super::KafkaError> {
+        self.producer.flush(timeout).map_err(|e| {
+            super::KafkaError::client(format!("flushing the producer of `{}`", self.topic), e)
+        })
     }
 
     pub fn in_flight(&self) -> i32 {

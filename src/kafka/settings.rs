@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 
+use super::ConfigError;
 use crate::common::EnvString;
 
 /// `brokers:` and pass-through `properties:` (components embed the two keys
@@ -27,10 +28,10 @@ impl ClientSettings {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let brokers = self.brokers.as_str().trim();
         if brokers.is_empty() {
-            return Err("`brokers` must name at least one host:port".into());
+            return Err(ConfigError::NoBrokers);
         }
         for broker in brokers.split(',') {
             let broker = broker.trim();
@@ -38,16 +39,16 @@ impl ClientSettings {
                 .rsplit_once(':')
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
             if !port_ok {
-                return Err(format!(
-                    "`brokers`: `{broker}` is not host:port (for example localhost:9092)"
-                ));
+                return Err(ConfigError::BadBroker {
+                    broker: broker.to_string(),
+                });
             }
         }
         for key in self.properties.keys() {
             if key == "bootstrap.servers" {
-                return Err(
+                return Err(ConfigError::ReservedProperty(
                     "set the brokers with `brokers`, not `properties.bootstrap.servers`".into(),
-                );
+                ));
             }
         }
         Ok(())

@@ -9,6 +9,7 @@
 //! into exactly-once files. A sink that wants its files out (a roll limit
 //! was reached) asks for a checkpoint through `checkpoint_wanted`.
 
+mod error;
 pub mod kafka;
 pub mod live;
 pub mod parquet;
@@ -20,6 +21,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+pub use error::ConfigError;
 pub use kafka::KafkaSinkConfig;
 pub use live::LiveSinkConfig;
 pub use parquet::ParquetSinkConfig;
@@ -107,7 +109,7 @@ impl SinkConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match self {
             SinkConfig::Parquet(c) => c.validate(),
             SinkConfig::Live(c) => c.validate(),
@@ -116,7 +118,7 @@ impl SinkConfig {
     }
 
     /// Checks that need the input table's schema (plan time).
-    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), String> {
+    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), ConfigError> {
         match self {
             SinkConfig::Parquet(c) => c.check_schema(schema),
             SinkConfig::Live(c) => c.check_schema(schema),

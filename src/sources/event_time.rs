@@ -38,12 +38,16 @@ fn default_idle_timeout() -> HumanDuration {
 }
 
 impl EventTimeConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), super::ConfigError> {
         if self.column.trim().is_empty() {
-            return Err("`event_time.column` must name a timestamp column".into());
+            return Err(super::ConfigError::Invalid(
+                "`event_time.column` must name a timestamp column".into(),
+            ));
         }
         if self.idle_timeout.0.is_zero() {
-            return Err("`event_time.idle_timeout` must be greater than zero".into());
+            return Err(super::ConfigError::Invalid(
+                "`event_time.idle_timeout` must be greater than zero".into(),
+            ));
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! backpressure that keeps memory flat. [`SourceConfig`] is the one list of
 //! source kinds, keyed by the YAML `kind` string.
 
+mod error;
 mod event_time;
 pub mod kafka;
 pub mod simulator;
@@ -17,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use error::ConfigError;
 pub use event_time::{EventTimeConfig, late_events_table};
 pub use kafka::KafkaSourceConfig;
 pub use simulator::SimulatorConfig;
@@ -106,10 +108,10 @@ crate::kind_tagged_deserialize!(SourceConfig, "source", {
 
 impl SourceConfig {
     /// Rules that serde cannot express (ranges, combinations).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match self {
             SourceConfig::Simulator(c) => c.validate(),
-            SourceConfig::Kafka(c) => c.validate().map_err(|e| e.to_string()),
+            SourceConfig::Kafka(c) => c.validate().map_err(ConfigError::Kafka),
         }?;
         if let Some(event_time) = self.event_time() {
             event_time.validate()?;
@@ -117,18 +119,18 @@ impl SourceConfig {
             let field = schema.field_with_name(&event_time.column).map_err(|_| {
                 let columns: Vec<&str> =
                     schema.fields().iter().map(|f| f.name().as_str()).collect();
-                format!(
-                    "`event_time.column`: the table has no column `{}` (columns: {})",
+                ConfigError::EventTimeColumn(format!(
+                    "the table has no column `{}` (columns: {})",
                     event_time.column,
                     columns.join(", ")
-                )
+                ))
             })?;
             if !matches!(field.data_type(), arrow::datatypes::DataType::Timestamp(..)) {
-                return Err(format!(
-                    "`event_time.column`: `{}` is {}, not a timestamp",
+                return Err(ConfigError::EventTimeColumn(format!(
+                    "`{}` is {}, not a timestamp",
                     event_time.column,
                     field.data_type()
-                ));
+                )));
             }
         }
         Ok(())

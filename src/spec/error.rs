@@ -65,13 +65,13 @@ impl SpecError {
         path: &std::path::Path,
         key: impl Into<String>,
         line: u64,
-        message: impl Into<String>,
+        message: impl std::fmt::Display,
     ) -> Self {
         SpecError::Invalid {
             path: path.to_path_buf(),
             key: key.into(),
             line,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }

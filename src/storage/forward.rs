@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
@@ -22,11 +21,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::error::{IoContext, StorageError};
 use super::events::{FileUploaded, UploadFailed};
 use super::location::RemoteLocation;
 use super::spool::{Spool, SpooledFile};
 use super::status::{StoreStatus, StoreStatusBoard};
-use crate::common::backoff;
+use crate::common::{ErrorChain, backoff};
 
 /// How often an idle forwarder looks for newly published files.
 const POLL: Duration = Duration::from_millis(200);
@@ -153,12 +153,12 @@ impl Forwarder {
         path
     }
 
-    async fn upload(&self, file: &SpooledFile) -> anyhow::Result<()> {
+    async fn upload(&self, file: &SpooledFile) -> Result<(), StorageError> {
         let started = std::time::Instant::now();
         let path = self.object_path(file);
         let mut local = tokio::fs::File::open(&file.path)
             .await
-            .with_context(|| format!("opening {}", file.path.display()))?;
+            .io_context(|| format!("opening {}", file.path.display()))?;
         let mut remote = BufWriter::with_capacity(self.store.clone(), path.clone(), PART_BYTES);
         let context = || {
             format!(
@@ -170,14 +170,14 @@ impl Forwarder {
         if let Err(error) = tokio::io::copy(&mut local, &mut remote).await {
             // Parts already sent are dropped with the unfinished upload.
             let _ = remote.abort().await;
-            return Err(anyhow::Error::new(error).context(context()));
+            return Err(StorageError::io(context(), error));
         }
         // Completes the single PUT or the multipart upload: the object
         // appears whole or not at all.
         remote
             .shutdown()
             .await
-            .map_err(|e| anyhow::Error::new(e).context(context()))?;
+            .map_err(|e| StorageError::io(context(), e))?;
         FileUploaded {
             sink: &self.sink,
             object: path.as_ref(),
@@ -279,12 +279,12 @@ impl Health {
         }
     }
 
-    fn failed(&mut self, forwarder: &Forwarder, error: &anyhow::Error) {
+    fn failed(&mut self, forwarder: &Forwarder, error: &StorageError) {
         UploadFailed {
             sink: &forwarder.sink,
         }
         .emit();
-        let message = format!("{error:#}");
+        let message = ErrorChain(error).to_string();
         if !self.status.is_degraded() {
             tracing::warn!(
                 sink = %forwarder.sink,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
+use super::error::ConfigError;
+
 /// A dataset root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -69,37 +71,45 @@ impl Location {
     /// assert_eq!(s3.to_string(), "s3://lake/vitals");
     /// assert!(Location::parse("ftp://x/y", Path::new(".")).is_err());
     /// ```
-    pub fn parse(raw: &str, base: &Path) -> Result<Self, String> {
+    pub fn parse(raw: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw = raw.trim();
         if raw.is_empty() {
-            return Err("location is empty".into());
+            return Err(ConfigError::Empty);
         }
         match Url::parse(raw) {
             // Credentials in a URL end up in logs, error messages and
             // `ps`; refused before anything quotes the URL back.
-            Ok(url) if !url.username().is_empty() || url.password().is_some() => Err(format!(
-                "a location must not carry credentials (`{}://user:password@...`): put them in \
-                 the sink's `store:` settings (e.g. `access_key_id`, `secret_access_key: \
-                 ${{AWS_SECRET_ACCESS_KEY}}`) or the AWS_* environment variables",
-                url.scheme()
-            )),
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                Err(ConfigError::Credentials {
+                    scheme: url.scheme().to_string(),
+                })
+            }
             // A Windows drive letter or a bare relative path is not a URL scheme we know.
             Ok(url) if url.scheme().len() > 1 => match url.scheme() {
-                "file" => url
-                    .to_file_path()
-                    .map(Location::Local)
-                    .map_err(|()| format!("`{raw}` is not a valid file:// URL")),
+                "file" => {
+                    url.to_file_path()
+                        .map(Location::Local)
+                        .map_err(|()| ConfigError::FileUrl {
+                            raw: raw.to_string(),
+                        })
+                }
                 "s3" | "s3a" => remote(raw, url, StoreKind::S3),
                 "hdfs" | "viewfs" => remote(raw, url, StoreKind::Hdfs),
-                "webhdfs" | "swebhdfs" => Err(format!(
-                    "`{raw}`: WebHDFS (HTTP) is not supported; vitalflow speaks HDFS's native RPC: \
-                     use hdfs://<namenode>:<rpc port, usually 8020>{}",
-                    url.path()
-                )),
-                other => Err(format!(
-                    "`{raw}`: unknown location scheme `{other}://`; use a local path, file://, \
-                     s3://bucket/prefix or hdfs://namenode:port/path"
-                )),
+                "webhdfs" | "swebhdfs" => Err(ConfigError::Scheme {
+                    raw: raw.to_string(),
+                    reason: format!(
+                        "WebHDFS (HTTP) is not supported; vitalflow speaks HDFS's native RPC: \
+                         use hdfs://<namenode>:<rpc port, usually 8020>{}",
+                        url.path()
+                    ),
+                }),
+                other => Err(ConfigError::Scheme {
+                    raw: raw.to_string(),
+                    reason: format!(
+                        "unknown location scheme `{other}://`; use a local path, file://, \
+                         s3://bucket/prefix or hdfs://namenode:port/path"
+                    ),
+                }),
             },
             _ => {
                 let path = Path::new(raw);
@@ -128,29 +138,37 @@ impl Location {
     }
 }
 
-fn remote(raw: &str, mut url: Url, kind: StoreKind) -> Result<Location, String> {
+fn remote(raw: &str, mut url: Url, kind: StoreKind) -> Result<Location, ConfigError> {
     let host = url.host_str().unwrap_or_default();
     if host.is_empty() {
         let what = match kind {
             StoreKind::S3 => "bucket (s3://bucket/prefix)",
             StoreKind::Hdfs => "namenode (hdfs://namenode:8020/path)",
         };
-        return Err(format!("`{raw}` names no {what}"));
+        return Err(ConfigError::NoHost {
+            raw: raw.to_string(),
+            what,
+        });
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "`{raw}`: a location takes no `?query` or `#fragment`; put store settings under `store:`"
-        ));
+        return Err(ConfigError::Url {
+            raw: raw.to_string(),
+            reason:
+                "a location takes no `?query` or `#fragment`; put store settings under `store:`"
+                    .to_string(),
+        });
     }
     if kind == StoreKind::S3 && url.port().is_some() {
-        return Err(format!(
-            "`{raw}`: the part after s3:// is a bucket name, not a server; \
-             set the server with `store: {{endpoint: http://host:port}}` or AWS_ENDPOINT_URL"
-        ));
+        return Err(ConfigError::Url {
+            raw: raw.to_string(),
+            reason: "the part after s3:// is a bucket name, not a server; \
+                     set the server with `store: {endpoint: http://host:port}` or AWS_ENDPOINT_URL"
+                .to_string(),
+        });
     }
     if kind == StoreKind::S3 && url.scheme() == "s3a" {
         // Hadoop's spelling of the same thing.
-        url = Url::parse(&raw.replacen("s3a://", "s3://", 1)).map_err(|e| e.to_string())?;
+        url = Url::parse(&raw.replacen("s3a://", "s3://", 1))?;
     }
     let path = url.path().trim_end_matches('/').to_string();
     url.set_path(&path);
@@ -176,7 +194,7 @@ impl std::fmt::Display for RemoteLocation {
 mod tests {
     use super::*;
 
-    fn parse(raw: &str) -> Result<Location, String> {
+    fn parse(raw: &str) -> Result<Location, ConfigError> {
         Location::parse(raw, Path::new("/base"))
     }
 
@@ -188,7 +206,7 @@ mod tests {
             "hdfs://svc:hunter2-secret@namenode:8020/v",
             "webhdfs://svc:hunter2-secret@namenode:9870/v",
         ] {
-            let err = parse(raw).unwrap_err();
+            let err = parse(raw).unwrap_err().to_string();
             assert!(err.contains("must not carry credentials"), "{err}");
             assert!(
                 !err.contains("hunter2") && !err.contains("AKIAEXAMPLE"),
@@ -251,7 +269,7 @@ mod tests {
             ("  ", "empty"),
         ];
         for (raw, expected) in cases {
-            let message = parse(raw).unwrap_err();
+            let message = parse(raw).unwrap_err().to_string();
             assert!(message.contains(expected), "{raw}: {message}");
         }
     }

@@ -8,6 +8,7 @@
 //! - [`overlay`]: the read view (store plus spool) that queries use.
 //! - [`status`]: per target, degraded or not and how much waits, for `/health`.
 
+mod error;
 mod events;
 pub mod forward;
 mod location;
@@ -17,5 +18,6 @@ pub mod spool;
 pub mod status;
 pub mod store;
 
+pub use error::{ConfigError, IoContext, StorageError};
 pub use location::{Location, RemoteLocation, StoreKind};
 pub use publish::{Published, StagedFile};

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use super::error::{IoContext, StorageError};
 use serde::{Deserialize, Serialize};
 
 /// A finished file waiting under its hidden name to be published.
@@ -40,7 +40,7 @@ impl StagedFile {
     /// Rename the staged file to its published name and make the rename
     /// durable. Idempotent: publishing an already published file is a no-op,
     /// which is what makes rolling a manifest forward safe to repeat.
-    pub fn publish(&self) -> anyhow::Result<Published> {
+    pub fn publish(&self) -> Result<Published, StorageError> {
         match std::fs::rename(&self.staged, &self.published) {
             Ok(()) => {
                 sync_parent(&self.published)?;
@@ -52,7 +52,7 @@ impl StagedFile {
             {
                 Ok(Published::AlreadyPublished)
             }
-            Err(e) => Err(e).with_context(|| {
+            Err(e) => Err(e).io_context(|| {
                 format!(
                     "publishing {} as {}",
                     self.staged.display(),
@@ -65,28 +65,28 @@ impl StagedFile {
 
 /// fsync the directory holding `path`, so that a rename or a new file in it
 /// survives a power cut.
-pub fn sync_parent(path: &Path) -> anyhow::Result<()> {
+pub fn sync_parent(path: &Path) -> Result<(), StorageError> {
     let dir = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     File::open(&dir)
         .and_then(|d| d.sync_all())
-        .with_context(|| format!("fsync directory {}", dir.display()))
+        .io_context(|| format!("fsync directory {}", dir.display()))
 }
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        .io_context(|| format!("creating a temporary file in {}", dir.display()))?;
     temp.write_all(bytes)
         .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("writing {}", temp.path().display()))?;
+        .io_context(|| format!("writing {}", temp.path().display()))?;
     temp.persist(path)
         .map_err(|e| e.error)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+        .io_context(|| format!("renaming into {}", path.display()))?;
     sync_parent(path)
 }
 
@@ -122,7 +122,7 @@ mod tests {
             bytes: 3,
             spooled: false,
         };
-        let message = format!("{:#}", staged.publish().unwrap_err());
+        let message = crate::common::ErrorChain(&staged.publish().unwrap_err()).to_string();
         assert!(message.contains("gone.inprogress"), "{message}");
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::error::StorageError;
 use super::publish::sync_parent;
 
 /// A file waiting in the spool.
@@ -159,13 +160,15 @@ impl Spool {
     }
 
     /// Delete an uploaded file (and make the deletion durable).
-    pub fn remove(&self, file: &SpooledFile) -> anyhow::Result<()> {
+    pub fn remove(&self, file: &SpooledFile) -> Result<(), StorageError> {
         match std::fs::remove_file(&file.path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("removing uploaded {}", file.path.display())));
+                return Err(StorageError::io(
+                    format!("removing uploaded {}", file.path.display()),
+                    e,
+                ));
             }
         }
         sync_parent(&file.path)?;

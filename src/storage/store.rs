@@ -20,6 +20,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
+use super::error::{ConfigError, StorageError};
 use super::location::{RemoteLocation, StoreKind};
 
 /// Retries are kept short: a store that does not answer within seconds is
@@ -38,19 +39,16 @@ fn retry_config() -> RetryConfig {
 }
 
 /// Check `store:` keys without connecting (validation time).
-pub fn check_settings(kind: StoreKind, settings: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn check_settings(
+    kind: StoreKind,
+    settings: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
     match kind {
         StoreKind::S3 => {
             for key in settings.keys() {
                 key.to_ascii_lowercase()
                     .parse::<AmazonS3ConfigKey>()
-                    .map_err(|_| {
-                        format!(
-                            "`store.{key}` is not an S3 setting (known: endpoint, region, \
-                             access_key_id, secret_access_key, session_token, allow_http, \
-                             virtual_hosted_style_request, timeout, connect_timeout, ...)"
-                        )
-                    })?;
+                    .map_err(|_| ConfigError::UnknownSetting { key: key.clone() })?;
             }
             Ok(())
         }
@@ -63,8 +61,8 @@ pub fn check_settings(kind: StoreKind, settings: &BTreeMap<String, String>) -> R
 pub fn open_store(
     location: &RemoteLocation,
     settings: &BTreeMap<String, String>,
-) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    check_settings(location.kind, settings).map_err(anyhow::Error::msg)?;
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    check_settings(location.kind, settings)?;
     match location.kind {
         StoreKind::S3 => open_s3(location, settings),
         StoreKind::Hdfs => {
@@ -72,7 +70,10 @@ pub fn open_store(
                 .with_url(location.store_url().as_str())
                 .with_config(settings.clone())
                 .build()
-                .map_err(|e| anyhow::anyhow!("opening HDFS at {}: {e}", location.store_url()))?;
+                .map_err(|e| StorageError::OpenStore {
+                    what: format!("HDFS at {}", location.store_url()),
+                    message: e.to_string(),
+                })?;
             Ok(Arc::new(store))
         }
     }
@@ -81,7 +82,7 @@ pub fn open_store(
 fn open_s3(
     location: &RemoteLocation,
     settings: &BTreeMap<String, String>,
-) -> anyhow::Result<Arc<dyn ObjectStore>> {
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
     let mut builder = AmazonS3Builder::from_env().with_url(location.store_url().as_str());
     for (key, value) in settings {
         // Checked by `check_settings` above.
@@ -115,10 +116,14 @@ fn open_s3(
     if !user_set(&connect_timeout) {
         builder = builder.with_config(connect_timeout, "5s");
     }
-    let store = builder
-        .with_retry(retry_config())
-        .build()
-        .map_err(|e| anyhow::anyhow!("opening S3 bucket {}: {e}", location.store_url()))?;
+    let store =
+        builder
+            .with_retry(retry_config())
+            .build()
+            .map_err(|e| StorageError::OpenStore {
+                what: format!("S3 bucket {}", location.store_url()),
+                message: e.to_string(),
+            })?;
     Ok(Arc::new(store))
 }
 
@@ -139,7 +144,9 @@ mod tests {
     #[test]
     fn unknown_s3_settings_are_named() {
         let settings = BTreeMap::from([("endpiont".to_string(), "http://x".to_string())]);
-        let message = check_settings(StoreKind::S3, &settings).unwrap_err();
+        let message = check_settings(StoreKind::S3, &settings)
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("`store.endpiont`"), "{message}");
         let good = BTreeMap::from([
             ("endpoint".to_string(), "http://127.0.0.1:9".to_string()),

@@ -26,7 +26,7 @@ use datafusion::prelude::SessionContext;
 pub use compile::PluginCrate;
 use ffi::RunFn;
 use plugin::{PluginAggregate, PluginFunction, PluginScalar};
-pub use signature::{UdfSignature, UdfType, parse_signature};
+pub use signature::{SignatureError, TypeError, UdfSignature, UdfType, parse_signature};
 
 /// Why a plugin could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +45,8 @@ pub enum UdfError {
     Stale { package: String, dylib: PathBuf },
     #[error("UDF `{package}`: {reason}")]
     Load { package: String, reason: String },
-    #[error("{0}")]
-    Signature(String),
+    #[error(transparent)]
+    Signature(#[from] signature::SignatureError),
 }
 
 /// A plugin ready to register.
@@ -89,7 +89,7 @@ pub fn load_plugin(dir: &Path) -> Result<LoadedUdf, UdfError> {
         dir: dir.to_path_buf(),
         reason: format!("cannot read {}: {e}", source_path.display()),
     })?;
-    let signature = parse_signature(&source, &source_path).map_err(UdfError::Signature)?;
+    let signature = parse_signature(&source, &source_path)?;
     let dylib = krate.ensure_built()?;
     let run = load_run(&krate.package, &dylib)?;
     let function = PluginFunction::new(signature.clone(), dylib.display().to_string(), run);

@@ -27,54 +27,101 @@ pub struct UdfSignature {
     pub aggregate: bool,
 }
 
+/// Why a plugin's source declares no usable signature. Every message starts
+/// with the source file.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    /// The file is not Rust.
+    #[error("{file}: not valid Rust: {error}")]
+    Syntax { file: String, error: syn::Error },
+
+    /// No `#[udf]` function, several, or one of a shape we cannot call.
+    #[error("{file}: {reason}")]
+    Shape { file: String, reason: String },
+
+    /// An argument or return type with no Arrow equivalent.
+    #[error("{file}: `{function}`: {position}: {error}")]
+    Type {
+        file: String,
+        function: String,
+        /// `argument` or `return type`.
+        position: &'static str,
+        error: TypeError,
+    },
+}
+
+/// A Rust type that has no Arrow equivalent in a plugin signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypeError {
+    #[error("unsupported type `{0}`")]
+    Unsupported(String),
+    #[error("`bool` is not supported by arroyo-udf-plugin 0.2.0; take an integer (0/1) instead")]
+    Bool,
+}
+
 /// Parse the `#[udf]` function of `source` (the text of `file`).
-pub fn parse_signature(source: &str, file: &Path) -> Result<UdfSignature, String> {
-    let where_ = file.display();
-    let parsed = syn::parse_file(source).map_err(|e| format!("{where_}: not valid Rust: {e}"))?;
+pub fn parse_signature(source: &str, file: &Path) -> Result<UdfSignature, SignatureError> {
+    let where_ = file.display().to_string();
+    let shape = |reason: String| SignatureError::Shape {
+        file: where_.clone(),
+        reason,
+    };
+    let parsed = syn::parse_file(source).map_err(|error| SignatureError::Syntax {
+        file: where_.clone(),
+        error,
+    })?;
     let mut udfs = parsed.items.iter().filter_map(|item| match item {
         syn::Item::Fn(f) if f.attrs.iter().any(is_udf_attribute) => Some(f),
         _ => None,
     });
     let function = udfs
         .next()
-        .ok_or_else(|| format!("{where_}: no function marked #[udf]"))?;
+        .ok_or_else(|| shape("no function marked #[udf]".into()))?;
     if udfs.next().is_some() {
-        return Err(format!(
-            "{where_}: more than one #[udf] function; a plugin crate holds exactly one (it exports one `__run`)"
+        return Err(shape(
+            "more than one #[udf] function; a plugin crate holds exactly one (it exports one `__run`)"
+                .into(),
         ));
     }
     let name = function.sig.ident.to_string();
+    let type_error = |position: &'static str| {
+        let (file, function) = (where_.clone(), name.clone());
+        move |error| SignatureError::Type {
+            file,
+            function,
+            position,
+            error,
+        }
+    };
     if function.sig.asyncness.is_some() {
-        return Err(format!(
-            "{where_}: `{name}` is async; async UDFs are not supported"
-        ));
+        return Err(shape(format!(
+            "`{name}` is async; async UDFs are not supported"
+        )));
     }
     let mut args = Vec::new();
     let mut vec_args = 0;
     for input in &function.sig.inputs {
         let syn::FnArg::Typed(arg) = input else {
-            return Err(format!("{where_}: `{name}` takes `self`"));
+            return Err(shape(format!("`{name}` takes `self`")));
         };
         let (ty, is_vec) = match vec_inner(&arg.ty) {
             Some(inner) => (inner, true),
             None => (arg.ty.as_ref(), false),
         };
         vec_args += usize::from(is_vec);
-        args.push(rust_to_arrow(ty).map_err(|e| format!("{where_}: `{name}`: argument: {e}"))?);
+        args.push(rust_to_arrow(ty).map_err(type_error("argument"))?);
     }
     if args.is_empty() {
-        return Err(format!("{where_}: `{name}` takes no arguments"));
+        return Err(shape(format!("`{name}` takes no arguments")));
     }
     if vec_args > 0 && vec_args != args.len() {
-        return Err(format!(
-            "{where_}: `{name}` mixes Vec and plain arguments; an aggregate UDF takes only Vec arguments"
-        ));
+        return Err(shape(format!(
+            "`{name}` mixes Vec and plain arguments; an aggregate UDF takes only Vec arguments"
+        )));
     }
     let ret = match &function.sig.output {
-        syn::ReturnType::Default => return Err(format!("{where_}: `{name}` returns nothing")),
-        syn::ReturnType::Type(_, ty) => {
-            rust_to_arrow(ty).map_err(|e| format!("{where_}: `{name}`: return type: {e}"))?
-        }
+        syn::ReturnType::Default => return Err(shape(format!("`{name}` returns nothing"))),
+        syn::ReturnType::Type(_, ty) => rust_to_arrow(ty).map_err(type_error("return type"))?,
     };
     Ok(UdfSignature {
         name,
@@ -114,7 +161,7 @@ fn generic_argument<'a>(ty: &'a syn::Type, wrapper: &str) -> Option<&'a syn::Typ
     }
 }
 
-fn rust_to_arrow(ty: &syn::Type) -> Result<UdfType, String> {
+fn rust_to_arrow(ty: &syn::Type) -> Result<UdfType, TypeError> {
     if let Some(inner) = generic_argument(ty, "Option") {
         let inner = rust_to_arrow(inner)?;
         return Ok(UdfType {
@@ -129,10 +176,10 @@ fn rust_to_arrow(ty: &syn::Type) -> Result<UdfType, String> {
                 DataType::Binary
             }
             _ => {
-                return Err(format!(
-                    "unsupported type `&{}`",
+                return Err(TypeError::Unsupported(format!(
+                    "&{}",
                     quote_type(&reference.elem)
-                ));
+                )));
             }
         },
         syn::Type::Path(path) => {
@@ -155,15 +202,12 @@ fn rust_to_arrow(ty: &syn::Type) -> Result<UdfType, String> {
                 "f64" => DataType::Float64,
                 "String" => DataType::Utf8,
                 "bool" => {
-                    return Err(
-                        "`bool` is not supported by arroyo-udf-plugin 0.2.0; take an integer (0/1) instead"
-                            .into(),
-                    );
+                    return Err(TypeError::Bool);
                 }
-                other => return Err(format!("unsupported type `{other}`")),
+                other => return Err(TypeError::Unsupported(other.to_string())),
             }
         }
-        other => return Err(format!("unsupported type `{}`", quote_type(other))),
+        other => return Err(TypeError::Unsupported(quote_type(other))),
     };
     Ok(UdfType {
         data_type,
@@ -181,7 +225,7 @@ mod tests {
     use super::*;
 
     fn parse(source: &str) -> Result<UdfSignature, String> {
-        parse_signature(source, Path::new("lib.rs"))
+        parse_signature(source, Path::new("lib.rs")).map_err(|e| e.to_string())
     }
 
     #[test]

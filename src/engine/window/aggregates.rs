@@ -20,6 +20,8 @@ use datafusion::logical_expr::{Accumulator, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
+use crate::engine::EngineError;
+
 /// One aggregate of the query: the function and its optional FILTER.
 #[derive(Debug, Clone)]
 pub struct WindowAggregate {
@@ -81,7 +83,7 @@ impl EvaluatedBatch {
 }
 
 impl AggregateSpec {
-    pub fn row_converter(&self) -> anyhow::Result<RowConverter> {
+    pub fn row_converter(&self) -> Result<RowConverter, EngineError> {
         let fields = self
             .key_fields
             .iter()
@@ -166,7 +168,7 @@ impl AggregateSpec {
     }
 
     /// The state columns of every aggregate, for checkpoints.
-    pub fn state_fields(&self) -> anyhow::Result<Vec<FieldRef>> {
+    pub fn state_fields(&self) -> Result<Vec<FieldRef>, EngineError> {
         let mut fields = Vec::new();
         for (i, aggregate) in self.aggregates.iter().enumerate() {
             for field in aggregate.function.state_fields()? {

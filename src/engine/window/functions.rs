@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, IntervalMonthDayNano, TimeUnit};
 use datafusion::common::{Result as DfResult, ScalarValue, plan_err};
+
+use crate::engine::EngineError;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -105,21 +107,21 @@ pub fn is_window_call(expr: &Expr) -> bool {
 
 /// The window a GROUP BY key describes; `Ok(None)` if it is not a window
 /// call, an error if it is one with bad arguments.
-pub fn window_kind(expr: &Expr) -> Result<Option<WindowKind>, String> {
+pub fn window_kind(expr: &Expr) -> Result<Option<WindowKind>, EngineError> {
     let Expr::ScalarFunction(call) = expr.clone().unalias_nested().data else {
         return Ok(None);
     };
     let name = call.name().to_string();
-    let millis = |i: usize| -> Result<i64, String> {
+    let millis = |i: usize| -> Result<i64, EngineError> {
         let argument = &call.args[i];
         let ms = interval_millis(argument).ok_or_else(|| {
-            format!("{name}(): argument {} must be an interval literal such as interval '1 minute', got {argument}", i + 1)
+            EngineError::Plan(format!("{name}(): argument {} must be an interval literal such as interval '1 minute', got {argument}", i + 1))
         })?;
         if ms <= 0 {
-            return Err(format!(
+            return Err(EngineError::Plan(format!(
                 "{name}(): argument {} must be a positive interval, got {argument}",
                 i + 1
-            ));
+            )));
         }
         Ok(ms)
     };
@@ -129,9 +131,9 @@ pub fn window_kind(expr: &Expr) -> Result<Option<WindowKind>, String> {
         "hop" => {
             let (slide, width) = (millis(0)?, millis(1)?);
             if width < slide || width % slide != 0 {
-                return Err(format!(
+                return Err(EngineError::Plan(format!(
                     "hop(slide, width): the width ({width} ms) must be a multiple of the slide ({slide} ms)"
-                ));
+                )));
             }
             WindowKind::Hop { slide, width }
         }

@@ -27,6 +27,8 @@ use super::functions::{WindowKind, window_fields};
 use super::plan::WindowedQuery;
 use super::session::SessionWindows;
 use super::state::{ClosedGroups, SavedGroups, saved_schema};
+use crate::engine::EngineError;
+use crate::engine::error::plan_err;
 use crate::engine::events::{WindowsClosed, WindowsOpen};
 use crate::engine::micro_batch::{MicroBatchSlot, RepeatedPlan};
 use crate::engine::operator::Operator;
@@ -76,7 +78,7 @@ pub struct WindowParts {
 }
 
 impl WindowOperator {
-    pub async fn try_new(ctx: &SessionContext, parts: WindowParts) -> Result<Self, String> {
+    pub async fn try_new(ctx: &SessionContext, parts: WindowParts) -> Result<Self, EngineError> {
         let WindowParts {
             pipeline,
             name,
@@ -88,14 +90,8 @@ impl WindowOperator {
             aggregate_schema,
         } = parts;
         let state = ctx.state();
-        let pre_plan = state
-            .create_physical_plan(&query.pre)
-            .await
-            .map_err(|e| e.to_string())?;
-        let post_plan = state
-            .create_physical_plan(&query.post)
-            .await
-            .map_err(|e| e.to_string())?;
+        let pre_plan = state.create_physical_plan(&query.pre).await?;
+        let post_plan = state.create_physical_plan(&query.post).await?;
         let output_schema = Arc::new(query.post.schema().as_arrow().clone());
 
         let pre_schema = query.pre.schema();
@@ -104,24 +100,21 @@ impl WindowOperator {
             .iter()
             .position(|f| f.name() == &event_time)
             .ok_or_else(|| {
-                format!(
+                EngineError::Plan(format!(
                     "the windowed aggregate's input has no event-time column `{event_time}`: \
                      keep it in the SELECT list of any subquery that feeds the GROUP BY"
-                )
+                ))
             })?;
         if !matches!(
             pre_schema.field(event_time_index).data_type(),
             DataType::Timestamp(..)
         ) {
-            return Err(format!(
-                "the event-time column `{event_time}` is not a timestamp here"
-            ));
+            return plan_err!("the event-time column `{event_time}` is not a timestamp here");
         }
 
         let props = state.execution_props();
         let planning = PhysicalPlanningContext::default();
-        let mut keys = create_physical_exprs(&query.keys, pre_schema, props, &planning)
-            .map_err(|e| e.to_string())?;
+        let mut keys = create_physical_exprs(&query.keys, pre_schema, props, &planning)?;
         let group_count = query.keys.len() + 1;
         let mut key_fields: Vec<_> = (0..group_count)
             .filter(|&i| i != query.window_position)
@@ -141,12 +134,11 @@ impl WindowOperator {
                 props,
                 &planning,
             )
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
             if !lowered.order_bys.is_empty() {
-                return Err(format!(
+                return plan_err!(
                     "{expr}: ORDER BY inside an aggregate is not supported in windows"
-                ));
+                );
             }
             aggregates.push(WindowAggregate {
                 function: lowered.aggregate,
@@ -159,11 +151,8 @@ impl WindowOperator {
             aggregates,
             key_fields,
         };
-        let converter = spec.row_converter().map_err(|e| e.to_string())?;
-        let saved_schema = saved_schema(
-            &spec.key_fields,
-            &spec.state_fields().map_err(|e| e.to_string())?,
-        );
+        let converter = spec.row_converter()?;
+        let saved_schema = saved_schema(&spec.key_fields, &spec.state_fields()?);
         let windows = match query.kind {
             WindowKind::Tumble { width } => Windows::Fixed(FixedWindows::new(width, width)),
             WindowKind::Hop { slide, width } => Windows::Fixed(FixedWindows::new(width, slide)),

@@ -18,6 +18,8 @@ use datafusion::common::{Column, DFSchemaRef};
 use datafusion::logical_expr::{Aggregate, Expr, GroupingSet, LogicalPlan, LogicalPlanBuilder};
 
 use super::functions::{WindowKind, is_window_call, window_kind};
+use crate::engine::EngineError;
+use crate::engine::error::{internal_err, plan_err};
 
 /// Name of the placeholder table the post plan reads.
 pub const WINDOWS_TABLE: &str = "__vitalflow_windows";
@@ -44,16 +46,15 @@ pub struct WindowedQuery {
 /// `placeholder` builds the table the post plan reads, given its schema.
 pub fn split_windowed(
     plan: &LogicalPlan,
-    placeholder: impl FnOnce(arrow::datatypes::SchemaRef) -> Result<Arc<dyn TableProvider>, String>,
-) -> Result<Option<WindowedQuery>, String> {
+    placeholder: impl FnOnce(arrow::datatypes::SchemaRef) -> Result<Arc<dyn TableProvider>, EngineError>,
+) -> Result<Option<WindowedQuery>, EngineError> {
     let mut aggregates: Vec<Aggregate> = Vec::new();
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::Aggregate(aggregate) = node {
             aggregates.push(aggregate.clone());
         }
         Ok(TreeNodeRecursion::Continue)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let windowed: Vec<&Aggregate> = aggregates
         .iter()
         .filter(|a| a.group_expr.iter().any(is_window_call))
@@ -61,19 +62,17 @@ pub fn split_windowed(
     let aggregate = match (windowed.len(), aggregates.len()) {
         (0, _) => {
             if contains_window_call(plan)? {
-                return Err(
+                return plan_err!(
                     "tumble(), hop() and session() only work as a GROUP BY key of an aggregate"
-                        .into(),
                 );
             }
             return Ok(None);
         }
         (1, 1) => windowed[0].clone(),
         _ => {
-            return Err(
+            return plan_err!(
                 "a transform may hold one aggregate, and it must be windowed; \
                  chain transforms to aggregate twice"
-                    .into(),
             );
         }
     };
@@ -86,8 +85,8 @@ pub fn split_windowed(
             )
         )
     }) {
-        return Err(
-            "ROLLUP, CUBE and GROUPING SETS are not supported in windowed aggregates".into(),
+        return plan_err!(
+            "ROLLUP, CUBE and GROUPING SETS are not supported in windowed aggregates"
         );
     }
     let mut kind = None;
@@ -100,17 +99,17 @@ pub fn split_windowed(
                 window_position = position;
             }
             Some(_) => {
-                return Err("GROUP BY may name only one window (tumble, hop or session)".into());
+                return plan_err!("GROUP BY may name only one window (tumble, hop or session)");
             }
             None => keys.push(expr.clone()),
         }
     }
     let Some(kind) = kind else {
-        return Err("internal: windowed aggregate without a window".into());
+        return internal_err!("windowed aggregate without a window");
     };
     let pre = aggregate.input.as_ref().clone();
     if contains_window_call(&pre)? {
-        return Err("window functions may appear only in the GROUP BY of the aggregate".into());
+        return plan_err!("window functions may appear only in the GROUP BY of the aggregate");
     }
 
     // The post plan: the same query with the aggregate replaced by a scan of
@@ -133,8 +132,7 @@ pub fn split_windowed(
         .collect();
     let replacement = LogicalPlanBuilder::scan(WINDOWS_TABLE, provider_as_source(provider), None)
         .and_then(|b| b.project(renamed))
-        .and_then(|b| b.build())
-        .map_err(|e| e.to_string())?;
+        .and_then(|b| b.build())?;
     let post = plan
         .clone()
         .transform_up(|node| {
@@ -142,11 +140,10 @@ pub fn split_windowed(
                 LogicalPlan::Aggregate(_) => Transformed::yes(replacement.clone()),
                 other => Transformed::no(other),
             })
-        })
-        .map_err(|e| e.to_string())?
+        })?
         .data;
     if contains_window_call(&post)? {
-        return Err("window functions may appear only in the GROUP BY of the aggregate".into());
+        return plan_err!("window functions may appear only in the GROUP BY of the aggregate");
     }
 
     Ok(Some(WindowedQuery {
@@ -160,7 +157,7 @@ pub fn split_windowed(
     }))
 }
 
-fn contains_window_call(plan: &LogicalPlan) -> Result<bool, String> {
+fn contains_window_call(plan: &LogicalPlan) -> Result<bool, EngineError> {
     let mut found = false;
     plan.apply_with_subqueries(|node| {
         node.apply_expressions(|expr| {
@@ -178,7 +175,6 @@ fn contains_window_call(plan: &LogicalPlan) -> Result<bool, String> {
         } else {
             TreeNodeRecursion::Continue
         })
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     Ok(found)
 }

@@ -9,6 +9,7 @@ use super::sink::KafkaSink;
 use crate::common::EnvString;
 use crate::common::Spanned;
 use crate::kafka::{ClientSettings, TopicSettings};
+use crate::sinks::ConfigError;
 
 /// `kind: kafka` (sink).
 #[derive(Debug, Clone, Deserialize)]
@@ -38,36 +39,36 @@ impl KafkaSinkConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.client().validate()?;
         if self.topic.as_str().trim().is_empty() {
-            return Err("`topic` must not be empty".into());
+            return Err(ConfigError::Invalid("`topic` must not be empty".into()));
         }
         if let Some(create) = &self.create_topic {
-            create
-                .validate()
-                .map_err(|e| format!("create_topic: {e}"))?;
+            create.validate().map_err(ConfigError::CreateTopic)?;
         }
         for reserved in ["enable.idempotence", "acks"] {
             if self.properties.contains_key(reserved) {
-                return Err(format!(
+                return Err(ConfigError::Conflict(format!(
                     "`properties.{reserved}` is fixed by vitalflow (idempotent, acks=all)"
-                ));
+                )));
             }
         }
         Ok(())
     }
 
-    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), String> {
+    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), ConfigError> {
         if let Some(key) = &self.key {
-            let field = schema
-                .field_with_name(key)
-                .map_err(|_| format!("key column `{key}` is not in the input table"))?;
+            let field = schema.field_with_name(key).map_err(|_| {
+                ConfigError::Schema(format!("key column `{key}` is not in the input table"))
+            })?;
             if matches!(
                 field.data_type(),
                 DataType::List(_) | DataType::Struct(_) | DataType::Map(..)
             ) {
-                return Err(format!("key column `{key}` must be a scalar column"));
+                return Err(ConfigError::Schema(format!(
+                    "key column `{key}` must be a scalar column"
+                )));
             }
         }
         Ok(())

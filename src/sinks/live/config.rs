@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::sink::LiveSink;
 use crate::common::HumanDuration;
 use crate::common::Spanned;
-use crate::sinks::SinkContext;
+use crate::sinks::{ConfigError, SinkContext};
 
 /// `kind: live`.
 #[derive(Debug, Clone, Deserialize)]
@@ -133,48 +133,58 @@ fn default_forget_after() -> HumanDuration {
 }
 
 impl LiveSinkConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.recent == 0 || self.recent > 10_000 {
-            return Err("`recent` must be between 1 and 10000".into());
+            return Err(ConfigError::Invalid(
+                "`recent` must be between 1 and 10000".into(),
+            ));
         }
         if self.forget_after.0.is_zero() {
-            return Err("`forget_after` must be longer than 0s".into());
+            return Err(ConfigError::Invalid(
+                "`forget_after` must be longer than 0s".into(),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for level in &self.alerts.levels {
             if level.value.is_empty() || !seen.insert(level.value.as_str()) {
-                return Err(format!(
+                return Err(ConfigError::Invalid(format!(
                     "`alerts.levels`: values must be unique and not empty (`{}`)",
                     level.value
-                ));
+                )));
             }
         }
         Ok(())
     }
 
-    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), String> {
-        let key = schema
-            .field_with_name(&self.key)
-            .map_err(|_| format!("`key` column `{}` is not in the input table", self.key))?;
+    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), ConfigError> {
+        let key = schema.field_with_name(&self.key).map_err(|_| {
+            ConfigError::Schema(format!(
+                "`key` column `{}` is not in the input table",
+                self.key
+            ))
+        })?;
         if !matches!(
             key.data_type(),
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
         ) {
-            return Err(format!(
+            return Err(ConfigError::Schema(format!(
                 "`key` column `{}` must be a string, not {}",
                 self.key,
                 key.data_type()
-            ));
+            )));
         }
-        let time = schema
-            .field_with_name(&self.time)
-            .map_err(|_| format!("`time` column `{}` is not in the input table", self.time))?;
+        let time = schema.field_with_name(&self.time).map_err(|_| {
+            ConfigError::Schema(format!(
+                "`time` column `{}` is not in the input table",
+                self.time
+            ))
+        })?;
         if !matches!(time.data_type(), DataType::Timestamp(..)) {
-            return Err(format!(
+            return Err(ConfigError::Schema(format!(
                 "`time` column `{}` must be a timestamp, not {}",
                 self.time,
                 time.data_type()
-            ));
+            )));
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::sink::ParquetSink;
 use crate::common::Spanned;
 use crate::common::{EnvString, HumanBytes, HumanDuration};
-use crate::sinks::SinkContext;
+use crate::sinks::{ConfigError, SinkContext};
 use crate::storage::store::check_settings;
 use crate::storage::{Location, RemoteLocation};
 
@@ -154,64 +154,74 @@ fn default_max_age() -> HumanDuration {
 }
 
 impl ParquetSinkConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let location = Location::parse(self.path.as_str(), Path::new("."))
-            .map_err(|e| format!("`path`: {e}"))?;
+            .map_err(|error| ConfigError::Location { key: "path", error })?;
         match &location {
             Location::Remote(remote) => {
                 check_settings(remote.kind, &self.store_settings())?;
                 if self.spool.max_bytes.0 < 64 * 1024 {
-                    return Err(format!(
+                    return Err(ConfigError::Invalid(format!(
                         "`spool.max_bytes` ({} bytes) must be at least 64KiB",
                         self.spool.max_bytes.0
-                    ));
+                    )));
                 }
             }
             Location::Local(_) => {
                 if !self.store.is_empty() {
-                    return Err(format!(
+                    return Err(ConfigError::Conflict(format!(
                         "`store` settings apply to s3:// and hdfs:// locations, but `path` is the local directory {location}"
-                    ));
+                    )));
                 }
                 if self.spool.path.is_some() {
-                    return Err(format!(
+                    return Err(ConfigError::Conflict(format!(
                         "`spool` applies to s3:// and hdfs:// locations, but `path` is the local directory {location}"
-                    ));
+                    )));
                 }
             }
         }
         if self.max_open_partitions == 0 || self.max_open_partitions > 1024 {
-            return Err(format!(
+            return Err(ConfigError::Invalid(format!(
                 "`max_open_partitions` must be between 1 and 1024, got {}",
                 self.max_open_partitions
-            ));
+            )));
         }
         if self.roll.max_rows == 0 {
-            return Err("`roll.max_rows` must be greater than zero".into());
+            return Err(ConfigError::Invalid(
+                "`roll.max_rows` must be greater than zero".into(),
+            ));
         }
         if self.roll.max_bytes.0 < 1024 {
-            return Err("`roll.max_bytes` must be at least 1KiB".into());
+            return Err(ConfigError::Invalid(
+                "`roll.max_bytes` must be at least 1KiB".into(),
+            ));
         }
         if self.roll.max_age.0.is_zero() {
-            return Err("`roll.max_age` must be greater than zero".into());
+            return Err(ConfigError::Invalid(
+                "`roll.max_age` must be greater than zero".into(),
+            ));
         }
         if self.row_group_rows == 0 {
-            return Err("`row_group_rows` must be greater than zero".into());
+            return Err(ConfigError::Invalid(
+                "`row_group_rows` must be greater than zero".into(),
+            ));
         }
         if self.page_rows == 0 {
-            return Err("`page_rows` must be greater than zero".into());
+            return Err(ConfigError::Invalid(
+                "`page_rows` must be greater than zero".into(),
+            ));
         }
         Ok(())
     }
 
     /// Column checks against the input table's schema (plan time).
-    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), String> {
+    pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), ConfigError> {
         let find = |key: &str, col: &str| {
             schema.field_with_name(col).map_err(|_| {
-                format!(
+                ConfigError::Schema(format!(
                     "`{key}` names column `{col}`, which the input table does not have (columns: {})",
                     column_list(schema)
-                )
+                ))
             })
         };
         if let Some(col) = &self.partition_by_date {
@@ -220,13 +230,13 @@ impl ParquetSinkConfig {
                 field.data_type(),
                 DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
             ) {
-                return Err(format!(
+                return Err(ConfigError::Schema(format!(
                     "`partition_by_date` column `{col}` is {}, but must be a timestamp or date",
                     field.data_type()
-                ));
+                )));
             }
             if schema.field_with_name("date").is_ok() {
-                return Err("the input table has a column `date`, which clashes with the `date=` partition column; rename it in SQL".into());
+                return Err(ConfigError::Schema("the input table has a column `date`, which clashes with the `date=` partition column; rename it in SQL".into()));
             }
         }
         for col in &self.sort_by {
@@ -239,7 +249,7 @@ impl ParquetSinkConfig {
     }
 
     /// The dataset root, relative paths taken from the working directory.
-    pub fn location(&self) -> Result<Location, String> {
+    pub fn location(&self) -> Result<Location, crate::storage::ConfigError> {
         Location::parse(self.path.as_str(), Path::new("."))
     }
 
@@ -253,7 +263,7 @@ impl ParquetSinkConfig {
 
     /// The directory this sink writes into: the dataset itself when it is
     /// local, its spool when it is remote.
-    pub fn local_dir(&self) -> Result<PathBuf, String> {
+    pub fn local_dir(&self) -> Result<PathBuf, crate::storage::ConfigError> {
         Ok(match self.location()? {
             Location::Local(dir) => dir,
             Location::Remote(remote) => self.spool_dir(&remote),

@@ -7,11 +7,11 @@
 //! here: they travel as the `Source` trait's errors.
 
 /// Why a `kafka` source's settings are refused.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     /// The client settings shared with the Kafka sink (brokers, properties).
-    #[error("{0}")]
-    Client(String),
+    #[error(transparent)]
+    Client(#[from] crate::kafka::ConfigError),
 
     #[error("name the topic to read with `topic:` (or `topics:`)")]
     NoTopic,
@@ -27,7 +27,7 @@ pub enum ConfigError {
 
     /// The `create_topic:` settings.
     #[error("create_topic: {0}")]
-    CreateTopic(String),
+    CreateTopic(crate::kafka::ConfigError),
 
     #[error("`batch.max_rows` must be between 1 and 1000000, got {0}")]
     MaxRows(usize),

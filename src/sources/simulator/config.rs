@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::source::SimulatorSource;
 use crate::common::HumanDuration;
+use crate::sources::ConfigError;
 
 /// `kind: simulator`.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,36 +66,43 @@ fn default_episodes_per_hour() -> f64 {
 }
 
 impl SimulatorConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.patients == 0 || self.patients > 10_000_000 {
-            return Err(format!(
+            return Err(ConfigError::Invalid(format!(
                 "`patients` must be between 1 and 10000000, got {}",
                 self.patients
-            ));
+            )));
         }
         if self.interval.0.is_zero() {
-            return Err("`interval` must be greater than zero".into());
+            return Err(ConfigError::Invalid(
+                "`interval` must be greater than zero".into(),
+            ));
         }
         if self.batch_rows == 0 {
-            return Err("`batch_rows` must be greater than zero".into());
+            return Err(ConfigError::Invalid(
+                "`batch_rows` must be greater than zero".into(),
+            ));
         }
         if !(0.0..=3600.0).contains(&self.episodes_per_hour) {
-            return Err(format!(
+            return Err(ConfigError::Invalid(format!(
                 "`episodes_per_hour` must be between 0 and 3600, got {}",
                 self.episodes_per_hour
-            ));
+            )));
         }
         self.start_millis()?;
         Ok(())
     }
 
     /// The configured start as epoch milliseconds, or now.
-    pub fn start_millis(&self) -> Result<i64, String> {
+    pub fn start_millis(&self) -> Result<i64, ConfigError> {
         match &self.start {
             None => Ok(chrono::Utc::now().timestamp_millis()),
             Some(s) => chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| t.timestamp_millis())
-                .map_err(|e| format!("`start` is not an RFC 3339 time (`{s}`): {e}")),
+                .map_err(|error| ConfigError::Start {
+                    value: s.clone(),
+                    error,
+                }),
         }
     }
 
