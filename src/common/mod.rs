@@ -22,6 +22,10 @@ pub mod offsets;
 pub mod tagged;
 pub mod units;
 
+/// A failure whose type the receiver does not know: what crosses a seam
+/// between layers (a trait implemented above, called below).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 pub use env::{EnvError, EnvString, expand_env};
 pub use error_chain::ErrorChain;
 pub use event_time::{EventTimeError, event_times_ms};

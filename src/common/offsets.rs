@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::BoxError;
+
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TopicPartition {
@@ -42,6 +44,3 @@ pub trait DurableOffsetsReader: Send + Sync + std::fmt::Debug {
     /// checkpoint of any writer (offsets only grow).
     fn durable_offsets(&self, source: &str) -> Result<Offsets, BoxError>;
 }
-
-/// The error of a [`DurableOffsetsReader`]: whatever the store failed with.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

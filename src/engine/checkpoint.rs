@@ -120,7 +120,7 @@ impl DurableOffsets {
 }
 
 impl crate::common::DurableOffsetsReader for DurableOffsets {
-    fn durable_offsets(&self, source: &str) -> Result<Offsets, crate::common::offsets::BoxError> {
+    fn durable_offsets(&self, source: &str) -> Result<Offsets, crate::common::BoxError> {
         self.of(source).map_err(Into::into)
     }
 }

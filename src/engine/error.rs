@@ -1,6 +1,8 @@
 //! [`EngineError`]: failures while planning or running a pipeline, grouped
 //! by who has to act.
 
+use crate::common::{BoxError, ErrorChain};
+
 /// An engine failure. Planning errors are the pipeline author's to fix;
 /// runtime errors name the component that failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,18 +28,19 @@ pub enum EngineError {
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 
-    /// A source, operator or sink failed while running.
-    #[error("{component} `{name}` failed: {source:#}")]
+    /// A source, operator or sink failed while running (its own layer's
+    /// typed error is the source).
+    #[error("{component} `{name}` failed: {}", ErrorChain(source.as_ref()))]
     Component {
         component: &'static str,
         name: String,
         #[source]
-        source: anyhow::Error,
+        source: BoxError,
     },
 
     /// Writing, reading or rolling forward a checkpoint failed.
-    #[error("checkpoint failed: {0:#}")]
-    Checkpoint(#[source] anyhow::Error),
+    #[error("checkpoint failed: {}", ErrorChain(.0.as_ref()))]
+    Checkpoint(#[source] BoxError),
 
     /// A broken invariant inside vitalflow: a bug, please report it.
     #[error("internal error (this is a bug in vitalflow, please report it): {0}")]
@@ -63,10 +66,14 @@ macro_rules! internal_err {
 pub(crate) use internal_err;
 
 impl EngineError {
+    pub(crate) fn checkpoint(source: impl Into<BoxError>) -> Self {
+        EngineError::Checkpoint(source.into())
+    }
+
     pub(crate) fn component(
         component: &'static str,
         name: &str,
-        source: impl Into<anyhow::Error>,
+        source: impl Into<BoxError>,
     ) -> Self {
         EngineError::Component {
             component,

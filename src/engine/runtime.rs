@@ -203,8 +203,8 @@ fn open_checkpoints(planned: &PlannedPipeline) -> Result<Option<CheckpointStore>
     let Some(dir) = spec.checkpoint_dir() else {
         return Ok(None);
     };
-    let store = CheckpointStore::open(&dir, &spec.name).map_err(EngineError::Checkpoint)?;
-    let recovery = store.recover().map_err(EngineError::Checkpoint)?;
+    let store = CheckpointStore::open(&dir, &spec.name).map_err(EngineError::checkpoint)?;
+    let recovery = store.recover().map_err(EngineError::checkpoint)?;
     Recovered {
         pipeline: &spec.name,
         dir: &dir,
@@ -704,7 +704,7 @@ impl EngineLoop<'_> {
         match &mut self.store {
             Some(store) => store
                 .commit(&offsets, &files, &state)
-                .map_err(EngineError::Checkpoint)?,
+                .map_err(EngineError::checkpoint)?,
             None if files.is_empty() => {}
             None => {
                 return Err(EngineError::Internal(format!(
@@ -797,7 +797,7 @@ async fn restore_state(
     store: &CheckpointStore,
     watermarks: &mut [Option<WatermarkTracker>],
 ) -> Result<(), EngineError> {
-    let Some(saved) = store.latest_state().map_err(EngineError::Checkpoint)? else {
+    let Some(saved) = store.latest_state().map_err(EngineError::checkpoint)? else {
         return Ok(());
     };
     let mut windows = 0;
