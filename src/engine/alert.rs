@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array,
     UInt64Array,
@@ -18,6 +17,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::alert::{AlertConfig, AlertStates, KeyState};
 use crate::common::event_times_ms;
 use crate::engine::EngineError;
+use crate::engine::error::OperatorError;
 use crate::engine::error::plan_err;
 use crate::engine::events::AlertRaised;
 use crate::engine::operator::Operator;
@@ -156,13 +156,15 @@ impl Operator for AlertOperator {
         true
     }
 
-    async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn process(&self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
         let rows = input.num_rows();
         let keys = cast(input.column(self.key_index), &DataType::Utf8)?;
-        let keys = keys
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .context("key as text")?;
+        let keys =
+            keys.as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or(OperatorError::UnexpectedType {
+                    what: "key as text",
+                })?;
         let times = event_times_ms(&input, &self.config.time)?;
         let matches = self
             .conditions
@@ -172,10 +174,12 @@ impl Operator for AlertOperator {
                 Ok(value
                     .as_any()
                     .downcast_ref::<BooleanArray>()
-                    .context("condition is not boolean")?
+                    .ok_or(OperatorError::UnexpectedType {
+                        what: "condition is not boolean",
+                    })?
                     .clone())
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, OperatorError>>()?;
         // Each key's rows in event-time order (stable for equal times).
         let mut order: Vec<usize> = (0..rows)
             .filter(|&r| times.is_valid(r) && keys.is_valid(r))
@@ -236,7 +240,7 @@ impl Operator for AlertOperator {
         )?])
     }
 
-    async fn snapshot(&self) -> anyhow::Result<Option<RecordBatch>> {
+    async fn snapshot(&self) -> Result<Option<RecordBatch>, OperatorError> {
         let states = self.states.lock().await;
         let mut keys = Vec::with_capacity(states.keys.len());
         let mut armed = Vec::with_capacity(states.keys.len());
@@ -256,26 +260,25 @@ impl Operator for AlertOperator {
         )?))
     }
 
-    async fn restore(&self, saved: RecordBatch) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            saved.schema() == Self::state_schema(),
-            "saved alert state has an unexpected shape"
-        );
+    async fn restore(&self, saved: RecordBatch) -> Result<(), OperatorError> {
+        if saved.schema() != Self::state_schema() {
+            return Err(OperatorError::AlertStateShape);
+        }
         let keys = saved
             .column(0)
             .as_any()
             .downcast_ref::<StringArray>()
-            .context("keys")?;
+            .ok_or(OperatorError::UnexpectedType { what: "keys" })?;
         let armed = saved
             .column(1)
             .as_any()
             .downcast_ref::<UInt64Array>()
-            .context("levels")?;
+            .ok_or(OperatorError::UnexpectedType { what: "levels" })?;
         let since = saved
             .column(2)
             .as_any()
             .downcast_ref::<Int64Array>()
-            .context("times")?;
+            .ok_or(OperatorError::UnexpectedType { what: "times" })?;
         let mut states = self.states.lock().await;
         for row in 0..saved.num_rows() {
             let level = (armed.value(row) as usize).min(self.config.levels.len());

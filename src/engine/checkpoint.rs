@@ -19,10 +19,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use super::error::{CheckpointError, StateFileError};
 use crate::common::{Offsets, TopicPartition};
 use crate::storage::publish::write_atomically;
 use crate::storage::{Published, StagedFile};
@@ -33,7 +33,7 @@ const STATE_PREFIX: &str = "state-";
 const STATE_SUFFIX: &str = ".arrow";
 
 /// One batch as an Arrow IPC file.
-fn ipc_bytes(batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
+fn ipc_bytes(batch: &RecordBatch) -> Result<Vec<u8>, arrow::error::ArrowError> {
     let mut bytes = Vec::new();
     let mut writer = arrow::ipc::writer::FileWriter::try_new(&mut bytes, batch.schema_ref())?;
     writer.write(batch)?;
@@ -42,7 +42,7 @@ fn ipc_bytes(batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn read_ipc(path: &Path) -> anyhow::Result<RecordBatch> {
+fn read_ipc(path: &Path) -> Result<RecordBatch, StateFileError> {
     let file = std::fs::File::open(path)?;
     let reader = arrow::ipc::reader::FileReader::try_new(file, None)?;
     let schema = reader.schema();
@@ -103,7 +103,7 @@ pub struct DurableOffsets {
 impl DurableOffsets {
     /// Next offset per partition of `source` recorded by any checkpoint of
     /// any writer (the maximum, since offsets only grow).
-    pub fn of(&self, source: &str) -> anyhow::Result<Offsets> {
+    pub fn of(&self, source: &str) -> Result<Offsets, CheckpointError> {
         let mut offsets = Offsets::new();
         for path in all_manifests(&self.dir)? {
             let Some(manifest) = read_manifest(&path)? else {
@@ -143,14 +143,16 @@ pub struct Recovery {
 
 impl CheckpointStore {
     /// Open (creating) the store in `dir` for a new writer.
-    pub fn open(dir: &Path, pipeline: &str) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, pipeline: &str) -> Result<Self, CheckpointError> {
         let writer = format!(
             "{}-{:08x}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S"),
             rand::random::<u32>()
         );
-        std::fs::create_dir_all(dir.join(&writer))
-            .with_context(|| format!("creating checkpoint directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir.join(&writer)).map_err(|source| CheckpointError::Io {
+            context: format!("creating checkpoint directory {}", dir.display()),
+            source,
+        })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             pipeline: pipeline.to_string(),
@@ -173,7 +175,7 @@ impl CheckpointStore {
     /// wrote but did not complete: publish every file its newest manifest
     /// lists. Idempotent, and harmless next to a live instance, because
     /// publishing an already published file is a no-op.
-    pub fn recover(&self) -> anyhow::Result<Recovery> {
+    pub fn recover(&self) -> Result<Recovery, CheckpointError> {
         let mut recovery = Recovery::default();
         let mut newest: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
         for path in all_manifests(&self.dir)? {
@@ -192,13 +194,11 @@ impl CheckpointStore {
                         recovery.rolled_forward.push(file.published.clone());
                     }
                 } else {
-                    anyhow::bail!(
-                        "checkpoint {} lists {} but neither it nor its published name {} exists: \
-                         the dataset was modified outside vitalflow",
-                        path.display(),
-                        file.staged.display(),
-                        file.published.display()
-                    );
+                    return Err(CheckpointError::FileMissing {
+                        manifest: path,
+                        staged: file.staged.clone(),
+                        published: file.published.clone(),
+                    });
                 }
             }
         }
@@ -213,14 +213,17 @@ impl CheckpointStore {
         sources: &BTreeMap<String, Offsets>,
         files: &[StagedFile],
         state: &StateToSave,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), CheckpointError> {
         self.epoch += 1;
         let mut state_files = BTreeMap::new();
         for (operator, batch) in &state.operators {
             let name = format!("{STATE_PREFIX}{:012}-{operator}{STATE_SUFFIX}", self.epoch);
             let path = self.dir.join(&self.writer).join(&name);
-            write_atomically(&path, &ipc_bytes(batch)?).with_context(|| {
-                format!("writing the state of `{operator}` to {}", path.display())
+            write_atomically(&path, &ipc_bytes(batch)?).map_err(|source| {
+                CheckpointError::Write {
+                    context: format!("writing the state of `{operator}` to {}", path.display()),
+                    source,
+                }
             })?;
             state_files.insert(operator.clone(), name);
         }
@@ -249,9 +252,11 @@ impl CheckpointStore {
             watermarks: state.watermarks.clone(),
         };
         let path = self.manifest_path(self.epoch);
-        let bytes = serde_json::to_vec_pretty(&manifest).context("encoding a checkpoint")?;
-        write_atomically(&path, &bytes)
-            .with_context(|| format!("writing checkpoint {}", path.display()))?;
+        let bytes = serde_json::to_vec_pretty(&manifest).map_err(CheckpointError::Encode)?;
+        write_atomically(&path, &bytes).map_err(|source| CheckpointError::Write {
+            context: format!("writing checkpoint {}", path.display()),
+            source,
+        })?;
         for file in files {
             file.publish()?;
         }
@@ -295,7 +300,7 @@ impl CheckpointStore {
     /// The operator state and watermarks of the newest checkpoint of any
     /// writer: what a restarted pipeline continues from. One instance per
     /// checkpoint directory is assumed for window state (see DEVELOPERS.md).
-    pub fn latest_state(&self) -> anyhow::Result<Option<SavedState>> {
+    pub fn latest_state(&self) -> Result<Option<SavedState>, CheckpointError> {
         let mut newest: Option<(String, PathBuf, Manifest)> = None;
         for path in all_manifests(&self.dir)? {
             let Some(manifest) = read_manifest(&path)? else {
@@ -316,11 +321,10 @@ impl CheckpointStore {
         let mut operators = BTreeMap::new();
         for (operator, file) in &manifest.state {
             let state_path = writer_dir.join(file);
-            let batch = read_ipc(&state_path).with_context(|| {
-                format!(
-                    "reading the saved state of `{operator}` from {}",
-                    state_path.display()
-                )
+            let batch = read_ipc(&state_path).map_err(|source| CheckpointError::ReadState {
+                operator: operator.clone(),
+                path: state_path,
+                source,
             })?;
             operators.insert(operator.clone(), batch);
         }
@@ -333,7 +337,7 @@ impl CheckpointStore {
 }
 
 /// Every manifest of every writer under `dir`, sorted by path.
-fn all_manifests(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn all_manifests(dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
     let mut manifests = Vec::new();
     // `<dir>/<writer>/checkpoint-*.json`: depth 2. An unreadable writer
     // directory is skipped; an unreadable `dir` is an error.
@@ -347,8 +351,10 @@ fn all_manifests(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 if io.kind() == std::io::ErrorKind::NotFound {
                     return Ok(manifests);
                 }
-                return Err(io)
-                    .with_context(|| format!("listing checkpoints in {}", dir.display()));
+                return Err(CheckpointError::Io {
+                    context: format!("listing checkpoints in {}", dir.display()),
+                    source: io,
+                });
             }
             Err(_) => continue,
         };
@@ -363,13 +369,21 @@ fn all_manifests(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// A manifest, or `None` if its writer removed it meanwhile (a newer one
 /// exists then).
-fn read_manifest(path: &Path) -> anyhow::Result<Option<Manifest>> {
+fn read_manifest(path: &Path) -> Result<Option<Manifest>, CheckpointError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .with_context(|| format!("reading checkpoint {}", path.display())),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| CheckpointError::Manifest {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading checkpoint {}", path.display())),
+        Err(source) => Err(CheckpointError::Io {
+            context: format!("reading checkpoint {}", path.display()),
+            source,
+        }),
     }
 }
 
@@ -473,7 +487,8 @@ mod tests {
             )
             .unwrap();
         std::fs::remove_file(&file.published).unwrap();
-        let message = format!("{:#}", store.recover().unwrap_err());
+        let error = store.recover().unwrap_err();
+        let message = crate::common::ErrorChain(&error).to_string();
         assert!(
             message.contains("c.parquet") && message.contains("outside vitalflow"),
             "{message}"

@@ -22,7 +22,7 @@ mod transform;
 pub mod watermark;
 pub mod window;
 
-pub use error::EngineError;
+pub use error::{CheckpointError, EngineError, OperatorError, StateFileError, StoppedUnexpectedly};
 pub use operator::Operator;
 pub use plan::{PlannedPipeline, plan};
 pub use runtime::{RunOptions, RunSummary, run};

@@ -4,6 +4,8 @@
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use super::error::OperatorError;
+
 /// A step of a pipeline that turns input micro-batches into output batches.
 ///
 /// Contract for implementors:
@@ -13,7 +15,8 @@ use arrow::record_batch::RecordBatch;
 ///   A stateful one (windows) may hold rows back; it must then emit them no
 ///   later than [`Operator::finish`], or results are lost.
 /// - Errors are the operator's to classify: bad data should not fail the
-///   pipeline; an `Err` stops it.
+///   pipeline; an `Err` ([`OperatorError`]) stops it, and the runtime
+///   reports it with the transform's name.
 #[async_trait::async_trait]
 pub trait Operator: Send + Sync {
     /// The name of the table this operator defines.
@@ -24,10 +27,10 @@ pub trait Operator: Send + Sync {
 
     fn output_schema(&self) -> SchemaRef;
 
-    async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>>;
+    async fn process(&self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError>;
 
     /// The input is exhausted: emit whatever is still held.
-    async fn finish(&self) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn finish(&self) -> Result<Vec<RecordBatch>, OperatorError> {
         Ok(Vec::new())
     }
 
@@ -39,17 +42,19 @@ pub trait Operator: Send + Sync {
 
     /// Event time has certainly passed `watermark` (epoch ms) on the
     /// operator's source: emit what is now complete.
-    async fn advance(&self, _watermark: i64) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn advance(&self, _watermark: i64) -> Result<Vec<RecordBatch>, OperatorError> {
         Ok(Vec::new())
     }
 
     /// The held state as one batch, for a checkpoint.
-    async fn snapshot(&self) -> anyhow::Result<Option<RecordBatch>> {
+    async fn snapshot(&self) -> Result<Option<RecordBatch>, OperatorError> {
         Ok(None)
     }
 
     /// Load state saved by [`Operator::snapshot`] (before any input).
-    async fn restore(&self, _state: RecordBatch) -> anyhow::Result<()> {
-        anyhow::bail!("transform `{}` keeps no state to restore", self.name())
+    async fn restore(&self, _state: RecordBatch) -> Result<(), OperatorError> {
+        Err(OperatorError::NotStateful {
+            transform: self.name().to_string(),
+        })
     }
 }

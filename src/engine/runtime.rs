@@ -25,14 +25,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::checkpoint::{CheckpointStore, StateToSave};
-use super::error::EngineError;
+use super::error::{EngineError, StoppedUnexpectedly};
 use super::events::{
     BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, Recovered, StateRestored,
     WatermarkAdvanced,
 };
 use super::plan::PlannedPipeline;
 use super::watermark::{SavedWatermark, WatermarkTracker};
-use crate::common::event_times_ms;
+use crate::common::{BoxError, event_times_ms};
 use crate::sinks::SinkContext;
 use crate::sinks::{SinkMessage, SinkSummary};
 use crate::sources::{
@@ -90,11 +90,13 @@ struct RunningSink {
     name: String,
     input: String,
     sender: Option<mpsc::Sender<SinkMessage>>,
-    task: JoinHandle<anyhow::Result<SinkSummary>>,
+    /// The sink's own error, boxed: the engine only reports it.
+    task: JoinHandle<Result<SinkSummary, BoxError>>,
 }
 
-/// A running source: its name (for errors and the summary) and its task.
-type SourceTask = (String, JoinHandle<anyhow::Result<SourceSummary>>);
+/// A running source: its name (for errors and the summary) and its task
+/// (the source's own error, boxed: the engine only reports it).
+type SourceTask = (String, JoinHandle<Result<SourceSummary, BoxError>>);
 
 /// Every source's events, tagged with the index of the source in the spec.
 type Incoming = SelectAll<BoxStream<'static, (usize, SourceEvent)>>;
@@ -203,8 +205,8 @@ fn open_checkpoints(planned: &PlannedPipeline) -> Result<Option<CheckpointStore>
     let Some(dir) = spec.checkpoint_dir() else {
         return Ok(None);
     };
-    let store = CheckpointStore::open(&dir, &spec.name).map_err(EngineError::checkpoint)?;
-    let recovery = store.recover().map_err(EngineError::checkpoint)?;
+    let store = CheckpointStore::open(&dir, &spec.name)?;
+    let recovery = store.recover()?;
     Recovered {
         pipeline: &spec.name,
         dir: &dir,
@@ -239,7 +241,9 @@ fn start_sinks(
             forwarders.push(forwarder);
         }
         let (sender, receiver) = mpsc::channel(options.channel_capacity);
-        let task = tokio::spawn(runtime.run(receiver, checkpoint_wanted.clone()));
+        let wanted = checkpoint_wanted.clone();
+        let task =
+            tokio::spawn(async move { runtime.run(receiver, wanted).await.map_err(Into::into) });
         sinks.push(RunningSink {
             name: sink.name.clone(),
             input: sink.input.clone(),
@@ -287,7 +291,8 @@ fn start_sources(
             committed: commit_receiver,
             durable: store.map(|s| std::sync::Arc::new(s.durable_offsets()) as _),
         };
-        tasks.push((source.name.clone(), tokio::spawn(runtime.run(ctx))));
+        let task = tokio::spawn(async move { runtime.run(ctx).await.map_err(Into::into) });
+        tasks.push((source.name.clone(), task));
         streams.push(
             ReceiverStream::new(receiver)
                 .map(move |event| (index, event))
@@ -673,9 +678,7 @@ impl EngineLoop<'_> {
         for (name, answer) in replies {
             let staged = answer
                 .await
-                .map_err(|_| {
-                    EngineError::component("sink", &name, anyhow::anyhow!("stopped unexpectedly"))
-                })?
+                .map_err(|_| EngineError::component("sink", &name, StoppedUnexpectedly))?
                 .map_err(|e| EngineError::component("sink", &name, e))?;
             files.extend(staged);
         }
@@ -702,9 +705,7 @@ impl EngineLoop<'_> {
             None => StateToSave::default(),
         };
         match &mut self.store {
-            Some(store) => store
-                .commit(&offsets, &files, &state)
-                .map_err(EngineError::checkpoint)?,
+            Some(store) => store.commit(&offsets, &files, &state)?,
             None if files.is_empty() => {}
             None => {
                 return Err(EngineError::Internal(format!(
@@ -797,7 +798,7 @@ async fn restore_state(
     store: &CheckpointStore,
     watermarks: &mut [Option<WatermarkTracker>],
 ) -> Result<(), EngineError> {
-    let Some(saved) = store.latest_state().map_err(EngineError::checkpoint)? else {
+    let Some(saved) = store.latest_state()? else {
         return Ok(());
     };
     let mut windows = 0;
@@ -846,7 +847,8 @@ async fn send(sink: &RunningSink, message: SinkMessage) -> Result<(), EngineErro
     };
     // A send fails only when the sink task has ended early, i.e. it failed;
     // its own error is collected when the task is joined.
-    sender.send(message).await.map_err(|_| {
-        EngineError::component("sink", &sink.name, anyhow::anyhow!("stopped unexpectedly"))
-    })
+    sender
+        .send(message)
+        .await
+        .map_err(|_| EngineError::component("sink", &sink.name, StoppedUnexpectedly))
 }

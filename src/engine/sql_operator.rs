@@ -9,6 +9,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use super::EngineError;
+use super::error::OperatorError;
 use super::micro_batch::{MicroBatchSlot, RepeatedPlan};
 use super::operator::Operator;
 
@@ -88,7 +89,7 @@ impl Operator for SqlOperator {
         self.output_schema.clone()
     }
 
-    async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn process(&self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
         let _guard = self.running.lock().await;
         Ok(self.plan.run(vec![input]).await?)
     }

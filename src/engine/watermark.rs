@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, BooleanArray, Int64Array};
 use arrow::compute::filter_record_batch;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ impl WatermarkTracker {
         &self,
         batch: RecordBatch,
         times: &Int64Array,
-    ) -> anyhow::Result<(RecordBatch, Option<RecordBatch>)> {
+    ) -> Result<(RecordBatch, Option<RecordBatch>), ArrowError> {
         let watermark = self.current.unwrap_or(i64::MIN);
         let late_rows =
             times.null_count() + times.values().iter().filter(|&&t| t < watermark).count();

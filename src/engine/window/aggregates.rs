@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::FieldRef;
@@ -21,6 +20,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
 use crate::engine::EngineError;
+use crate::engine::error::OperatorError;
 
 /// One aggregate of the query: the function and its optional FILTER.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl EvaluatedBatch {
         &self,
         i: usize,
         indices: Option<&UInt32Array>,
-    ) -> anyhow::Result<(Vec<ArrayRef>, Option<BooleanArray>)> {
+    ) -> Result<(Vec<ArrayRef>, Option<BooleanArray>), OperatorError> {
         match indices {
             None => Ok((self.values[i].clone(), self.filters[i].clone())),
             Some(indices) => {
@@ -71,7 +71,9 @@ impl EvaluatedBatch {
                         take(f, indices, None)?
                             .as_any()
                             .downcast_ref::<BooleanArray>()
-                            .context("filter is not boolean")?
+                            .ok_or(OperatorError::UnexpectedType {
+                                what: "filter is not boolean",
+                            })?
                             .clone(),
                     ),
                     None => None,
@@ -96,7 +98,7 @@ impl AggregateSpec {
         &self,
         batch: &RecordBatch,
         converter: &RowConverter,
-    ) -> anyhow::Result<EvaluatedBatch> {
+    ) -> Result<EvaluatedBatch, OperatorError> {
         let rows = batch.num_rows();
         let times =
             crate::common::event_times_ms(batch, batch.schema().field(self.event_time).name())?;
@@ -105,7 +107,10 @@ impl AggregateSpec {
             .iter()
             .map(|k| k.evaluate(batch).and_then(|v| v.into_array(rows)))
             .collect::<Result<Vec<_>, _>>()
-            .context("evaluating GROUP BY keys")?;
+            .map_err(|source| OperatorError::Evaluate {
+                what: "GROUP BY keys".to_string(),
+                source,
+            })?;
         let keys = converter.convert_columns(&key_arrays)?;
         let mut values = Vec::with_capacity(self.aggregates.len());
         let mut filters = Vec::with_capacity(self.aggregates.len());
@@ -116,8 +121,9 @@ impl AggregateSpec {
                 .iter()
                 .map(|e| e.evaluate(batch).and_then(|v| v.into_array(rows)))
                 .collect::<Result<Vec<_>, _>>()
-                .with_context(|| {
-                    format!("evaluating the arguments of {}", aggregate.function.name())
+                .map_err(|source| OperatorError::Evaluate {
+                    what: format!("the arguments of {}", aggregate.function.name()),
+                    source,
                 })?;
             values.push(arguments);
             let filter = match &aggregate.filter {
@@ -126,7 +132,9 @@ impl AggregateSpec {
                     Some(
                         mask.as_any()
                             .downcast_ref::<BooleanArray>()
-                            .context("FILTER (WHERE ...) is not boolean")?
+                            .ok_or(OperatorError::UnexpectedType {
+                                what: "FILTER (WHERE ...) is not boolean",
+                            })?
                             .clone(),
                     )
                 }
@@ -143,7 +151,7 @@ impl AggregateSpec {
     }
 
     /// Fresh vectorised accumulators, one per aggregate.
-    pub fn groups_accumulators(&self) -> anyhow::Result<Vec<Box<dyn GroupsAccumulator>>> {
+    pub fn groups_accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>, OperatorError> {
         self.aggregates
             .iter()
             .map(|a| {
@@ -160,7 +168,7 @@ impl AggregateSpec {
     }
 
     /// Fresh row accumulators (session windows, which merge sessions).
-    pub fn accumulators(&self) -> anyhow::Result<Vec<Box<dyn Accumulator>>> {
+    pub fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>, OperatorError> {
         self.aggregates
             .iter()
             .map(|a| Ok(a.function.create_accumulator()?))
@@ -185,7 +193,7 @@ impl AggregateSpec {
     }
 
     /// How many state columns aggregate `i` has.
-    pub fn state_widths(&self) -> anyhow::Result<Vec<usize>> {
+    pub fn state_widths(&self) -> Result<Vec<usize>, OperatorError> {
         self.aggregates
             .iter()
             .map(|a| Ok(a.function.state_fields()?.len()))

@@ -10,6 +10,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use super::aggregates::{AggregateSpec, EvaluatedBatch};
 use super::state::{ClosedGroups, SavedGroups, local_key_ids};
+use crate::engine::error::OperatorError;
 
 /// The groups of one open window.
 struct WindowGroups {
@@ -19,7 +20,7 @@ struct WindowGroups {
 }
 
 impl WindowGroups {
-    fn new(spec: &AggregateSpec, converter: &RowConverter) -> anyhow::Result<Self> {
+    fn new(spec: &AggregateSpec, converter: &RowConverter) -> Result<Self, OperatorError> {
         Ok(Self {
             index: HashMap::default(),
             keys: converter.empty_rows(64, 1024),
@@ -69,7 +70,7 @@ impl FixedWindows {
         spec: &AggregateSpec,
         converter: &RowConverter,
         batch: &EvaluatedBatch,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), OperatorError> {
         let rows = batch.num_rows();
         let (local, first_row) = local_key_ids(&batch.keys);
         let per_row = (self.width / self.slide) as usize;
@@ -137,7 +138,7 @@ impl FixedWindows {
         &mut self,
         watermark: i64,
         converter: &RowConverter,
-    ) -> anyhow::Result<Vec<ClosedGroups>> {
+    ) -> Result<Vec<ClosedGroups>, OperatorError> {
         let mut closed = Vec::new();
         while let Some(entry) = self.windows.first_entry() {
             let start = *entry.key();
@@ -168,7 +169,7 @@ impl FixedWindows {
         &mut self,
         spec: &AggregateSpec,
         converter: &RowConverter,
-    ) -> anyhow::Result<Vec<SavedGroups>> {
+    ) -> Result<Vec<SavedGroups>, OperatorError> {
         let mut saved = Vec::with_capacity(self.windows.len());
         for (&start, window) in self.windows.iter_mut() {
             let groups = window.len();
@@ -197,7 +198,7 @@ impl FixedWindows {
         spec: &AggregateSpec,
         converter: &RowConverter,
         saved: &SavedGroups,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), OperatorError> {
         let keys = converter.convert_columns(&saved.keys)?;
         let widths = spec.state_widths()?;
         let mut by_start: BTreeMap<i64, Vec<u32>> = BTreeMap::new();

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use arrow::array::{ArrayRef, StructArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -28,7 +27,7 @@ use super::plan::WindowedQuery;
 use super::session::SessionWindows;
 use super::state::{ClosedGroups, SavedGroups, saved_schema};
 use crate::engine::EngineError;
-use crate::engine::error::plan_err;
+use crate::engine::error::{OperatorError, plan_err};
 use crate::engine::events::{WindowsClosed, WindowsOpen};
 use crate::engine::micro_batch::{MicroBatchSlot, RepeatedPlan};
 use crate::engine::operator::Operator;
@@ -185,7 +184,7 @@ impl WindowOperator {
 
     /// The aggregate's output rows for closed groups, in the placeholder
     /// table's schema.
-    fn aggregate_batch(&self, closed: ClosedGroups) -> anyhow::Result<RecordBatch> {
+    fn aggregate_batch(&self, closed: ClosedGroups) -> Result<RecordBatch, OperatorError> {
         let window = {
             let [start, end] = [closed.starts, closed.ends].map(|v| {
                 Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) as ArrayRef
@@ -203,7 +202,9 @@ impl WindowOperator {
             if position == self.window_position {
                 columns.push(window.clone());
             } else {
-                columns.push(keys.next().context("missing key column")?);
+                columns.push(keys.next().ok_or(OperatorError::UnexpectedType {
+                    what: "missing key column",
+                })?);
             }
         }
         columns.extend(closed.results);
@@ -212,10 +213,13 @@ impl WindowOperator {
             columns,
             &RecordBatchOptions::new().with_match_field_names(false),
         )
-        .with_context(|| format!("assembling the results of transform `{}`", self.name))
+        .map_err(|source| OperatorError::Assemble {
+            transform: self.name.clone(),
+            source,
+        })
     }
 
-    async fn emit(&self, closed: Vec<ClosedGroups>) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn emit(&self, closed: Vec<ClosedGroups>) -> Result<Vec<RecordBatch>, OperatorError> {
         if closed.is_empty() {
             return Ok(Vec::new());
         }
@@ -223,7 +227,7 @@ impl WindowOperator {
         let batches = closed
             .into_iter()
             .map(|c| self.aggregate_batch(c))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let groups: usize = batches.iter().map(RecordBatch::num_rows).sum();
         WindowsClosed {
             pipeline: &self.pipeline,
@@ -248,7 +252,7 @@ impl WindowOperator {
         .emit();
     }
 
-    async fn close_until(&self, watermark: i64) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn close_until(&self, watermark: i64) -> Result<Vec<RecordBatch>, OperatorError> {
         let closed = {
             let mut state = self.state.lock().await;
             if watermark <= state.closed_at {
@@ -283,7 +287,7 @@ impl Operator for WindowOperator {
         self.output_schema.clone()
     }
 
-    async fn process(&self, input: RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn process(&self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
         let mut state = self.state.lock().await;
         let prepared = self.pre_plan.run(vec![input]).await;
         let WindowState {
@@ -307,15 +311,15 @@ impl Operator for WindowOperator {
         true
     }
 
-    async fn advance(&self, watermark: i64) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn advance(&self, watermark: i64) -> Result<Vec<RecordBatch>, OperatorError> {
         self.close_until(watermark).await
     }
 
-    async fn finish(&self) -> anyhow::Result<Vec<RecordBatch>> {
+    async fn finish(&self) -> Result<Vec<RecordBatch>, OperatorError> {
         self.close_until(i64::MAX).await
     }
 
-    async fn snapshot(&self) -> anyhow::Result<Option<RecordBatch>> {
+    async fn snapshot(&self) -> Result<Option<RecordBatch>, OperatorError> {
         let mut state = self.state.lock().await;
         let WindowState {
             converter, windows, ..
@@ -327,19 +331,19 @@ impl Operator for WindowOperator {
         SavedGroups::to_batch(saved, self.saved_schema.clone()).map(Some)
     }
 
-    async fn restore(&self, saved: RecordBatch) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            saved.schema().fields().len() == self.saved_schema.fields().len()
-                && saved
-                    .schema()
-                    .fields()
-                    .iter()
-                    .zip(self.saved_schema.fields())
-                    .all(|(a, b)| a.data_type() == b.data_type()),
-            "the saved state of transform `{}` does not match its query any more \
-             (the SQL changed since the checkpoint); remove the checkpoint directory to start the windows afresh",
-            self.name
-        );
+    async fn restore(&self, saved: RecordBatch) -> Result<(), OperatorError> {
+        let matches = saved.schema().fields().len() == self.saved_schema.fields().len()
+            && saved
+                .schema()
+                .fields()
+                .iter()
+                .zip(self.saved_schema.fields())
+                .all(|(a, b)| a.data_type() == b.data_type());
+        if !matches {
+            return Err(OperatorError::StateMismatch {
+                transform: self.name.clone(),
+            });
+        }
         let saved = SavedGroups::from_batch(&saved, self.spec.key_fields.len())?;
         let mut state = self.state.lock().await;
         let WindowState {

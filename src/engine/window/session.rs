@@ -11,6 +11,7 @@ use datafusion::logical_expr::Accumulator;
 
 use super::aggregates::{AggregateSpec, EvaluatedBatch};
 use super::state::{ClosedGroups, SavedGroups, local_key_ids};
+use crate::engine::error::OperatorError;
 
 struct Session {
     start: i64,
@@ -20,7 +21,7 @@ struct Session {
 }
 
 impl Session {
-    fn absorb(&mut self, mut other: Session) -> anyhow::Result<()> {
+    fn absorb(&mut self, mut other: Session) -> Result<(), OperatorError> {
         self.start = self.start.min(other.start);
         self.last = self.last.max(other.last);
         for (mine, theirs) in self
@@ -68,7 +69,7 @@ impl SessionWindows {
         spec: &AggregateSpec,
         _converter: &RowConverter,
         batch: &EvaluatedBatch,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), OperatorError> {
         let (local, first_row) = local_key_ids(&batch.keys);
         let mut rows_of_key: Vec<Vec<(i64, u32)>> = vec![Vec::new(); first_row.len()];
         for row in 0..batch.num_rows() {
@@ -139,7 +140,7 @@ impl SessionWindows {
         &mut self,
         watermark: i64,
         converter: &RowConverter,
-    ) -> anyhow::Result<Vec<ClosedGroups>> {
+    ) -> Result<Vec<ClosedGroups>, OperatorError> {
         if watermark < self.earliest_end {
             return Ok(Vec::new());
         }
@@ -186,7 +187,7 @@ impl SessionWindows {
         &mut self,
         spec: &AggregateSpec,
         converter: &RowConverter,
-    ) -> anyhow::Result<Vec<SavedGroups>> {
+    ) -> Result<Vec<SavedGroups>, OperatorError> {
         let mut rows: Vec<SessionRow> = Vec::new();
         for (key, sessions) in self.sessions.iter_mut() {
             for session in sessions.iter_mut() {
@@ -227,7 +228,7 @@ impl SessionWindows {
         spec: &AggregateSpec,
         converter: &RowConverter,
         saved: &SavedGroups,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), OperatorError> {
         let keys = converter.convert_columns(&saved.keys)?;
         let widths = spec.state_widths()?;
         for row in 0..saved.starts.len() {
@@ -259,7 +260,7 @@ impl SessionWindows {
 }
 
 /// Keep the rows a FILTER (WHERE ...) selects (null counts as not).
-fn only_selected(values: &[ArrayRef], mask: &BooleanArray) -> anyhow::Result<Vec<ArrayRef>> {
+fn only_selected(values: &[ArrayRef], mask: &BooleanArray) -> Result<Vec<ArrayRef>, OperatorError> {
     let mask = if mask.null_count() > 0 {
         arrow::compute::prep_null_mask_filter(mask)
     } else {

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::Rows;
 use datafusion::common::HashMap;
+
+use crate::engine::error::OperatorError;
 
 /// Groups of finished windows: per group its window bounds, key columns
 /// and aggregate results.
@@ -65,7 +66,10 @@ pub fn saved_schema(key_fields: &[FieldRef], state_fields: &[FieldRef]) -> Schem
 
 impl SavedGroups {
     /// Concatenate saved groups into one batch of `schema`.
-    pub fn to_batch(saved: Vec<SavedGroups>, schema: SchemaRef) -> anyhow::Result<RecordBatch> {
+    pub fn to_batch(
+        saved: Vec<SavedGroups>,
+        schema: SchemaRef,
+    ) -> Result<RecordBatch, OperatorError> {
         let columns = schema.fields().len();
         let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); columns];
         for group in saved {
@@ -75,11 +79,12 @@ impl SavedGroups {
             ];
             arrays.extend(group.keys);
             arrays.extend(group.states);
-            anyhow::ensure!(
-                arrays.len() == columns,
-                "saved window state has {} columns, expected {columns}",
-                arrays.len()
-            );
+            if arrays.len() != columns {
+                return Err(OperatorError::StateColumns {
+                    found: arrays.len(),
+                    expected: columns,
+                });
+            }
             for (part, array) in parts.iter_mut().zip(arrays) {
                 part.push(array);
             }
@@ -105,20 +110,21 @@ impl SavedGroups {
     }
 
     /// Split a saved batch back into bounds, keys and states.
-    pub fn from_batch(batch: &RecordBatch, keys: usize) -> anyhow::Result<Self> {
-        let int64 = |i: usize| -> anyhow::Result<Vec<i64>> {
+    pub fn from_batch(batch: &RecordBatch, keys: usize) -> Result<Self, OperatorError> {
+        let int64 = |i: usize| -> Result<Vec<i64>, OperatorError> {
             Ok(batch
                 .column(i)
                 .as_any()
                 .downcast_ref::<Int64Array>()
-                .context("window bounds of saved state are not Int64")?
+                .ok_or(OperatorError::UnexpectedType {
+                    what: "window bounds of saved state are not Int64",
+                })?
                 .values()
                 .to_vec())
         };
-        anyhow::ensure!(
-            batch.num_columns() >= 2 + keys,
-            "saved window state has too few columns"
-        );
+        if batch.num_columns() < 2 + keys {
+            return Err(OperatorError::StateTooFewColumns);
+        }
         Ok(Self {
             starts: int64(0)?,
             ends: int64(1)?,
