@@ -94,7 +94,10 @@ struct RunningSink {
 }
 
 /// A running source: its name (for errors and the summary) and its task.
-type SourceTask = (String, JoinHandle<anyhow::Result<SourceSummary>>);
+type SourceTask = (
+    String,
+    JoinHandle<Result<SourceSummary, crate::sources::SourceError>>,
+);
 
 /// Every source's events, tagged with the index of the source in the spec.
 type Incoming = SelectAll<BoxStream<'static, (usize, SourceEvent)>>;
