@@ -192,7 +192,7 @@ impl OidcVerifier {
         };
         let keys = read_jwks(&source)
             .await
-            .map_err(|why| setting("jwks", why))?;
+            .map_err(|why| setting("jwks", why.to_string()))?;
         Ok(Self {
             config,
             algorithms,
@@ -315,28 +315,91 @@ fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
         .try_fold(claims, |value, part| value.get(part))
 }
 
-async fn read_jwks(source: &JwksSource) -> Result<HashMap<String, Key>, String> {
+/// Why the provider's keys could not be read; `origin` is the file or URL.
+/// [`OidcVerifier::new`] reports it as the `jwks` setting's
+/// [`AuthError::Setting`]; a failed re-read is only logged. The causes are
+/// part of the message (they end up in a string or a log field).
+#[derive(Debug, thiserror::Error)]
+enum JwksError {
+    /// The keys file cannot be read.
+    #[error("{}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+
+    /// The provider did not answer.
+    #[error("{url}: no answer: {error}")]
+    NoAnswer {
+        url: reqwest::Url,
+        error: reqwest::Error,
+    },
+
+    /// The provider answered with an error status (its body is not
+    /// repeated: the status says enough).
+    #[error("{url}: HTTP {status}")]
+    Status {
+        url: reqwest::Url,
+        status: reqwest::StatusCode,
+    },
+
+    /// The provider's answer broke off.
+    #[error("{url}: {error}")]
+    Body {
+        url: reqwest::Url,
+        error: reqwest::Error,
+    },
+
+    #[error("{origin}: larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge { origin: String },
+
+    #[error("{origin}: not a JWKS document: {error}")]
+    NotJwks {
+        origin: String,
+        error: serde_json::Error,
+    },
+
+    /// No key is a public key that loads.
+    #[error("{origin}: no usable public key")]
+    NoUsableKey { origin: String },
+}
+
+async fn read_jwks(source: &JwksSource) -> Result<HashMap<String, Key>, JwksError> {
     let (origin, bytes) = match source {
         JwksSource::File(path) => (
             path.display().to_string(),
-            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            std::fs::read(path).map_err(|error| JwksError::Read {
+                path: path.clone(),
+                error,
+            })?,
         ),
         JwksSource::Url(client, url) => {
-            let mut response = client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| format!("{url}: no answer: {e}"))?;
+            let mut response =
+                client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|error| JwksError::NoAnswer {
+                        url: url.clone(),
+                        error,
+                    })?;
             if !response.status().is_success() {
-                // The provider's body is not repeated: the status says enough.
-                return Err(format!("{url}: HTTP {}", response.status()));
+                return Err(JwksError::Status {
+                    url: url.clone(),
+                    status: response.status(),
+                });
             }
             // Read up to the cap whatever the length header says (or
             // whether there is one): a chunked body has none.
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            while let Some(chunk) = response.chunk().await.map_err(|error| JwksError::Body {
+                url: url.clone(),
+                error,
+            })? {
                 if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                    return Err(format!("{url}: larger than {MAX_JWKS_BYTES} bytes"));
+                    return Err(JwksError::TooLarge {
+                        origin: url.to_string(),
+                    });
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -344,10 +407,12 @@ async fn read_jwks(source: &JwksSource) -> Result<HashMap<String, Key>, String> 
         }
     };
     if bytes.len() > MAX_JWKS_BYTES {
-        return Err(format!("{origin}: larger than {MAX_JWKS_BYTES} bytes"));
+        return Err(JwksError::TooLarge { origin });
     }
-    let set: JwkSet = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{origin}: not a JWKS document: {e}"))?;
+    let set: JwkSet = serde_json::from_slice(&bytes).map_err(|error| JwksError::NotJwks {
+        origin: origin.clone(),
+        error,
+    })?;
     let single = set.keys.len() == 1;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
@@ -367,7 +432,7 @@ async fn read_jwks(source: &JwksSource) -> Result<HashMap<String, Key>, String> 
         }
     }
     if keys.is_empty() {
-        return Err(format!("{origin}: no usable public key"));
+        return Err(JwksError::NoUsableKey { origin });
     }
     Ok(keys)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::args::QueryArgs;
-use crate::query::{Dataset, QuerySession, datasets_of, run_sql, write_batches};
+use crate::query::{Dataset, QueryError, QuerySession, datasets_of, run_sql, write_batches};
 use crate::storage::Location;
 use crate::{engine, spec};
 
@@ -31,7 +31,11 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     let mut out = std::io::stdout().lock();
-    write_batches(&mut out, &schema, &batches, args.format)?;
+    write_batches(&mut out, &schema, &batches, args.format).map_err(|e| match e {
+        // The I/O error itself, so that main sees a closed pipe.
+        QueryError::Io(io) => anyhow::Error::new(io),
+        other => other.into(),
+    })?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     tracing::debug!(rows, "query finished");
     Ok(())

@@ -45,9 +45,10 @@ async fn run_pipeline(
         match run_once(path, shutdown.clone(), banner, run).await {
             Err(error)
                 if !shutdown.is_cancelled()
-                    && error
-                        .chain()
-                        .any(|e| e.is::<crate::sources::AssignmentLost>()) =>
+                    && error.chain().any(|e| {
+                        e.downcast_ref::<crate::sources::SourceError>()
+                            .is_some_and(crate::sources::SourceError::is_assignment_lost)
+                    }) =>
             {
                 tracing::warn!(
                     error = format!("{error:#}"),

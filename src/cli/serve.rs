@@ -72,9 +72,9 @@ pub async fn start(
             args.access.tokens.display()
         );
     }
-    Ok(tokio::spawn(server::serve_with(
-        listener, state, tls, shutdown,
-    )))
+    Ok(tokio::spawn(async move {
+        Ok(server::serve_with(listener, state, tls, shutdown).await?)
+    }))
 }
 
 /// The access control the settings describe.
@@ -169,7 +169,7 @@ pub async fn load_datasets(
         let planned = engine::plan(spec).await?;
         let mut datasets = datasets_of(&planned)?;
         datasets.extend(extra);
-        QuerySession::with_limits(&datasets, limits).await
+        Ok(QuerySession::with_limits(&datasets, limits).await?)
     }
     .await;
     loaded.map_err(|e: anyhow::Error| {

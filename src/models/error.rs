@@ -28,7 +28,7 @@ pub enum ModelError {
     },
 
     /// tract could not decode, analyse or plan the ONNX file (tract's error
-    /// chain is kept as text: it is an `anyhow` chain, not a typed error).
+    /// chain is kept as text: tract's errors are not typed).
     #[error("{}: cannot load the ONNX model: {message}", path.display())]
     Onnx { path: PathBuf, message: String },
 

@@ -37,7 +37,11 @@ impl Default for QueryLimits {
     }
 }
 
-/// Why a query did not run to the end.
+/// Why a query session could not be set up, a query did not run to the
+/// end, or its result could not be written. Grouped by kind: the query or
+/// a limit (the client's to fix, the first six, which the server maps to
+/// HTTP answers), the datasets' settings and stores, DataFusion, Arrow and
+/// I/O, each with [`QueryError::Context`] saying what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// The SQL does not parse or plan, is not a read-only query, or failed
@@ -64,6 +68,54 @@ pub enum QueryError {
     /// The query task panicked or its runtime is gone (a bug).
     #[error("query task failed: {0}")]
     Internal(String),
+
+    /// A sink's location cannot name a dataset. Kept inline, not as the
+    /// `source()`: its message already repeats its own cause.
+    #[error("{0}")]
+    Location(crate::storage::ConfigError),
+
+    /// A remote dataset's store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] crate::storage::StorageError),
+
+    /// A local dataset with no declared schema has no directory to read
+    /// one from.
+    #[error("{} does not exist", .0.display())]
+    NotFound(std::path::PathBuf),
+
+    /// A local directory that has no `file://` URL.
+    #[error("{} cannot be expressed as a file URL", .0.display())]
+    NotFileUrl(std::path::PathBuf),
+
+    /// DataFusion refused to build the session or register a table.
+    #[error(transparent)]
+    DataFusion(DataFusionError),
+
+    /// Arrow could not format or write the result.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// Resolving a path, starting the query threads or writing the result.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+
+    /// What was being done when `source` happened.
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<QueryError>,
+    },
+}
+
+impl QueryError {
+    /// `self`, with what was being done when it happened.
+    pub fn context(self, context: impl Into<String>) -> Self {
+        QueryError::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
 }
 
 /// Takes a query's result batches as they come, on the query runtime.

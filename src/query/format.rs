@@ -2,9 +2,10 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+
+use super::QueryError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -16,12 +17,14 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Write `batches` to `out` in `format`; a failed write is
+/// [`QueryError::Io`] with the writer's own error.
 pub fn write_batches(
     out: &mut impl Write,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     format: OutputFormat,
-) -> anyhow::Result<()> {
+) -> Result<(), QueryError> {
     match format {
         OutputFormat::Table => {
             let empty;
@@ -32,7 +35,7 @@ pub fn write_batches(
                 batches
             };
             let table = arrow::util::pretty::pretty_format_batches(shown)
-                .context("formatting the result table")?;
+                .map_err(|e| QueryError::Arrow(e).context("formatting the result table"))?;
             writeln!(out, "{table}")?;
         }
         OutputFormat::Csv => {

@@ -16,7 +16,6 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -72,7 +71,7 @@ impl Dataset {
 
 /// The datasets a pipeline writes: every Parquet sink by its name, plus
 /// `vitals` for the first one if no sink is called that.
-pub fn datasets_of(planned: &PlannedPipeline) -> anyhow::Result<Vec<Dataset>> {
+pub fn datasets_of(planned: &PlannedPipeline) -> Result<Vec<Dataset>, QueryError> {
     let mut datasets = Vec::new();
     for sink in &planned.spec.sinks {
         let SinkConfig::Parquet(config) = &sink.config else {
@@ -80,8 +79,7 @@ pub fn datasets_of(planned: &PlannedPipeline) -> anyhow::Result<Vec<Dataset>> {
         };
         let location = config
             .location()
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("sink `{}`", sink.name))?;
+            .map_err(|e| QueryError::Location(e).context(format!("sink `{}`", sink.name)))?;
         datasets.push(Dataset {
             name: sink.name.clone(),
             spool: location.as_remote().map(|r| config.spool_dir(r)),
@@ -103,7 +101,7 @@ pub fn datasets_of(planned: &PlannedPipeline) -> anyhow::Result<Vec<Dataset>> {
 }
 
 /// A session for analysts' queries with every dataset registered.
-pub async fn query_context(datasets: &[Dataset]) -> anyhow::Result<SessionContext> {
+pub async fn query_context(datasets: &[Dataset]) -> Result<SessionContext, QueryError> {
     Ok(QuerySession::new(datasets).await?.ctx)
 }
 
@@ -118,24 +116,27 @@ pub struct QuerySession {
 
 impl QuerySession {
     /// A session with unbounded memory (`vitalflow query`).
-    pub async fn new(datasets: &[Dataset]) -> anyhow::Result<Self> {
+    pub async fn new(datasets: &[Dataset]) -> Result<Self, QueryError> {
         Self::with_limits(datasets, QueryLimits::default()).await
     }
 
     /// A session whose queries share `limits` (the server's).
-    pub async fn with_limits(datasets: &[Dataset], limits: QueryLimits) -> anyhow::Result<Self> {
+    pub async fn with_limits(
+        datasets: &[Dataset],
+        limits: QueryLimits,
+    ) -> Result<Self, QueryError> {
         let ctx = session(&limits)?;
         let overlays = register_stores(&ctx, datasets)?;
         for dataset in datasets {
-            register(&ctx, dataset).await.with_context(|| {
-                format!(
+            register(&ctx, dataset).await.map_err(|e| {
+                e.context(format!(
                     "registering table `{}` at {}",
                     dataset.name, dataset.location
-                )
+                ))
             })?;
         }
-        let runtime =
-            bounded::QueryRuntime::new(limits.threads).context("starting the query runtime")?;
+        let runtime = bounded::QueryRuntime::new(limits.threads)
+            .map_err(|e| QueryError::Io(e).context("starting the query runtime"))?;
         Ok(Self {
             ctx,
             overlays,
@@ -161,7 +162,7 @@ impl QuerySession {
 
 /// One read view per remote store (bucket or namenode), holding the spools
 /// of every dataset in it.
-fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> anyhow::Result<Vec<Overlay>> {
+fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> Result<Vec<Overlay>, QueryError> {
     let mut by_store: BTreeMap<String, Vec<&Dataset>> = BTreeMap::new();
     for dataset in datasets {
         if let Some(remote) = dataset.location.as_remote() {
@@ -175,8 +176,8 @@ fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> anyhow::Result
     for (store_url, datasets) in by_store {
         let first = datasets[0];
         let remote = first.location.as_remote().expect("grouped remote datasets");
-        let store =
-            open_store(remote, &first.store).with_context(|| format!("table `{}`", first.name))?;
+        let store = open_store(remote, &first.store)
+            .map_err(|e| QueryError::Store(e).context(format!("table `{}`", first.name)))?;
         let spools = datasets
             .iter()
             .filter_map(|d| {
@@ -195,7 +196,7 @@ fn register_stores(ctx: &SessionContext, datasets: &[Dataset]) -> anyhow::Result
 /// `generate_series(1, 1e12)` needs no data to exhaust the process.
 const UNBOUNDED_TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
 
-fn session(limits: &QueryLimits) -> anyhow::Result<SessionContext> {
+fn session(limits: &QueryLimits) -> Result<SessionContext, QueryError> {
     // Files are read through the registered tables only: the dynamic file
     // catalog (`SELECT * FROM '/etc/passwd'`, `SessionContext::enable_url_table`)
     // stays off.
@@ -235,7 +236,7 @@ fn session(limits: &QueryLimits) -> anyhow::Result<SessionContext> {
     }
     let mut state = SessionStateBuilder::new()
         .with_config(config)
-        .with_runtime_env(runtime.build_arc()?)
+        .with_runtime_env(runtime.build_arc().map_err(QueryError::DataFusion)?)
         .with_default_features();
     if limits.memory.is_some() {
         // Bounded (server) queries must stop when cancelled.
@@ -248,16 +249,18 @@ fn session(limits: &QueryLimits) -> anyhow::Result<SessionContext> {
     Ok(ctx)
 }
 
-async fn register(ctx: &SessionContext, dataset: &Dataset) -> anyhow::Result<()> {
+async fn register(ctx: &SessionContext, dataset: &Dataset) -> Result<(), QueryError> {
     let partition_cols = if dataset.date_partitioned {
         vec![("date".to_string(), DataType::Utf8)]
     } else {
         vec![]
     };
     let url = match &dataset.location {
-        Location::Remote(remote) => ListingTableUrl::parse(remote.directory_url())?,
+        Location::Remote(remote) => {
+            ListingTableUrl::parse(remote.directory_url()).map_err(QueryError::DataFusion)?
+        }
         Location::Local(dir) if !dir.exists() && dataset.schema.is_none() => {
-            anyhow::bail!("{} does not exist", dir.display())
+            return Err(QueryError::NotFound(dir.clone()));
         }
         // Listed at query time: a dataset that does not exist yet reads as
         // empty until its first file is published (the server starts first).
@@ -269,19 +272,23 @@ async fn register(ctx: &SessionContext, dataset: &Dataset) -> anyhow::Result<()>
     let mut config = ListingTableConfig::new(url).with_listing_options(options);
     config = match &dataset.schema {
         Some(schema) => config.with_schema(schema.clone()),
-        None => config.infer_schema(&ctx.state()).await?,
+        None => config
+            .infer_schema(&ctx.state())
+            .await
+            .map_err(QueryError::DataFusion)?,
     };
-    ctx.register_table(&dataset.name, Arc::new(ListingTable::try_new(config)?))?;
+    let table = ListingTable::try_new(config).map_err(QueryError::DataFusion)?;
+    ctx.register_table(&dataset.name, Arc::new(table))
+        .map_err(QueryError::DataFusion)?;
     Ok(())
 }
 
-fn directory_url(dir: &Path) -> anyhow::Result<ListingTableUrl> {
-    let absolute =
-        std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
-    let url = url::Url::from_directory_path(&absolute).map_err(|()| {
-        anyhow::anyhow!("{} cannot be expressed as a file URL", absolute.display())
-    })?;
-    Ok(ListingTableUrl::parse(url.as_str())?)
+fn directory_url(dir: &Path) -> Result<ListingTableUrl, QueryError> {
+    let absolute = std::path::absolute(dir)
+        .map_err(|e| QueryError::Io(e).context(format!("resolving {}", dir.display())))?;
+    let url = url::Url::from_directory_path(&absolute)
+        .map_err(|()| QueryError::NotFileUrl(absolute.clone()))?;
+    ListingTableUrl::parse(url.as_str()).map_err(QueryError::DataFusion)
 }
 
 /// Run one SQL statement; returns its schema and rows.

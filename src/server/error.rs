@@ -1,5 +1,7 @@
 //! [`ApiError`]: every failure an HTTP client can see, as a status code and
-//! a FastAPI-style `{"detail": [...]}` body.
+//! a FastAPI-style `{"detail": [...]}` body. [`ServerError`]: the server's
+//! own failures, which clients never see (the socket, the audit trail, a
+//! model that does not fit the API, result rows that do not serialise).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -7,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::api::types::{ErrorBody, FieldError};
+use crate::common::{BoxError, ErrorChain};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -116,4 +119,43 @@ fn limit_response(
             .insert(axum::http::header::RETRY_AFTER, seconds.into());
     }
     response
+}
+
+/// A failure of the server itself, grouped by kind: the socket (the
+/// operator's to fix: address in use, permissions), the audit trail, a
+/// model the API cannot serve, and result rows that do not serialise (a
+/// bug). TLS that cannot be set up is [`TlsError`](super::tls::TlsError).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The listening socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+
+    /// The audit trail could not be flushed when the server stopped (the
+    /// audit layer's error, printed with its chain).
+    #[error("{}", ErrorChain(.0.as_ref()))]
+    Audit(BoxError),
+
+    /// The model's features are not the API's fields, in the same order.
+    #[error("model features {found:?} do not match the API's {expected:?}")]
+    ModelFeatures {
+        found: Vec<String>,
+        expected: Vec<&'static str>,
+    },
+
+    /// Arrow could not write result rows as JSON.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// A JSON row written by Arrow does not parse back.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }

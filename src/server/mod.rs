@@ -19,7 +19,6 @@ pub mod tls;
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -28,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use error::ServerError;
 pub use limits::{Rate, ServerLimits};
 pub use state::AppState;
 
@@ -132,10 +132,10 @@ async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
 }
 
 /// Bind `addr`.
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))
+        .map_err(|source| ServerError::Bind { addr, source })
 }
 
 /// Serve until `shutdown` is cancelled, then finish in-flight requests
@@ -145,7 +145,7 @@ pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     serve_with(listener, state, None, shutdown).await
 }
 
@@ -155,7 +155,7 @@ pub async fn serve_with(
     mut state: AppState,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     state.tls = tls.is_some();
     let addr = listener.local_addr()?;
     crate::telemetry::metrics::handle();
@@ -177,7 +177,10 @@ pub async fn serve_with(
     let audit = state.audit.clone();
     listen::serve_connections(listener, router(state), connections, tls, shutdown).await;
     if let Some(audit) = audit {
-        let records = audit.finish().await?;
+        let records = audit
+            .finish()
+            .await
+            .map_err(|e| ServerError::Audit(e.into()))?;
         tracing::info!(records, dir = %audit.dir().display(), "audit trail flushed");
     }
     Ok(())

@@ -67,7 +67,7 @@ impl AppState {
     pub fn new(model: Result<RiskModel, String>) -> Self {
         let model = model
             .and_then(|model| {
-                let rules = FeatureRules::for_model(model.metadata())?;
+                let rules = FeatureRules::for_model(model.metadata()).map_err(|e| e.to_string())?;
                 Ok(Arc::new(LoadedModel { model, rules }))
             })
             .map_err(|why| {

@@ -18,12 +18,12 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use error::ConfigError;
+pub use error::{AssignmentLost, ConfigError, SourceError};
 pub use event_time::{EventTimeConfig, late_events_table};
 pub use kafka::KafkaSourceConfig;
 pub use simulator::SimulatorConfig;
 
-use crate::common::DurableOffsetsReader;
+use crate::common::{BoxError, DurableOffsetsReader};
 pub use crate::common::{Offsets, TopicPartition};
 
 /// One micro-batch from a source.
@@ -54,7 +54,26 @@ pub enum SourceEvent {
     /// Make everything sent so far durable (publish files, record offsets)
     /// and answer with this source's durable offsets. A Kafka source asks
     /// this before giving up partitions in a rebalance.
-    Checkpoint(oneshot::Sender<Result<Offsets, String>>),
+    Checkpoint(CheckpointReply),
+}
+
+/// Where the engine answers a [`SourceEvent::Checkpoint`]: the source's
+/// durable offsets, or why the checkpoint failed (the source then fails
+/// with [`SourceError::Checkpoint`]).
+#[derive(Debug)]
+pub struct CheckpointReply(oneshot::Sender<Result<Offsets, BoxError>>);
+
+impl CheckpointReply {
+    /// A reply and the receiver the asking source waits on.
+    pub fn channel() -> (Self, oneshot::Receiver<Result<Offsets, BoxError>>) {
+        let (sender, receiver) = oneshot::channel();
+        (Self(sender), receiver)
+    }
+
+    /// Answer the source; `false` when it no longer waits (it stopped).
+    pub fn send<E: Into<BoxError>>(self, answer: Result<Offsets, E>) -> bool {
+        self.0.send(answer.map_err(Into::into)).is_ok()
+    }
 }
 
 /// What a running source is handed by the engine.
@@ -80,7 +99,9 @@ pub struct SourceContext {
 #[async_trait::async_trait]
 pub trait Source: Send {
     /// Produce batches until the source is exhausted or `ctx.shutdown` fires.
-    async fn run(self: Box<Self>, ctx: SourceContext) -> anyhow::Result<SourceSummary>;
+    /// Records that do not decode are no failure: they go to the batch's
+    /// dead letters and the source goes on.
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<SourceSummary, SourceError>;
 }
 
 /// What a source did, for the end-of-run report.
@@ -167,25 +188,12 @@ impl SourceConfig {
     }
 
     /// Start-ready runtime component.
-    pub fn build(&self) -> anyhow::Result<Box<dyn Source>> {
+    pub fn build(&self) -> Result<Box<dyn Source>, SourceError> {
         match self {
             SourceConfig::Simulator(c) => Ok(Box::new(c.build())),
-            SourceConfig::Kafka(c) => Ok(Box::new(c.build()?)),
+            SourceConfig::Kafka(c) => Ok(Box::new(c.build().map_err(ConfigError::Kafka)?)),
         }
     }
-}
-
-/// A Kafka consumer lost its partitions without revoking them first (the
-/// group moved on while this instance was stalled): rows it read since the
-/// last checkpoint may already be another instance's. The run stops
-/// without publishing them and restarts from the last checkpoint.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "source `{source_name}` lost its partitions ({partitions}) to a rebalance it missed; restarting from the last checkpoint"
-)]
-pub struct AssignmentLost {
-    pub source_name: String,
-    pub partitions: String,
 }
 
 /// The name of a source's dead-letter table.

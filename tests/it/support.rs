@@ -383,7 +383,7 @@ pub struct TestServer {
     pub base: String,
     pub stop: CancellationToken,
     /// Ends when `server::serve` returns.
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), vitalflow::server::ServerError>>,
 }
 
 impl Drop for TestServer {

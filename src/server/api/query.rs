@@ -18,9 +18,10 @@ use datafusion::execution::context::SQLOptions;
 
 use super::types::{QueryColumn, QueryRequest, QueryResult};
 use crate::auth::{Principal, Role};
+use crate::common::ErrorChain;
 use crate::query::{Collector, QueryError};
 use crate::server::auth::AuditDetail;
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ServerError};
 use crate::server::state::AppState;
 use crate::telemetry::events::LimitHit;
 
@@ -159,6 +160,15 @@ fn refusal(error: QueryError) -> ApiError {
         QueryError::Forbidden(table) => ApiError::Forbidden(format!(
             "table `{table}` is readable by the admin role only"
         )),
+        // Setting a session up or writing a result: not what a query returns.
+        other @ (QueryError::Location(_)
+        | QueryError::Store(_)
+        | QueryError::NotFound(_)
+        | QueryError::NotFileUrl(_)
+        | QueryError::DataFusion(_)
+        | QueryError::Arrow(_)
+        | QueryError::Io(_)
+        | QueryError::Context { .. }) => ApiError::Internal(ErrorChain(&other).to_string()),
     }
 }
 
@@ -192,10 +202,10 @@ impl JsonRows {
     }
 
     /// Serialise `chunk` (nulls omitted) and keep its rows while they fit.
-    fn take_chunk(&mut self, chunk: &RecordBatch) -> Result<ControlFlow<()>, String> {
+    fn take_chunk(&mut self, chunk: &RecordBatch) -> Result<ControlFlow<()>, ServerError> {
         let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
-        writer.write(chunk).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
+        writer.write(chunk)?;
+        writer.finish()?;
         let text = writer.into_inner();
         for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             if self.rows.len() == self.max_rows {
@@ -208,8 +218,7 @@ impl JsonRows {
                 return Ok(ControlFlow::Break(()));
             }
             self.bytes += line.len() + 1;
-            self.rows
-                .push(serde_json::from_slice(line).map_err(|e| e.to_string())?);
+            self.rows.push(serde_json::from_slice(line)?);
         }
         Ok(ControlFlow::Continue(()))
     }

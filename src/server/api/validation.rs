@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::types::FieldError;
 use crate::models::ModelMetadata;
+use crate::server::ServerError;
 
 /// API field name -> the model's feature name, in model input order.
 pub const FIELDS: [(&str, &str); 8] = [
@@ -43,13 +44,13 @@ pub struct FeatureRules {
 
 impl FeatureRules {
     /// Refuses a model whose features are not the API's, in the same order.
-    pub fn for_model(metadata: &ModelMetadata) -> Result<Self, String> {
-        let expected: Vec<&str> = FIELDS.iter().map(|(_, m)| *m).collect();
+    pub fn for_model(metadata: &ModelMetadata) -> Result<Self, ServerError> {
+        let expected: Vec<&'static str> = FIELDS.iter().map(|(_, m)| *m).collect();
         if metadata.feature_names != expected {
-            return Err(format!(
-                "model features {:?} do not match the API's {:?}",
-                metadata.feature_names, expected
-            ));
+            return Err(ServerError::ModelFeatures {
+                found: metadata.feature_names.clone(),
+                expected,
+            });
         }
         let rules = FIELDS
             .iter()

@@ -186,7 +186,9 @@ impl KafkaSourceConfig {
         self.record_schema().arrow_schema()
     }
 
-    pub fn build(&self) -> anyhow::Result<KafkaSource> {
+    /// The consumer, ready to run; refuses a declared schema that does not
+    /// hold (validation checks it first).
+    pub fn build(&self) -> Result<KafkaSource, ConfigError> {
         let schema = RecordSchema::try_new(&self.schema)?;
         Ok(KafkaSource::new(self.clone(), schema))
     }

@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -31,7 +30,8 @@ use crate::common::event_times_ms;
 use crate::common::{DurableOffsetsReader, backoff};
 use crate::kafka::{ensure_topic, wait_for_brokers};
 use crate::sources::{
-    EventTimeConfig, Source, SourceBatch, SourceContext, SourceEvent, SourceSummary, TopicPartition,
+    EventTimeConfig, Source, SourceBatch, SourceContext, SourceError, SourceEvent, SourceSummary,
+    TopicPartition,
 };
 
 pub struct KafkaSource {
@@ -47,12 +47,15 @@ impl KafkaSource {
 
 #[async_trait::async_trait]
 impl Source for KafkaSource {
-    async fn run(self: Box<Self>, ctx: SourceContext) -> anyhow::Result<SourceSummary> {
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<SourceSummary, SourceError> {
         let runtime = tokio::runtime::Handle::current();
         let name = ctx.name.clone();
         tokio::task::spawn_blocking(move || consume(self.config, self.schema, ctx, runtime))
             .await
-            .with_context(|| format!("Kafka consumer thread of `{name}` panicked"))?
+            .map_err(|source| SourceError::Panicked {
+                what: format!("Kafka consumer thread of `{name}`"),
+                source,
+            })?
     }
 }
 
@@ -70,7 +73,7 @@ pub(super) struct Shared {
     /// Set once the final checkpoint is done: later revokes just release.
     pub(super) closing: AtomicBool,
     /// A failure inside a callback, reported by the poll loop.
-    failure: Mutex<Option<anyhow::Error>>,
+    failure: Mutex<Option<SourceError>>,
     /// A decoded batch the engine has not taken yet (it is applying
     /// back-pressure, e.g. a full spool): sent before anything newer, by
     /// whichever path sends next, so batches stay in offset order.
@@ -96,7 +99,7 @@ fn consume(
     schema: RecordSchema,
     ctx: SourceContext,
     runtime: tokio::runtime::Handle,
-) -> anyhow::Result<SourceSummary> {
+) -> Result<SourceSummary, SourceError> {
     let client = config.client();
     let who = format!("source `{}`", ctx.name);
     if !wait_for_brokers(&client, &who, &ctx.shutdown)? {
@@ -153,12 +156,18 @@ fn consume(
             ("statistics.interval.ms", "1000"),
         ])
         .create_with_context(SourceClientContext(shared))
-        .with_context(|| format!("creating the Kafka consumer of {who}"))?;
+        .map_err(|source| SourceError::Consumer {
+            context: format!("creating the Kafka consumer of {who}"),
+            source,
+        })?;
     let topics = config.topic_list();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topic_refs)
-        .with_context(|| format!("subscribing to {}", topics.join(", ")))?;
+        .map_err(|source| SourceError::Consumer {
+            context: format!("subscribing to {}", topics.join(", ")),
+            source,
+        })?;
     tracing::info!(source = %ctx.name, topics = %topics.join(","), group = %config.group_id, brokers = %client.brokers, "consuming");
 
     let result = poll_loop(&consumer, &config, ctx);
@@ -183,7 +192,7 @@ fn poll_loop(
     consumer: &BaseConsumer<SourceClientContext>,
     config: &KafkaSourceConfig,
     mut ctx: SourceContext,
-) -> anyhow::Result<()> {
+) -> Result<(), SourceError> {
     let shared = &consumer.context().0;
     let batcher = Batcher::new(&config.batch);
     let mut last_error_log: Option<Instant> = None;
@@ -227,14 +236,14 @@ fn poll_loop(
 }
 
 impl Shared {
-    fn lock_pending(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Pending>> {
-        self.pending
-            .lock()
-            .map_err(|_| anyhow::anyhow!("source `{}`: message buffer poisoned", self.name))
+    fn lock_pending(&self) -> Result<std::sync::MutexGuard<'_, Pending>, SourceError> {
+        self.pending.lock().map_err(|_| {
+            SourceError::Internal(format!("source `{}`: message buffer poisoned", self.name))
+        })
     }
 
     /// Copy a polled message into the pending batch.
-    fn buffer(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()> {
+    fn buffer(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Result<(), SourceError> {
         self.lock_pending()?.raw.push(
             message.topic(),
             message.partition(),
@@ -266,7 +275,7 @@ impl Shared {
     /// as the engine applies back-pressure. `false` when the engine no
     /// longer listens. (Rebalance callbacks and the final flush use this:
     /// they must not return before the data is handed over.)
-    pub(super) fn flush(&self) -> anyhow::Result<bool> {
+    pub(super) fn flush(&self) -> Result<bool, SourceError> {
         if let Some(held) = self.take_held()
             && self.output.blocking_send(held).is_err()
         {
@@ -288,7 +297,7 @@ impl Shared {
         &self,
         consumer: &BaseConsumer<SourceClientContext>,
         shutdown: &tokio_util::sync::CancellationToken,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, SourceError> {
         let mut event = match self.take_held() {
             Some(held) => held,
             None => match self.decode_pending()? {
@@ -380,7 +389,7 @@ impl Shared {
     }
 
     /// The buffered messages as one decoded batch event, or `None`.
-    fn decode_pending(&self) -> anyhow::Result<Option<SourceEvent>> {
+    fn decode_pending(&self) -> Result<Option<SourceEvent>, SourceError> {
         let mut pending = self.lock_pending()?;
         if pending.raw.is_empty() {
             return Ok(None);
@@ -388,12 +397,13 @@ impl Shared {
         let Pending { raw, decoder } = &mut *pending;
         let decoded = decoder
             .decode(raw)
-            .with_context(|| format!("source `{}`: decoding a batch", self.name))?;
+            .map_err(|e| e.context(format!("source `{}`: decoding a batch", self.name)))?;
         let offsets = raw.next_offsets();
         let per_partition = raw.counts();
         let partition_event_times = match &self.event_time {
-            Some(config) => partition_event_times(raw, &decoded, config)
-                .with_context(|| format!("source `{}`: reading event times", self.name))?,
+            Some(config) => partition_event_times(raw, &decoded, config).map_err(|e| {
+                SourceError::from(e).context(format!("source `{}`: reading event times", self.name))
+            })?,
             None => BTreeMap::new(),
         };
         MessagesDecoded {
@@ -420,7 +430,7 @@ impl Shared {
     }
 
     /// Record a failure from a callback; the poll loop returns it.
-    pub(super) fn fail(&self, error: anyhow::Error) {
+    pub(super) fn fail(&self, error: SourceError) {
         if let Ok(mut failure) = self.failure.lock() {
             failure.get_or_insert(error);
         }
@@ -463,7 +473,7 @@ fn partition_event_times(
     raw: &RawMessages,
     decoded: &super::decode::DecodedBatch,
     config: &EventTimeConfig,
-) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+) -> Result<BTreeMap<TopicPartition, i64>, crate::common::EventTimeError> {
     let times = event_times_ms(&decoded.rows, &config.column)?;
     let mut newest: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for (row, &message) in decoded.message_of_row.iter().enumerate() {

@@ -139,7 +139,7 @@ impl DeadLetterBuilder {
             .append_option(letter.payload.map(hex_sha256));
     }
 
-    pub fn finish(mut self) -> anyhow::Result<Option<RecordBatch>> {
+    pub fn finish(mut self) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
         if self.rows == 0 {
             return Ok(None);
         }

@@ -12,7 +12,6 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::error::ArrowError;
@@ -20,7 +19,8 @@ use arrow::json::reader::{Decoder, ReaderBuilder};
 
 use super::dead_letters::{DeadLetter, DeadLetterBuilder, ReasonKind};
 use super::schema::RecordSchema;
-use crate::common::{Offsets, TopicPartition};
+use crate::common::{ErrorChain, Offsets, TopicPartition};
+use crate::sources::SourceError;
 
 /// Where one message sits in [`RawMessages`].
 #[derive(Debug, Clone)]
@@ -201,7 +201,7 @@ pub struct MessageDecoder {
 }
 
 impl MessageDecoder {
-    pub fn new(source: &str, schema: RecordSchema, max_rows: usize) -> anyhow::Result<Self> {
+    pub fn new(source: &str, schema: RecordSchema, max_rows: usize) -> Result<Self, SourceError> {
         let decoder = Self::build(&schema, max_rows)?;
         Ok(Self {
             source: source.to_string(),
@@ -218,20 +218,24 @@ impl MessageDecoder {
         self
     }
 
-    fn build(schema: &RecordSchema, batch_size: usize) -> anyhow::Result<Decoder> {
+    fn build(schema: &RecordSchema, batch_size: usize) -> Result<Decoder, SourceError> {
         ReaderBuilder::new(schema.arrow_schema())
             .with_batch_size(batch_size.max(1))
             .build_decoder()
-            .context("building the JSON decoder")
+            .map_err(|e| SourceError::from(e).context("building the JSON decoder"))
     }
 
-    pub fn decode(&mut self, raw: &RawMessages) -> anyhow::Result<DecodedBatch> {
+    pub fn decode(&mut self, raw: &RawMessages) -> Result<DecodedBatch, SourceError> {
         self.decode_at(raw, chrono::Utc::now().timestamp_millis())
     }
 
     /// [`Self::decode`] with the wall clock at `now_ms` (received time and
     /// the plausibility window of timestamps).
-    pub fn decode_at(&mut self, raw: &RawMessages, now_ms: i64) -> anyhow::Result<DecodedBatch> {
+    pub fn decode_at(
+        &mut self,
+        raw: &RawMessages,
+        now_ms: i64,
+    ) -> Result<DecodedBatch, SourceError> {
         let mut dead = DeadLetterBuilder::new(&self.source, now_ms, self.dead_letter_payload);
         let mut rejected = BTreeMap::new();
 
@@ -304,7 +308,7 @@ impl MessageDecoder {
                 keep[row - 1]
             });
             filter_record_batch(&rows, &BooleanArray::from(keep))
-                .context("dropping rejected rows")?
+                .map_err(|e| SourceError::from(e).context("dropping rejected rows"))?
         };
         Ok(DecodedBatch {
             rows,
@@ -338,7 +342,7 @@ impl MessageDecoder {
         raw: &RawMessages,
         dead: &mut DeadLetterBuilder,
         rejected: &mut BTreeMap<&'static str, u64>,
-    ) -> anyhow::Result<(RecordBatch, Vec<usize>)> {
+    ) -> Result<(RecordBatch, Vec<usize>), SourceError> {
         let mut good = Vec::new();
         let mut positions = Vec::new();
         for i in 0..raw.len() {
@@ -350,8 +354,8 @@ impl MessageDecoder {
                 Err((kind, reason)) => reject(dead, rejected, raw.dead_letter(i, kind, reason)),
             }
         }
-        let rows =
-            concat_batches(&self.schema.arrow_schema(), &good).context("joining accepted rows")?;
+        let rows = concat_batches(&self.schema.arrow_schema(), &good)
+            .map_err(|e| SourceError::from(e).context("joining accepted rows"))?;
         Ok((rows, positions))
     }
 
@@ -361,7 +365,8 @@ impl MessageDecoder {
     fn decode_one(&self, payload: Option<&[u8]>) -> Result<RecordBatch, (ReasonKind, String)> {
         let payload = payload.unwrap_or_default();
         let wrong_type = |e: String| (ReasonKind::WrongType, e);
-        let mut decoder = Self::build(&self.schema, 1).map_err(|e| wrong_type(format!("{e:#}")))?;
+        let mut decoder =
+            Self::build(&self.schema, 1).map_err(|e| wrong_type(ErrorChain(&e).to_string()))?;
         decoder
             .decode(payload)
             .and_then(|_| decoder.flush())

@@ -22,17 +22,18 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
-use tokio::sync::oneshot;
 
 use super::consumer::{Shared, SourceClientContext};
 use super::events::{PartitionsAssigned, PartitionsRevoked};
-use crate::sources::{Offsets, SourceEvent, TopicPartition};
+use crate::sources::{
+    AssignmentLost, CheckpointReply, Offsets, SourceError, SourceEvent, TopicPartition,
+};
 
 impl Shared {
     /// Ask the engine for a checkpoint and wait for it; the durable offsets
     /// of this source, or `None` if the engine is gone.
-    pub(super) fn checkpoint(&self) -> anyhow::Result<Option<Offsets>> {
-        let (reply, answer) = oneshot::channel();
+    pub(super) fn checkpoint(&self) -> Result<Option<Offsets>, SourceError> {
+        let (reply, answer) = CheckpointReply::channel();
         if self
             .output
             .blocking_send(SourceEvent::Checkpoint(reply))
@@ -42,7 +43,10 @@ impl Shared {
         }
         match answer.blocking_recv() {
             Ok(Ok(offsets)) => Ok(Some(offsets)),
-            Ok(Err(error)) => Err(anyhow::anyhow!("checkpoint failed: {error}")),
+            Ok(Err(source)) => Err(SourceError::Checkpoint {
+                context: "checkpoint failed",
+                source,
+            }),
             Err(_) => Ok(None),
         }
     }
@@ -82,10 +86,10 @@ impl Shared {
             Ok(durable) => durable.unwrap_or_default(),
             Err(error) => {
                 // Resuming from Kafka's offsets could duplicate rows: stop.
-                self.fail(
-                    anyhow::anyhow!(error)
-                        .context("reading checkpoints to resume the assigned partitions"),
-                );
+                self.fail(SourceError::Checkpoint {
+                    context: "reading checkpoints to resume the assigned partitions",
+                    source: error,
+                });
                 return;
             }
         };
@@ -102,13 +106,19 @@ impl Shared {
                 && let Err(error) =
                     list.set_partition_offset(&topic, partition, Offset::Offset(offset))
             {
-                self.fail(anyhow::Error::new(error).context(format!("resuming {tp} at {offset}")));
+                self.fail(SourceError::Consumer {
+                    context: format!("resuming {tp} at {offset}"),
+                    source: error,
+                });
                 return;
             }
             described.push((tp, resume));
         }
         if let Err(error) = consumer.assign(list) {
-            self.fail(anyhow::Error::new(error).context("assigning partitions"));
+            self.fail(SourceError::Consumer {
+                context: "assigning partitions".into(),
+                source: error,
+            });
             return;
         }
         if let Ok(mut assigned) = self.assigned.lock() {
@@ -138,7 +148,7 @@ impl Shared {
             // Publishing what was read since the last checkpoint could
             // duplicate rows the new owner reads again: fail instead.
             self.closing.store(true, Ordering::SeqCst);
-            self.fail(anyhow::Error::new(crate::sources::AssignmentLost {
+            self.fail(SourceError::AssignmentLost(AssignmentLost {
                 source_name: self.name.clone(),
                 partitions: revoked
                     .iter()

@@ -1,15 +1,16 @@
 //! Readings as JSON messages, one per row, keyed by patient: the wire
 //! format of `vitalflow simulate` and of the Kafka source's default schema.
 
-use anyhow::Context;
 use arrow::array::{AsArray, RecordBatch};
+
+use super::PublishError;
 
 /// `(keys, payloads)`: the patient id and one JSON object per row, with
 /// `ts` as an RFC 3339 UTC timestamp.
-pub fn encode_json_lines(batch: &RecordBatch) -> anyhow::Result<(Vec<String>, Vec<Vec<u8>>)> {
+pub fn encode_json_lines(batch: &RecordBatch) -> Result<(Vec<String>, Vec<Vec<u8>>), PublishError> {
     let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
-    writer.write(batch).context("encoding readings as JSON")?;
-    writer.finish().context("encoding readings as JSON")?;
+    writer.write(batch).map_err(PublishError::Encode)?;
+    writer.finish().map_err(PublishError::Encode)?;
     let text = writer.into_inner();
     // JSON escapes newlines inside strings, so lines are messages.
     let payloads: Vec<Vec<u8>> = text
@@ -19,9 +20,9 @@ pub fn encode_json_lines(batch: &RecordBatch) -> anyhow::Result<(Vec<String>, Ve
         .collect();
     let ids = batch
         .column_by_name("patient_id")
-        .context("readings have no patient_id")?
+        .ok_or_else(|| PublishError::Internal("readings have no patient_id".into()))?
         .as_string_opt::<i32>()
-        .context("patient_id is not a string column")?;
+        .ok_or_else(|| PublishError::Internal("patient_id is not a string column".into()))?;
     let keys = ids
         .iter()
         .map(|id| id.unwrap_or_default().to_string())

@@ -7,6 +7,7 @@
 //! deterministic: the same seed gives the same readings.
 
 mod config;
+mod error;
 mod generator;
 mod json;
 mod patient;
@@ -15,6 +16,7 @@ mod schema;
 mod source;
 
 pub use config::{Pacing, SimulatorConfig};
+pub use error::PublishError;
 pub use generator::VitalsGenerator;
 pub use json::encode_json_lines;
 pub use publish::{PublishOptions, PublishSummary, publish_readings};

@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{Pacing, SimulatorConfig, VitalsGenerator, encode_json_lines};
+use super::{Pacing, PublishError, SimulatorConfig, VitalsGenerator, encode_json_lines};
 use crate::kafka::{ClientSettings, KeyedProducer, TopicSettings, ensure_topic, wait_for_brokers};
 use crate::telemetry::events::{SimulatorDeliveryFailed, SimulatorProduced};
 
@@ -37,7 +36,7 @@ pub async fn publish_readings(
     simulator: SimulatorConfig,
     options: PublishOptions,
     shutdown: CancellationToken,
-) -> anyhow::Result<PublishSummary> {
+) -> Result<PublishSummary, PublishError> {
     let started = Instant::now();
     let wait_client = options.client.clone();
     let wait_shutdown = shutdown.clone();
@@ -45,7 +44,7 @@ pub async fn publish_readings(
         wait_for_brokers(&wait_client, "simulate", &wait_shutdown)
     })
     .await
-    .context("waiting for brokers")??;
+    .map_err(PublishError::Panicked)??;
     if !ready {
         return Ok(PublishSummary::default());
     }
@@ -55,7 +54,7 @@ pub async fn publish_readings(
     let producer = KeyedProducer::new(&options.client, &options.topic, |error| {
         SimulatorDeliveryFailed { error }.emit()
     })?;
-    let start_ms = simulator.start_millis().map_err(anyhow::Error::msg)?;
+    let start_ms = simulator.start_millis()?;
     let mut generator = VitalsGenerator::new(&simulator, start_ms);
     let mut ticker = (simulator.pacing == Pacing::Realtime).then(|| {
         let mut t = tokio::time::interval(simulator.interval.0);
@@ -75,7 +74,7 @@ pub async fn publish_readings(
         let Some(batch) = batch else { break };
         let (keys, payloads) = encode_json_lines(&batch)?;
         // `send` may wait for queue space: keep it off the async workers.
-        let sent = tokio::task::block_in_place(|| -> anyhow::Result<usize> {
+        let sent = tokio::task::block_in_place(|| -> Result<usize, PublishError> {
             for (key, payload) in keys.iter().zip(&payloads) {
                 producer.send(key.as_bytes(), payload)?;
             }
@@ -97,12 +96,10 @@ pub async fn publish_readings(
         failed: stats.failed.load(std::sync::atomic::Ordering::Relaxed),
         elapsed: started.elapsed(),
     };
-    flushed.with_context(|| {
-        format!(
-            "{} of {} messages were still undelivered",
-            summary.produced - summary.delivered - summary.failed,
-            summary.produced
-        )
+    flushed.map_err(|source| PublishError::Undelivered {
+        undelivered: summary.produced - summary.delivered - summary.failed,
+        produced: summary.produced,
+        source,
     })?;
     Ok(summary)
 }

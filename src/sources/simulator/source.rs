@@ -1,12 +1,11 @@
 //! The simulator as a pipeline source: paces the generator to the wall clock
 //! (realtime) or runs it flat out (unpaced).
 
-use anyhow::Context;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::config::{Pacing, SimulatorConfig};
 use super::generator::VitalsGenerator;
-use crate::sources::{Source, SourceBatch, SourceContext, SourceEvent, SourceSummary};
+use crate::sources::{Source, SourceBatch, SourceContext, SourceError, SourceEvent, SourceSummary};
 
 pub struct SimulatorSource {
     config: SimulatorConfig,
@@ -20,12 +19,11 @@ impl SimulatorSource {
 
 #[async_trait::async_trait]
 impl Source for SimulatorSource {
-    async fn run(self: Box<Self>, ctx: SourceContext) -> anyhow::Result<SourceSummary> {
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<SourceSummary, SourceError> {
         let start_ms = self
             .config
             .start_millis()
-            .map_err(anyhow::Error::msg)
-            .context("simulator source")?;
+            .map_err(|e| SourceError::from(e).context("simulator source"))?;
         let mut generator = VitalsGenerator::new(&self.config, start_ms);
         let mut summary = SourceSummary::default();
         let mut ticker = match self.config.pacing {
