@@ -90,7 +90,7 @@ struct RunningSink {
     name: String,
     input: String,
     sender: Option<mpsc::Sender<SinkMessage>>,
-    task: JoinHandle<anyhow::Result<SinkSummary>>,
+    task: JoinHandle<Result<SinkSummary, crate::sinks::SinkError>>,
 }
 
 /// A running source: its name (for errors and the summary) and its task.
