@@ -37,13 +37,16 @@ const BATCH: usize = 4096;
 /// Records wait this long at most before being handed to the sink.
 const COALESCE: Duration = Duration::from_millis(250);
 
+/// The writer's task: the records it wrote, or why it stopped.
+type WriterTask = JoinHandle<Result<u64, AuditError>>;
+
 /// The handle requests append through (cheap to clone).
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<AuditRecord>,
     failed: Arc<AtomicBool>,
     stop: tokio_util::sync::CancellationToken,
-    writer: Arc<Mutex<Option<JoinHandle<Result<u64, AuditError>>>>>,
+    writer: Arc<Mutex<Option<WriterTask>>>,
     dir: PathBuf,
 }
 
