@@ -29,7 +29,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The whole chain on one line, each cause once.
+            eprintln!("error: {}", vitalflow::common::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

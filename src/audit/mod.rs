@@ -9,6 +9,7 @@
 //! `kill -9` loses the records of the last `flush_every` plus 250 ms at
 //! most (the unpublished file is discarded at the next start).
 
+mod error;
 mod record;
 
 use std::path::{Path, PathBuf};
@@ -16,12 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use error::AuditError;
 pub use record::{AuditRecord, schema};
 
+use crate::common::ErrorChain;
 use crate::sinks::parquet::{ParquetSink, ParquetSinkConfig};
 use crate::sinks::{Sink, SinkMessage};
 
@@ -35,28 +37,33 @@ const BATCH: usize = 4096;
 /// Records wait this long at most before being handed to the sink.
 const COALESCE: Duration = Duration::from_millis(250);
 
+/// The writer's task: the records it wrote, or why it stopped.
+type WriterTask = JoinHandle<Result<u64, AuditError>>;
+
 /// The handle requests append through (cheap to clone).
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<AuditRecord>,
     failed: Arc<AtomicBool>,
     stop: tokio_util::sync::CancellationToken,
-    writer: Arc<Mutex<Option<JoinHandle<anyhow::Result<u64>>>>>,
+    writer: Arc<Mutex<Option<WriterTask>>>,
     dir: PathBuf,
 }
 
 impl AuditLog {
     /// Start the writer of the dataset in `dir` (a local directory).
-    pub fn start(dir: &Path, flush_every: Duration) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("audit trail: creating {}", dir.display()))?;
-        let yaml = format!(
-            "input: {TABLE}\npath: {}\npartition_by_date: time\nsort_by: []\n",
-            serde_json::to_string(&dir.display().to_string().replace('$', "$$"))?
-        );
+    pub fn start(dir: &Path, flush_every: Duration) -> Result<Self, AuditError> {
+        std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
+            context: format!("audit trail: creating {}", dir.display()),
+            source,
+        })?;
+        // A JSON string is a YAML scalar; serialising a `String` cannot fail.
+        let path = serde_json::to_string(&dir.display().to_string().replace('$', "$$"))
+            .map_err(|e| AuditError::Internal(format!("quoting the audit directory: {e}")))?;
+        let yaml = format!("input: {TABLE}\npath: {path}\npartition_by_date: time\nsort_by: []\n");
         let config: ParquetSinkConfig =
-            serde_saphyr::from_str(&yaml).context("audit trail: sink settings")?;
-        config.validate().map_err(anyhow::Error::msg)?;
+            serde_saphyr::from_str(&yaml).map_err(AuditError::Settings)?;
+        config.validate()?;
         let sink = ParquetSink::try_new(TABLE, config, schema(), &Default::default())?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
@@ -105,11 +112,14 @@ impl AuditLog {
 
     /// Write what is queued, publish the open file and stop; returns the
     /// records written over the writer's life.
-    pub async fn finish(&self) -> anyhow::Result<u64> {
+    pub async fn finish(&self) -> Result<u64, AuditError> {
         self.stop.cancel();
         let handle = self.writer.lock().await.take();
         match handle {
-            Some(handle) => handle.await.context("audit writer panicked")?,
+            Some(handle) => handle.await.map_err(|source| AuditError::Panicked {
+                task: "audit writer",
+                source,
+            })?,
             None => Ok(0),
         }
     }
@@ -121,7 +131,7 @@ async fn write(
     flush_every: Duration,
     stop: tokio_util::sync::CancellationToken,
     failed: Arc<AtomicBool>,
-) -> anyhow::Result<u64> {
+) -> Result<u64, AuditError> {
     let (sink_tx, sink_rx) = mpsc::channel(4);
     let sink_task = tokio::spawn(sink.run(sink_rx, Arc::new(Notify::new())));
     // Records are handed to the sink in batches of up to `BATCH` (or what
@@ -134,7 +144,7 @@ async fn write(
     let mut pending = Vec::with_capacity(BATCH);
     let mut unpublished = 0u64;
     let mut written = 0u64;
-    let outcome: anyhow::Result<()> = async {
+    let outcome: Result<(), AuditError> = async {
         loop {
             let room = BATCH - pending.len();
             tokio::select! {
@@ -180,11 +190,14 @@ async fn write(
     }
     .await;
     drop(sink_tx);
-    let sink_outcome = sink_task.await.context("audit sink panicked")?;
-    if let Err(error) = outcome.and(sink_outcome.map(|_| ())) {
+    let sink_outcome = sink_task.await.map_err(|source| AuditError::Panicked {
+        task: "audit sink",
+        source,
+    })?;
+    if let Err(error) = outcome.and(sink_outcome.map(|_| ()).map_err(AuditError::from)) {
         failed.store(true, Ordering::Relaxed);
         tracing::error!(
-            error = format!("{error:#}"),
+            error = %ErrorChain(&error),
             "the audit trail stopped; audited routes answer 503"
         );
         return Err(error);
@@ -195,23 +208,25 @@ async fn write(
 async fn send(
     sink: &mpsc::Sender<SinkMessage>,
     pending: &mut Vec<AuditRecord>,
-) -> anyhow::Result<u64> {
+) -> Result<u64, AuditError> {
     let rows = pending.len() as u64;
     let batch = record::to_batch(pending)?;
     pending.clear();
     sink.send(SinkMessage::Data(batch))
         .await
-        .map_err(|_| anyhow::anyhow!("the audit sink stopped"))?;
+        .map_err(|_| AuditError::SinkStopped { source: None })?;
     Ok(rows)
 }
 
 /// Stage the open file and publish it; returns the rows published.
-async fn checkpoint(sink: &mpsc::Sender<SinkMessage>) -> anyhow::Result<u64> {
+async fn checkpoint(sink: &mpsc::Sender<SinkMessage>) -> Result<u64, AuditError> {
     let (reply, staged) = oneshot::channel();
     sink.send(SinkMessage::Checkpoint(reply))
         .await
-        .map_err(|_| anyhow::anyhow!("the audit sink stopped"))?;
-    let files = staged.await.context("the audit sink stopped")??;
+        .map_err(|_| AuditError::SinkStopped { source: None })?;
+    let files = staged
+        .await
+        .map_err(|e| AuditError::SinkStopped { source: Some(e) })??;
     let mut rows = 0;
     for file in files {
         file.publish()?;

@@ -7,7 +7,10 @@
 use std::error::Error;
 use std::fmt;
 
-/// Displays `outer: cause: root cause`.
+/// Displays `outer: cause: root cause`. A cause whose text the line
+/// already holds is not repeated: a layer that names its cause in its own
+/// message (`source `x` failed: <cause>`) and also keeps it as `source()`
+/// reads once, not twice.
 ///
 /// ```
 /// # use vitalflow::common::ErrorChain;
@@ -21,12 +24,43 @@ pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut line = self.0.to_string();
         let mut cause = self.0.source();
         while let Some(e) = cause {
-            write!(f, ": {e}")?;
+            let text = e.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
             cause = e.source();
         }
-        Ok(())
+        f.write_str(&line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("source `m` failed: {}", ErrorChain(.0))]
+    struct Named(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading partitions")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let e = Named(Inner(std::io::Error::other("broker gone")));
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "source `m` failed: reading partitions: broker gone"
+        );
+        let plain = Inner(std::io::Error::other("broker gone"));
+        assert_eq!(
+            ErrorChain(&plain).to_string(),
+            "reading partitions: broker gone"
+        );
     }
 }

@@ -21,7 +21,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, SinkError, SinkResultExt};
 pub use kafka::KafkaSinkConfig;
 pub use live::LiveSinkConfig;
 pub use parquet::ParquetSinkConfig;
@@ -47,7 +47,7 @@ pub enum SinkMessage {
     Data(RecordBatch),
     /// Make every row received so far durable; answer with the staged files
     /// the engine must publish (empty for sinks without files).
-    Checkpoint(oneshot::Sender<anyhow::Result<Vec<StagedFile>>>),
+    Checkpoint(oneshot::Sender<Result<Vec<StagedFile>, SinkError>>),
     /// Sent about once a second so that time-based rolling happens even
     /// when no data arrives.
     Tick,
@@ -69,7 +69,7 @@ pub trait Sink: Send {
         self: Box<Self>,
         input: mpsc::Receiver<SinkMessage>,
         checkpoint_wanted: Arc<Notify>,
-    ) -> anyhow::Result<SinkSummary>;
+    ) -> Result<SinkSummary, SinkError>;
 }
 
 /// What a sink did, for the end-of-run report.
@@ -132,7 +132,7 @@ impl SinkConfig {
         name: &str,
         schema: SchemaRef,
         ctx: &SinkContext,
-    ) -> anyhow::Result<Box<dyn Sink>> {
+    ) -> Result<Box<dyn Sink>, SinkError> {
         match self {
             SinkConfig::Parquet(c) => Ok(Box::new(c.build(name, schema, ctx)?)),
             SinkConfig::Live(c) => Ok(Box::new(c.build(name, schema, ctx)?)),

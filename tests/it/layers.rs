@@ -221,18 +221,12 @@ fn library_errors_are_typed() {
     // Paths (a file, or a folder ending in `/`) not converted yet, and why.
     // An entry that no longer has a finding fails the test: remove it.
     const NOT_YET: &[(&str, &str)] = &[
-        (
-            "src/audit/mod.rs",
-            "anyhow: audit log writer; needs an AuditError",
-        ),
-        ("src/audit/record.rs", "anyhow: audit rows to Arrow"),
+        // State, not an error: the public reason `/health` and the 503
+        // answers show for a model or datasets that did not load (the
+        // detailed cause is logged where loading fails).
         (
             "src/server/state.rs",
             "String: model/datasets load results kept as state for /health",
-        ),
-        (
-            "src/sinks/",
-            "anyhow: the Sink trait, SinkMessage::Checkpoint and build()",
         ),
     ];
     let mut findings: BTreeMap<String, Vec<String>> = BTreeMap::new();

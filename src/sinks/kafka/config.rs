@@ -9,7 +9,7 @@ use super::sink::KafkaSink;
 use crate::common::EnvString;
 use crate::common::Spanned;
 use crate::kafka::{ClientSettings, TopicSettings};
-use crate::sinks::ConfigError;
+use crate::sinks::{ConfigError, SinkError};
 
 /// `kind: kafka` (sink).
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +74,7 @@ impl KafkaSinkConfig {
         Ok(())
     }
 
-    pub fn build(&self, name: &str, schema: SchemaRef) -> anyhow::Result<KafkaSink> {
+    pub fn build(&self, name: &str, schema: SchemaRef) -> Result<KafkaSink, SinkError> {
         KafkaSink::new(name, self.clone(), schema)
     }
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
@@ -12,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::KafkaSinkConfig;
 use super::events::KafkaDeliveryFailed;
+use crate::common::ErrorChain;
 use crate::kafka::{KeyedProducer, ensure_topic, wait_for_brokers};
-use crate::sinks::{Sink, SinkMessage, SinkSummary};
+use crate::sinks::{Sink, SinkError, SinkMessage, SinkResultExt, SinkSummary};
 
 /// How long a checkpoint waits for outstanding deliveries before failing.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(300);
@@ -25,7 +25,7 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    pub fn new(name: &str, config: KafkaSinkConfig, schema: SchemaRef) -> anyhow::Result<Self> {
+    pub fn new(name: &str, config: KafkaSinkConfig, schema: SchemaRef) -> Result<Self, SinkError> {
         let key_column = config
             .key
             .as_deref()
@@ -39,7 +39,7 @@ impl KafkaSink {
         })
     }
 
-    fn write(&self, producer: &KeyedProducer, batch: &RecordBatch) -> anyhow::Result<u64> {
+    fn write(&self, producer: &KeyedProducer, batch: &RecordBatch) -> Result<u64, SinkError> {
         let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
         writer.write(batch).context("encoding rows as JSON")?;
         writer.finish().context("encoding rows as JSON")?;
@@ -67,18 +67,17 @@ impl KafkaSink {
     }
 
     /// Everything sent so far is acknowledged by the broker.
-    fn make_durable(&self, producer: &KeyedProducer, failed_before: u64) -> anyhow::Result<()> {
+    fn make_durable(&self, producer: &KeyedProducer, failed_before: u64) -> Result<(), SinkError> {
         producer.flush(DELIVERY_DEADLINE)?;
         let failed = producer
             .stats()
             .failed
             .load(std::sync::atomic::Ordering::Relaxed);
         if failed > failed_before {
-            anyhow::bail!(
-                "{} messages to `{}` could not be delivered; the rows are read again after a restart",
-                failed - failed_before,
-                self.config.topic
-            );
+            return Err(SinkError::Undelivered {
+                failed: failed - failed_before,
+                topic: self.config.topic.to_string(),
+            });
         }
         Ok(())
     }
@@ -90,7 +89,7 @@ impl Sink for KafkaSink {
         self: Box<Self>,
         mut input: mpsc::Receiver<SinkMessage>,
         _checkpoint_wanted: Arc<Notify>,
-    ) -> anyhow::Result<SinkSummary> {
+    ) -> Result<SinkSummary, SinkError> {
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let client = self.config.client();
@@ -119,10 +118,10 @@ impl Sink for KafkaSink {
                             .stats()
                             .failed
                             .load(std::sync::atomic::Ordering::Relaxed);
-                        let failure = result.as_ref().err().map(|e| format!("{e:#}"));
+                        let failure = result.as_ref().err().map(|e| ErrorChain(e).to_string());
                         let _ = reply.send(result.map(|()| Vec::new()));
                         if let Some(failure) = failure {
-                            anyhow::bail!(failure);
+                            return Err(SinkError::CheckpointFailed(failure));
                         }
                     }
                     SinkMessage::Tick => {}
@@ -134,6 +133,9 @@ impl Sink for KafkaSink {
             Ok(summary)
         })
         .await
-        .context("Kafka sink thread panicked")?
+        .map_err(|source| SinkError::Panicked {
+            thread: "Kafka sink thread",
+            source,
+        })?
     }
 }

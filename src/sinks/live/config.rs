@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::sink::LiveSink;
 use crate::common::HumanDuration;
 use crate::common::Spanned;
-use crate::sinks::{ConfigError, SinkContext};
+use crate::sinks::{ConfigError, SinkContext, SinkError};
 
 /// `kind: live`.
 #[derive(Debug, Clone, Deserialize)]
@@ -194,8 +194,8 @@ impl LiveSinkConfig {
         name: &str,
         schema: SchemaRef,
         ctx: &SinkContext,
-    ) -> anyhow::Result<LiveSink> {
-        self.check_schema(&schema).map_err(anyhow::Error::msg)?;
+    ) -> Result<LiveSink, SinkError> {
+        self.check_schema(&schema)?;
         Ok(LiveSink::new(
             ctx.live.hub(name, self),
             self.clone(),

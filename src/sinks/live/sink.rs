@@ -1,6 +1,5 @@
 //! The live sink runtime: batches -> JSON rows -> hub.
 
-use anyhow::Context;
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -9,7 +8,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::config::LiveSinkConfig;
 use super::hub::{LiveHub, Row};
-use crate::sinks::{Sink, SinkMessage, SinkSummary};
+use crate::sinks::{Sink, SinkError, SinkMessage, SinkResultExt, SinkSummary};
 
 pub struct LiveSink {
     hub: Arc<LiveHub>,
@@ -28,7 +27,7 @@ impl LiveSink {
 
     /// Rows as JSON objects, timestamps as epoch milliseconds (what the
     /// browser's `Date` takes directly).
-    fn to_rows(&self, batch: &RecordBatch) -> anyhow::Result<Vec<Row>> {
+    fn to_rows(&self, batch: &RecordBatch) -> Result<Vec<Row>, SinkError> {
         let mut fields = Vec::with_capacity(batch.num_columns());
         let mut columns = Vec::with_capacity(batch.num_columns());
         for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
@@ -60,7 +59,7 @@ impl Sink for LiveSink {
         self: Box<Self>,
         mut input: mpsc::Receiver<SinkMessage>,
         _checkpoint_wanted: Arc<Notify>,
-    ) -> anyhow::Result<SinkSummary> {
+    ) -> Result<SinkSummary, SinkError> {
         let mut summary = SinkSummary {
             location: "memory (dashboard)".into(),
             ..Default::default()

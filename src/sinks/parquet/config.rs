@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::sink::ParquetSink;
 use crate::common::Spanned;
 use crate::common::{EnvString, HumanBytes, HumanDuration};
-use crate::sinks::{ConfigError, SinkContext};
+use crate::sinks::{ConfigError, SinkContext, SinkError};
 use crate::storage::store::check_settings;
 use crate::storage::{Location, RemoteLocation};
 
@@ -283,8 +283,8 @@ impl ParquetSinkConfig {
         name: &str,
         schema: SchemaRef,
         ctx: &SinkContext,
-    ) -> anyhow::Result<ParquetSink> {
-        self.check_schema(&schema).map_err(anyhow::Error::msg)?;
+    ) -> Result<ParquetSink, SinkError> {
+        self.check_schema(&schema)?;
         ParquetSink::try_new(name, self.clone(), schema, &ctx.stores)
     }
 }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use arrow::array::{Array, AsArray, UInt32Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, SchemaRef};
@@ -22,7 +21,8 @@ use super::config::{Compression, ParquetSinkConfig};
 use super::events::{ParquetFileStaged, SinkPaused, SinkResumed};
 use super::naming::{data_file_name, date_partition, is_in_progress_file};
 use super::writer::RollingFile;
-use crate::sinks::{Sink, SinkMessage, SinkSummary};
+use crate::common::ErrorChain;
+use crate::sinks::{Sink, SinkError, SinkMessage, SinkResultExt, SinkSummary};
 use crate::storage::forward::Forwarder;
 use crate::storage::spool::Spool;
 use crate::storage::status::StoreStatusBoard;
@@ -58,9 +58,9 @@ impl ParquetSink {
         config: ParquetSinkConfig,
         schema: SchemaRef,
         stores: &StoreStatusBoard,
-    ) -> anyhow::Result<Self> {
-        let location = config.location().map_err(anyhow::Error::msg)?;
-        let root = config.local_dir().map_err(anyhow::Error::msg)?;
+    ) -> Result<Self, SinkError> {
+        let location = config.location()?;
+        let root = config.local_dir()?;
         let (spool, forwarder) = match &location {
             Location::Local(_) => (None, None),
             Location::Remote(remote) => {
@@ -85,7 +85,7 @@ impl ParquetSink {
             .sort_by
             .iter()
             .map(|c| index(c))
-            .collect::<anyhow::Result<Vec<_>>>()?
+            .collect::<Result<Vec<_>, SinkError>>()?
             .into();
         let partition_column = config.partition_by_date.as_deref().map(index).transpose()?;
         let properties = writer_properties(&config, &schema, &sort_by);
@@ -116,7 +116,11 @@ impl ParquetSink {
         })
     }
 
-    fn handle(&mut self, message: SinkMessage, checkpoint_wanted: &Notify) -> anyhow::Result<()> {
+    fn handle(
+        &mut self,
+        message: SinkMessage,
+        checkpoint_wanted: &Notify,
+    ) -> Result<(), SinkError> {
         match message {
             SinkMessage::Data(batch) => {
                 if let Some(spool) = &self.spool {
@@ -133,10 +137,10 @@ impl ParquetSink {
             }
             SinkMessage::Checkpoint(reply) => {
                 let result = self.stage_all().map(|()| std::mem::take(&mut self.staged));
-                let failed = result.as_ref().err().map(|e| format!("{e:#}"));
+                let failed = result.as_ref().err().map(|e| ErrorChain(e).to_string());
                 let _ = reply.send(result);
                 if let Some(message) = failed {
-                    anyhow::bail!(message);
+                    return Err(SinkError::CheckpointFailed(message));
                 }
             }
             SinkMessage::Tick => self.roll_aged()?,
@@ -147,7 +151,7 @@ impl ParquetSink {
         Ok(())
     }
 
-    fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+    fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
         for (partition, rows) in self.split_by_partition(batch)? {
             let max_rows = self.config.roll.max_rows;
             // Cut the slice so no file exceeds max_rows.
@@ -168,7 +172,7 @@ impl ParquetSink {
         Ok(())
     }
 
-    fn file_for(&mut self, partition: &str) -> anyhow::Result<&mut RollingFile> {
+    fn file_for(&mut self, partition: &str) -> Result<&mut RollingFile, SinkError> {
         if !self.open.contains_key(partition) {
             // At the cap: close the file open longest to make room.
             while self.open.len() >= self.config.max_open_partitions {
@@ -204,7 +208,7 @@ impl ParquetSink {
         Ok(self.open.get_mut(partition).expect("open file present"))
     }
 
-    fn stage(&mut self, partition: &str) -> anyhow::Result<()> {
+    fn stage(&mut self, partition: &str) -> Result<(), SinkError> {
         if let Some(file) = self.open.remove(partition) {
             let started = std::time::Instant::now();
             let mut staged = file
@@ -225,7 +229,7 @@ impl ParquetSink {
         Ok(())
     }
 
-    fn roll_aged(&mut self) -> anyhow::Result<()> {
+    fn roll_aged(&mut self) -> Result<(), SinkError> {
         let max_age = self.config.roll.max_age.0;
         let aged: Vec<String> = self
             .open
@@ -241,7 +245,10 @@ impl ParquetSink {
 
     /// Group rows by their `date=` partition; one group (and no copy) in the
     /// common case of a batch within one day.
-    fn split_by_partition(&self, batch: RecordBatch) -> anyhow::Result<Vec<(String, RecordBatch)>> {
+    fn split_by_partition(
+        &self,
+        batch: RecordBatch,
+    ) -> Result<Vec<(String, RecordBatch)>, SinkError> {
         let Some(column) = self.partition_column else {
             return Ok(vec![(String::new(), batch)]);
         };
@@ -271,7 +278,7 @@ impl ParquetSink {
             .collect()
     }
 
-    fn stage_all(&mut self) -> anyhow::Result<()> {
+    fn stage_all(&mut self) -> Result<(), SinkError> {
         let partitions: Vec<String> = self.open.keys().cloned().collect();
         for partition in partitions {
             self.stage(&partition)?;
@@ -319,7 +326,7 @@ impl ParquetSink {
 /// The UTC day of each value. Millisecond timestamps in UTC (what vitals
 /// carry) take an integer division; anything else goes through Arrow's cast
 /// (time zones resolved per value, much slower).
-fn utc_days(column: &arrow::array::ArrayRef) -> anyhow::Result<arrow::array::ArrayRef> {
+fn utc_days(column: &arrow::array::ArrayRef) -> Result<arrow::array::ArrayRef, SinkError> {
     use arrow::datatypes::{TimeUnit, TimestampMillisecondType};
     const MS_PER_DAY: i64 = 86_400_000;
     if let DataType::Timestamp(TimeUnit::Millisecond, tz) = column.data_type()
@@ -404,12 +411,13 @@ impl Sink for ParquetSink {
         mut self: Box<Self>,
         mut input: mpsc::Receiver<SinkMessage>,
         checkpoint_wanted: Arc<Notify>,
-    ) -> anyhow::Result<SinkSummary> {
+    ) -> Result<SinkSummary, SinkError> {
         // Encoding, compression and fsync are blocking work: give the sink
         // its own thread rather than stalling the async workers.
         tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&self.root).with_context(|| {
-                format!("sink `{}`: creating {}", self.name, self.root.display())
+            std::fs::create_dir_all(&self.root).map_err(|e| {
+                let context = format!("sink `{}`: creating {}", self.name, self.root.display());
+                SinkError::io(context, e)
             })?;
             self.remove_stale_in_progress();
             while let Some(message) = input.blocking_recv() {
@@ -422,7 +430,10 @@ impl Sink for ParquetSink {
             Ok(self.summary.clone())
         })
         .await
-        .context("parquet sink thread panicked")?
+        .map_err(|source| SinkError::Panicked {
+            thread: "parquet sink thread",
+            source,
+        })?
     }
 }
 

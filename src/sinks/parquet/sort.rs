@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context;
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::{SortColumn, lexsort_to_indices};
 use arrow::datatypes::{
@@ -19,8 +18,10 @@ use arrow::datatypes::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 
+use crate::sinks::{SinkError, SinkResultExt};
+
 /// Indices that put the rows in ascending order of `columns`.
-pub fn sort_indices(columns: &[ArrayRef]) -> anyhow::Result<UInt32Array> {
+pub fn sort_indices(columns: &[ArrayRef]) -> Result<UInt32Array, SinkError> {
     let rows = columns.first().map_or(0, |c| c.len());
     let keys: Option<Vec<Keys>> = columns.iter().map(order_keys).collect();
     let Some(keys) = keys else {

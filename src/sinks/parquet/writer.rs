@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use arrow::array::{Array, ArrayRef};
 use arrow::compute::{concat, take};
 use arrow::datatypes::SchemaRef;
@@ -18,6 +17,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::naming::in_progress_name;
 use super::sort::sort_indices;
+use crate::sinks::{SinkError, SinkResultExt};
 use crate::storage::StagedFile;
 
 pub struct RollingFile {
@@ -41,12 +41,12 @@ impl RollingFile {
         properties: WriterProperties,
         row_group_rows: usize,
         sort_by: Arc<[usize]>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, SinkError> {
         std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating directory {}", dir.display()))?;
+            .map_err(|e| SinkError::io(format!("creating directory {}", dir.display()), e))?;
         let in_progress = dir.join(in_progress_name(final_name));
         let file = File::create(&in_progress)
-            .with_context(|| format!("creating {}", in_progress.display()))?;
+            .map_err(|e| SinkError::io(format!("creating {}", in_progress.display()), e))?;
         let writer = ArrowWriter::try_new(file, schema, Some(properties))
             .with_context(|| format!("starting Parquet writer for {}", in_progress.display()))?;
         Ok(Self {
@@ -62,7 +62,7 @@ impl RollingFile {
         })
     }
 
-    pub fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+    pub fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
         self.rows += batch.num_rows() as u64;
         if self.sort_by.is_empty() {
             return self.writer.write(&batch).context("writing Parquet rows");
@@ -80,7 +80,7 @@ impl RollingFile {
     /// row groups, so a row group still covers a short span of event time
     /// (time filters prune it) while being sorted by patient inside (patient
     /// filters prune its pages).
-    fn write_sorted_row_groups(&mut self, all: bool) -> anyhow::Result<()> {
+    fn write_sorted_row_groups(&mut self, all: bool) -> Result<(), SinkError> {
         while self.pending_rows >= self.row_group_rows || (all && self.pending_rows > 0) {
             let group = self.take_pending(self.row_group_rows.min(self.pending_rows));
             self.write_sorted(group)?;
@@ -119,7 +119,7 @@ impl RollingFile {
     /// reordering it, held three copies at once: the sink's largest share of
     /// memory. Gathering rows straight from the batches with `interleave`
     /// held one, but its per-row indirection made the sink ~15% slower.)
-    fn write_sorted(&mut self, group: Vec<RecordBatch>) -> anyhow::Result<()> {
+    fn write_sorted(&mut self, group: Vec<RecordBatch>) -> Result<(), SinkError> {
         let Some(schema) = group.first().map(RecordBatch::schema) else {
             return Ok(());
         };
@@ -177,7 +177,7 @@ impl RollingFile {
 
     /// Finish the file: footer written and fsynced under its hidden name.
     /// Readers never list it; the engine publishes it after a checkpoint.
-    pub fn stage(mut self, sink: &str) -> anyhow::Result<StagedFile> {
+    pub fn stage(mut self, sink: &str) -> Result<StagedFile, SinkError> {
         self.write_sorted_row_groups(true)?;
         let file = self.writer.into_inner().with_context(|| {
             format!(
@@ -186,7 +186,7 @@ impl RollingFile {
             )
         })?;
         file.sync_all()
-            .with_context(|| format!("fsync {}", self.in_progress.display()))?;
+            .map_err(|e| SinkError::io(format!("fsync {}", self.in_progress.display()), e))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(StagedFile {
             sink: sink.to_string(),
@@ -207,7 +207,7 @@ impl RollingFile {
 }
 
 /// One column of a row group as a single array; the pieces are released.
-fn concat_column(pieces: Vec<ArrayRef>) -> anyhow::Result<ArrayRef> {
+fn concat_column(pieces: Vec<ArrayRef>) -> Result<ArrayRef, SinkError> {
     let pieces = match <[ArrayRef; 1]>::try_from(pieces) {
         Ok([only]) => return Ok(only),
         Err(pieces) => pieces,
