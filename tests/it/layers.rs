@@ -307,10 +307,10 @@ fn returns_string_error(line: &str) -> bool {
                 _ => {}
             }
         }
-        if let (Some(comma), Some(end)) = (last_comma, end) {
-            if args[comma + 1..end].trim() == "String" {
-                return true;
-            }
+        if let (Some(comma), Some(end)) = (last_comma, end)
+            && args[comma + 1..end].trim() == "String"
+        {
+            return true;
         }
         rest = args;
     }
