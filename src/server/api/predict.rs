@@ -24,9 +24,9 @@ fn loaded(state: &AppState) -> Result<Arc<LoadedModel>, ApiError> {
 /// Run the model on tokio's blocking pool: scoring a batch or computing
 /// TreeSHAP is CPU work that must not hold an async worker (they serve
 /// every other request, and in `up` the pipeline too).
-async fn off_the_workers<T: Send + 'static>(
-    model: &Arc<LoadedModel>,
-    work: impl FnOnce(&LoadedModel) -> Result<T, ModelError> + Send + 'static,
+async fn off_the_workers<M: Send + Sync + 'static, T: Send + 'static>(
+    model: &Arc<M>,
+    work: impl FnOnce(&M) -> Result<T, ModelError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let model = model.clone();
     tokio::task::spawn_blocking(move || work(&model))
@@ -158,4 +158,36 @@ pub async fn explain(
             contributions,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::off_the_workers;
+    use crate::models::ModelError;
+
+    /// The model's work must not run on an async worker. On a runtime with
+    /// one thread, the work waits for a message that only another task on
+    /// that runtime sends: run inline it would block the only thread, the
+    /// sender could never run, and the wait would time out.
+    #[test]
+    fn model_work_runs_off_the_async_workers() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel::<u32>();
+        let answer = runtime.block_on(async move {
+            tokio::spawn(async move { sender.send(42).unwrap() });
+            off_the_workers(&Arc::new(()), move |_| {
+                receiver.recv_timeout(Duration::from_secs(10)).map_err(|e| {
+                    ModelError::Inference(format!("the async thread was blocked: {e}"))
+                })
+            })
+            .await
+        });
+        assert_eq!(answer.unwrap(), 42);
+    }
 }
