@@ -191,6 +191,9 @@ pub struct LimitArgs {
     /// `/api/query`: queries running at once; more get 429.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub query_concurrency: u32,
+    /// `/api/query`: how long a query waits for a free slot before the 429.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub query_queue_wait: std::time::Duration,
     /// `/api/query`: memory all running queries share; sorts, aggregations
     /// and joins spill to disk beyond it where they can, others fail (422).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
@@ -235,6 +238,7 @@ impl LimitArgs {
         crate::server::ServerLimits {
             query_timeout: self.query_timeout,
             query_concurrency: self.query_concurrency as usize,
+            query_queue_wait: self.query_queue_wait,
             query_max_bytes: self.query_max_bytes as usize,
             sse_subscribers: self.max_streams,
             header_read_timeout: self.header_read_timeout,

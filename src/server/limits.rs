@@ -25,6 +25,11 @@ pub struct ServerLimits {
     pub query_timeout: Duration,
     /// `/api/query`: queries running at once; more get 429.
     pub query_concurrency: usize,
+    /// `/api/query`: how long a query waits for a free slot before the 429.
+    /// A client that retries at once after each refusal is answered at the
+    /// pace slots free up, not as fast as the server can say no: refusals
+    /// at thousands per second took the CPU `/predict` needed.
+    pub query_queue_wait: Duration,
     /// `/api/query`: bytes of JSON rows returned at most; the result is cut
     /// there and `truncated` says why.
     pub query_max_bytes: usize,
@@ -49,6 +54,7 @@ impl Default for ServerLimits {
         Self {
             query_timeout: Duration::from_secs(30),
             query_concurrency: 2,
+            query_queue_wait: Duration::from_secs(1),
             query_max_bytes: 8 * 1024 * 1024,
             sse_subscribers: 64,
             header_read_timeout: Duration::from_secs(10),

@@ -342,6 +342,51 @@ async fn statements_and_file_reads_are_refused_with_400() {
     assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(STORED_ROWS)));
 }
 
+/// A query that finds every slot taken waits up to `query_queue_wait` for
+/// one (and runs) before it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_waits_briefly_for_a_slot_before_the_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = stored_vitals(dir.path()).await;
+    let state = AppState::new(Err("no model in this test".into()))
+        .with_limits(ServerLimits {
+            query_concurrency: 1,
+            query_queue_wait: Duration::from_secs(5),
+            ..relaxed()
+        })
+        .with_datasets(Ok(session(&pipeline, 64 << 20).await));
+    let slots = state.query_slots.clone();
+    let server = start_server(state).await;
+    // Hold the only slot, as a running query would, and free it once the
+    // next query is waiting for it.
+    let held = slots.clone().acquire_owned().await.unwrap();
+    let base = server.base.clone();
+    let waiting = tokio::spawn(async move { sql(&base, "SELECT 1 AS one").await });
+    wait_until(
+        Duration::from_secs(5),
+        "the query waits for the slot",
+        || {
+            let queued = slots.available_permits() == 0 && !waiting.is_finished();
+            async move { queued }
+        },
+    )
+    .await;
+    // Deliberately let time pass: proving the query was NOT refused at
+    // once needs a moment in which nothing happens.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "refused instead of waiting for the slot"
+    );
+    drop(held);
+    let (status, body) = waiting.await.unwrap();
+    assert_eq!(
+        (status, &body["rows"][0]["one"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_beyond_the_concurrency_limit_get_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();

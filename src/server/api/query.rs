@@ -50,20 +50,27 @@ pub async fn query(
         .as_ref()
         .map_err(|e| ApiError::Unavailable("datasets".into(), e.clone()))?;
     let limits = &state.limits;
-    let _slot = state
-        .query_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Limit {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            what: "too_many_queries",
-            msg: format!(
-                "{} queries are already running, the server's limit (--query-concurrency); \
-                 retry shortly",
-                limits.query_concurrency
-            ),
-            retry_after: Some(1),
-        })?;
+    // Wait a little for a slot (fairly, in arrival order), then refuse.
+    let waited = tokio::time::timeout(
+        limits.query_queue_wait,
+        state.query_slots.clone().acquire_owned(),
+    )
+    .await;
+    let _slot = match waited {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            return Err(ApiError::Limit {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                what: "too_many_queries",
+                msg: format!(
+                    "{} queries are already running, the server's limit (--query-concurrency), \
+                     and none finished within --query-queue-wait; retry shortly",
+                    limits.query_concurrency
+                ),
+                retry_after: Some(1),
+            });
+        }
+    };
     let max_rows = request.max_rows.unwrap_or(MAX_ROWS).min(MAX_ROWS);
     // Analysts read; nothing here may create, change or drop anything.
     let read_only = SQLOptions::new()
