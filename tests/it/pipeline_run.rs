@@ -151,3 +151,43 @@ async fn tiny_files_like_the_original_are_still_possible() {
     assert!(parquet_files(&out).len() >= 10);
     assert_eq!(scalar_i64(&out, "SELECT count(*) FROM t").await, 2000);
 }
+
+/// `vitalflow up` hands one run's handles to its pipeline and its server:
+/// the server's live ward shows the readings of the pipeline in the same
+/// process (no process-wide registry in between).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_the_live_ward_of_its_own_pipeline() {
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let mut command = Command::new(crate::support::binary());
+    command
+        .args(["--log", "warn", "up", "--insecure-no-auth"])
+        .args(["--model", "models/missing.onnx"])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .arg("--audit-dir")
+        .arg(dir.path().join("audit"))
+        .arg("--tokens")
+        .arg(dir.path().join("tokens.yaml"))
+        .env("VITALFLOW_DATA_DIR", dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _up = crate::support::ChildGuard::spawn(&mut command).unwrap();
+    let ward = crate::support::wait_for(
+        std::time::Duration::from_secs(120),
+        "the live ward to list the simulated patients",
+        || async {
+            let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/ward"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let patients = body["patients"].as_array()?.len();
+            (body["live"] == true && patients == 50).then_some(body)
+        },
+    )
+    .await;
+    assert!(ward["patients"][0]["news2_score"].is_number(), "{ward}");
+}
