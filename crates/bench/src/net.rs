@@ -46,6 +46,45 @@ pub fn wait_for_port(port: u16, what: &str, log: &Path) {
     );
 }
 
+/// A server process listening on a loopback port; killed (and reaped) on
+/// drop. The one way the harness starts the servers it measures against.
+pub struct LocalServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LocalServer {
+    /// Spawn `command` (told to listen on `port`, output discarded) and
+    /// wait until it listens. `hint` says how to get the program when it
+    /// cannot be started.
+    pub fn start(
+        mut command: std::process::Command,
+        port: u16,
+        hint: &str,
+    ) -> anyhow::Result<Self> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {program}: {e} ({hint})"))?;
+        let server = Self { child, port };
+        anyhow::ensure!(
+            listening_within(port, START_TIMEOUT),
+            "{program} did not listen on {port} within {} s",
+            START_TIMEOUT.as_secs()
+        );
+        Ok(server)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! storage`; the integration tests find the same binary here.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use crate::net;
 
@@ -26,15 +26,8 @@ pub fn s3_server_binary() -> PathBuf {
 
 /// s3s-fs on a free loopback port serving `root`; stopped on drop.
 pub struct LocalS3Server {
-    child: Child,
+    _server: net::LocalServer,
     pub target: S3Target,
-}
-
-impl Drop for LocalS3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl LocalS3Server {
@@ -44,35 +37,25 @@ impl LocalS3Server {
         std::fs::create_dir_all(root.join(bucket))?;
         let port = net::try_free_port()?;
         let (access_key, secret_key) = ("bench".to_string(), "bench-secret".to_string());
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", &access_key, "--secret-key", &secret_key])
-            .arg(root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "starting {}: {e} (install it with ./scripts/test.sh or set VITALFLOW_S3_SERVER)",
-                    binary.display()
-                )
-            })?;
-        let server = Self {
-            child,
+            .arg(root);
+        let server = net::LocalServer::start(
+            command,
+            port,
+            "install it with ./scripts/test.sh or set VITALFLOW_S3_SERVER",
+        )?;
+        Ok(Self {
+            _server: server,
             target: S3Target {
                 endpoint: format!("http://127.0.0.1:{port}"),
                 bucket: bucket.to_string(),
                 access_key,
                 secret_key,
             },
-        };
-        anyhow::ensure!(
-            net::listening_within(port, net::START_TIMEOUT),
-            "{} did not listen on {port} within {} s",
-            binary.display(),
-            net::START_TIMEOUT.as_secs()
-        );
-        Ok(server)
+        })
     }
 }
 

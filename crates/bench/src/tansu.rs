@@ -2,7 +2,7 @@
 //! port, for `cargo bench --bench kafka` when no brokers are given.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use crate::net;
 
@@ -16,16 +16,9 @@ pub fn tansu_binary() -> PathBuf {
 
 /// A running broker; killed on drop.
 pub struct LocalTansu {
-    child: Child,
+    _server: net::LocalServer,
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub brokers: String,
-}
-
-impl Drop for LocalTansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl LocalTansu {
@@ -34,28 +27,19 @@ impl LocalTansu {
     pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
         let port = net::try_free_port()?;
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .current_dir(dir)
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "starting {}: {e} (set TANSU or VITALFLOW_BENCH_BROKERS)",
-                    binary.display()
-                )
-            })?;
-        let tansu = Self {
-            child,
+            .args(["--storage-engine", "sqlite://tansu.db"]);
+        Ok(Self {
+            _server: net::LocalServer::start(
+                command,
+                port,
+                "set TANSU or VITALFLOW_BENCH_BROKERS",
+            )?,
             brokers: format!("127.0.0.1:{port}"),
-        };
-        anyhow::ensure!(
-            net::listening_within(port, net::START_TIMEOUT),
-            "tansu did not start on port {port}"
-        );
-        Ok(tansu)
+        })
     }
 }
