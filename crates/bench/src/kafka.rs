@@ -57,7 +57,6 @@ impl std::fmt::Display for KafkaBenchReport {
 /// Parquet sink for readings and dead letters) reading `topic` in a fresh
 /// consumer group; readings go to `output`, dead letters to `dead`.
 pub fn pipeline_yaml(brokers: &str, topic: &str, output: &Path, dead: &Path) -> String {
-    let sql = crate::pipeline::scoring_sql_block();
     format!(
         "name: bench_kafka
 sources:
@@ -68,25 +67,13 @@ sources:
     group_id: bench-pipeline-{group:08x}
     properties:
       session.timeout.ms: \"{SESSION_TIMEOUT_MS}\"
-{schema}transforms:
-  scored:
-    sql: |
-{sql}
-sinks:
-  vitals:
-    kind: parquet
-    input: scored
-    path: \"{}\"
-    partition_by_date: ts
-    sort_by: [patient_id, ts]
-    roll: {{max_age: 500ms}}
-  dead_letters:
+{schema}{scored}  dead_letters:
     kind: parquet
     input: monitors_dead_letters
     path: \"{}\"
 ",
-        output.display(),
         dead.display(),
+        scored = crate::pipeline::scored_vitals_yaml(output, "    roll: {max_age: 500ms}\n"),
         group = rand::random::<u32>(),
         schema = record_schema_yaml(""),
     )

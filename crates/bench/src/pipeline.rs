@@ -17,7 +17,6 @@ pub fn scoring_sql_block() -> String {
 
 /// The benchmark pipeline as YAML: what a user would write for the same job.
 pub fn pipeline_yaml(events: u64, patients: u32, output: &Path) -> String {
-    let sql = scoring_sql_block();
     format!(
         "name: bench
 sources:
@@ -27,7 +26,18 @@ sources:
     pacing: unpaced
     limit: {events}
     start: \"2026-01-01T00:00:00Z\"
-transforms:
+{}",
+        scored_vitals_yaml(output, "")
+    )
+}
+
+/// What every scoring benchmark ends with, from `transforms:` on: the
+/// shipped scoring SQL over `monitors` and the `vitals` sink writing it
+/// date-partitioned and sorted to `output`; `sink_extra` is more of the
+/// sink's keys (4 spaces in, one per line). Other sinks may follow.
+pub fn scored_vitals_yaml(output: &Path, sink_extra: &str) -> String {
+    format!(
+        "transforms:
   scored:
     sql: |
 {sql}
@@ -38,8 +48,9 @@ sinks:
     path: \"{}\"
     partition_by_date: ts
     sort_by: [patient_id, ts]
-",
-        output.display()
+{sink_extra}",
+        output.display(),
+        sql = scoring_sql_block(),
     )
 }
 

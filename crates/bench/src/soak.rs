@@ -109,7 +109,6 @@ impl std::fmt::Display for SoakReport {
 /// watermark, the scoring SQL, Parquet for readings (`dir/vitals`), dead
 /// letters (`dir/dead_letters`) and late readings (`dir/late`).
 pub fn pipeline_yaml(brokers: &str, topic: &str, dir: &Path) -> String {
-    let sql = crate::pipeline::scoring_sql_block();
     format!(
         "name: soak
 sources:
@@ -121,19 +120,7 @@ sources:
     properties:
       session.timeout.ms: \"6000\"
     event_time: {{column: ts, max_delay: 5s}}
-{schema}transforms:
-  scored:
-    sql: |
-{sql}
-sinks:
-  vitals:
-    kind: parquet
-    input: scored
-    path: \"{vitals}\"
-    partition_by_date: ts
-    sort_by: [patient_id, ts]
-    roll: {{max_age: 10s}}
-  dead_letters:
+{schema}{scored}  dead_letters:
     kind: parquet
     input: monitors_dead_letters
     path: \"{dead}\"
@@ -146,7 +133,8 @@ sinks:
 ",
         group = rand::random::<u32>(),
         schema = crate::kafka::record_schema_yaml(", max_future: 5m"),
-        vitals = dir.join("vitals").display(),
+        scored =
+            crate::pipeline::scored_vitals_yaml(&dir.join("vitals"), "    roll: {max_age: 10s}\n"),
         dead = dir.join("dead_letters").display(),
         late = dir.join("late").display(),
     )
