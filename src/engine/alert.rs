@@ -20,11 +20,15 @@ use crate::engine::EngineError;
 use crate::engine::error::OperatorError;
 use crate::engine::error::plan_err;
 use crate::engine::events::AlertRaised;
-use crate::engine::operator::Operator;
+use crate::engine::operator::{Operator, TransformPlan};
 use crate::engine::session::streaming_session;
 use crate::udf::LoadedUdf;
 
-pub struct AlertOperator {
+/// A planned `alert:` transform: its conditions and schemas, shared by
+/// every operator started from it.
+pub struct AlertPlan(Arc<Planned>);
+
+struct Planned {
     pipeline: String,
     name: String,
     config: AlertConfig,
@@ -32,10 +36,15 @@ pub struct AlertOperator {
     key_index: usize,
     score_index: usize,
     output_schema: SchemaRef,
-    states: tokio::sync::Mutex<AlertStates>,
 }
 
-impl AlertOperator {
+/// A running `alert:` transform: the plan and the alert level of every key.
+pub struct AlertOperator {
+    plan: Arc<Planned>,
+    states: AlertStates,
+}
+
+impl AlertPlan {
     pub fn try_new(
         pipeline: &str,
         name: &str,
@@ -110,7 +119,7 @@ impl AlertOperator {
             Field::new(score_field.name(), score_field.data_type().clone(), true),
             Field::new("reason", DataType::Utf8, false),
         ]));
-        Ok(Self {
+        Ok(Self(Arc::new(Planned {
             pipeline: pipeline.to_string(),
             name: name.to_string(),
             config,
@@ -118,10 +127,11 @@ impl AlertOperator {
             key_index,
             score_index,
             output_schema,
-            states: tokio::sync::Mutex::new(AlertStates::default()),
-        })
+        })))
     }
+}
 
+impl Planned {
     fn level_name(&self, level: usize) -> &str {
         match level {
             0 => "none",
@@ -138,35 +148,45 @@ impl AlertOperator {
     }
 }
 
-#[async_trait::async_trait]
-impl Operator for AlertOperator {
+impl TransformPlan for AlertPlan {
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     fn input(&self) -> &str {
-        &self.config.input
+        &self.0.config.input
     }
 
     fn output_schema(&self) -> SchemaRef {
-        self.output_schema.clone()
+        self.0.output_schema.clone()
     }
 
-    fn is_stateful(&self) -> bool {
-        true
+    fn state_key_columns(&self) -> Option<Vec<String>> {
+        Some(vec![self.0.config.key.clone()])
     }
 
-    async fn process(&self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
+    fn start(&self) -> Result<Box<dyn Operator>, OperatorError> {
+        Ok(Box::new(AlertOperator {
+            plan: self.0.clone(),
+            states: AlertStates::default(),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Operator for AlertOperator {
+    async fn process(&mut self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
         let rows = input.num_rows();
-        let keys = cast(input.column(self.key_index), &DataType::Utf8)?;
+        let keys = cast(input.column(self.plan.key_index), &DataType::Utf8)?;
         let keys =
             keys.as_any()
                 .downcast_ref::<StringArray>()
                 .ok_or(OperatorError::UnexpectedType {
                     what: "key as text",
                 })?;
-        let times = event_times_ms(&input, &self.config.time)?;
+        let times = event_times_ms(&input, &self.plan.config.time)?;
         let matches = self
+            .plan
             .conditions
             .iter()
             .map(|c| {
@@ -186,10 +206,10 @@ impl Operator for AlertOperator {
             .collect();
         order.sort_by_key(|&r| times.value(r));
 
-        let rearm = self.config.rearm_after_ms();
+        let rearm = self.plan.config.rearm_after_ms();
         let mut escalations = Vec::new();
         {
-            let mut states = self.states.lock().await;
+            let states = &mut self.states;
             for row in order {
                 let level = matches
                     .iter()
@@ -207,9 +227,9 @@ impl Operator for AlertOperator {
         }
         for e in &escalations {
             AlertRaised {
-                pipeline: &self.pipeline,
-                transform: &self.name,
-                level: self.level_name(e.level),
+                pipeline: &self.plan.pipeline,
+                transform: &self.plan.name,
+                level: self.plan.level_name(e.level),
             }
             .emit();
         }
@@ -219,29 +239,29 @@ impl Operator for AlertOperator {
         )
         .with_timezone("UTC");
         let columns: Vec<ArrayRef> = vec![
-            take(input.column(self.key_index), &indices, None)?,
+            take(input.column(self.plan.key_index), &indices, None)?,
             Arc::new(alert_time),
             Arc::new(StringArray::from_iter_values(
-                escalations.iter().map(|e| self.level_name(e.level)),
+                escalations.iter().map(|e| self.plan.level_name(e.level)),
             )),
             Arc::new(StringArray::from_iter_values(
-                escalations.iter().map(|e| self.level_name(e.previous)),
+                escalations.iter().map(|e| self.plan.level_name(e.previous)),
             )),
-            take(input.column(self.score_index), &indices, None)?,
+            take(input.column(self.plan.score_index), &indices, None)?,
             Arc::new(StringArray::from_iter_values(
                 escalations
                     .iter()
-                    .map(|e| self.config.levels[e.level - 1].reason.as_str()),
+                    .map(|e| self.plan.config.levels[e.level - 1].reason.as_str()),
             )),
         ];
         Ok(vec![RecordBatch::try_new(
-            self.output_schema.clone(),
+            self.plan.output_schema.clone(),
             columns,
         )?])
     }
 
-    async fn snapshot(&self) -> Result<Option<RecordBatch>, OperatorError> {
-        let states = self.states.lock().await;
+    async fn checkpoint(&mut self) -> Result<Option<RecordBatch>, OperatorError> {
+        let states = &self.states;
         let mut keys = Vec::with_capacity(states.keys.len());
         let mut armed = Vec::with_capacity(states.keys.len());
         let mut since = Vec::with_capacity(states.keys.len());
@@ -251,7 +271,7 @@ impl Operator for AlertOperator {
             since.push(state.below_since);
         }
         Ok(Some(RecordBatch::try_new(
-            Self::state_schema(),
+            Planned::state_schema(),
             vec![
                 Arc::new(StringArray::from(keys)),
                 Arc::new(UInt64Array::from(armed)),
@@ -260,8 +280,8 @@ impl Operator for AlertOperator {
         )?))
     }
 
-    async fn restore(&self, saved: RecordBatch) -> Result<(), OperatorError> {
-        if saved.schema() != Self::state_schema() {
+    async fn restore(&mut self, saved: RecordBatch) -> Result<(), OperatorError> {
+        if saved.schema() != Planned::state_schema() {
             return Err(OperatorError::AlertStateShape);
         }
         let keys = saved
@@ -279,9 +299,9 @@ impl Operator for AlertOperator {
             .as_any()
             .downcast_ref::<Int64Array>()
             .ok_or(OperatorError::UnexpectedType { what: "times" })?;
-        let mut states = self.states.lock().await;
+        let states = &mut self.states;
         for row in 0..saved.num_rows() {
-            let level = (armed.value(row) as usize).min(self.config.levels.len());
+            let level = (armed.value(row) as usize).min(self.plan.config.levels.len());
             states.keys.insert(
                 keys.value(row).to_string(),
                 KeyState {

@@ -15,9 +15,19 @@
 //! is the maximum over every writer's manifests: a partition that moved to
 //! another instance in a rebalance resumes where its last owner's last
 //! checkpoint left it.
+//!
+//! State kept per source partition (windows and alert levels keyed by the
+//! source's `key:`) is saved with the partition's offset in the same
+//! manifest, so whoever takes the partition over restores the state that
+//! matches the offset it resumes from ([`CheckpointStore::partition_state`]).
+//! A writer keeps naming the last state of partitions it gave up in every
+//! later manifest (and keeps those files), so the state stays findable
+//! until the new owner's own checkpoints supersede it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -68,6 +78,51 @@ struct Manifest {
     /// Per source with event time, the watermark reached (epoch ms).
     #[serde(default)]
     watermarks: BTreeMap<String, i64>,
+    /// Per source, the partitions whose state this manifest names: those the
+    /// writer owns, and the last state of those it gave up.
+    #[serde(default)]
+    partitions: BTreeMap<String, Vec<PartitionEntry>>,
+}
+
+/// One partition's state in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionEntry {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to read, consistent with the state.
+    pub next_offset: Option<i64>,
+    /// The newest event time seen in the partition (its watermark is this
+    /// minus `max_delay`).
+    pub newest_event_ms: Option<i64>,
+    /// Per stateful transform, the state file holding this partition's rows.
+    pub state: BTreeMap<String, String>,
+    /// Whether the writer still owned the partition at this checkpoint.
+    pub owned: bool,
+}
+
+impl PartitionEntry {
+    fn key(&self) -> TopicPartition {
+        TopicPartition::new(&self.topic, self.partition)
+    }
+}
+
+/// A partition this instance owns, as a checkpoint records it.
+#[derive(Debug, Clone)]
+pub struct OwnedPartition {
+    pub partition: TopicPartition,
+    pub next_offset: Option<i64>,
+    pub newest_event_ms: Option<i64>,
+}
+
+/// The state of one partition, as the newest checkpoint that has it saved.
+#[derive(Debug)]
+pub struct PartitionSaved {
+    /// The manifest it came from, for logs.
+    pub manifest: PathBuf,
+    pub next_offset: Option<i64>,
+    pub newest_event_ms: Option<i64>,
+    /// Per stateful transform, the partition's rows (tag columns removed).
+    pub operators: BTreeMap<String, RecordBatch>,
 }
 
 /// Operator state and watermarks saved by a checkpoint.
@@ -82,8 +137,85 @@ pub struct SavedState {
 /// What a checkpoint records besides files and offsets.
 #[derive(Debug, Default)]
 pub struct StateToSave {
+    /// Per stateful transform, its state with every row tagged with the
+    /// partition it belongs to ([`tag_partition`]; untagged rows are state
+    /// kept per instance).
     pub operators: Vec<(String, RecordBatch)>,
     pub watermarks: BTreeMap<String, i64>,
+    /// Per source, the partitions this instance owns.
+    pub partitions: BTreeMap<String, Vec<OwnedPartition>>,
+}
+
+const TOPIC_COLUMN: &str = "__topic";
+const PARTITION_COLUMN: &str = "__partition";
+
+/// `state` with two leading columns naming the partition it belongs to
+/// (`None`: state kept per instance).
+pub fn tag_partition(
+    state: &RecordBatch,
+    partition: Option<&TopicPartition>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{ArrayRef, Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let rows = state.num_rows();
+    let topic: ArrayRef = Arc::new(StringArray::from(vec![
+        partition.map(|p| p.topic.as_str());
+        rows
+    ]));
+    let number: ArrayRef = Arc::new(Int32Array::from(vec![partition.map(|p| p.partition); rows]));
+    let mut fields = vec![
+        Arc::new(Field::new(TOPIC_COLUMN, DataType::Utf8, true)),
+        Arc::new(Field::new(PARTITION_COLUMN, DataType::Int32, true)),
+    ];
+    fields.extend(state.schema().fields().iter().cloned());
+    let mut columns = vec![topic, number];
+    columns.extend(state.columns().iter().cloned());
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// The rows of `saved` that belong to `partition` (`None`: the untagged
+/// rows, state kept per instance), without the tag columns. A file written
+/// before partitions were tagged is all instance state.
+pub fn rows_of_partition(
+    saved: &RecordBatch,
+    partition: Option<&TopicPartition>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Array, BooleanArray, Int32Array, StringArray};
+    let schema = saved.schema();
+    let tagged = schema.fields().len() >= 2
+        && schema.field(0).name() == TOPIC_COLUMN
+        && schema.field(1).name() == PARTITION_COLUMN;
+    if !tagged {
+        return Ok(match partition {
+            None => saved.clone(),
+            Some(_) => saved.slice(0, 0),
+        });
+    }
+    let topics = saved
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| arrow::error::ArrowError::SchemaError("__topic is not text".into()))?;
+    let numbers = saved
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .ok_or_else(|| arrow::error::ArrowError::SchemaError("__partition is not int32".into()))?;
+    let keep: BooleanArray = (0..saved.num_rows())
+        .map(|row| {
+            Some(match partition {
+                None => topics.is_null(row),
+                Some(p) => {
+                    topics.is_valid(row)
+                        && topics.value(row) == p.topic
+                        && numbers.is_valid(row)
+                        && numbers.value(row) == p.partition
+                }
+            })
+        })
+        .collect();
+    let kept = arrow::compute::filter_record_batch(saved, &keep)?;
+    kept.project(&(2..schema.fields().len()).collect::<Vec<_>>())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +264,9 @@ pub struct CheckpointStore {
     pipeline: String,
     writer: String,
     epoch: u64,
+    /// Per source, the partition entries of this writer's last manifest:
+    /// those no longer owned are carried into the next one.
+    last_entries: BTreeMap<String, Vec<PartitionEntry>>,
 }
 
 /// What [`CheckpointStore::recover`] did.
@@ -158,6 +293,7 @@ impl CheckpointStore {
             pipeline: pipeline.to_string(),
             writer,
             epoch: 0,
+            last_entries: BTreeMap::new(),
         })
     }
 
@@ -227,8 +363,9 @@ impl CheckpointStore {
             })?;
             state_files.insert(operator.clone(), name);
         }
+        let partitions = self.partition_entries(state, &state_files);
         let manifest = Manifest {
-            version: 1,
+            version: 2,
             pipeline: self.pipeline.clone(),
             writer: self.writer.clone(),
             epoch: self.epoch,
@@ -250,6 +387,7 @@ impl CheckpointStore {
             files: files.to_vec(),
             state: state_files,
             watermarks: state.watermarks.clone(),
+            partitions,
         };
         let path = self.manifest_path(self.epoch);
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(CheckpointError::Encode)?;
@@ -261,9 +399,100 @@ impl CheckpointStore {
             file.publish()?;
         }
         // Older manifests of this writer are now redundant: the newest holds
-        // every offset and their files are published.
-        self.remove_older_than(self.epoch);
+        // every offset and their files are published. State files stay
+        // while the newest manifest names them.
+        self.remove_older_than(&manifest);
+        self.last_entries = manifest.partitions;
         Ok(())
+    }
+
+    /// The partition entries of the next manifest: the owned partitions
+    /// with this checkpoint's state files, then the last entry of every
+    /// partition this writer gave up (its state stays findable).
+    fn partition_entries(
+        &self,
+        state: &StateToSave,
+        state_files: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, Vec<PartitionEntry>> {
+        let mut entries: BTreeMap<String, Vec<PartitionEntry>> = BTreeMap::new();
+        for (source, owned) in &state.partitions {
+            let list = entries.entry(source.clone()).or_default();
+            for p in owned {
+                list.push(PartitionEntry {
+                    topic: p.partition.topic.clone(),
+                    partition: p.partition.partition,
+                    next_offset: p.next_offset,
+                    newest_event_ms: p.newest_event_ms,
+                    state: state_files.clone(),
+                    owned: true,
+                });
+            }
+        }
+        for (source, previous) in &self.last_entries {
+            let list = entries.entry(source.clone()).or_default();
+            for entry in previous {
+                if !list.iter().any(|e| e.key() == entry.key()) {
+                    list.push(PartitionEntry {
+                        owned: false,
+                        ..entry.clone()
+                    });
+                }
+            }
+        }
+        entries.retain(|_, list| !list.is_empty());
+        entries
+    }
+
+    /// The newest saved state of `partition` of `source` over every
+    /// writer: the entry with the highest offset (the newest checkpoint on
+    /// a tie), i.e. the state consistent with where the partition resumes.
+    pub fn partition_state(
+        &self,
+        source: &str,
+        partition: &TopicPartition,
+    ) -> Result<Option<PartitionSaved>, CheckpointError> {
+        let mut best: Option<(Option<i64>, String, PathBuf, PartitionEntry)> = None;
+        for path in all_manifests(&self.dir)? {
+            let Some(manifest) = read_manifest(&path)? else {
+                continue;
+            };
+            let Some(entry) = manifest
+                .partitions
+                .get(source)
+                .and_then(|list| list.iter().find(|e| &e.key() == partition))
+            else {
+                continue;
+            };
+            let rank = (entry.next_offset, manifest.created_at.clone());
+            if best
+                .as_ref()
+                .is_none_or(|(offset, created, _, _)| (*offset, created.clone()) < rank)
+            {
+                best = Some((rank.0, rank.1, path, entry.clone()));
+            }
+        }
+        let Some((_, _, path, entry)) = best else {
+            return Ok(None);
+        };
+        let writer_dir = path.parent().unwrap_or(&self.dir).to_path_buf();
+        let mut operators = BTreeMap::new();
+        for (operator, file) in &entry.state {
+            let state_path = writer_dir.join(file);
+            let rows = read_ipc(&state_path)
+                .and_then(|batch| Ok(rows_of_partition(&batch, Some(partition))?))
+                .map_err(|source| CheckpointError::ReadState {
+                    operator: operator.clone(),
+                    path: state_path,
+                    source,
+                })?;
+            operators.insert(operator.clone(), rows);
+        }
+        Ok(Some(PartitionSaved {
+            manifest: path,
+            next_offset: entry.next_offset,
+            newest_event_ms: entry.newest_event_ms,
+            operators,
+        }))
     }
 
     fn manifest_path(&self, epoch: u64) -> PathBuf {
@@ -272,16 +501,24 @@ impl CheckpointStore {
             .join(format!("{MANIFEST_PREFIX}{epoch:012}{MANIFEST_SUFFIX}"))
     }
 
-    fn remove_older_than(&self, epoch: u64) {
-        let mut old_files: Vec<PathBuf> = (1..epoch).map(|old| self.manifest_path(old)).collect();
+    /// Remove this writer's manifests older than `manifest`, and its state
+    /// files that `manifest` names nowhere.
+    fn remove_older_than(&self, manifest: &Manifest) {
+        let mut keep: std::collections::BTreeSet<&str> =
+            manifest.state.values().map(String::as_str).collect();
+        for entry in manifest.partitions.values().flatten() {
+            keep.extend(entry.state.values().map(String::as_str));
+        }
+        let mut old_files: Vec<PathBuf> = (1..manifest.epoch)
+            .map(|old| self.manifest_path(old))
+            .collect();
         if let Ok(entries) = std::fs::read_dir(self.dir.join(&self.writer)) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let state_epoch = name
-                    .strip_prefix(STATE_PREFIX)
-                    .and_then(|rest| rest.get(..12))
-                    .and_then(|digits| digits.parse::<u64>().ok());
-                if state_epoch.is_some_and(|e| e < epoch) {
+                if name.starts_with(STATE_PREFIX)
+                    && name.ends_with(STATE_SUFFIX)
+                    && !keep.contains(name.as_str())
+                {
                     old_files.push(entry.path());
                 }
             }
@@ -297,9 +534,10 @@ impl CheckpointStore {
         }
     }
 
-    /// The operator state and watermarks of the newest checkpoint of any
-    /// writer: what a restarted pipeline continues from. One instance per
-    /// checkpoint directory is assumed for window state (see DEVELOPERS.md).
+    /// The state kept per instance (untagged rows) and the watermarks of
+    /// the newest checkpoint of any other writer: what a restarted pipeline
+    /// continues from. State kept per partition is restored partition by
+    /// partition instead ([`Self::partition_state`]).
     pub fn latest_state(&self) -> Result<Option<SavedState>, CheckpointError> {
         let mut newest: Option<(String, PathBuf, Manifest)> = None;
         for path in all_manifests(&self.dir)? {
@@ -321,11 +559,13 @@ impl CheckpointStore {
         let mut operators = BTreeMap::new();
         for (operator, file) in &manifest.state {
             let state_path = writer_dir.join(file);
-            let batch = read_ipc(&state_path).map_err(|source| CheckpointError::ReadState {
-                operator: operator.clone(),
-                path: state_path,
-                source,
-            })?;
+            let batch = read_ipc(&state_path)
+                .and_then(|batch| Ok(rows_of_partition(&batch, None)?))
+                .map_err(|source| CheckpointError::ReadState {
+                    operator: operator.clone(),
+                    path: state_path,
+                    source,
+                })?;
             operators.insert(operator.clone(), batch);
         }
         Ok(Some(SavedState {
@@ -458,6 +698,7 @@ mod tests {
             files: vec![file.clone()],
             state: BTreeMap::new(),
             watermarks: BTreeMap::new(),
+            partitions: BTreeMap::new(),
         };
         write_atomically(
             &store.manifest_path(1),
@@ -493,5 +734,137 @@ mod tests {
             message.contains("c.parquet") && message.contains("outside vitalflow"),
             "{message}"
         );
+    }
+
+    fn state_of(values: &[(&str, i64)]) -> RecordBatch {
+        use arrow::array::{ArrayRef, Int64Array, StringArray};
+        RecordBatch::try_from_iter([
+            (
+                "key",
+                Arc::new(StringArray::from_iter_values(values.iter().map(|v| v.0))) as ArrayRef,
+            ),
+            (
+                "n",
+                Arc::new(Int64Array::from_iter_values(values.iter().map(|v| v.1))) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn tagged(parts: &[(i32, &[(&str, i64)])]) -> RecordBatch {
+        let batches: Vec<RecordBatch> = parts
+            .iter()
+            .map(|(p, values)| {
+                tag_partition(&state_of(values), Some(&TopicPartition::new("vitals", *p))).unwrap()
+            })
+            .collect();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    }
+
+    fn owned(entries: &[(i32, i64)]) -> BTreeMap<String, Vec<OwnedPartition>> {
+        let list = entries
+            .iter()
+            .map(|&(p, o)| OwnedPartition {
+                partition: TopicPartition::new("vitals", p),
+                next_offset: Some(o),
+                newest_event_ms: Some(o * 1000),
+            })
+            .collect();
+        BTreeMap::from([("monitors".to_string(), list)])
+    }
+
+    fn keys_of(saved: &PartitionSaved) -> Vec<String> {
+        use arrow::array::AsArray;
+        let batch = &saved.operators["windows"];
+        batch
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .map(|k| k.unwrap().to_string())
+            .collect()
+    }
+
+    /// A partition's state is found wherever its newest checkpoint is: with
+    /// the writer that owns it now, or, once given up, with the writer that
+    /// last had it, even after that writer checkpointed again.
+    #[test]
+    fn partition_state_follows_the_partition_between_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let p = |n| TopicPartition::new("vitals", n);
+
+        // Writer A owns partitions 0 and 1.
+        let mut a = CheckpointStore::open(&state, "p").unwrap();
+        a.commit(
+            &offsets(&[(0, 10), (1, 20)]),
+            &[],
+            &StateToSave {
+                operators: vec![(
+                    "windows".into(),
+                    tagged(&[(0, &[("P1", 1)]), (1, &[("P2", 2), ("P3", 3)])]),
+                )],
+                partitions: owned(&[(0, 10), (1, 20)]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // A gives partition 1 up, keeps 0, and checkpoints twice more: its
+        // last state of partition 1 stays findable.
+        for round in 0..2 {
+            a.commit(
+                &offsets(&[(0, 11 + round), (1, 20)]),
+                &[],
+                &StateToSave {
+                    operators: vec![("windows".into(), tagged(&[(0, &[("P1", 5)])]))],
+                    partitions: owned(&[(0, 11 + round)]),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        let reader = CheckpointStore::open(&state, "p").unwrap();
+        let one = reader.partition_state("monitors", &p(1)).unwrap().unwrap();
+        assert_eq!(one.next_offset, Some(20));
+        assert_eq!(one.newest_event_ms, Some(20_000));
+        assert_eq!(keys_of(&one), ["P2", "P3"]);
+        let zero = reader.partition_state("monitors", &p(0)).unwrap().unwrap();
+        assert_eq!(zero.next_offset, Some(12));
+        assert_eq!(keys_of(&zero), ["P1"]);
+
+        // Writer B takes partition 1 over and moves it on: B's state wins.
+        let mut b = CheckpointStore::open(&state, "p").unwrap();
+        b.commit(
+            &offsets(&[(1, 25)]),
+            &[],
+            &StateToSave {
+                operators: vec![("windows".into(), tagged(&[(1, &[("P2", 9)])]))],
+                partitions: owned(&[(1, 25)]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let one = reader.partition_state("monitors", &p(1)).unwrap().unwrap();
+        assert_eq!(one.next_offset, Some(25));
+        assert_eq!(keys_of(&one), ["P2"]);
+        assert!(reader.partition_state("monitors", &p(7)).unwrap().is_none());
+        // State kept per instance is what is not tagged with a partition.
+        let latest = reader.latest_state().unwrap().unwrap();
+        assert_eq!(latest.operators["windows"].num_rows(), 0);
+    }
+
+    #[test]
+    fn instance_rows_and_untagged_files_are_instance_state() {
+        let instance = tag_partition(&state_of(&[("ward", 4)]), None).unwrap();
+        let part = tagged(&[(0, &[("P1", 1)])]);
+        let both = arrow::compute::concat_batches(&part.schema(), &[instance, part]).unwrap();
+        assert_eq!(rows_of_partition(&both, None).unwrap().num_rows(), 1);
+        let p0 = TopicPartition::new("vitals", 0);
+        let rows = rows_of_partition(&both, Some(&p0)).unwrap();
+        assert_eq!(rows.num_rows(), 1);
+        assert_eq!(rows.schema(), state_of(&[]).schema());
+        // Written before partitions were tagged: all of it is instance state.
+        let old = state_of(&[("P1", 1), ("P2", 2)]);
+        assert_eq!(rows_of_partition(&old, None).unwrap().num_rows(), 2);
+        assert_eq!(rows_of_partition(&old, Some(&p0)).unwrap().num_rows(), 0);
     }
 }

@@ -168,8 +168,8 @@ pub enum OperatorError {
 
     /// State was handed to a transform that keeps none (the runtime restores
     /// stateful transforms only).
-    #[error("transform `{transform}` keeps no state to restore")]
-    NotStateful { transform: String },
+    #[error("this transform keeps no state to restore")]
+    NotStateful,
 
     /// An array is not of the type the plan guarantees (`what` says which).
     #[error("{what}")]

@@ -148,6 +148,82 @@ impl StateRestored<'_> {
     }
 }
 
+/// A source partition became this instance's: its operators started,
+/// with the state saved with the offset it resumes from.
+pub struct PartitionStateAssigned<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub partition: &'a crate::common::TopicPartition,
+    /// Where the source resumes reading.
+    pub resume: Option<i64>,
+    /// The checkpoint the state came from and the offset it was saved at.
+    pub saved: Option<(&'a Path, Option<i64>)>,
+    /// State rows (window groups, alert keys) restored.
+    pub restored: usize,
+}
+
+impl PartitionStateAssigned<'_> {
+    pub fn emit(&self) {
+        let partition = self.partition.to_string();
+        match self.saved {
+            Some((manifest, saved_at)) if saved_at != self.resume => tracing::warn!(
+                pipeline = self.pipeline,
+                source = self.source,
+                partition = %partition,
+                resume = ?self.resume,
+                saved_at = ?saved_at,
+                checkpoint = %manifest.display(),
+                "the partition resumes at another offset than its saved state was taken at: \
+                 windows may count rows twice or miss some"
+            ),
+            Some((manifest, _)) => tracing::info!(
+                pipeline = self.pipeline,
+                source = self.source,
+                partition = %partition,
+                resume = ?self.resume,
+                restored_rows = self.restored,
+                checkpoint = %manifest.display(),
+                "took over partition with its saved state"
+            ),
+            None => tracing::info!(
+                pipeline = self.pipeline,
+                source = self.source,
+                partition = %partition,
+                resume = ?self.resume,
+                "took over partition; no saved state (fresh windows)"
+            ),
+        }
+        metrics::gauge!("vitalflow_partition_owned", "pipeline" => self.pipeline.to_owned(), "source" => self.source.to_owned(), "partition" => partition.clone())
+            .set(1.0);
+        metrics::counter!("vitalflow_partition_state_restored_rows_total", "pipeline" => self.pipeline.to_owned(), "source" => self.source.to_owned(), "partition" => partition)
+            .increment(self.restored as u64);
+    }
+}
+
+/// Source partitions went to another instance; their state was saved by
+/// the checkpoint just before and is dropped here.
+pub struct PartitionStateReleased<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub partitions: &'a [crate::common::TopicPartition],
+}
+
+impl PartitionStateReleased<'_> {
+    pub fn emit(&self) {
+        let list: Vec<String> = self.partitions.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            pipeline = self.pipeline,
+            source = self.source,
+            partitions = %list.join(" "),
+            "released partitions; their state is in the last checkpoint for the next owner"
+        );
+        for partition in list {
+            metrics::gauge!("vitalflow_partition_owned", "pipeline" => self.pipeline.to_owned(), "source" => self.source.to_owned(), "partition" => partition)
+                .set(0.0);
+        }
+    }
+}
+
 /// A window operator closed windows and emitted their groups.
 pub struct WindowsClosed<'a> {
     pub pipeline: &'a str,

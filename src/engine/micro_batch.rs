@@ -1,12 +1,15 @@
-//! The table a planned SQL transform reads: whatever micro-batch the engine
-//! has put in its slot right now.
+//! The table a planned SQL transform reads: the micro-batch handed to the
+//! execution that reads it.
 //!
 //! This is how a transform is planned once and executed many times:
 //! DataFusion plans the SQL against a [`StreamingTable`] over a
-//! [`MicroBatchPartition`]; before each execution the engine fills the slot,
-//! and the physical plan's scan streams exactly those batches.
+//! [`MicroBatchPartition`]; each execution gets its own [`TaskContext`]
+//! carrying its input ([`MicroBatchInput`]), and the scan streams exactly
+//! those batches. The plan itself holds no input and no run state, so one
+//! plan serves every run and every partition's operator at once.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -17,30 +20,13 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
-/// Shared handle to the batches of the current execution.
-#[derive(Debug, Clone, Default)]
-pub struct MicroBatchSlot(Arc<Mutex<Vec<RecordBatch>>>);
-
-impl MicroBatchSlot {
-    pub fn set(&self, batches: Vec<RecordBatch>) {
-        *self.lock() = batches;
-    }
-
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordBatch>> {
-        // A poisoned lock only means another execution panicked; the data is
-        // a plain Vec and stays consistent.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+/// The batches one execution reads, carried in its task context.
+#[derive(Debug, Default)]
+pub struct MicroBatchInput(Vec<RecordBatch>);
 
 #[derive(Debug)]
 pub struct MicroBatchPartition {
     schema: SchemaRef,
-    slot: MicroBatchSlot,
 }
 
 impl PartitionStream for MicroBatchPartition {
@@ -48,10 +34,14 @@ impl PartitionStream for MicroBatchPartition {
         &self.schema
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batches = self.slot.lock().clone();
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batches = ctx
+            .session_config()
+            .get_extension::<MicroBatchInput>()
+            .map(|input| input.0.clone())
+            .unwrap_or_default();
         // try_new only fails on a schema mismatch, which the engine rules out
-        // by construction (the slot is filled from the same schema).
+        // by construction (the input has the planned schema).
         match MemoryStream::try_new(batches, self.schema.clone(), None) {
             Ok(stream) => Box::pin(stream),
             Err(e) => Box::pin(
@@ -64,20 +54,18 @@ impl PartitionStream for MicroBatchPartition {
     }
 }
 
-/// A table provider over `slot`, to register under the upstream's name.
-pub fn micro_batch_table(
-    schema: SchemaRef,
-    slot: MicroBatchSlot,
-) -> datafusion::error::Result<StreamingTable> {
+/// A table provider whose scan reads each execution's [`MicroBatchInput`],
+/// to register under the upstream's name.
+pub fn micro_batch_table(schema: SchemaRef) -> datafusion::error::Result<StreamingTable> {
     let partition = Arc::new(MicroBatchPartition {
         schema: schema.clone(),
-        slot,
     });
     StreamingTable::try_new(schema, vec![partition])
 }
 
-/// A physical plan planned once and executed on many inputs: each run puts
-/// its batches in the slot the plan's scan reads.
+/// A physical plan planned once and executed on many inputs, concurrently
+/// if need be: each run hands its batches to the plan's scan through its
+/// own task context.
 ///
 /// Every run executes a fresh copy of the plan's nodes (`reset_plan_states`:
 /// the same expressions and properties, new per-node state). DataFusion's
@@ -87,26 +75,16 @@ pub fn micro_batch_table(
 /// join loads its build side once per instance, a wrong answer when the
 /// build side is the micro-batch or the emitted windows. Copying the few
 /// nodes costs microseconds per batch. Dynamic filters, the other cross-run
-/// state, are off in the streaming session. The caller runs one execution
-/// at a time.
+/// state, are off in the streaming session.
 #[derive(Debug)]
 pub struct RepeatedPlan {
-    slot: MicroBatchSlot,
     plan: Arc<dyn ExecutionPlan>,
     task_ctx: Arc<TaskContext>,
 }
 
 impl RepeatedPlan {
-    pub fn new(
-        slot: MicroBatchSlot,
-        plan: Arc<dyn ExecutionPlan>,
-        task_ctx: Arc<TaskContext>,
-    ) -> Self {
-        Self {
-            slot,
-            plan,
-            task_ctx,
-        }
+    pub fn new(plan: Arc<dyn ExecutionPlan>, task_ctx: Arc<TaskContext>) -> Self {
+        Self { plan, task_ctx }
     }
 
     /// Run the plan over `batches`.
@@ -115,10 +93,23 @@ impl RepeatedPlan {
         batches: Vec<RecordBatch>,
     ) -> datafusion::error::Result<Vec<RecordBatch>> {
         let plan = reset_plan_states(self.plan.clone())?;
-        self.slot.set(batches);
-        let result = collect(plan, self.task_ctx.clone()).await;
-        self.slot.clear();
-        result
+        let base = &self.task_ctx;
+        // The physical plan holds its functions already; the task context
+        // only needs the configuration (with this run's input) and the
+        // runtime (memory pool, disk manager).
+        let ctx = TaskContext::new(
+            base.task_id(),
+            base.session_id(),
+            base.session_config()
+                .clone()
+                .with_extension(Arc::new(MicroBatchInput(batches))),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            base.runtime_env(),
+        );
+        collect(plan, Arc::new(ctx)).await
     }
 }
 
@@ -135,18 +126,13 @@ mod tests {
     async fn runs_are_independent_and_leave_nothing_behind() {
         let ctx = crate::engine::session::streaming_session();
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let slot = MicroBatchSlot::default();
-        let table = micro_batch_table(schema.clone(), slot.clone()).unwrap();
+        let table = micro_batch_table(schema.clone()).unwrap();
         ctx.register_table("input", Arc::new(table)).unwrap();
         let frame = ctx
             .sql("SELECT v * 10 AS w FROM input WHERE v % 2 = 0")
             .await
             .unwrap();
-        let plan = RepeatedPlan::new(
-            slot,
-            frame.create_physical_plan().await.unwrap(),
-            ctx.task_ctx(),
-        );
+        let plan = RepeatedPlan::new(frame.create_physical_plan().await.unwrap(), ctx.task_ctx());
         for run in 0..50i64 {
             let batch = RecordBatch::try_new(
                 schema.clone(),
@@ -168,5 +154,37 @@ mod tests {
             })
             .unwrap();
         assert_eq!(kept_metrics, 0, "metrics accumulate in the reused plan");
+    }
+
+    /// Executions of one plan running at once each read their own input:
+    /// the plan is shared by every partition's operator.
+    #[tokio::test]
+    async fn concurrent_runs_read_their_own_input() {
+        let ctx = crate::engine::session::streaming_session();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        ctx.register_table(
+            "input",
+            Arc::new(micro_batch_table(schema.clone()).unwrap()),
+        )
+        .unwrap();
+        let frame = ctx.sql("SELECT sum(v) AS s FROM input").await.unwrap();
+        let plan = Arc::new(RepeatedPlan::new(
+            frame.create_physical_plan().await.unwrap(),
+            ctx.task_ctx(),
+        ));
+        let runs = (1..=8i64).map(|n| {
+            let plan = plan.clone();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from_iter_values(0..n * 1000))],
+            )
+            .unwrap();
+            tokio::spawn(async move { (n, plan.run(vec![batch]).await.unwrap()) })
+        });
+        for run in runs {
+            let (n, out) = run.await.unwrap();
+            let sum = out[0].column(0).as_primitive::<Int64Type>().value(0);
+            assert_eq!(sum, (0..n * 1000).sum::<i64>(), "run {n}");
+        }
     }
 }

@@ -4,8 +4,10 @@
 //!   transform once against the schemas it reads.
 //! - [`runtime`] moves batches source -> operators -> sinks with bounded
 //!   channels; [`checkpoint`] makes files and source offsets durable together.
-//! - [`Operator`] is the seam: the stateless [`SqlOperator`], and the
-//!   [`window`] operator that holds partial aggregates between batches.
+//! - [`TransformPlan`] (planned, shared) starts the [`Operator`]s a run
+//!   owns (`operators.rs`): the stateless [`SqlOperator`], the [`window`]
+//!   operator that holds partial aggregates, the [`alert`] operator; state
+//!   keyed by the source's key lives per source partition.
 //! - [`watermark`] tracks event time per source and partition.
 
 pub mod alert;
@@ -14,6 +16,7 @@ mod error;
 mod events;
 mod micro_batch;
 mod operator;
+mod operators;
 pub mod plan;
 pub mod runtime;
 mod session;
@@ -23,8 +26,8 @@ pub mod watermark;
 pub mod window;
 
 pub use error::{CheckpointError, EngineError, OperatorError, StateFileError, StoppedUnexpectedly};
-pub use operator::Operator;
-pub use plan::{PlannedPipeline, plan};
+pub use operator::{Operator, TransformPlan};
+pub use plan::{PlannedPipeline, PlannedTransform, StateScope, plan};
 pub use runtime::{RunOptions, RunSummary, run};
 pub use session::streaming_session;
-pub use sql_operator::SqlOperator;
+pub use sql_operator::{SqlOperator, SqlPlan};

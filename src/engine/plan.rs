@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use indexmap::IndexMap;
 
-use super::operator::Operator;
+use super::operator::TransformPlan;
 use super::session::streaming_session;
 use super::transform::StaticTable;
 use super::transform::{TransformInput, plan_transform};
@@ -16,21 +16,68 @@ use crate::sources::{dead_letter_table, late_events_table};
 use crate::spec::{PipelineSpec, SpecError, TransformSpec};
 use crate::udf::LoadedUdf;
 
-/// A pipeline ready to run: schemas known, SQL planned.
+/// A pipeline ready to run: schemas known, SQL planned. It holds no run
+/// state: every run starts its own operators from it.
 pub struct PlannedPipeline {
     pub spec: PipelineSpec,
     /// Every table (sources, then transforms in dependency order) and its schema.
     pub tables: IndexMap<String, SchemaRef>,
     /// Transforms in dependency order.
-    pub operators: Vec<Arc<dyn Operator>>,
-    /// Per transform downstream of a source with `event_time:`, that
-    /// source's index in `spec.sources`: its watermark drives the windows.
-    pub event_time_source: HashMap<String, usize>,
+    pub transforms: Vec<PlannedTransform>,
+}
+
+/// One planned transform and where its state lives.
+pub struct PlannedTransform {
+    pub plan: Arc<dyn TransformPlan>,
+    pub scope: StateScope,
+    /// The index in `spec.sources` of the source whose event time the
+    /// transform's input carries: its watermark drives the windows.
+    pub event_time_source: Option<usize>,
+    /// The source its input comes from.
+    pub source: usize,
+}
+
+impl PlannedTransform {
+    pub fn name(&self) -> &str {
+        self.plan.name()
+    }
+
+    pub fn input(&self) -> &str {
+        self.plan.input()
+    }
+}
+
+/// Where a transform keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateScope {
+    /// It keeps none.
+    Stateless,
+    /// One state per partition of its source: the state is keyed by the
+    /// column the source's messages are keyed by (the source's `key:`), so
+    /// every key lives in one partition, and the state moves with the
+    /// partition when another instance takes it over.
+    Partition,
+    /// One state for the whole run: the state spans partitions (e.g. a
+    /// ward-wide window), so it stays with the instance.
+    Instance,
 }
 
 impl PlannedPipeline {
     pub fn schema_of(&self, table: &str) -> Option<&SchemaRef> {
         self.tables.get(table)
+    }
+
+    /// Whether any transform keeps state per source partition: the engine
+    /// then runs each source batch partition by partition.
+    pub fn has_partition_state(&self) -> bool {
+        self.transforms
+            .iter()
+            .any(|t| t.scope == StateScope::Partition)
+    }
+
+    /// The planned transform called `name`.
+    pub fn transform(&self, name: &str) -> Option<&PlannedTransform> {
+        self.transforms.iter().find(|t| t.name() == name)
     }
 }
 
@@ -40,10 +87,17 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
     // Per table: the source it comes from, and whether it carries that
     // source's event time (dead-letter and late tables do not).
     let mut source_of: HashMap<String, (usize, bool)> = HashMap::new();
+    // Tables whose rows, processed per source partition, stay within one
+    // partition: the source itself (when keyed) and what is derived from
+    // it by stateless or per-partition transforms.
+    let mut per_partition: HashSet<String> = HashSet::new();
     for (index, source) in spec.sources.iter().enumerate() {
         tables.insert(source.name.clone(), source.config.schema());
         let timed = source.config.event_time().is_some();
         source_of.insert(source.name.clone(), (index, timed));
+        if source.config.partition_key().is_some() {
+            per_partition.insert(source.name.clone());
+        }
         if let Some(schema) = source.config.dead_letter_schema() {
             tables.insert(dead_letter_table(&source.name), schema);
             source_of.insert(dead_letter_table(&source.name), (index, false));
@@ -58,8 +112,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
     udfs.extend(load_models(&spec, &udfs)?);
     let static_tables = load_static_tables(&spec).await?;
     let ordered = dependency_order(&spec)?;
-    let mut operators: Vec<Arc<dyn Operator>> = Vec::new();
-    let mut event_time_source = HashMap::new();
+    let mut transforms: Vec<PlannedTransform> = Vec::new();
     for (transform, input) in ordered {
         let input_schema = tables.get(&input).cloned().ok_or_else(|| {
             sql_error(
@@ -77,7 +130,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         })?;
         let source = &spec.sources[source_index];
         if let Some(alert) = &transform.alert {
-            let operator = crate::engine::alert::AlertOperator::try_new(
+            let operator = crate::engine::alert::AlertPlan::try_new(
                 &spec.name,
                 &transform.name,
                 alert.clone(),
@@ -85,9 +138,19 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
                 &udfs,
             )
             .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
-            tables.insert(transform.name.clone(), operator.output_schema());
+            let plan: Arc<dyn TransformPlan> = Arc::new(operator);
+            tables.insert(transform.name.clone(), plan.output_schema());
             source_of.insert(transform.name.clone(), (source_index, false));
-            operators.push(Arc::new(operator));
+            let scope = state_scope(&spec, source_index, &input, &per_partition, plan.as_ref());
+            if scope != StateScope::Instance && per_partition.contains(&input) {
+                per_partition.insert(transform.name.clone());
+            }
+            transforms.push(PlannedTransform {
+                plan,
+                scope,
+                event_time_source: None,
+                source: source_index,
+            });
             continue;
         }
         let operator = plan_transform(TransformInput {
@@ -108,11 +171,23 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         .await
         .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
         source_of.insert(transform.name.clone(), (source_index, timed));
-        if timed {
-            event_time_source.insert(transform.name.clone(), source_index);
-        }
         tables.insert(transform.name.clone(), operator.output_schema());
-        operators.push(operator);
+        let scope = state_scope(
+            &spec,
+            source_index,
+            &input,
+            &per_partition,
+            operator.as_ref(),
+        );
+        if scope != StateScope::Instance && per_partition.contains(&input) {
+            per_partition.insert(transform.name.clone());
+        }
+        transforms.push(PlannedTransform {
+            plan: operator,
+            scope,
+            event_time_source: timed.then_some(source_index),
+            source: source_index,
+        });
     }
 
     for sink in &spec.sinks {
@@ -134,14 +209,45 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
         })?;
     }
 
-    check_dead_letters_are_kept(&spec, &operators)?;
+    check_dead_letters_are_kept(&spec, &transforms)?;
 
     Ok(PlannedPipeline {
         spec,
         tables,
-        operators,
-        event_time_source,
+        transforms,
     })
+}
+
+/// Where `plan`'s state lives: per partition when its input stays within
+/// one partition of a keyed source and its state is keyed by that key
+/// column; per instance otherwise (logged, as it does not move with the
+/// partitions).
+fn state_scope(
+    spec: &PipelineSpec,
+    source_index: usize,
+    input: &str,
+    per_partition: &HashSet<String>,
+    plan: &dyn TransformPlan,
+) -> StateScope {
+    let Some(keys) = plan.state_key_columns() else {
+        return StateScope::Stateless;
+    };
+    let source = &spec.sources[source_index];
+    let Some(partition_key) = source.config.partition_key() else {
+        return StateScope::Instance;
+    };
+    if per_partition.contains(input) && keys.iter().any(|k| k == partition_key) {
+        return StateScope::Partition;
+    }
+    tracing::warn!(
+        pipeline = %spec.name,
+        transform = %plan.name(),
+        source = %source.name,
+        key = %partition_key,
+        "the state of this transform is not keyed by its source's `key:` column, so it is kept per \
+         instance: it does not move with the partitions when instances share the group"
+    );
+    StateScope::Instance
 }
 
 /// Load every model the spec declares as a SQL function.
@@ -236,7 +342,7 @@ async fn load_udfs(spec: &PipelineSpec) -> Result<Vec<LoadedUdf>, SpecError> {
 /// be read by a sink or a transform, or records would vanish silently.
 fn check_dead_letters_are_kept(
     spec: &PipelineSpec,
-    operators: &[Arc<dyn Operator>],
+    operators: &[PlannedTransform],
 ) -> Result<(), SpecError> {
     for source in &spec.sources {
         let read = |table: &str| {

@@ -12,7 +12,7 @@
 //! what they already produced, operators emit what they hold, and a final
 //! checkpoint publishes everything, so nothing accepted is lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,14 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::checkpoint::{CheckpointStore, StateToSave};
+use super::checkpoint::{CheckpointStore, OwnedPartition, StateToSave};
 use super::error::{EngineError, StoppedUnexpectedly};
 use super::events::{
-    BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, Recovered, StateRestored,
-    WatermarkAdvanced,
+    BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, PartitionStateAssigned,
+    PartitionStateReleased, Recovered, StateRestored, WatermarkAdvanced,
+};
+use super::operators::{
+    KeyedBatches, RunOperators, SourceWatermarks, WatermarkView, split_by_partition,
 };
 use super::plan::PlannedPipeline;
 use super::watermark::{SavedWatermark, WatermarkTracker};
@@ -36,8 +39,8 @@ use crate::common::{BoxError, event_times_ms};
 use crate::sinks::SinkContext;
 use crate::sinks::{SinkMessage, SinkSummary};
 use crate::sources::{
-    Offsets, SourceBatch, SourceContext, SourceEvent, SourceSummary, dead_letter_table,
-    late_events_table,
+    Offsets, SourceBatch, SourceContext, SourceEvent, SourceSummary, TopicPartition,
+    dead_letter_table, late_events_table,
 };
 use crate::storage::StagedFile;
 use crate::storage::forward::{Forwarder, ForwarderHandle};
@@ -158,8 +161,11 @@ async fn start<'a>(
         .iter()
         .map(|s| s.config.event_time().map(WatermarkTracker::new))
         .collect();
+    // Operators are the run's own; state kept per partition is restored
+    // when the source assigns the partition.
+    let mut operators = RunOperators::start(planned)?;
     if let Some(store) = &store {
-        restore_state(planned, store, &mut watermarks).await?;
+        restore_state(planned, store, &mut watermarks, &mut operators).await?;
     }
 
     let checkpoint_wanted = Arc::new(Notify::new());
@@ -176,6 +182,8 @@ async fn start<'a>(
 
     let engine = EngineLoop {
         planned,
+        operators,
+        owned: vec![BTreeSet::new(); spec.sources.len()],
         sinks,
         store,
         positions: vec![Offsets::new(); spec.sources.len()],
@@ -347,6 +355,10 @@ async fn drive(
             next = running.incoming.next() => match next {
                 None => return Ok(()),
                 Some((index, SourceEvent::Batch(batch))) => engine.process(index, batch).await?,
+                Some((index, SourceEvent::Assigned(partitions))) => {
+                    engine.assign(index, partitions).await?
+                }
+                Some((index, SourceEvent::Revoked(partitions))) => engine.revoke(index, &partitions),
                 Some((index, SourceEvent::Checkpoint(reply))) => {
                     let result = engine.checkpoint().await;
                     let answer = match &result {
@@ -494,6 +506,10 @@ impl RunningPipeline<'_> {
 /// what one event of the loop asks (a batch, a checkpoint, a tick).
 struct EngineLoop<'a> {
     planned: &'a PlannedPipeline,
+    /// The run's operators (one per partition for state kept per partition).
+    operators: RunOperators<'a>,
+    /// Per source: the partitions it has announced as this instance's.
+    owned: Vec<BTreeSet<TopicPartition>>,
     sinks: Vec<RunningSink>,
     store: Option<CheckpointStore>,
     /// Per source: the next offset per partition of everything processed.
@@ -512,32 +528,61 @@ struct EngineLoop<'a> {
 
 impl EngineLoop<'_> {
     /// One source batch (and its dead letters) through every operator, then
-    /// to the sinks.
+    /// to the sinks. When state lives per partition, the batch goes through
+    /// partition by partition, each against its partition's watermark.
     async fn process(&mut self, source_index: usize, item: SourceBatch) -> Result<(), EngineError> {
         let started = Instant::now();
         self.sequence += 1;
         let rows = item.batch.num_rows();
         self.records_in += rows as u64;
         let source = &self.planned.spec.sources[source_index].name;
-        let mut batch = item.batch;
-        let mut late = None;
+        let mut on_time: KeyedBatches =
+            if self.planned.has_partition_state() && !item.row_partitions.is_empty() {
+                split_by_partition(&item.batch, &item.row_partitions)
+                    .map_err(|e| EngineError::component("source", source, e))?
+                    .into_iter()
+                    .map(|(partition, batch)| (Some(partition), batch))
+                    .collect()
+            } else {
+                vec![(None, item.batch)]
+            };
+        let mut late: KeyedBatches = Vec::new();
         if let (Some(tracker), Some(event_time)) = (
             self.watermarks[source_index].as_mut(),
             self.planned.spec.sources[source_index].config.event_time(),
         ) {
-            let times = event_times_ms(&batch, &event_time.column)
-                .map_err(|e| EngineError::component("source", source, e))?;
-            let (on_time, behind) = tracker
-                .split_late(batch, &times)
-                .map_err(|e| EngineError::component("source", source, e))?;
             let now = Instant::now();
             tracker.assign(&item.assigned_partitions, now);
+            let mut kept = Vec::with_capacity(on_time.len());
+            let mut chunk_times = None;
+            for (key, chunk) in on_time {
+                let times = event_times_ms(&chunk, &event_time.column)
+                    .map_err(|e| EngineError::component("source", source, e))?;
+                let watermark = match &key {
+                    Some(partition) => tracker.partition_watermark(partition, now),
+                    None => tracker.current(),
+                };
+                let (in_time, behind) = WatermarkTracker::split_late(chunk, &times, watermark)
+                    .map_err(|e| EngineError::component("source", source, e))?;
+                kept.push((key.clone(), in_time));
+                if let Some(behind) = behind {
+                    late.push((key, behind));
+                }
+                chunk_times = Some(times);
+            }
+            // Per-partition newest times come with the batch; a source
+            // without partitions is one chunk, whose times decide.
+            let times = match (kept.len(), chunk_times) {
+                (1, Some(times)) => times,
+                _ => arrow::array::Int64Array::from(Vec::<i64>::new()),
+            };
             tracker.observe(&item.partition_event_times, &times, now);
-            if let Some(behind) = &behind {
+            let behind: usize = late.iter().map(|(_, b)| b.num_rows()).sum();
+            if behind > 0 {
                 LateEvents {
                     pipeline: &self.planned.spec.name,
                     source,
-                    rows: behind.num_rows(),
+                    rows: behind,
                     watermark: tracker.current(),
                 }
                 .emit();
@@ -550,17 +595,17 @@ impl EngineLoop<'_> {
                 }
                 .emit();
             }
-            batch = on_time;
-            late = behind;
+            on_time = kept;
         }
-        let mut starts = vec![(source.clone(), vec![batch])];
+        let mut starts = vec![(source.clone(), on_time)];
         if let Some(dead) = item.dead_letters.filter(|b| b.num_rows() > 0) {
-            starts.push((dead_letter_table(source), vec![dead]));
+            starts.push((dead_letter_table(source), vec![(None, dead)]));
         }
-        if let Some(late) = late {
-            starts.push((late_events_table(source), vec![late]));
+        if !late.is_empty() {
+            starts.push((late_events_table(source), late));
         }
-        let outputs = self.run_operators(starts, false).await?;
+        let view = self.watermark_view();
+        let outputs = self.operators.run(starts, &view, false).await?;
         self.deliver(&outputs).await?;
         let position = &mut self.positions[source_index];
         for (partition, next) in item.offsets {
@@ -577,50 +622,104 @@ impl EngineLoop<'_> {
         Ok(())
     }
 
-    /// Run the batches of the `starts` tables (or, with `finishing`, every
-    /// operator's held rows) through the operators downstream of them.
-    async fn run_operators(
-        &self,
-        starts: Vec<(String, Vec<RecordBatch>)>,
-        finishing: bool,
-    ) -> Result<HashMap<String, Vec<RecordBatch>>, EngineError> {
-        let mut outputs: HashMap<String, Vec<RecordBatch>> = starts.into_iter().collect();
-        for operator in &self.planned.operators {
-            let mut produced = Vec::new();
-            if let Some(inputs) = outputs.get(operator.input()) {
-                for batch in inputs.clone() {
-                    let out = operator
-                        .process(batch)
-                        .await
-                        .map_err(|e| EngineError::component("transform", operator.name(), e))?;
-                    produced.extend(out.into_iter().filter(|b| b.num_rows() > 0));
-                }
+    /// The watermarks operators close at, now.
+    fn watermark_view(&self) -> WatermarkView {
+        let now = Instant::now();
+        let per_partition = self.planned.has_partition_state();
+        let sources = self
+            .watermarks
+            .iter()
+            .enumerate()
+            .filter_map(|(index, tracker)| {
+                let tracker = tracker.as_ref()?;
+                Some((
+                    index,
+                    SourceWatermarks {
+                        current: tracker.current(),
+                        partitions: if per_partition {
+                            tracker.partition_watermarks(now)
+                        } else {
+                            BTreeMap::new()
+                        },
+                    },
+                ))
+            })
+            .collect();
+        WatermarkView { sources }
+    }
+
+    /// The source assigned these partitions to this instance: start their
+    /// operators with the state saved with the offset each resumes from.
+    async fn assign(
+        &mut self,
+        source_index: usize,
+        partitions: Vec<(TopicPartition, Option<i64>)>,
+    ) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let source = self.planned.spec.sources[source_index].name.clone();
+        let empty = BTreeMap::new();
+        for (partition, resume) in partitions {
+            self.owned[source_index].insert(partition.clone());
+            if let Some(offset) = resume {
+                let slot = self.positions[source_index]
+                    .entry(partition.clone())
+                    .or_insert(offset);
+                *slot = (*slot).max(offset);
             }
-            if operator.is_stateful()
-                && !finishing
-                && let Some(watermark) = self.watermark_of(operator.name())
+            if !self.planned.has_partition_state() {
+                continue;
+            }
+            let saved = match &self.store {
+                Some(store) => store.partition_state(&source, &partition)?,
+                None => None,
+            };
+            if let Some(saved) = &saved
+                && let (Some(tracker), Some(newest)) = (
+                    self.watermarks[source_index].as_mut(),
+                    saved.newest_event_ms,
+                )
             {
-                let out = operator
-                    .advance(watermark)
-                    .await
-                    .map_err(|e| EngineError::component("transform", operator.name(), e))?;
-                produced.extend(out.into_iter().filter(|b| b.num_rows() > 0));
+                tracker.resume_partition(&partition, newest, now);
             }
-            if finishing {
-                let held = operator
-                    .finish()
-                    .await
-                    .map_err(|e| EngineError::component("transform", operator.name(), e))?;
-                produced.extend(held);
+            let restored = self
+                .operators
+                .assign(
+                    source_index,
+                    &partition,
+                    saved.as_ref().map_or(&empty, |s| &s.operators),
+                )
+                .await?;
+            PartitionStateAssigned {
+                pipeline: &self.planned.spec.name,
+                source: &source,
+                partition: &partition,
+                resume,
+                saved: saved
+                    .as_ref()
+                    .map(|s| (s.manifest.as_path(), s.next_offset)),
+                restored,
             }
-            if !produced.is_empty() {
-                outputs
-                    .entry(operator.name().to_string())
-                    .or_default()
-                    .extend(produced);
-            }
+            .emit();
         }
-        Ok(outputs)
+        Ok(())
+    }
+
+    /// The source gave these partitions up (after a checkpoint saved their
+    /// state): drop their operators and clocks.
+    fn revoke(&mut self, source_index: usize, partitions: &[TopicPartition]) {
+        for partition in partitions {
+            self.owned[source_index].remove(partition);
+        }
+        self.operators.revoke(source_index, partitions);
+        if let Some(tracker) = self.watermarks[source_index].as_mut() {
+            tracker.forget(partitions);
+        }
+        PartitionStateReleased {
+            pipeline: &self.planned.spec.name,
+            source: &self.planned.spec.sources[source_index].name,
+            partitions,
+        }
+        .emit();
     }
 
     /// `source=2026-...Z` per source with event time, for progress lines.
@@ -643,24 +742,11 @@ impl EngineLoop<'_> {
             .join(" ")
     }
 
-    /// The watermark of the source whose event time `operator` carries.
-    fn watermark_of(&self, operator: &str) -> Option<i64> {
-        let index = *self.planned.event_time_source.get(operator)?;
-        self.watermarks[index].as_ref()?.current()
-    }
-
     async fn deliver(
-        &self,
+        &mut self,
         outputs: &HashMap<String, Vec<RecordBatch>>,
     ) -> Result<(), EngineError> {
-        for sink in self.sinks.iter() {
-            if let Some(batches) = outputs.get(&sink.input) {
-                for batch in batches {
-                    send(sink, SinkMessage::Data(batch.clone())).await?;
-                }
-            }
-        }
-        Ok(())
+        deliver(&self.sinks, outputs).await
     }
 
     /// Make everything processed so far durable: sinks stage their files,
@@ -693,7 +779,7 @@ impl EngineLoop<'_> {
             .collect();
         // Open windows change with every batch: their state is saved even
         // when no file was staged and no offset moved.
-        let stateful = self.planned.operators.iter().any(|o| o.is_stateful());
+        let stateful = self.operators.any_stateful();
         let unchanged = self.last_recorded.as_ref() == Some(&offsets)
             && (!stateful || self.durable_sequence == self.sequence);
         if files.is_empty() && unchanged {
@@ -739,15 +825,28 @@ impl EngineLoop<'_> {
     }
 
     /// Open windows and watermarks, for the checkpoint being written.
-    async fn state_to_save(&self) -> Result<StateToSave, EngineError> {
-        let mut state = StateToSave::default();
-        for operator in self.planned.operators.iter().filter(|o| o.is_stateful()) {
-            let saved = operator
-                .snapshot()
-                .await
-                .map_err(|e| EngineError::component("transform", operator.name(), e))?;
-            if let Some(saved) = saved {
-                state.operators.push((operator.name().to_string(), saved));
+    async fn state_to_save(&mut self) -> Result<StateToSave, EngineError> {
+        let mut state = StateToSave {
+            operators: self.operators.checkpoint().await?,
+            ..Default::default()
+        };
+        for (index, source) in self.planned.spec.sources.iter().enumerate() {
+            if !source.config.is_resumable() {
+                continue;
+            }
+            let mut owned = self.owned[index].clone();
+            owned.extend(self.operators.partitions_of(index));
+            let tracker = self.watermarks[index].as_ref();
+            let entries: Vec<OwnedPartition> = owned
+                .into_iter()
+                .map(|partition| OwnedPartition {
+                    next_offset: self.positions[index].get(&partition).copied(),
+                    newest_event_ms: tracker.and_then(|t| t.newest_of(&partition)),
+                    partition,
+                })
+                .collect();
+            if !entries.is_empty() {
+                state.partitions.insert(source.name.clone(), entries);
             }
         }
         for (source, tracker) in self.planned.spec.sources.iter().zip(&self.watermarks) {
@@ -763,7 +862,10 @@ impl EngineLoop<'_> {
     /// the last checkpoint saves them. Then everything is published.
     async fn finish(&mut self, input_ended: bool) -> Result<(), EngineError> {
         if input_ended {
-            let outputs = self.run_operators(Vec::new(), true).await?;
+            let outputs = self
+                .operators
+                .run(Vec::new(), &WatermarkView::default(), true)
+                .await?;
             self.deliver(&outputs).await?;
         }
         self.checkpoint().await
@@ -778,7 +880,8 @@ impl EngineLoop<'_> {
             moved |= tracker.advance(now).is_some();
         }
         if moved {
-            let outputs = self.run_operators(Vec::new(), false).await?;
+            let view = self.watermark_view();
+            let outputs = self.operators.run(Vec::new(), &view, false).await?;
             self.deliver(&outputs).await?;
         }
         for sink in self.sinks.iter() {
@@ -792,36 +895,20 @@ impl EngineLoop<'_> {
     }
 }
 
-/// Continue from the newest checkpoint: open windows and watermarks.
+/// Continue from the newest checkpoint: state kept per instance and
+/// watermarks (state kept per partition follows the partition assignments).
 async fn restore_state(
     planned: &PlannedPipeline,
     store: &CheckpointStore,
     watermarks: &mut [Option<WatermarkTracker>],
+    operators: &mut RunOperators<'_>,
 ) -> Result<(), EngineError> {
     let Some(saved) = store.latest_state()? else {
         return Ok(());
     };
-    let mut windows = 0;
-    for (name, batch) in saved.operators {
-        match planned
-            .operators
-            .iter()
-            .find(|o| o.name() == name && o.is_stateful())
-        {
-            Some(operator) => {
-                windows += batch.num_rows();
-                operator
-                    .restore(batch)
-                    .await
-                    .map_err(|e| EngineError::component("transform", &name, e))?;
-            }
-            None => tracing::warn!(
-                pipeline = %planned.spec.name,
-                transform = %name,
-                "the checkpoint holds open windows of a transform that no longer exists; they are dropped"
-            ),
-        }
-    }
+    let groups = operators
+        .restore_instance(&planned.spec.name, saved.operators)
+        .await?;
     for (source, tracker) in planned.spec.sources.iter().zip(watermarks.iter_mut()) {
         if let (Some(tracker), Some(&millis)) =
             (tracker.as_mut(), saved.watermarks.get(&source.name))
@@ -832,9 +919,24 @@ async fn restore_state(
     StateRestored {
         pipeline: &planned.spec.name,
         manifest: &saved.manifest,
-        groups: windows,
+        groups,
     }
     .emit();
+    Ok(())
+}
+
+/// Hand every table's new batches to the sinks reading it.
+async fn deliver(
+    sinks: &[RunningSink],
+    outputs: &HashMap<String, Vec<RecordBatch>>,
+) -> Result<(), EngineError> {
+    for sink in sinks {
+        if let Some(batches) = outputs.get(&sink.input) {
+            for batch in batches {
+                send(sink, SinkMessage::Data(batch.clone())).await?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -10,26 +10,23 @@ use datafusion::prelude::SessionContext;
 
 use super::EngineError;
 use super::error::OperatorError;
-use super::micro_batch::{MicroBatchSlot, RepeatedPlan};
-use super::operator::Operator;
+use super::micro_batch::RepeatedPlan;
+use super::operator::{Operator, TransformPlan};
 
-pub struct SqlOperator {
+/// A stateless SQL transform, planned.
+pub struct SqlPlan {
     name: String,
     input: String,
-    plan: RepeatedPlan,
+    plan: Arc<RepeatedPlan>,
     output_schema: SchemaRef,
-    /// One execution at a time: the slot is shared by the plan's scan.
-    running: tokio::sync::Mutex<()>,
 }
 
-impl SqlOperator {
-    /// Build from a planned query over the streaming table `input`, which
-    /// reads its batches from `slot`. Errors state what a stateless
-    /// transform cannot do.
+impl SqlPlan {
+    /// Build from a planned query over the streaming table `input`. Errors
+    /// state what a stateless transform cannot do.
     pub async fn from_plan(
         name: &str,
         input: &str,
-        slot: MicroBatchSlot,
         ctx: &SessionContext,
         logical: &LogicalPlan,
     ) -> Result<Self, EngineError> {
@@ -39,9 +36,8 @@ impl SqlOperator {
         Ok(Self {
             name: name.to_string(),
             input: input.to_string(),
-            plan: RepeatedPlan::new(slot, plan, ctx.task_ctx()),
+            plan: Arc::new(RepeatedPlan::new(plan, ctx.task_ctx())),
             output_schema,
-            running: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -75,8 +71,7 @@ pub(crate) fn reject_unbounded_state(plan: &LogicalPlan) -> Result<(), EngineErr
     problem.map_or(Ok(()), |p| Err(EngineError::Plan(p.to_string())))
 }
 
-#[async_trait::async_trait]
-impl Operator for SqlOperator {
+impl TransformPlan for SqlPlan {
     fn name(&self) -> &str {
         &self.name
     }
@@ -89,8 +84,17 @@ impl Operator for SqlOperator {
         self.output_schema.clone()
     }
 
-    async fn process(&self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
-        let _guard = self.running.lock().await;
-        Ok(self.plan.run(vec![input]).await?)
+    fn start(&self) -> Result<Box<dyn Operator>, OperatorError> {
+        Ok(Box::new(SqlOperator(self.plan.clone())))
+    }
+}
+
+/// A running stateless SQL transform: the shared plan, run per batch.
+pub struct SqlOperator(Arc<RepeatedPlan>);
+
+#[async_trait::async_trait]
+impl Operator for SqlOperator {
+    async fn process(&mut self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
+        Ok(self.0.run(vec![input]).await?)
     }
 }

@@ -7,11 +7,11 @@ use arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SQLOptions;
 
 use super::EngineError;
-use super::micro_batch::{MicroBatchSlot, micro_batch_table};
-use super::operator::Operator;
+use super::micro_batch::micro_batch_table;
+use super::operator::TransformPlan;
 use super::session::streaming_session;
-use super::sql_operator::{SqlOperator, reject_unbounded_state};
-use super::window::{WindowOperator, WindowParts, split_windowed};
+use super::sql_operator::{SqlPlan, reject_unbounded_state};
+use super::window::{WindowParts, WindowPlan, split_windowed};
 use crate::udf::LoadedUdf;
 
 /// What a transform is planned against.
@@ -41,7 +41,7 @@ pub struct StaticTable {
 
 /// Plan a transform. Errors are DataFusion's own messages (unknown column,
 /// type mismatch) or a statement of what streaming SQL cannot do.
-pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, EngineError> {
+pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn TransformPlan>, EngineError> {
     let ctx = streaming_session();
     for udf in t.udfs {
         udf.register(&ctx);
@@ -49,8 +49,7 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, 
     for table in t.static_tables {
         ctx.register_table(table.name.as_str(), table.table.clone())?;
     }
-    let slot = MicroBatchSlot::default();
-    let table = micro_batch_table(t.input_schema, slot.clone())?;
+    let table = micro_batch_table(t.input_schema)?;
     ctx.register_table(t.input, Arc::new(table))?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
@@ -65,17 +64,16 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, 
         |_, _| {},
     )?;
 
-    let post_slot = MicroBatchSlot::default();
     let mut aggregate_schema = None;
     let windowed = split_windowed(&analyzed, |schema| {
         aggregate_schema = Some(schema.clone());
-        micro_batch_table(schema, post_slot.clone())
+        micro_batch_table(schema)
             .map(|table| Arc::new(table) as Arc<dyn datafusion::catalog::TableProvider>)
             .map_err(EngineError::from)
     })?;
     let Some(query) = windowed else {
-        let operator = SqlOperator::from_plan(t.name, t.input, slot, &ctx, &analyzed).await?;
-        return Ok(Arc::new(operator));
+        let plan = SqlPlan::from_plan(t.name, t.input, &ctx, &analyzed).await?;
+        return Ok(Arc::new(plan));
     };
     let Some(event_time) = t.event_time else {
         return Err(EngineError::Plan(format!(
@@ -89,7 +87,7 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, 
     let aggregate_schema = aggregate_schema.ok_or_else(|| {
         EngineError::Internal("windowed query without its placeholder".to_string())
     })?;
-    let operator = WindowOperator::try_new(
+    let plan = WindowPlan::try_new(
         &ctx,
         WindowParts {
             pipeline: t.pipeline.to_string(),
@@ -97,11 +95,9 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn Operator>, 
             input: t.input.to_string(),
             event_time: event_time.to_string(),
             query,
-            pre_slot: slot,
-            post_slot,
             aggregate_schema,
         },
     )
     .await?;
-    Ok(Arc::new(operator))
+    Ok(Arc::new(plan))
 }

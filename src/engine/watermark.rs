@@ -71,14 +71,15 @@ impl WatermarkTracker {
         self.current
     }
 
-    /// Rows of `batch` that are behind the current watermark (or have no
-    /// event time): returns `(on_time, late)`.
+    /// Rows of `batch` that are behind `watermark` (the source's, or the
+    /// partition's the rows come from) or have no event time: returns
+    /// `(on_time, late)`.
     pub fn split_late(
-        &self,
         batch: RecordBatch,
         times: &Int64Array,
+        watermark: Option<i64>,
     ) -> Result<(RecordBatch, Option<RecordBatch>), ArrowError> {
-        let watermark = self.current.unwrap_or(i64::MIN);
+        let watermark = watermark.unwrap_or(i64::MIN);
         let late_rows =
             times.null_count() + times.values().iter().filter(|&&t| t < watermark).count();
         if late_rows == 0 {
@@ -93,6 +94,55 @@ impl WatermarkTracker {
             filter_record_batch(&batch, &on_time)?,
             Some(filter_record_batch(&batch, &late)?),
         ))
+    }
+
+    /// The watermark of `partition` alone: its newest event time minus the
+    /// delay, so what closes there does not depend on other partitions (or
+    /// on which instance owns them); `None` until it delivers. A partition
+    /// gone idle follows the source's watermark instead, so its last
+    /// windows still close.
+    pub fn partition_watermark(&self, partition: &TopicPartition, now: Instant) -> Option<i64> {
+        let Some(clock) = self.partitions.get(partition) else {
+            return self.current;
+        };
+        let own = clock.newest.map(|n| n.saturating_sub(self.max_delay_ms));
+        let idle = now.duration_since(clock.seen) >= self.idle_timeout;
+        match (own, idle) {
+            (own, false) => own,
+            (own, true) => own.max(self.current),
+        }
+    }
+
+    /// The newest event time seen in `partition`, for a checkpoint.
+    pub fn newest_of(&self, partition: &TopicPartition) -> Option<i64> {
+        self.partitions.get(partition).and_then(|c| c.newest)
+    }
+
+    /// Continue `partition` from the newest event time its previous owner
+    /// saved (a partition taken over from another instance).
+    pub fn resume_partition(&mut self, partition: &TopicPartition, newest: i64, now: Instant) {
+        let clock = self
+            .partitions
+            .entry(partition.clone())
+            .or_insert(PartitionClock {
+                newest: None,
+                seen: now,
+            });
+        clock.newest = Some(clock.newest.map_or(newest, |n| n.max(newest)));
+        clock.seen = now;
+    }
+
+    /// `partitions` went to another instance: they stop counting here.
+    pub fn forget(&mut self, partitions: &[TopicPartition]) {
+        self.partitions.retain(|p, _| !partitions.contains(p));
+    }
+
+    /// Every partition's own watermark at `now`.
+    pub fn partition_watermarks(&self, now: Instant) -> BTreeMap<TopicPartition, i64> {
+        self.partitions
+            .keys()
+            .filter_map(|p| Some((p.clone(), self.partition_watermark(p, now)?)))
+            .collect()
     }
 
     /// The partitions the source reads now: new ones hold the watermark
@@ -254,8 +304,38 @@ mod tests {
             std::sync::Arc::new(times.clone()) as arrow::array::ArrayRef,
         )])
         .unwrap();
-        let (on_time, late) = tracker.split_late(batch, &times).unwrap();
+        let (on_time, late) =
+            WatermarkTracker::split_late(batch, &times, tracker.current()).unwrap();
         assert_eq!(on_time.num_rows(), 2);
         assert_eq!(late.unwrap().num_rows(), 2);
+    }
+
+    /// A partition closes its windows on its own event time, whatever the
+    /// other partitions do; once idle it follows the source.
+    #[test]
+    fn a_partition_watermark_is_its_own_until_it_goes_idle() {
+        let mut tracker = WatermarkTracker::new(&config(1_000, 100));
+        let start = Instant::now();
+        let none = Int64Array::from(Vec::<i64>::new());
+        tracker.observe(&partitions(&[(0, 50_000), (1, 10_000)]), &none, start);
+        let p0 = TopicPartition::new("vitals", 0);
+        let p1 = TopicPartition::new("vitals", 1);
+        assert_eq!(tracker.current(), Some(9_000));
+        assert_eq!(tracker.partition_watermark(&p0, start), Some(49_000));
+        assert_eq!(tracker.partition_watermark(&p1, start), Some(9_000));
+
+        // Partition 1 goes quiet: the source watermark moves on without it,
+        // and partition 1's last windows close with the source's.
+        let later = start + Duration::from_millis(150);
+        tracker.observe(&partitions(&[(0, 80_000)]), &none, later);
+        assert_eq!(tracker.current(), Some(79_000));
+        assert_eq!(tracker.partition_watermark(&p1, later), Some(79_000));
+
+        // Taken over elsewhere: a new tracker resumes the partition's clock.
+        let mut other = WatermarkTracker::new(&config(1_000, 100));
+        other.resume_partition(&p1, tracker.newest_of(&p1).unwrap(), later);
+        assert_eq!(other.partition_watermark(&p1, later), Some(9_000));
+        other.forget(std::slice::from_ref(&p1));
+        assert_eq!(other.partition_watermark(&p1, later), None);
     }
 }

@@ -45,6 +45,10 @@ pub struct SourceBatch {
     /// goes idle, or its first rows would all be late. Empty for sources
     /// without partitions.
     pub assigned_partitions: Vec<TopicPartition>,
+    /// The partition of every row of `batch`, as runs in row order: `(p,
+    /// n)` means the next `n` rows come from `p`. Empty for sources without
+    /// partitions.
+    pub row_partitions: Vec<(TopicPartition, usize)>,
 }
 
 /// What a source sends to the engine, in order.
@@ -55,6 +59,12 @@ pub enum SourceEvent {
     /// and answer with this source's durable offsets. A Kafka source asks
     /// this before giving up partitions in a rebalance.
     Checkpoint(CheckpointReply),
+    /// These partitions are now this instance's, resuming at these offsets
+    /// (`None`: no checkpoint had one). Sent before any of their batches.
+    Assigned(Vec<(TopicPartition, Option<i64>)>),
+    /// These partitions went to another instance; a checkpoint has just
+    /// made everything read from them durable. Sent after their last batch.
+    Revoked(Vec<TopicPartition>),
 }
 
 /// Where the engine answers a [`SourceEvent::Checkpoint`]: the source's
@@ -162,6 +172,15 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => c.event_time.as_ref(),
             SourceConfig::Kafka(c) => c.event_time.as_ref(),
+        }
+    }
+
+    /// The column the source's partitions are keyed by (Kafka's `key:`):
+    /// state keyed by it can live per partition.
+    pub fn partition_key(&self) -> Option<&str> {
+        match self {
+            SourceConfig::Simulator(_) => None,
+            SourceConfig::Kafka(c) => c.key.as_deref(),
         }
     }
 

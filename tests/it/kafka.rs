@@ -22,15 +22,15 @@ use crate::support::{
     ChildGuard, S3S_FS, binary, parquet_files, poll_until, require, wait_for, wait_until,
 };
 
-const START: &str = "2026-11-26T08:00:00Z";
+pub(crate) const START: &str = "2026-11-26T08:00:00Z";
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
 /// The simulated ward the tests publish: deterministic, so the expected
 /// rows can be generated again on this side.
-fn ward(count: u64, interval: Duration) -> SimulatorConfig {
+pub(crate) fn ward(count: u64, interval: Duration) -> SimulatorConfig {
     SimulatorConfig {
         patients: 20,
         interval: vitalflow::common::HumanDuration(interval),
@@ -42,7 +42,7 @@ fn ward(count: u64, interval: Duration) -> SimulatorConfig {
     }
 }
 
-fn unpaced(count: u64) -> SimulatorConfig {
+pub(crate) fn unpaced(count: u64) -> SimulatorConfig {
     SimulatorConfig {
         pacing: Pacing::Unpaced,
         batch_rows: 1000,
@@ -50,7 +50,7 @@ fn unpaced(count: u64) -> SimulatorConfig {
     }
 }
 
-async fn publish(brokers: &str, topic: &str, simulator: SimulatorConfig) -> u64 {
+pub(crate) async fn publish(brokers: &str, topic: &str, simulator: SimulatorConfig) -> u64 {
     let options = PublishOptions {
         client: ClientSettings::new(brokers),
         topic: topic.to_string(),
@@ -84,13 +84,13 @@ fn shipped_pipeline(dir: &Path) -> PathBuf {
 
 /// The consumer group session of the pipelines started here: a member
 /// killed without leaving holds its partitions for this long.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// `max.poll.interval.ms` where a test sets it (at least the session).
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(7);
 
 /// Environment the shipped pipeline reads.
-fn pipeline_env(
+pub(crate) fn pipeline_env(
     brokers: &str,
     topic: &str,
     group: &str,
@@ -174,14 +174,14 @@ async fn start_in_process_with(
     (stop, run)
 }
 
-async fn rows_in(dataset: &Path) -> u64 {
+pub(crate) async fn rows_in(dataset: &Path) -> u64 {
     if parquet_files(dataset).is_empty() {
         return 0;
     }
     count(dataset, "SELECT count(*) FROM t").await
 }
 
-async fn count(dataset: &Path, sql: &str) -> u64 {
+pub(crate) async fn count(dataset: &Path, sql: &str) -> u64 {
     count_in(local(dataset), sql).await
 }
 
@@ -226,7 +226,7 @@ async fn query_in(dataset: Dataset, sql: &str, expected: Option<RecordBatch>) ->
 
 /// The rows in `dataset` once there are at least `want`, or after `within`
 /// however many there are (the caller's assertion then says what is missing).
-async fn wait_for_rows(dataset: &Path, want: u64, within: Duration) -> u64 {
+pub(crate) async fn wait_for_rows(dataset: &Path, want: u64, within: Duration) -> u64 {
     let enough = poll_until(within, || async {
         let have = rows_in(dataset).await;
         (have >= want).then_some(have)
@@ -573,13 +573,13 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A `vitalflow run` child process with the shipped pipeline, killed if
 /// the test ends (or panics) while it runs.
-struct Instance {
+pub(crate) struct Instance {
     process: ChildGuard,
     log: PathBuf,
 }
 
 impl Instance {
-    fn start(pipeline: &Path, env: &[(&'static str, String)], log: PathBuf) -> Self {
+    pub(crate) fn start(pipeline: &Path, env: &[(&'static str, String)], log: PathBuf) -> Self {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -598,12 +598,12 @@ impl Instance {
         Self { process, log }
     }
 
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.process.kill();
     }
 
     /// SIGTERM and wait for the orderly shutdown.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         self.process.signal(libc::SIGTERM);
         let status = self.process.wait_for_exit(Duration::from_secs(60));
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -614,11 +614,11 @@ impl Instance {
         log
     }
 
-    fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.process.is_running()
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -653,7 +653,7 @@ async fn kill_three_times(
 /// and gets nothing, for good. So this lets the dead members' sessions run
 /// out first (nothing observable marks that: the broker notices at the
 /// next join), then waits for the assignment, which is observable.
-async fn start_after_sessions_expire(
+pub(crate) async fn start_after_sessions_expire(
     pipeline: &Path,
     env: &[(&'static str, String)],
     log: PathBuf,
@@ -977,7 +977,7 @@ async fn two_instances_share_the_partitions_and_store_each_reading_once() {
 }
 
 /// Whether an instance's log shows a non-empty assignment.
-fn holds_partitions(log: &str) -> bool {
+pub(crate) fn holds_partitions(log: &str) -> bool {
     log.lines()
         .rfind(|l| l.contains("partitions assigned"))
         .is_some_and(|l| l.contains('@'))
@@ -1166,7 +1166,7 @@ fn simulate_publishes_and_reports_its_rate() {
 
 /// A windowed Kafka pipeline: per-minute summaries of the shipped SQL,
 /// checkpoints every second.
-fn windowed_pipeline(dir: &Path) -> PathBuf {
+pub(crate) fn windowed_pipeline(dir: &Path) -> PathBuf {
     let kafka = std::fs::read_to_string("pipelines/vitals-kafka.yaml").unwrap();
     let source_start = kafka.find("sources:").unwrap();
     let source_end = kafka.find("transforms:").unwrap();

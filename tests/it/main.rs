@@ -10,6 +10,7 @@ mod cli_validate;
 mod compose;
 mod crash_safety;
 mod exact_numbers;
+mod failover;
 mod kafka;
 mod layers;
 mod models;

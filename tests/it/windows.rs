@@ -113,7 +113,8 @@ fn windowed_sql(window: &str) -> String {
     )
 }
 
-async fn plan_window(dir: &std::path::Path, window: &str) -> Arc<dyn Operator> {
+/// A fresh operator (as a new run starts it) of the planned window.
+async fn plan_window(dir: &std::path::Path, window: &str) -> Box<dyn Operator> {
     let yaml = format!(
         r#"
 name: windows_test
@@ -135,7 +136,7 @@ sinks:
     let path = write_pipeline(dir, &yaml);
     let spec = vitalflow::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let planned = engine::plan(spec).await.unwrap_or_else(|e| panic!("{e}"));
-    planned.operators[0].clone()
+    planned.transforms[0].plan.start().unwrap()
 }
 
 /// One result row, canonical: patient, start, end, n, hr_sum, spo2_min,
@@ -202,7 +203,8 @@ async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec
         let batch = to_batch(&rows[at..at + size]);
         at += size;
         let times = event_times_ms(&batch, "ts").unwrap();
-        let (on_time, late) = tracker.split_late(batch, &times).unwrap();
+        let (on_time, late) =
+            WatermarkTracker::split_late(batch, &times, tracker.current()).unwrap();
         assert!(
             late.is_none(),
             "no row is late when shuffled within the delay"
@@ -214,12 +216,13 @@ async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec
         }
         if !restarted && at >= rows.len() / 2 {
             restarted = true;
-            let saved = operator.snapshot().await.unwrap().unwrap();
+            let saved = operator.checkpoint().await.unwrap().unwrap();
             let state_dir = dir.path().join("checkpoints");
             let mut store = CheckpointStore::open(&state_dir, "windows_test").unwrap();
             let state = StateToSave {
                 operators: vec![("windows".into(), saved)],
                 watermarks: BTreeMap::from([("monitors".into(), tracker.current().unwrap())]),
+                ..Default::default()
             };
             store.commit(&BTreeMap::new(), &[], &state).unwrap();
             // A new process: plan again, restore from the newest checkpoint.
@@ -232,7 +235,7 @@ async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec
                 .unwrap();
         }
     }
-    output.extend(operator.finish().await.unwrap());
+    output.extend(operator.close().await.unwrap());
     canonical(&output)
 }
 

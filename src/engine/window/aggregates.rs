@@ -85,13 +85,13 @@ impl EvaluatedBatch {
 }
 
 impl AggregateSpec {
-    pub fn row_converter(&self) -> Result<RowConverter, EngineError> {
+    pub fn row_converter(&self) -> Result<RowConverter, arrow::error::ArrowError> {
         let fields = self
             .key_fields
             .iter()
             .map(|f| SortField::new(f.data_type().clone()))
             .collect();
-        Ok(RowConverter::new(fields)?)
+        RowConverter::new(fields)
     }
 
     pub fn evaluate(

@@ -16,5 +16,5 @@ mod session;
 mod state;
 
 pub use functions::{WindowKind, window_udfs};
-pub use operator::{WindowOperator, WindowParts};
+pub use operator::{WindowOperator, WindowParts, WindowPlan};
 pub use plan::{WINDOWS_TABLE, WindowedQuery, split_windowed};

@@ -1,4 +1,5 @@
-//! [`WindowOperator`]: a windowed GROUP BY evaluated incrementally.
+//! [`WindowPlan`] and [`WindowOperator`]: a windowed GROUP BY evaluated
+//! incrementally.
 //!
 //! Per micro-batch: the pre plan (filters, projections) runs, then every row
 //! is folded into the partial aggregates of the windows it belongs to. When
@@ -29,8 +30,8 @@ use super::state::{ClosedGroups, SavedGroups, saved_schema};
 use crate::engine::EngineError;
 use crate::engine::error::{OperatorError, plan_err};
 use crate::engine::events::{WindowsClosed, WindowsOpen};
-use crate::engine::micro_batch::{MicroBatchSlot, RepeatedPlan};
-use crate::engine::operator::Operator;
+use crate::engine::micro_batch::RepeatedPlan;
+use crate::engine::operator::{Operator, TransformPlan};
 
 enum Windows {
     Fixed(FixedWindows),
@@ -44,7 +45,11 @@ struct WindowState {
     closed_at: i64,
 }
 
-pub struct WindowOperator {
+/// A planned windowed aggregate: its plans, expressions and schemas,
+/// shared by every operator started from it.
+pub struct WindowPlan(Arc<Planned>);
+
+struct Planned {
     pipeline: String,
     name: String,
     input: String,
@@ -61,7 +66,14 @@ pub struct WindowOperator {
     aggregate_schema: SchemaRef,
     saved_schema: SchemaRef,
     output_schema: SchemaRef,
-    state: tokio::sync::Mutex<WindowState>,
+    /// The GROUP BY columns besides the window, by name (plain columns only).
+    key_columns: Vec<String>,
+}
+
+/// A running windowed aggregate: the plan and one set of open windows.
+pub struct WindowOperator {
+    plan: Arc<Planned>,
+    state: WindowState,
 }
 
 /// What the window planner hands over.
@@ -71,12 +83,10 @@ pub struct WindowParts {
     pub input: String,
     pub event_time: String,
     pub query: WindowedQuery,
-    pub pre_slot: MicroBatchSlot,
-    pub post_slot: MicroBatchSlot,
     pub aggregate_schema: SchemaRef,
 }
 
-impl WindowOperator {
+impl WindowPlan {
     pub async fn try_new(ctx: &SessionContext, parts: WindowParts) -> Result<Self, EngineError> {
         let WindowParts {
             pipeline,
@@ -84,8 +94,6 @@ impl WindowOperator {
             input,
             event_time,
             query,
-            pre_slot,
-            post_slot,
             aggregate_schema,
         } = parts;
         let state = ctx.state();
@@ -150,38 +158,75 @@ impl WindowOperator {
             aggregates,
             key_fields,
         };
-        let converter = spec.row_converter()?;
+        // Checked here so that starting an operator cannot fail on it.
+        spec.row_converter()?;
         let saved_schema = saved_schema(&spec.key_fields, &spec.state_fields()?);
-        let windows = match query.kind {
-            WindowKind::Tumble { width } => Windows::Fixed(FixedWindows::new(width, width)),
-            WindowKind::Hop { slide, width } => Windows::Fixed(FixedWindows::new(width, slide)),
-            WindowKind::Session { gap } => Windows::Session(SessionWindows::new(gap)),
-        };
-        Ok(Self {
+        let key_columns = query
+            .keys
+            .iter()
+            .filter_map(|key| match key {
+                datafusion::logical_expr::Expr::Column(column) => Some(column.name.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok(Self(Arc::new(Planned {
             pipeline,
             name,
             input,
             kind: query.kind,
-            pre_plan: RepeatedPlan::new(pre_slot, pre_plan, ctx.task_ctx()),
-            post_plan: RepeatedPlan::new(post_slot, post_plan, ctx.task_ctx()),
+            pre_plan: RepeatedPlan::new(pre_plan, ctx.task_ctx()),
+            post_plan: RepeatedPlan::new(post_plan, ctx.task_ctx()),
             spec,
             constant_key,
             window_position: query.window_position,
             aggregate_schema,
             saved_schema,
             output_schema,
-            state: tokio::sync::Mutex::new(WindowState {
-                converter,
-                windows,
-                closed_at: i64::MIN,
-            }),
-        })
+            key_columns,
+        })))
     }
 
     pub fn kind(&self) -> WindowKind {
-        self.kind
+        self.0.kind
+    }
+}
+
+impl TransformPlan for WindowPlan {
+    fn name(&self) -> &str {
+        &self.0.name
     }
 
+    fn input(&self) -> &str {
+        &self.0.input
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.0.output_schema.clone()
+    }
+
+    fn state_key_columns(&self) -> Option<Vec<String>> {
+        Some(self.0.key_columns.clone())
+    }
+
+    fn start(&self) -> Result<Box<dyn Operator>, OperatorError> {
+        let windows = match self.0.kind {
+            WindowKind::Tumble { width } => Windows::Fixed(FixedWindows::new(width, width)),
+            WindowKind::Hop { slide, width } => Windows::Fixed(FixedWindows::new(width, slide)),
+            WindowKind::Session { gap } => Windows::Session(SessionWindows::new(gap)),
+        };
+        let converter = self.0.spec.row_converter()?;
+        Ok(Box::new(WindowOperator {
+            plan: self.0.clone(),
+            state: WindowState {
+                converter,
+                windows,
+                closed_at: i64::MIN,
+            },
+        }))
+    }
+}
+
+impl Planned {
     /// The aggregate's output rows for closed groups, in the placeholder
     /// table's schema.
     fn aggregate_batch(&self, closed: ClosedGroups) -> Result<RecordBatch, OperatorError> {
@@ -251,109 +296,92 @@ impl WindowOperator {
         }
         .emit();
     }
+}
 
-    async fn close_until(&self, watermark: i64) -> Result<Vec<RecordBatch>, OperatorError> {
-        let closed = {
-            let mut state = self.state.lock().await;
-            if watermark <= state.closed_at {
-                return Ok(Vec::new());
-            }
-            state.closed_at = watermark;
-            let WindowState {
-                converter, windows, ..
-            } = &mut *state;
-            let closed = match windows {
-                Windows::Fixed(w) => w.close_until(watermark, converter)?,
-                Windows::Session(w) => w.close_until(watermark, converter)?,
-            };
-            self.report_open(&state);
-            closed
+impl WindowOperator {
+    async fn close_until(&mut self, watermark: i64) -> Result<Vec<RecordBatch>, OperatorError> {
+        let state = &mut self.state;
+        if watermark <= state.closed_at {
+            return Ok(Vec::new());
+        }
+        state.closed_at = watermark;
+        let WindowState {
+            converter, windows, ..
+        } = state;
+        let closed = match windows {
+            Windows::Fixed(w) => w.close_until(watermark, converter)?,
+            Windows::Session(w) => w.close_until(watermark, converter)?,
         };
-        self.emit(closed).await
+        self.plan.report_open(&self.state);
+        self.plan.emit(closed).await
     }
 }
 
 #[async_trait::async_trait]
 impl Operator for WindowOperator {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn input(&self) -> &str {
-        &self.input
-    }
-
-    fn output_schema(&self) -> SchemaRef {
-        self.output_schema.clone()
-    }
-
-    async fn process(&self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
-        let mut state = self.state.lock().await;
-        let prepared = self.pre_plan.run(vec![input]).await;
+    async fn process(&mut self, input: RecordBatch) -> Result<Vec<RecordBatch>, OperatorError> {
+        let plan = &self.plan;
+        let prepared = plan.pre_plan.run(vec![input]).await?;
         let WindowState {
             converter, windows, ..
-        } = &mut *state;
-        for batch in prepared? {
+        } = &mut self.state;
+        for batch in prepared {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let evaluated = self.spec.evaluate(&batch, converter)?;
+            let evaluated = plan.spec.evaluate(&batch, converter)?;
             match windows {
-                Windows::Fixed(w) => w.update(&self.spec, converter, &evaluated)?,
-                Windows::Session(w) => w.update(&self.spec, converter, &evaluated)?,
+                Windows::Fixed(w) => w.update(&plan.spec, converter, &evaluated)?,
+                Windows::Session(w) => w.update(&plan.spec, converter, &evaluated)?,
             }
         }
-        self.report_open(&state);
+        plan.report_open(&self.state);
         Ok(Vec::new())
     }
 
-    fn is_stateful(&self) -> bool {
-        true
-    }
-
-    async fn advance(&self, watermark: i64) -> Result<Vec<RecordBatch>, OperatorError> {
+    async fn advance(&mut self, watermark: i64) -> Result<Vec<RecordBatch>, OperatorError> {
         self.close_until(watermark).await
     }
 
-    async fn finish(&self) -> Result<Vec<RecordBatch>, OperatorError> {
+    async fn close(&mut self) -> Result<Vec<RecordBatch>, OperatorError> {
         self.close_until(i64::MAX).await
     }
 
-    async fn snapshot(&self) -> Result<Option<RecordBatch>, OperatorError> {
-        let mut state = self.state.lock().await;
+    async fn checkpoint(&mut self) -> Result<Option<RecordBatch>, OperatorError> {
+        let plan = &self.plan;
         let WindowState {
             converter, windows, ..
-        } = &mut *state;
+        } = &mut self.state;
         let saved = match windows {
-            Windows::Fixed(w) => w.snapshot(&self.spec, converter)?,
-            Windows::Session(w) => w.snapshot(&self.spec, converter)?,
+            Windows::Fixed(w) => w.snapshot(&plan.spec, converter)?,
+            Windows::Session(w) => w.snapshot(&plan.spec, converter)?,
         };
-        SavedGroups::to_batch(saved, self.saved_schema.clone()).map(Some)
+        SavedGroups::to_batch(saved, plan.saved_schema.clone()).map(Some)
     }
 
-    async fn restore(&self, saved: RecordBatch) -> Result<(), OperatorError> {
-        let matches = saved.schema().fields().len() == self.saved_schema.fields().len()
+    async fn restore(&mut self, saved: RecordBatch) -> Result<(), OperatorError> {
+        let plan = &self.plan;
+        let matches = saved.schema().fields().len() == plan.saved_schema.fields().len()
             && saved
                 .schema()
                 .fields()
                 .iter()
-                .zip(self.saved_schema.fields())
+                .zip(plan.saved_schema.fields())
                 .all(|(a, b)| a.data_type() == b.data_type());
         if !matches {
             return Err(OperatorError::StateMismatch {
-                transform: self.name.clone(),
+                transform: plan.name.clone(),
             });
         }
-        let saved = SavedGroups::from_batch(&saved, self.spec.key_fields.len())?;
-        let mut state = self.state.lock().await;
+        let saved = SavedGroups::from_batch(&saved, plan.spec.key_fields.len())?;
         let WindowState {
             converter, windows, ..
-        } = &mut *state;
+        } = &mut self.state;
         match windows {
-            Windows::Fixed(w) => w.restore(&self.spec, converter, &saved)?,
-            Windows::Session(w) => w.restore(&self.spec, converter, &saved)?,
+            Windows::Fixed(w) => w.restore(&plan.spec, converter, &saved)?,
+            Windows::Session(w) => w.restore(&plan.spec, converter, &saved)?,
         }
-        self.report_open(&state);
+        plan.report_open(&self.state);
         Ok(())
     }
 }

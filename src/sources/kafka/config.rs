@@ -45,6 +45,12 @@ pub struct KafkaSourceConfig {
     /// Event-time processing (watermarks per partition, windows, late data).
     #[serde(default)]
     pub event_time: Option<crate::sources::EventTimeConfig>,
+    /// The column the producers key their messages by (e.g. `patient_id`),
+    /// so that all rows with one value are in one partition. Windows and
+    /// alerts keyed by it then keep their state per partition, and the
+    /// state moves with the partition to whichever instance takes it over.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// `start: earliest | latest`.
@@ -160,6 +166,11 @@ impl KafkaSourceConfig {
             }
         }
         RecordSchema::try_new(&self.schema)?;
+        if let Some(key) = &self.key
+            && !self.schema.iter().any(|f| &f.name == key)
+        {
+            return Err(ConfigError::UnknownKey(key.clone()));
+        }
         Ok(())
     }
 

@@ -418,6 +418,7 @@ impl Shared {
             summary.dead_letters += decoded.rejected.values().sum::<u64>();
             summary.batches += 1;
         }
+        let row_partitions = row_partitions(raw, &decoded.message_of_row);
         raw.clear();
         drop(pending);
         Ok(Some(SourceEvent::Batch(SourceBatch {
@@ -426,6 +427,7 @@ impl Shared {
             offsets,
             partition_event_times,
             assigned_partitions: self.assigned_now().into_iter().collect(),
+            row_partitions,
         })))
     }
 
@@ -465,6 +467,20 @@ impl ClientContext for SourceClientContext {
         }
         .emit();
     }
+}
+
+/// The partition of every accepted row, as runs in row order.
+fn row_partitions(raw: &RawMessages, message_of_row: &[usize]) -> Vec<(TopicPartition, usize)> {
+    let mut runs: Vec<(TopicPartition, usize)> = Vec::new();
+    let mut previous: Option<usize> = None;
+    for &message in message_of_row {
+        match (runs.last_mut(), previous) {
+            (Some((_, rows)), Some(p)) if raw.same_partition(p, message) => *rows += 1,
+            _ => runs.push((raw.partition_of(message), 1)),
+        }
+        previous = Some(message);
+    }
+    runs
 }
 
 /// The newest event time per partition among the accepted rows (rows

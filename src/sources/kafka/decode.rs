@@ -154,6 +154,12 @@ impl RawMessages {
         TopicPartition::new(&meta.topic, meta.partition)
     }
 
+    /// Whether messages `a` and `b` came from the same partition.
+    pub fn same_partition(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (&self.metas[a], &self.metas[b]);
+        a.partition == b.partition && a.topic == b.topic
+    }
+
     fn payload(&self, i: usize) -> Option<&[u8]> {
         self.metas[i].payload.clone().map(|r| &self.payloads[r])
     }

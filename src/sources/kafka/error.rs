@@ -22,6 +22,9 @@ pub enum ConfigError {
     #[error("topic name `{0}` is empty")]
     EmptyTopic(String),
 
+    #[error("`key: {0}` names no column of the declared `schema`")]
+    UnknownKey(String),
+
     #[error("`group_id` must not be empty")]
     EmptyGroupId,
 

@@ -129,6 +129,14 @@ impl Shared {
             partitions: &described,
         }
         .emit();
+        // The engine starts their state (restored from the checkpoint the
+        // offsets came from) before any of their batches. Whatever is still
+        // held was read before (revocations flush it).
+        if let Err(error) = self.flush() {
+            self.fail(error.context("handing over a held batch before an assignment"));
+            return;
+        }
+        let _ = self.output.blocking_send(SourceEvent::Assigned(described));
     }
 
     /// Partitions revoked: publish what was read from them (flush, then a
@@ -166,9 +174,15 @@ impl Shared {
                 .flush()
                 .and_then(|open| if open { self.checkpoint() } else { Ok(None) });
             match durable {
-                Ok(Some(offsets)) => self.commit(consumer, &offsets, CommitMode::Sync, |tp| {
-                    revoked.contains(tp)
-                }),
+                Ok(Some(offsets)) => {
+                    self.commit(consumer, &offsets, CommitMode::Sync, |tp| {
+                        revoked.contains(tp)
+                    });
+                    // Their state is in the checkpoint: the engine drops it.
+                    let _ = self
+                        .output
+                        .blocking_send(SourceEvent::Revoked(revoked.clone()));
+                }
                 Ok(None) => {}
                 Err(error) => self.fail(error.context("checkpointing before releasing partitions")),
             }

@@ -58,6 +58,7 @@ impl Source for SimulatorSource {
                 offsets: Default::default(),
                 partition_event_times: Default::default(),
                 assigned_partitions: Vec::new(),
+                row_partitions: Vec::new(),
             });
             // A batch counts as produced only once the engine has taken it.
             tokio::select! {

@@ -1,0 +1,166 @@
+//! Failover and scale-out against the real broker (Tansu): window state
+//! kept per Kafka partition moves with the partition to whichever instance
+//! takes it over, so every patient-minute is emitted once with every
+//! reading counted once, whatever instance computed which part of it.
+//!
+//! What the test broker allows (see the README's "Scaling"): a killed
+//! member keeps its partitions until its session expires, and the broker
+//! reassigns them only when a member joins; members already in the group
+//! are not rebalanced on their own. So the replacement of a killed instance
+//! is started after the session timeout, as an operator would start one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vitalflow::sources::simulator::SimulatorConfig;
+
+use crate::broker::SharedBroker;
+use crate::kafka::{
+    Instance, count, holds_partitions, pipeline_env, publish, rows_in, start_after_sessions_expire,
+    unique, unpaced, wait_for_rows, windowed_pipeline,
+};
+use crate::support::poll_until;
+
+/// The per-minute window pipeline with the source keyed by patient (as the
+/// producer keys its messages), so the windows live per partition.
+fn keyed_windows(dir: &Path) -> PathBuf {
+    let path = windowed_pipeline(dir);
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let keyed = yaml.replacen(
+        "    kind: kafka\n",
+        "    kind: kafka\n    key: patient_id\n",
+        1,
+    );
+    assert_ne!(yaml, keyed);
+    std::fs::write(&path, keyed).unwrap();
+    path
+}
+
+/// 20 patients every 500 ms from 08:00:00 to 08:02:30 (minute 2 half full).
+fn first_half() -> SimulatorConfig {
+    unpaced(6_000)
+}
+
+/// The next 150 s: minutes 2 to 4.
+fn second_half() -> SimulatorConfig {
+    SimulatorConfig {
+        start: Some("2026-11-26T08:02:30Z".into()),
+        ..unpaced(6_000)
+    }
+}
+
+/// The batch computation over all 12,000 readings: minutes 0-3 close (the
+/// watermark never passes the end of minute 4), 20 patients each, every
+/// minute holding 60 s / 500 ms = 120 readings; checked on the dataset.
+async fn assert_each_minute_once(per_minute: &Path, late: &Path, logs: &str) {
+    assert_eq!(rows_in(per_minute).await, 80, "windows emitted:\n{logs}");
+    assert_eq!(
+        count(
+            per_minute,
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id, window_start FROM t)"
+        )
+        .await,
+        80,
+        "each patient-minute once:\n{logs}"
+    );
+    assert_eq!(
+        count(per_minute, "SELECT count(*) FROM t WHERE readings <> 120").await,
+        0,
+        "a minute lost or double-counted readings across the takeover:\n{logs}"
+    );
+    assert_eq!(rows_in(late).await, 0, "no reading was late:\n{logs}");
+}
+
+/// Whether a log shows a partition taken over with open windows restored.
+fn took_over_state(log: &str) -> bool {
+    log.lines().any(|l| {
+        l.contains("took over partition with its saved state") && !l.contains("restored_rows=0")
+    })
+}
+
+async fn wait_holding(instances: &[&Instance]) {
+    let all = poll_until(Duration::from_secs(90), || async {
+        instances
+            .iter()
+            .all(|i| holds_partitions(&i.log()))
+            .then_some(())
+    })
+    .await;
+    let logs: Vec<String> = instances.iter().map(|i| i.log()).collect();
+    assert!(
+        all.is_some(),
+        "timed out after 90 s waiting for every instance to hold partitions:\n{}",
+        logs.join("\n---\n")
+    );
+}
+
+/// Two instances share the 4 partitions; one is killed with `kill -9` while
+/// minute 2 is open; a replacement started after the session timeout takes
+/// its partitions over with their saved windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_windows_move_to_its_replacement() {
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let (topic, group) = (unique("failover"), unique("g"));
+    assert_eq!(publish(&broker.addr(), &topic, first_half()).await, 6_000);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = keyed_windows(dir.path());
+    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    let per_minute = dir.path().join("per_minute");
+
+    let a = Instance::start(&pipeline, &env, dir.path().join("a.log"));
+    let b = Instance::start(&pipeline, &env, dir.path().join("b.log"));
+    wait_holding(&[&a, &b]).await;
+    // Minutes 0 and 1 closed on both instances; minute 2 is open in both.
+    let have = wait_for_rows(&per_minute, 40, Duration::from_secs(120)).await;
+    assert_eq!(have, 40, "A:\n{}\nB:\n{}", a.log(), b.log());
+    let log_a = a.log();
+    a.kill9();
+    let killed = tokio::time::Instant::now();
+
+    assert_eq!(publish(&broker.addr(), &topic, second_half()).await, 6_000);
+    let c = start_after_sessions_expire(&pipeline, &env, dir.path().join("c.log"), killed).await;
+    let have = wait_for_rows(&per_minute, 80, Duration::from_secs(120)).await;
+    let (log_b, log_c) = (b.stop(), c.stop());
+    let logs = format!("A (killed):\n{log_a}\nB:\n{log_b}\nC:\n{log_c}");
+    assert_eq!(have, 80, "{logs}");
+    assert_each_minute_once(&per_minute, &dir.path().join("late"), &logs).await;
+    assert!(
+        took_over_state(&log_b) || took_over_state(&log_c),
+        "no instance restored the killed one's open windows:\n{logs}"
+    );
+}
+
+/// One instance runs alone; a second joins and takes half the partitions,
+/// with the open windows of those partitions, and continues them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_instance_continues_the_windows_of_the_partitions_it_takes() {
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let (topic, group) = (unique("scaleout"), unique("g"));
+    assert_eq!(publish(&broker.addr(), &topic, first_half()).await, 6_000);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = keyed_windows(dir.path());
+    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    let per_minute = dir.path().join("per_minute");
+
+    let a = Instance::start(&pipeline, &env, dir.path().join("a.log"));
+    wait_holding(&[&a]).await;
+    let have = wait_for_rows(&per_minute, 40, Duration::from_secs(120)).await;
+    assert_eq!(have, 40, "A:\n{}", a.log());
+
+    let b = Instance::start(&pipeline, &env, dir.path().join("b.log"));
+    wait_holding(&[&b]).await;
+    assert_eq!(publish(&broker.addr(), &topic, second_half()).await, 6_000);
+    let have = wait_for_rows(&per_minute, 80, Duration::from_secs(120)).await;
+    let (log_a, log_b) = (a.stop(), b.stop());
+    let logs = format!("A:\n{log_a}\nB:\n{log_b}");
+    assert_eq!(have, 80, "{logs}");
+    assert_each_minute_once(&per_minute, &dir.path().join("late"), &logs).await;
+    assert!(
+        took_over_state(&log_b),
+        "the joining instance did not continue open windows:\n{logs}"
+    );
+}
