@@ -37,6 +37,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run SQL over the stored datasets of a pipeline.
     Query(QueryArgs),
+    /// Show a pipeline's checkpoints: instances, the partitions each owns, offsets, ages.
+    Status(StatusArgs),
     /// Serve the dashboard, the REST API (predict, explain), its OpenAPI docs and metrics.
     Serve(ServeArgs),
     /// Publish the simulated ward to Kafka as JSON, keyed by patient.
@@ -311,6 +313,13 @@ pub struct ValidateArgs {
     /// Pipeline files.
     #[arg(required = true)]
     pub pipelines: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The pipeline whose checkpoint directory to read.
+    #[arg(long, default_value = DEFAULT_PIPELINE)]
+    pub pipeline: PathBuf,
 }
 
 #[derive(Debug, Args)]

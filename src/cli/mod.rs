@@ -7,6 +7,7 @@ mod run;
 mod serve;
 mod signal;
 mod simulate;
+mod status;
 mod token;
 mod validate;
 
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args).await,
         Command::Validate(args) => validate::validate(args).await,
         Command::Query(args) => query::query(args).await,
+        Command::Status(args) => status::status(args),
         Command::Serve(args) => serve::serve(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Bench(args) => bench::bench(args).await,

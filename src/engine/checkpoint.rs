@@ -576,6 +576,48 @@ impl CheckpointStore {
     }
 }
 
+/// What one writer's newest checkpoint says, for `vitalflow status`.
+#[derive(Debug, Clone)]
+pub struct WriterStatus {
+    pub writer: String,
+    pub manifest: PathBuf,
+    pub epoch: u64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Files the checkpoint published.
+    pub files: usize,
+    /// Per source, the partitions it names (owned and given up).
+    pub partitions: BTreeMap<String, Vec<PartitionEntry>>,
+    /// Per source with event time, its watermark (epoch ms).
+    pub watermarks: BTreeMap<String, i64>,
+}
+
+/// The newest checkpoint of every writer under `dir`, oldest writer first.
+pub fn status(dir: &Path) -> Result<Vec<WriterStatus>, CheckpointError> {
+    let mut newest: BTreeMap<String, (PathBuf, Manifest)> = BTreeMap::new();
+    for path in all_manifests(dir)? {
+        let Some(manifest) = read_manifest(&path)? else {
+            continue;
+        };
+        // Names sort by epoch within a writer: the last one wins.
+        newest.insert(manifest.writer.clone(), (path, manifest));
+    }
+    let mut writers: Vec<WriterStatus> = newest
+        .into_values()
+        .map(|(path, m)| WriterStatus {
+            writer: m.writer,
+            manifest: path,
+            epoch: m.epoch,
+            created_at: m.created_at,
+            files: m.files.len(),
+            partitions: m.partitions,
+            watermarks: m.watermarks,
+        })
+        .collect();
+    writers.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    Ok(writers)
+}
+
 /// Every manifest of every writer under `dir`, sorted by path.
 fn all_manifests(dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
     let mut manifests = Vec::new();

@@ -45,6 +45,8 @@ impl CheckpointCompleted<'_> {
         );
         metrics::counter!("vitalflow_checkpoints_total", "pipeline" => self.pipeline.to_owned())
             .increment(1);
+        metrics::gauge!("vitalflow_last_checkpoint_timestamp_seconds", "pipeline" => self.pipeline.to_owned())
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1e3);
         metrics::histogram!("vitalflow_checkpoint_duration_seconds", "pipeline" => self.pipeline.to_owned())
             .record(self.elapsed.as_secs_f64());
     }
@@ -197,6 +199,34 @@ impl PartitionStateAssigned<'_> {
             .set(1.0);
         metrics::counter!("vitalflow_partition_state_restored_rows_total", "pipeline" => self.pipeline.to_owned(), "source" => self.source.to_owned(), "partition" => partition)
             .increment(self.restored as u64);
+    }
+}
+
+/// A checkpoint saved an owned partition's state.
+pub struct PartitionCheckpointed<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub partition: &'a crate::common::TopicPartition,
+    /// The partition's own watermark (epoch ms).
+    pub watermark: Option<i64>,
+    /// State rows (window groups, alert keys) saved for it.
+    pub state_rows: usize,
+}
+
+impl PartitionCheckpointed<'_> {
+    pub fn emit(&self) {
+        let labels = [
+            ("pipeline", self.pipeline.to_owned()),
+            ("source", self.source.to_owned()),
+            ("partition", self.partition.to_string()),
+        ];
+        metrics::gauge!("vitalflow_partition_state_rows", &labels).set(self.state_rows as f64);
+        metrics::gauge!("vitalflow_partition_checkpoint_timestamp_seconds", &labels)
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1e3);
+        if let Some(watermark) = self.watermark {
+            metrics::gauge!("vitalflow_partition_watermark_seconds", &labels)
+                .set(watermark as f64 / 1e3);
+        }
     }
 }
 

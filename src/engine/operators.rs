@@ -100,6 +100,14 @@ impl RunningTransform<'_> {
     }
 }
 
+/// What [`RunOperators::checkpoint`] saved.
+pub struct SavedOperators {
+    /// Per stateful transform, its state with rows tagged by partition.
+    pub state: Vec<(String, RecordBatch)>,
+    /// State rows (window groups, alert keys) per partition.
+    pub rows_per_partition: BTreeMap<TopicPartition, usize>,
+}
+
 /// The operators of one run, in dependency order.
 pub struct RunOperators<'a> {
     transforms: Vec<RunningTransform<'a>>,
@@ -188,9 +196,11 @@ impl<'a> RunOperators<'a> {
             .collect())
     }
 
-    /// Every stateful transform's state, rows tagged with their partition.
-    pub async fn checkpoint(&mut self) -> Result<Vec<(String, RecordBatch)>, EngineError> {
+    /// Every stateful transform's state, rows tagged with their partition,
+    /// and the state rows held per partition (for the metrics).
+    pub async fn checkpoint(&mut self) -> Result<SavedOperators, EngineError> {
         let mut saved = Vec::new();
+        let mut rows_per_partition: BTreeMap<TopicPartition, usize> = BTreeMap::new();
         for transform in self.transforms.iter_mut().filter(|t| t.is_stateful()) {
             let planned = transform.planned;
             let fail = |e| EngineError::component("transform", planned.name(), e);
@@ -198,6 +208,10 @@ impl<'a> RunOperators<'a> {
             let mut schema = None;
             for (key, operator) in transform.operators.iter_mut() {
                 if let Some(state) = operator.checkpoint().await.map_err(fail)? {
+                    if let Some(partition) = key {
+                        *rows_per_partition.entry(partition.clone()).or_default() +=
+                            state.num_rows();
+                    }
                     let tagged = tag_partition(&state, key.as_ref()).map_err(|e| fail(e.into()))?;
                     schema.get_or_insert_with(|| tagged.schema());
                     parts.push(tagged);
@@ -209,7 +223,10 @@ impl<'a> RunOperators<'a> {
                 saved.push((planned.name().to_string(), batch));
             }
         }
-        Ok(saved)
+        Ok(SavedOperators {
+            state: saved,
+            rows_per_partition,
+        })
     }
 
     /// Restore state kept per instance (from a restarted run's checkpoint).

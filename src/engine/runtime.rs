@@ -27,8 +27,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::checkpoint::{CheckpointStore, OwnedPartition, StateToSave};
 use super::error::{EngineError, StoppedUnexpectedly};
 use super::events::{
-    BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, PartitionStateAssigned,
-    PartitionStateReleased, Recovered, StateRestored, WatermarkAdvanced,
+    BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, PartitionCheckpointed,
+    PartitionStateAssigned, PartitionStateReleased, Recovered, StateRestored, WatermarkAdvanced,
 };
 use super::operators::{
     KeyedBatches, RunOperators, SourceWatermarks, WatermarkView, split_by_partition,
@@ -826,8 +826,9 @@ impl EngineLoop<'_> {
 
     /// Open windows and watermarks, for the checkpoint being written.
     async fn state_to_save(&mut self) -> Result<StateToSave, EngineError> {
+        let saved = self.operators.checkpoint().await?;
         let mut state = StateToSave {
-            operators: self.operators.checkpoint().await?,
+            operators: saved.state,
             ..Default::default()
         };
         for (index, source) in self.planned.spec.sources.iter().enumerate() {
@@ -845,6 +846,21 @@ impl EngineLoop<'_> {
                     partition,
                 })
                 .collect();
+            for entry in &entries {
+                PartitionCheckpointed {
+                    pipeline: &self.planned.spec.name,
+                    source: &source.name,
+                    partition: &entry.partition,
+                    watermark: tracker
+                        .and_then(|t| t.partition_watermark(&entry.partition, Instant::now())),
+                    state_rows: saved
+                        .rows_per_partition
+                        .get(&entry.partition)
+                        .copied()
+                        .unwrap_or(0),
+                }
+                .emit();
+            }
             if !entries.is_empty() {
                 state.partitions.insert(source.name.clone(), entries);
             }

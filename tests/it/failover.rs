@@ -19,20 +19,16 @@ use crate::kafka::{
     Instance, count, holds_partitions, pipeline_env, publish, rows_in, start_after_sessions_expire,
     unique, unpaced, wait_for_rows, windowed_pipeline,
 };
-use crate::support::poll_until;
+use crate::support::{binary, poll_until};
 
 /// The per-minute window pipeline with the source keyed by patient (as the
 /// producer keys its messages), so the windows live per partition.
 fn keyed_windows(dir: &Path) -> PathBuf {
     let path = windowed_pipeline(dir);
     let yaml = std::fs::read_to_string(&path).unwrap();
-    let keyed = yaml.replacen(
-        "    kind: kafka\n",
-        "    kind: kafka\n    key: patient_id\n",
-        1,
-    );
-    assert_ne!(yaml, keyed);
-    std::fs::write(&path, keyed).unwrap();
+    // The shipped Kafka pipeline's source, which windowed_pipeline copies,
+    // declares the key (without it both tests here fail).
+    assert!(yaml.contains("\n    key: patient_id\n"), "{yaml}");
     path
 }
 
@@ -163,4 +159,27 @@ async fn a_joining_instance_continues_the_windows_of_the_partitions_it_takes() {
         took_over_state(&log_b),
         "the joining instance did not continue open windows:\n{logs}"
     );
+
+    // `vitalflow status` reads the same checkpoints: two writers, and every
+    // partition with the writer whose state a takeover would restore.
+    let output = std::process::Command::new(binary())
+        .args(["status", "--pipeline"])
+        .arg(&pipeline)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report.matches("\nwriter ").count(), 2, "{report}");
+    for partition in 0..4 {
+        let line = format!("monitors {topic}/{partition}: writer ");
+        assert!(
+            report.contains(&line),
+            "no owner of partition {partition}:\n{report}"
+        );
+    }
 }
