@@ -4,12 +4,10 @@
 //! now (the newest checkpoint with the highest offset, as a takeover reads
 //! it).
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 
 use super::args::StatusArgs;
-use crate::engine::checkpoint::{PartitionEntry, WriterStatus, status as read_status};
+use crate::engine::checkpoint::{WriterStatus, owners, status as read_status};
 use crate::spec;
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -64,9 +62,6 @@ fn render(
         let _ = writeln!(out, "no checkpoint yet");
         return out;
     }
-    // Per (source, partition): the entry a takeover would restore.
-    let mut owners: BTreeMap<(String, String, i32), (&WriterStatus, &PartitionEntry)> =
-        BTreeMap::new();
     for w in writers {
         let _ = writeln!(
             out,
@@ -100,23 +95,18 @@ fn render(
                         e.state.keys().cloned().collect::<Vec<_>>().join(",")
                     }
                 );
-                let key = (source.clone(), e.topic.clone(), e.partition);
-                let rank = (e.next_offset, &w.created_at);
-                let better = owners
-                    .get(&key)
-                    .is_none_or(|(ow, oe)| (oe.next_offset, &ow.created_at) < rank);
-                if better {
-                    owners.insert(key, (w, e));
-                }
             }
         }
     }
+    let owners = owners(writers);
     if !owners.is_empty() {
         let _ = writeln!(out, "\npartitions (the state a takeover restores):");
-        for ((source, topic, partition), (w, e)) in &owners {
+        for ((source, partition), (w, e)) in &owners {
             let _ = writeln!(
                 out,
-                "  {source} {topic}/{partition}: writer {} ({}), offset {}, checkpoint {}",
+                "  {source} {}/{}: writer {} ({}), offset {}, checkpoint {}",
+                partition.topic,
+                partition.partition,
                 w.writer,
                 if e.owned { "owner" } else { "last owner" },
                 offset(e.next_offset),
@@ -130,6 +120,8 @@ fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::checkpoint::PartitionEntry;
+    use std::collections::BTreeMap;
 
     fn entry(partition: i32, next: i64, owned: bool) -> PartitionEntry {
         PartitionEntry {

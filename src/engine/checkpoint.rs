@@ -19,7 +19,7 @@
 //! State kept per source partition (windows and alert levels keyed by the
 //! source's `key:`) is saved with the partition's offset in the same
 //! manifest, so whoever takes the partition over restores the state that
-//! matches the offset it resumes from ([`CheckpointStore::partition_state`]).
+//! matches the offset it resumes from ([`CheckpointStore::partition_states`]).
 //! A writer keeps naming the last state of partitions it gave up in every
 //! later manifest (and keeps those files), so the state stays findable
 //! until the new owner's own checkpoints supersede it.
@@ -101,7 +101,7 @@ pub struct PartitionEntry {
 }
 
 impl PartitionEntry {
-    fn key(&self) -> TopicPartition {
+    pub fn key(&self) -> TopicPartition {
         TopicPartition::new(&self.topic, self.partition)
     }
 }
@@ -443,56 +443,53 @@ impl CheckpointStore {
         entries
     }
 
-    /// The newest saved state of `partition` of `source` over every
-    /// writer: the entry with the highest offset (the newest checkpoint on
-    /// a tie), i.e. the state consistent with where the partition resumes.
-    pub fn partition_state(
+    /// The newest saved state of each of `partitions` of `source` over
+    /// every writer ([`owners`]): the state consistent with where each
+    /// partition resumes. Every manifest and state file is read once.
+    pub fn partition_states(
         &self,
         source: &str,
-        partition: &TopicPartition,
-    ) -> Result<Option<PartitionSaved>, CheckpointError> {
-        let mut best: Option<(Option<i64>, String, PathBuf, PartitionEntry)> = None;
-        for path in all_manifests(&self.dir)? {
-            let Some(manifest) = read_manifest(&path)? else {
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, PartitionSaved>, CheckpointError> {
+        let writers = status(&self.dir)?;
+        let owners = owners(&writers);
+        let mut files: BTreeMap<PathBuf, RecordBatch> = BTreeMap::new();
+        let mut saved = BTreeMap::new();
+        for partition in partitions {
+            let Some((writer, entry)) = owners.get(&(source.to_string(), partition.clone())) else {
                 continue;
             };
-            let Some(entry) = manifest
-                .partitions
-                .get(source)
-                .and_then(|list| list.iter().find(|e| &e.key() == partition))
-            else {
-                continue;
-            };
-            let rank = (entry.next_offset, manifest.created_at.clone());
-            if best
-                .as_ref()
-                .is_none_or(|(offset, created, _, _)| (*offset, created.clone()) < rank)
-            {
-                best = Some((rank.0, rank.1, path, entry.clone()));
-            }
-        }
-        let Some((_, _, path, entry)) = best else {
-            return Ok(None);
-        };
-        let writer_dir = path.parent().unwrap_or(&self.dir).to_path_buf();
-        let mut operators = BTreeMap::new();
-        for (operator, file) in &entry.state {
-            let state_path = writer_dir.join(file);
-            let rows = read_ipc(&state_path)
-                .and_then(|batch| Ok(rows_of_partition(&batch, Some(partition))?))
-                .map_err(|source| CheckpointError::ReadState {
+            let writer_dir = writer.manifest.parent().unwrap_or(&self.dir);
+            let mut operators = BTreeMap::new();
+            for (operator, file) in &entry.state {
+                let state_path = writer_dir.join(file);
+                let fail = |source| CheckpointError::ReadState {
                     operator: operator.clone(),
-                    path: state_path,
+                    path: state_path.clone(),
                     source,
-                })?;
-            operators.insert(operator.clone(), rows);
+                };
+                let batch = match files.get(&state_path) {
+                    Some(batch) => batch,
+                    None => {
+                        let batch = read_ipc(&state_path).map_err(fail)?;
+                        files.entry(state_path.clone()).or_insert(batch)
+                    }
+                };
+                let rows = rows_of_partition(batch, Some(partition))
+                    .map_err(|e| fail(StateFileError::Ipc(e)))?;
+                operators.insert(operator.clone(), rows);
+            }
+            saved.insert(
+                partition.clone(),
+                PartitionSaved {
+                    manifest: writer.manifest.clone(),
+                    next_offset: entry.next_offset,
+                    newest_event_ms: entry.newest_event_ms,
+                    operators,
+                },
+            );
         }
-        Ok(Some(PartitionSaved {
-            manifest: path,
-            next_offset: entry.next_offset,
-            newest_event_ms: entry.newest_event_ms,
-            operators,
-        }))
+        Ok(saved)
     }
 
     fn manifest_path(&self, epoch: u64) -> PathBuf {
@@ -537,7 +534,7 @@ impl CheckpointStore {
     /// The state kept per instance (untagged rows) and the watermarks of
     /// the newest checkpoint of any other writer: what a restarted pipeline
     /// continues from. State kept per partition is restored partition by
-    /// partition instead ([`Self::partition_state`]).
+    /// partition instead ([`Self::partition_states`]).
     pub fn latest_state(&self) -> Result<Option<SavedState>, CheckpointError> {
         let mut newest: Option<(String, PathBuf, Manifest)> = None;
         for path in all_manifests(&self.dir)? {
@@ -616,6 +613,36 @@ pub fn status(dir: &Path) -> Result<Vec<WriterStatus>, CheckpointError> {
         .collect();
     writers.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     Ok(writers)
+}
+
+/// Per source and partition, the writer and entry whose state a takeover
+/// restores: the highest offset, the newest checkpoint on a tie (a new
+/// owner that has read nothing yet saves the state it restored, newer).
+pub fn owners(
+    writers: &[WriterStatus],
+) -> BTreeMap<(String, TopicPartition), (&WriterStatus, &PartitionEntry)> {
+    let mut owners: BTreeMap<(String, TopicPartition), (&WriterStatus, &PartitionEntry)> =
+        BTreeMap::new();
+    for writer in writers {
+        for (source, entries) in &writer.partitions {
+            for entry in entries {
+                let rank = (entry.next_offset, &writer.created_at);
+                let slot = owners.entry((source.clone(), entry.key()));
+                match slot {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert((writer, entry));
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => {
+                        let (w, e) = o.get();
+                        if (e.next_offset, &w.created_at) < rank {
+                            o.insert((writer, entry));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    owners
 }
 
 /// Every manifest of every writer under `dir`, sorted by path.
@@ -865,11 +892,19 @@ mod tests {
             .unwrap();
         }
         let reader = CheckpointStore::open(&state, "p").unwrap();
-        let one = reader.partition_state("monitors", &p(1)).unwrap().unwrap();
+        let one = reader
+            .partition_states("monitors", &[p(1)])
+            .unwrap()
+            .remove(&p(1))
+            .unwrap();
         assert_eq!(one.next_offset, Some(20));
         assert_eq!(one.newest_event_ms, Some(20_000));
         assert_eq!(keys_of(&one), ["P2", "P3"]);
-        let zero = reader.partition_state("monitors", &p(0)).unwrap().unwrap();
+        let zero = reader
+            .partition_states("monitors", &[p(0)])
+            .unwrap()
+            .remove(&p(0))
+            .unwrap();
         assert_eq!(zero.next_offset, Some(12));
         assert_eq!(keys_of(&zero), ["P1"]);
 
@@ -885,10 +920,19 @@ mod tests {
             },
         )
         .unwrap();
-        let one = reader.partition_state("monitors", &p(1)).unwrap().unwrap();
+        let one = reader
+            .partition_states("monitors", &[p(1)])
+            .unwrap()
+            .remove(&p(1))
+            .unwrap();
         assert_eq!(one.next_offset, Some(25));
         assert_eq!(keys_of(&one), ["P2"]);
-        assert!(reader.partition_state("monitors", &p(7)).unwrap().is_none());
+        assert!(
+            reader
+                .partition_states("monitors", &[p(7)])
+                .unwrap()
+                .is_empty()
+        );
         // State kept per instance is what is not tagged with a partition.
         let latest = reader.latest_state().unwrap().unwrap();
         assert_eq!(latest.operators["windows"].num_rows(), 0);

@@ -129,61 +129,48 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
             )
         })?;
         let source = &spec.sources[source_index];
-        if let Some(alert) = &transform.alert {
-            let operator = crate::engine::alert::AlertPlan::try_new(
-                &spec.name,
-                &transform.name,
-                alert.clone(),
-                input_schema,
-                &udfs,
-            )
-            .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
-            let plan: Arc<dyn TransformPlan> = Arc::new(operator);
-            tables.insert(transform.name.clone(), plan.output_schema());
-            source_of.insert(transform.name.clone(), (source_index, false));
-            let scope = state_scope(&spec, source_index, &input, &per_partition, plan.as_ref());
-            if scope != StateScope::Instance && per_partition.contains(&input) {
-                per_partition.insert(transform.name.clone());
+        // An alert's output carries no event time (its rows are alerts).
+        let (plan, timed): (Arc<dyn TransformPlan>, bool) = match &transform.alert {
+            Some(alert) => {
+                let plan = crate::engine::alert::AlertPlan::try_new(
+                    &spec.name,
+                    &transform.name,
+                    alert.clone(),
+                    input_schema,
+                    &udfs,
+                )
+                .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
+                (Arc::new(plan), false)
             }
-            transforms.push(PlannedTransform {
-                plan,
-                scope,
-                event_time_source: None,
-                source: source_index,
-            });
-            continue;
-        }
-        let operator = plan_transform(TransformInput {
-            pipeline: &spec.name,
-            name: &transform.name,
-            sql: &transform.sql,
-            input: &input,
-            input_schema,
-            event_time: source
-                .config
-                .event_time()
-                .filter(|_| timed)
-                .map(|e| e.column.as_str()),
-            source: &source.name,
-            udfs: &udfs,
-            static_tables: &static_tables,
-        })
-        .await
-        .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
+            None => {
+                let plan = plan_transform(TransformInput {
+                    pipeline: &spec.name,
+                    name: &transform.name,
+                    sql: &transform.sql,
+                    input: &input,
+                    input_schema,
+                    event_time: source
+                        .config
+                        .event_time()
+                        .filter(|_| timed)
+                        .map(|e| e.column.as_str()),
+                    source: &source.name,
+                    udfs: &udfs,
+                    static_tables: &static_tables,
+                })
+                .await
+                .map_err(|message| sql_error(&spec, transform, message.to_string()))?;
+                (plan, timed)
+            }
+        };
         source_of.insert(transform.name.clone(), (source_index, timed));
-        tables.insert(transform.name.clone(), operator.output_schema());
-        let scope = state_scope(
-            &spec,
-            source_index,
-            &input,
-            &per_partition,
-            operator.as_ref(),
-        );
+        tables.insert(transform.name.clone(), plan.output_schema());
+        let scope = state_scope(&spec, source_index, &input, &per_partition, plan.as_ref());
         if scope != StateScope::Instance && per_partition.contains(&input) {
             per_partition.insert(transform.name.clone());
         }
         transforms.push(PlannedTransform {
-            plan: operator,
+            plan,
             scope,
             event_time_source: timed.then_some(source_index),
             source: source_index,

@@ -657,28 +657,32 @@ impl EngineLoop<'_> {
     ) -> Result<(), EngineError> {
         let now = Instant::now();
         let source = self.planned.spec.sources[source_index].name.clone();
-        let empty = BTreeMap::new();
-        for (partition, resume) in partitions {
+        for (partition, resume) in &partitions {
             self.owned[source_index].insert(partition.clone());
-            if let Some(offset) = resume {
+            if let Some(offset) = *resume {
                 let slot = self.positions[source_index]
                     .entry(partition.clone())
                     .or_insert(offset);
                 *slot = (*slot).max(offset);
             }
-            if !self.planned.has_partition_state() {
-                continue;
+        }
+        if !self.planned.has_partition_state() {
+            return Ok(());
+        }
+        let mut saved = match &self.store {
+            Some(store) => {
+                let keys: Vec<TopicPartition> = partitions.iter().map(|(p, _)| p.clone()).collect();
+                store.partition_states(&source, &keys)?
             }
-            let saved = match &self.store {
-                Some(store) => store.partition_state(&source, &partition)?,
-                None => None,
-            };
-            if let Some(saved) = &saved
-                && let (Some(tracker), Some(newest)) = (
-                    self.watermarks[source_index].as_mut(),
-                    saved.newest_event_ms,
-                )
-            {
+            None => BTreeMap::new(),
+        };
+        let empty = BTreeMap::new();
+        for (partition, resume) in partitions {
+            let saved = saved.remove(&partition);
+            if let (Some(tracker), Some(newest)) = (
+                self.watermarks[source_index].as_mut(),
+                saved.as_ref().and_then(|s| s.newest_event_ms),
+            ) {
                 tracker.resume_partition(&partition, newest, now);
             }
             let restored = self

@@ -67,6 +67,41 @@ async fn assert_each_minute_once(per_minute: &Path, late: &Path, logs: &str) {
     assert_eq!(rows_in(late).await, 0, "no reading was late:\n{logs}");
 }
 
+/// A test's topic with the first half of the ward published, and the
+/// keyed window pipeline over it with its data directory.
+struct Ward {
+    dir: tempfile::TempDir,
+    pipeline: PathBuf,
+    env: Vec<(&'static str, String)>,
+    per_minute: PathBuf,
+    topic: String,
+}
+
+impl Ward {
+    async fn first_half(broker: &SharedBroker, prefix: &str) -> Self {
+        let (topic, group) = (unique(prefix), unique("g"));
+        assert_eq!(publish(&broker.addr(), &topic, first_half()).await, 6_000);
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = keyed_windows(dir.path());
+        let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+        let per_minute = dir.path().join("per_minute");
+        Self {
+            dir,
+            pipeline,
+            env,
+            per_minute,
+            topic,
+        }
+    }
+
+    async fn publish_second_half(&self, broker: &SharedBroker) {
+        assert_eq!(
+            publish(&broker.addr(), &self.topic, second_half()).await,
+            6_000
+        );
+    }
+}
+
 /// Whether a log shows a partition taken over with open windows restored.
 fn took_over_state(log: &str) -> bool {
     log.lines().any(|l| {
@@ -98,30 +133,32 @@ async fn a_killed_instance_s_windows_move_to_its_replacement() {
     let Some(broker) = SharedBroker::get() else {
         return;
     };
-    let (topic, group) = (unique("failover"), unique("g"));
-    assert_eq!(publish(&broker.addr(), &topic, first_half()).await, 6_000);
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = keyed_windows(dir.path());
-    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
-    let per_minute = dir.path().join("per_minute");
+    let ward = Ward::first_half(&broker, "failover").await;
+    let Ward {
+        dir,
+        pipeline,
+        env,
+        per_minute,
+        ..
+    } = &ward;
 
-    let a = Instance::start(&pipeline, &env, dir.path().join("a.log"));
-    let b = Instance::start(&pipeline, &env, dir.path().join("b.log"));
+    let a = Instance::start(pipeline, env, dir.path().join("a.log"));
+    let b = Instance::start(pipeline, env, dir.path().join("b.log"));
     wait_holding(&[&a, &b]).await;
     // Minutes 0 and 1 closed on both instances; minute 2 is open in both.
-    let have = wait_for_rows(&per_minute, 40, Duration::from_secs(120)).await;
+    let have = wait_for_rows(per_minute, 40, Duration::from_secs(120)).await;
     assert_eq!(have, 40, "A:\n{}\nB:\n{}", a.log(), b.log());
     let log_a = a.log();
     a.kill9();
     let killed = tokio::time::Instant::now();
 
-    assert_eq!(publish(&broker.addr(), &topic, second_half()).await, 6_000);
-    let c = start_after_sessions_expire(&pipeline, &env, dir.path().join("c.log"), killed).await;
-    let have = wait_for_rows(&per_minute, 80, Duration::from_secs(120)).await;
+    ward.publish_second_half(&broker).await;
+    let c = start_after_sessions_expire(pipeline, env, dir.path().join("c.log"), killed).await;
+    let have = wait_for_rows(per_minute, 80, Duration::from_secs(120)).await;
     let (log_b, log_c) = (b.stop(), c.stop());
     let logs = format!("A (killed):\n{log_a}\nB:\n{log_b}\nC:\n{log_c}");
     assert_eq!(have, 80, "{logs}");
-    assert_each_minute_once(&per_minute, &dir.path().join("late"), &logs).await;
+    assert_each_minute_once(per_minute, &dir.path().join("late"), &logs).await;
     assert!(
         took_over_state(&log_b) || took_over_state(&log_c),
         "no instance restored the killed one's open windows:\n{logs}"
@@ -135,26 +172,28 @@ async fn a_joining_instance_continues_the_windows_of_the_partitions_it_takes() {
     let Some(broker) = SharedBroker::get() else {
         return;
     };
-    let (topic, group) = (unique("scaleout"), unique("g"));
-    assert_eq!(publish(&broker.addr(), &topic, first_half()).await, 6_000);
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = keyed_windows(dir.path());
-    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
-    let per_minute = dir.path().join("per_minute");
+    let ward = Ward::first_half(&broker, "scaleout").await;
+    let Ward {
+        dir,
+        pipeline,
+        env,
+        per_minute,
+        topic,
+    } = &ward;
 
-    let a = Instance::start(&pipeline, &env, dir.path().join("a.log"));
+    let a = Instance::start(pipeline, env, dir.path().join("a.log"));
     wait_holding(&[&a]).await;
-    let have = wait_for_rows(&per_minute, 40, Duration::from_secs(120)).await;
+    let have = wait_for_rows(per_minute, 40, Duration::from_secs(120)).await;
     assert_eq!(have, 40, "A:\n{}", a.log());
 
-    let b = Instance::start(&pipeline, &env, dir.path().join("b.log"));
+    let b = Instance::start(pipeline, env, dir.path().join("b.log"));
     wait_holding(&[&b]).await;
-    assert_eq!(publish(&broker.addr(), &topic, second_half()).await, 6_000);
-    let have = wait_for_rows(&per_minute, 80, Duration::from_secs(120)).await;
+    ward.publish_second_half(&broker).await;
+    let have = wait_for_rows(per_minute, 80, Duration::from_secs(120)).await;
     let (log_a, log_b) = (a.stop(), b.stop());
     let logs = format!("A:\n{log_a}\nB:\n{log_b}");
     assert_eq!(have, 80, "{logs}");
-    assert_each_minute_once(&per_minute, &dir.path().join("late"), &logs).await;
+    assert_each_minute_once(per_minute, &dir.path().join("late"), &logs).await;
     assert!(
         took_over_state(&log_b),
         "the joining instance did not continue open windows:\n{logs}"
@@ -164,7 +203,7 @@ async fn a_joining_instance_continues_the_windows_of_the_partitions_it_takes() {
     // partition with the writer whose state a takeover would restore.
     let output = std::process::Command::new(binary())
         .args(["status", "--pipeline"])
-        .arg(&pipeline)
+        .arg(pipeline)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
