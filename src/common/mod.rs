@@ -12,6 +12,7 @@
 //! - [`digest`]: SHA-256 as hex.
 //! - [`backoff`]: retry delays (exponential, from `backon`).
 //! - [`error_chain`]: an error and its causes on one line, for logs.
+//! - [`partition_board`]: the partitions this instance owns, for `/health`.
 
 pub mod backoff;
 pub mod digest;
@@ -19,6 +20,7 @@ pub mod env;
 pub mod error_chain;
 pub mod event_time;
 pub mod offsets;
+pub mod partition_board;
 pub mod tagged;
 pub mod units;
 
@@ -30,6 +32,7 @@ pub use env::{EnvError, EnvString, expand_env};
 pub use error_chain::ErrorChain;
 pub use event_time::{EventTimeError, event_times_ms};
 pub use offsets::{DurableOffsetsReader, Offsets, TopicPartition};
+pub use partition_board::{PartitionBoard, PartitionStatus};
 pub use serde_saphyr::Spanned;
 pub use tagged::read_kind;
 pub use units::{HumanBytes, HumanDuration};

@@ -35,7 +35,7 @@ use super::operators::{
 };
 use super::plan::PlannedPipeline;
 use super::watermark::{SavedWatermark, WatermarkTracker};
-use crate::common::{BoxError, event_times_ms};
+use crate::common::{BoxError, PartitionBoard, event_times_ms};
 use crate::sinks::SinkContext;
 use crate::sinks::{SinkMessage, SinkSummary};
 use crate::sources::{
@@ -183,6 +183,7 @@ async fn start<'a>(
     let engine = EngineLoop {
         planned,
         operators,
+        board: options.sinks.partitions.clone(),
         owned: vec![BTreeSet::new(); spec.sources.len()],
         sinks,
         store,
@@ -298,6 +299,7 @@ fn start_sources(
             shutdown: source_shutdown.clone(),
             committed: commit_receiver,
             durable: store.map(|s| std::sync::Arc::new(s.durable_offsets()) as _),
+            partitions: options.sinks.partitions.clone(),
         };
         let task = tokio::spawn(async move { runtime.run(ctx).await.map_err(Into::into) });
         tasks.push((source.name.clone(), task));
@@ -510,6 +512,8 @@ struct EngineLoop<'a> {
     operators: RunOperators<'a>,
     /// Per source: the partitions it has announced as this instance's.
     owned: Vec<BTreeSet<TopicPartition>>,
+    /// The owned partitions as `/health` shows them.
+    board: PartitionBoard,
     sinks: Vec<RunningSink>,
     store: Option<CheckpointStore>,
     /// Per source: the next offset per partition of everything processed.
@@ -609,8 +613,11 @@ impl EngineLoop<'_> {
         self.deliver(&outputs).await?;
         let position = &mut self.positions[source_index];
         for (partition, next) in item.offsets {
-            let slot = position.entry(partition).or_insert(next);
+            let slot = position.entry(partition.clone()).or_insert(next);
             *slot = (*slot).max(next);
+            let next = *slot;
+            self.board
+                .update(source, &partition, |s| s.next_offset = Some(next));
         }
         BatchProcessed {
             pipeline: &self.planned.spec.name,
@@ -659,6 +666,7 @@ impl EngineLoop<'_> {
         let source = self.planned.spec.sources[source_index].name.clone();
         for (partition, resume) in &partitions {
             self.owned[source_index].insert(partition.clone());
+            self.board.assigned(&source, partition, *resume);
             if let Some(offset) = *resume {
                 let slot = self.positions[source_index]
                     .entry(partition.clone())
@@ -714,6 +722,8 @@ impl EngineLoop<'_> {
         for partition in partitions {
             self.owned[source_index].remove(partition);
         }
+        self.board
+            .revoked(&self.planned.spec.sources[source_index].name, partitions);
         self.operators.revoke(source_index, partitions);
         if let Some(tracker) = self.watermarks[source_index].as_mut() {
             tracker.forget(partitions);
@@ -850,18 +860,25 @@ impl EngineLoop<'_> {
                     partition,
                 })
                 .collect();
+            let now = Instant::now();
             for entry in &entries {
+                let watermark = tracker.and_then(|t| t.partition_watermark(&entry.partition, now));
+                let state_rows = saved
+                    .rows_per_partition
+                    .get(&entry.partition)
+                    .copied()
+                    .unwrap_or(0);
+                self.board.update(&source.name, &entry.partition, |s| {
+                    s.watermark_ms = watermark;
+                    s.state_rows = state_rows;
+                    s.last_checkpoint = Some(chrono::Utc::now());
+                });
                 PartitionCheckpointed {
                     pipeline: &self.planned.spec.name,
                     source: &source.name,
                     partition: &entry.partition,
-                    watermark: tracker
-                        .and_then(|t| t.partition_watermark(&entry.partition, Instant::now())),
-                    state_rows: saved
-                        .rows_per_partition
-                        .get(&entry.partition)
-                        .copied()
-                        .unwrap_or(0),
+                    watermark,
+                    state_rows,
                 }
                 .emit();
             }

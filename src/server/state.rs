@@ -53,6 +53,8 @@ pub struct AppState {
     pub live: LiveHubs,
     /// Remote stores of the pipeline in this process, for `/health`.
     pub stores: StoreStatusBoard,
+    /// Source partitions the pipeline in this process owns, for `/health`.
+    pub partitions: crate::common::PartitionBoard,
 }
 
 /// A model with the request rules derived from its metadata.
@@ -104,6 +106,7 @@ impl AppState {
             tls: false,
             live: LiveHubs::default(),
             stores: StoreStatusBoard::default(),
+            partitions: crate::common::PartitionBoard::default(),
         }
     }
 
@@ -134,11 +137,13 @@ impl AppState {
         self
     }
 
-    /// Show the live view and store status of the run that shares `sinks`
-    /// (`vitalflow up`: the pipeline and the server in one process).
+    /// Show the live view, store status and partitions of the run that
+    /// shares `sinks` (`vitalflow up`: the pipeline and the server in one
+    /// process).
     pub fn with_run(mut self, sinks: &SinkContext) -> Self {
         self.live = sinks.live.clone();
         self.stores = sinks.stores.clone();
+        self.partitions = sinks.partitions.clone();
         self
     }
 

@@ -31,13 +31,17 @@ use crate::storage::StagedFile;
 use crate::storage::status::StoreStatusBoard;
 
 /// What a run hands to the sinks it builds, and what the server of the same
-/// process reads: the live view's hubs and the remote stores' status. The
+/// process reads: the live view's hubs, the remote stores' status and the
+/// source partitions the run owns. The
 /// caller creates it (`vitalflow up` shares it with its server; a plain run
 /// uses the default) and passes it down explicitly.
 #[derive(Debug, Clone, Default)]
 pub struct SinkContext {
     pub live: live::LiveHubs,
     pub stores: StoreStatusBoard,
+    /// The source partitions the run owns: written by the engine and the
+    /// sources (not by sinks), shown by the server beside the stores.
+    pub partitions: crate::common::PartitionBoard,
 }
 
 /// What flows into a sink.

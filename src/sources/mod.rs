@@ -103,6 +103,8 @@ pub struct SourceContext {
     /// Durable offsets recorded by every instance's checkpoints, for
     /// resuming partitions (`None` when the pipeline keeps no checkpoints).
     pub durable: Option<Arc<dyn DurableOffsetsReader>>,
+    /// Where the source reports what it knows of its partitions (lag).
+    pub partitions: crate::common::PartitionBoard,
 }
 
 /// A running source.

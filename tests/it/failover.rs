@@ -222,3 +222,67 @@ async fn a_joining_instance_continues_the_windows_of_the_partitions_it_takes() {
         );
     }
 }
+
+/// `vitalflow up` over the keyed Kafka pipeline shows on `/health` the
+/// partitions it owns, each with its offset, watermark and last checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_the_partitions_an_instance_owns() {
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let ward = Ward::first_half(&broker, "health").await;
+    let port = crate::support::free_port();
+    let mut command = std::process::Command::new(binary());
+    command
+        .args(["--log", "warn", "up", "--insecure-no-auth"])
+        .arg("--pipeline")
+        .arg(&ward.pipeline)
+        .args(["--model", "models/missing.onnx"])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .arg("--audit-dir")
+        .arg(ward.dir.path().join("audit"))
+        .arg("--tokens")
+        .arg(ward.dir.path().join("tokens.yaml"))
+        .envs(ward.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _up = crate::support::ChildGuard::spawn(&mut command).unwrap();
+    let health = crate::support::wait_for(
+        Duration::from_secs(120),
+        "/health to list 4 checkpointed partitions, all read, with open windows",
+        || async {
+            let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let partitions = body["partitions"].as_array()?;
+            // 6,000 readings over 4 partitions: every offset read.
+            let read: i64 = partitions
+                .iter()
+                .filter_map(|p| p["next_offset"].as_i64())
+                .sum();
+            let ready = partitions.len() == 4
+                && read == 6_000
+                && partitions.iter().all(|p| {
+                    p["last_checkpoint"].is_string()
+                        && p["watermark"].is_string()
+                        && p["state_rows"].as_u64().is_some_and(|rows| rows > 0)
+                });
+            ready.then_some(body)
+        },
+    )
+    .await;
+    let partitions = health["partitions"].as_array().unwrap();
+    let mut numbers: Vec<i64> = partitions
+        .iter()
+        .map(|p| p["partition"].as_i64().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, [0, 1, 2, 3], "{health}");
+    assert!(
+        partitions.iter().all(|p| p["topic"] == ward.topic.as_str()),
+        "{health}"
+    );
+}

@@ -3,10 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::types::{Health, StorageHealth};
+use super::types::{Health, PartitionHealth, StorageHealth};
 use crate::server::state::AppState;
 
-/// Liveness, model status and, for remote datasets, whether uploads succeed.
+/// Liveness, model status, for remote datasets whether uploads succeed, and
+/// the source partitions this instance owns.
 #[utoipa::path(get, path = "/health", tag = "model", responses((status = 200, description = "Server is up", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     let (loaded, name, version, error) = match &state.model {
@@ -23,6 +24,12 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: if healthy { "ok" } else { "degraded" }.into(),
         storage: storage.into_iter().map(StorageHealth::from).collect(),
+        partitions: state
+            .partitions
+            .all()
+            .into_iter()
+            .map(|(source, partition, status)| PartitionHealth::new(source, partition, status))
+            .collect(),
         model_loaded: loaded,
         model_name: name,
         model_version: version,

@@ -103,6 +103,49 @@ pub struct Health {
     /// Remote datasets of the running pipeline: `degraded` while uploads
     /// fail and files wait in the local spool.
     pub storage: Vec<StorageHealth>,
+    /// Source partitions the pipeline in this process owns now (empty
+    /// without one, or before the consumer group assigned any).
+    pub partitions: Vec<PartitionHealth>,
+}
+
+/// An owned source partition as `/health` shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartitionHealth {
+    pub source: String,
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to read.
+    pub next_offset: Option<i64>,
+    /// Messages behind the partition's end (from the client's statistics).
+    pub lag: Option<i64>,
+    /// The partition's own watermark, RFC 3339.
+    pub watermark: Option<String>,
+    /// State rows (window groups, alert keys) at the last checkpoint.
+    pub state_rows: usize,
+    /// RFC 3339 time of the last checkpoint that saved it.
+    pub last_checkpoint: Option<String>,
+}
+
+impl PartitionHealth {
+    pub fn new(
+        source: String,
+        partition: crate::common::TopicPartition,
+        status: crate::common::PartitionStatus,
+    ) -> Self {
+        Self {
+            source,
+            topic: partition.topic,
+            partition: partition.partition,
+            next_offset: status.next_offset,
+            lag: status.lag,
+            watermark: status
+                .watermark_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339()),
+            state_rows: status.state_rows,
+            last_checkpoint: status.last_checkpoint.map(|t| t.to_rfc3339()),
+        }
+    }
 }
 
 /// A remote dataset as `/health` shows it: states and counts only. Local

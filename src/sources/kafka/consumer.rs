@@ -69,6 +69,8 @@ pub(super) struct Shared {
     event_time: Option<EventTimeConfig>,
     pub(super) durable: Option<std::sync::Arc<dyn DurableOffsetsReader>>,
     pub(super) assigned: Mutex<BTreeSet<TopicPartition>>,
+    /// Where the lag of each owned partition is shown (`/health`).
+    board: crate::common::PartitionBoard,
     summary: Mutex<SourceSummary>,
     /// Set once the final checkpoint is done: later revokes just release.
     pub(super) closing: AtomicBool,
@@ -138,6 +140,7 @@ fn consume(
         }),
         event_time: config.event_time.clone(),
         durable: ctx.durable.clone(),
+        board: ctx.partitions.clone(),
         assigned: Mutex::new(BTreeSet::new()),
         summary: Mutex::new(SourceSummary::default()),
         held: Mutex::new(None),
@@ -447,6 +450,10 @@ impl ClientContext for SourceClientContext {
                 if *partition < 0 || !assigned.contains(&TopicPartition::new(topic, *partition)) {
                     continue;
                 }
+                let tp = TopicPartition::new(topic, *partition);
+                self.0
+                    .board
+                    .update(&self.0.name, &tp, |s| s.lag = Some(p.consumer_lag.max(0)));
                 PartitionLag {
                     source: &self.0.name,
                     topic,
