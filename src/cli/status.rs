@@ -7,21 +7,25 @@
 use anyhow::Context;
 
 use super::args::StatusArgs;
-use crate::engine::checkpoint::{WriterStatus, owners, status as read_status};
+use crate::engine::checkpoint::{CheckpointFiles, WriterStatus, owners, status as read_status};
 use crate::spec;
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let spec = spec::load(&args.pipeline)?;
-    let Some(dir) = spec.checkpoint_dir() else {
+    let Some(location) = spec.checkpoint_location() else {
         println!(
             "pipeline `{}` keeps no checkpoints (no Parquet sink and no checkpoint_dir:)",
             spec.name
         );
         return Ok(());
     };
-    let writers = read_status(&dir)
-        .with_context(|| format!("reading the checkpoints in {}", dir.display()))?;
-    print!("{}", render(&spec.name, &dir, &writers, chrono::Utc::now()));
+    let files = CheckpointFiles::open(&location, &spec.checkpoint_store)?;
+    let writers = read_status(&files)
+        .with_context(|| format!("reading the checkpoints in {}", files.root()))?;
+    print!(
+        "{}",
+        render(&spec.name, &files.root(), &writers, chrono::Utc::now())
+    );
     Ok(())
 }
 
@@ -51,13 +55,13 @@ fn offset(next: Option<i64>) -> String {
 /// The report, as printed.
 fn render(
     pipeline: &str,
-    dir: &std::path::Path,
+    root: &str,
     writers: &[WriterStatus],
     now: chrono::DateTime<chrono::Utc>,
 ) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "pipeline {pipeline}: checkpoints in {}", dir.display());
+    let _ = writeln!(out, "pipeline {pipeline}: checkpoints in {root}");
     if writers.is_empty() {
         let _ = writeln!(out, "no checkpoint yet");
         return out;
@@ -70,7 +74,7 @@ fn render(
             w.created_at,
             age(&w.created_at, now),
             w.epoch,
-            w.files
+            w.published.len()
         );
         for (source, watermark) in &w.watermarks {
             let _ = writeln!(
@@ -137,10 +141,11 @@ mod tests {
     fn writer(name: &str, at: &str, entries: Vec<PartitionEntry>) -> WriterStatus {
         WriterStatus {
             writer: name.into(),
-            manifest: format!("/c/{name}/checkpoint-1.json").into(),
+            manifest: format!("/c/{name}/checkpoint-1.json"),
             epoch: 3,
             created_at: at.into(),
-            files: 1,
+            published: Vec::new(),
+            state: BTreeMap::new(),
             partitions: BTreeMap::from([("monitors".to_string(), entries)]),
             watermarks: BTreeMap::new(),
         }
@@ -157,7 +162,7 @@ mod tests {
             vec![entry(0, 100, true), entry(1, 50, false)],
         );
         let b = writer("b", "2026-11-30T18:00:20Z", vec![entry(1, 80, true)]);
-        let text = render("vitals", std::path::Path::new("/c"), &[a, b], now);
+        let text = render("vitals", "/c", &[a, b], now);
         assert!(
             text.contains("last checkpoint 2026-11-30T18:00:00Z (30 s ago)"),
             "{text}"

@@ -198,6 +198,15 @@ pub enum CheckpointError {
         source: StorageError,
     },
 
+    /// An object store holding the checkpoints failed (or cannot be used
+    /// from here); `context` says what and where.
+    #[error("{context}")]
+    Remote {
+        context: String,
+        #[source]
+        source: Option<object_store::Error>,
+    },
+
     /// Publishing a staged file of the checkpoint failed.
     #[error(transparent)]
     Publish(#[from] StorageError),
@@ -208,9 +217,9 @@ pub enum CheckpointError {
     Encode(#[source] serde_json::Error),
 
     /// A manifest is not valid JSON or not a manifest's shape.
-    #[error("reading checkpoint {}", path.display())]
+    #[error("reading checkpoint {location}")]
     Manifest {
-        path: PathBuf,
+        location: String,
         #[source]
         source: serde_json::Error,
     },
@@ -220,10 +229,10 @@ pub enum CheckpointError {
     EncodeState(#[from] arrow::error::ArrowError),
 
     /// An operator's saved state could not be read back.
-    #[error("reading the saved state of `{operator}` from {}", path.display())]
+    #[error("reading the saved state of `{operator}` from {location}")]
     ReadState {
         operator: String,
-        path: PathBuf,
+        location: String,
         #[source]
         source: StateFileError,
     },
@@ -233,12 +242,12 @@ pub enum CheckpointError {
     #[error(
         "checkpoint {} lists {} but neither it nor its published name {} exists: \
          the dataset was modified outside vitalflow",
-        manifest.display(),
+        manifest,
         staged.display(),
         published.display()
     )]
     FileMissing {
-        manifest: PathBuf,
+        manifest: String,
         staged: PathBuf,
         published: PathBuf,
     },
@@ -278,7 +287,7 @@ mod tests {
         );
         let read = CheckpointError::ReadState {
             operator: "hr_1m".into(),
-            path: "/s/w/state-000000000001-hr_1m.arrow".into(),
+            location: "/s/w/state-000000000001-hr_1m.arrow".into(),
             source: io().into(),
         };
         assert_eq!(

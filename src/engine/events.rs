@@ -1,7 +1,6 @@
 //! Internal events of the engine loop (one log line and/or metrics each).
 #![allow(clippy::disallowed_macros)]
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::storage::StagedFile;
@@ -74,16 +73,22 @@ impl FilePublished<'_> {
 /// Startup found the checkpoint directory and finished what was pending.
 pub struct Recovered<'a> {
     pub pipeline: &'a str,
-    pub dir: &'a Path,
+    /// Where the checkpoints are (a directory or an object store URL).
+    pub dir: &'a str,
     pub rolled_forward: usize,
+    /// Writers whose expired checkpoints were removed.
+    pub expired: &'a [String],
 }
 
 impl Recovered<'_> {
     pub fn emit(&self) {
+        if !self.expired.is_empty() {
+            tracing::info!(pipeline = self.pipeline, checkpoints = %self.dir, writers = %self.expired.join(" "), "removed the checkpoints of instances gone longer than checkpoint_retention");
+        }
         if self.rolled_forward > 0 {
-            tracing::info!(pipeline = self.pipeline, checkpoints = %self.dir.display(), files = self.rolled_forward, "published files of an interrupted checkpoint");
+            tracing::info!(pipeline = self.pipeline, checkpoints = %self.dir, files = self.rolled_forward, "published files of an interrupted checkpoint");
         } else {
-            tracing::debug!(pipeline = self.pipeline, checkpoints = %self.dir.display(), "no interrupted checkpoint");
+            tracing::debug!(pipeline = self.pipeline, checkpoints = %self.dir, "no interrupted checkpoint");
         }
     }
 }
@@ -135,7 +140,7 @@ impl WatermarkAdvanced<'_> {
 /// Open windows and watermarks were loaded from a checkpoint.
 pub struct StateRestored<'a> {
     pub pipeline: &'a str,
-    pub manifest: &'a Path,
+    pub manifest: &'a str,
     pub groups: usize,
 }
 
@@ -143,7 +148,7 @@ impl StateRestored<'_> {
     pub fn emit(&self) {
         tracing::info!(
             pipeline = self.pipeline,
-            checkpoint = %self.manifest.display(),
+            checkpoint = %self.manifest,
             open_groups = self.groups,
             "continuing open windows from the last checkpoint"
         );
@@ -159,7 +164,7 @@ pub struct PartitionStateAssigned<'a> {
     /// Where the source resumes reading.
     pub resume: Option<i64>,
     /// The checkpoint the state came from and the offset it was saved at.
-    pub saved: Option<(&'a Path, Option<i64>)>,
+    pub saved: Option<(&'a str, Option<i64>)>,
     /// State rows (window groups, alert keys) restored.
     pub restored: usize,
 }
@@ -174,7 +179,7 @@ impl PartitionStateAssigned<'_> {
                 partition = %partition,
                 resume = ?self.resume,
                 saved_at = ?saved_at,
-                checkpoint = %manifest.display(),
+                checkpoint = %manifest,
                 "the partition resumes at another offset than its saved state was taken at: \
                  windows may count rows twice or miss some"
             ),
@@ -184,7 +189,7 @@ impl PartitionStateAssigned<'_> {
                 partition = %partition,
                 resume = ?self.resume,
                 restored_rows = self.restored,
-                checkpoint = %manifest.display(),
+                checkpoint = %manifest,
                 "took over partition with its saved state"
             ),
             None => tracing::info!(

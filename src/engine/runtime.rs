@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::checkpoint::{CheckpointStore, OwnedPartition, StateToSave};
+use super::checkpoint::{CheckpointFiles, CheckpointStore, OwnedPartition, StateToSave};
 use super::error::{EngineError, StoppedUnexpectedly};
 use super::events::{
     BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, PartitionCheckpointed,
@@ -211,15 +211,18 @@ async fn start<'a>(
 /// (or back) what an earlier run left half-done.
 fn open_checkpoints(planned: &PlannedPipeline) -> Result<Option<CheckpointStore>, EngineError> {
     let spec = &planned.spec;
-    let Some(dir) = spec.checkpoint_dir() else {
+    let Some(location) = spec.checkpoint_location() else {
         return Ok(None);
     };
-    let store = CheckpointStore::open(&dir, &spec.name)?;
+    let files = CheckpointFiles::open(&location, &spec.checkpoint_store)?;
+    let store = CheckpointStore::open_at(files, &spec.name)?;
     let recovery = store.recover()?;
+    let expired = store.clean_up(spec.checkpoint_retention)?;
     Recovered {
         pipeline: &spec.name,
-        dir: &dir,
+        dir: &store.root(),
         rolled_forward: recovery.rolled_forward.len(),
+        expired: &expired,
     }
     .emit();
     Ok(Some(store))
@@ -706,9 +709,7 @@ impl EngineLoop<'_> {
                 source: &source,
                 partition: &partition,
                 resume,
-                saved: saved
-                    .as_ref()
-                    .map(|s| (s.manifest.as_path(), s.next_offset)),
+                saved: saved.as_ref().map(|s| (s.manifest.as_str(), s.next_offset)),
                 restored,
             }
             .emit();

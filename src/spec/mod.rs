@@ -27,8 +27,14 @@ pub struct PipelineSpec {
     /// In dependency order: every transform comes after the tables it reads.
     pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<SinkSpec>,
-    /// Checkpoint directory, if set explicitly (see [`PipelineSpec::checkpoint_dir`]).
-    pub checkpoint_dir: Option<PathBuf>,
+    /// Where checkpoints are kept, if set explicitly: a directory, or an
+    /// `s3://` / `hdfs://` location (see [`PipelineSpec::checkpoint_location`]).
+    pub checkpoint_dir: Option<crate::storage::Location>,
+    /// `checkpoint_store:`: the object store settings of a remote `checkpoint_dir`.
+    pub checkpoint_store: std::collections::BTreeMap<String, String>,
+    /// `checkpoint_retention:` (default 7 days): how long a gone instance's
+    /// checkpoints are kept once nothing of theirs is needed.
+    pub checkpoint_retention: std::time::Duration,
     /// UDF plugin crate directories (resolved against the file's directory).
     pub udfs: Vec<UdfSpec>,
     /// Models callable from SQL.
@@ -95,12 +101,12 @@ impl PipelineSpec {
     /// Where this pipeline keeps its checkpoints: the configured directory,
     /// else `_vitalflow/<name>` in the first file sink's dataset; `None`
     /// when no sink writes files (nothing to publish atomically).
-    pub fn checkpoint_dir(&self) -> Option<PathBuf> {
+    pub fn checkpoint_location(&self) -> Option<crate::storage::Location> {
         self.checkpoint_dir.clone().or_else(|| {
             self.sinks
                 .iter()
                 .find_map(|s| s.config.dataset_dir())
-                .map(|dir| dir.join("_vitalflow").join(&self.name))
+                .map(|dir| crate::storage::Location::Local(dir.join("_vitalflow").join(&self.name)))
         })
     }
 }

@@ -40,6 +40,14 @@ pub struct RawPipeline {
     /// first Parquet sink's dataset, so the state travels with the data.
     #[serde(default)]
     pub checkpoint_dir: Option<EnvString>,
+    /// Settings of the object store holding `checkpoint_dir` when it is an
+    /// `s3://` or `hdfs://` location (the keys of a Parquet sink's `store:`).
+    #[serde(default)]
+    pub checkpoint_store: std::collections::BTreeMap<String, EnvString>,
+    /// How long the checkpoints of an instance that is gone are kept once
+    /// another owns all it had (default 7 days).
+    #[serde(default)]
+    pub checkpoint_retention: Option<crate::common::HumanDuration>,
     /// Arroyo UDF plugin crates (directories, relative to this file), built
     /// if stale and callable from every transform's SQL.
     #[serde(default)]

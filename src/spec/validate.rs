@@ -302,13 +302,41 @@ fn from_raw(raw: RawPipeline, path: &Path) -> Result<PipelineSpec, SpecError> {
         });
     }
 
+    let checkpoint_dir = raw
+        .checkpoint_dir
+        .map(|dir| crate::storage::Location::parse(dir.as_str(), Path::new(".")))
+        .transpose()
+        .map_err(|e| SpecError::invalid(path, "checkpoint_dir", 0, e))?;
+    let checkpoint_store: std::collections::BTreeMap<String, String> = raw
+        .checkpoint_store
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().to_string()))
+        .collect();
+    match checkpoint_dir.as_ref().and_then(|l| l.as_remote()) {
+        Some(remote) => crate::storage::store::check_settings(remote.kind, &checkpoint_store)
+            .map_err(|e| SpecError::invalid(path, "checkpoint_store", 0, e))?,
+        None if !checkpoint_store.is_empty() => {
+            return Err(SpecError::invalid(
+                path,
+                "checkpoint_store",
+                0,
+                "settings for an object store, but `checkpoint_dir` is not an s3:// or hdfs:// location",
+            ));
+        }
+        None => {}
+    }
+
     Ok(PipelineSpec {
         name,
         path: path.to_path_buf(),
         sources,
         transforms,
         sinks,
-        checkpoint_dir: raw.checkpoint_dir.map(|d| d.0.into()),
+        checkpoint_dir,
+        checkpoint_store,
+        checkpoint_retention: raw
+            .checkpoint_retention
+            .map_or(std::time::Duration::from_secs(7 * 24 * 3600), |d| d.0),
         udfs: raw
             .udfs
             .into_iter()

@@ -19,6 +19,7 @@ use crate::kafka::{
     Instance, count, holds_partitions, pipeline_env, publish, rows_in, start_after_sessions_expire,
     unique, unpaced, wait_for_rows, windowed_pipeline,
 };
+use crate::s3_server::{BUCKET, S3Server};
 use crate::support::{binary, poll_until};
 
 /// The per-minute window pipeline with the source keyed by patient (as the
@@ -134,14 +135,67 @@ async fn a_killed_instance_s_windows_move_to_its_replacement() {
         return;
     };
     let ward = Ward::first_half(&broker, "failover").await;
+    kill_one_and_replace_it(&broker, &ward).await;
+}
+
+/// The same with the checkpoints in S3 (the S3 test server), as instances
+/// on different machines would share them: nothing is checkpointed on the
+/// local disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_windows_move_with_checkpoints_in_s3() {
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let server = S3Server::start();
+    let ward = Ward::first_half(&broker, "s3failover").await;
+    let yaml = std::fs::read_to_string(&ward.pipeline).unwrap();
+    let checkpoints = format!(
+        "checkpoint_dir: s3://{BUCKET}/checkpoints/windows\n{}",
+        server
+            .store_yaml("")
+            .replacen("store:", "checkpoint_store:", 1)
+    );
+    std::fs::write(&ward.pipeline, format!("{yaml}{checkpoints}")).unwrap();
+
+    kill_one_and_replace_it(&broker, &ward).await;
+    // A, B and C each wrote their manifests to the bucket.
+    let writers: std::collections::BTreeSet<String> =
+        walkdir::WalkDir::new(server.bucket_dir().join("checkpoints"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy();
+                name.starts_with("checkpoint-") && name.ends_with(".json")
+            })
+            .filter_map(|e| {
+                Some(
+                    e.path()
+                        .parent()?
+                        .file_name()?
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            })
+            .collect();
+    assert_eq!(writers.len(), 3, "{writers:?}");
+    assert!(
+        !ward.per_minute.join("_vitalflow").exists(),
+        "checkpoints were written beside the dataset"
+    );
+}
+
+/// A and B share the partitions; A is killed while minute 2 is open; the
+/// second half is published; C, started after A's session expired, takes
+/// A's partitions over. Every window is then checked against the batch
+/// computation.
+async fn kill_one_and_replace_it(broker: &SharedBroker, ward: &Ward) {
     let Ward {
         dir,
         pipeline,
         env,
         per_minute,
         ..
-    } = &ward;
-
+    } = ward;
     let a = Instance::start(pipeline, env, dir.path().join("a.log"));
     let b = Instance::start(pipeline, env, dir.path().join("b.log"));
     wait_holding(&[&a, &b]).await;
@@ -152,7 +206,7 @@ async fn a_killed_instance_s_windows_move_to_its_replacement() {
     a.kill9();
     let killed = tokio::time::Instant::now();
 
-    ward.publish_second_half(&broker).await;
+    ward.publish_second_half(broker).await;
     let c = start_after_sessions_expire(pipeline, env, dir.path().join("c.log"), killed).await;
     let have = wait_for_rows(per_minute, 80, Duration::from_secs(120)).await;
     let (log_b, log_c) = (b.stop(), c.stop());

@@ -24,9 +24,10 @@
 //! later manifest (and keeps those files), so the state stays findable
 //! until the new owner's own checkpoints supersede it.
 
+mod files;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -34,8 +35,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{CheckpointError, StateFileError};
 use crate::common::{Offsets, TopicPartition};
-use crate::storage::publish::write_atomically;
 use crate::storage::{Published, StagedFile};
+
+pub use files::CheckpointFiles;
 
 const MANIFEST_PREFIX: &str = "checkpoint-";
 const MANIFEST_SUFFIX: &str = ".json";
@@ -52,9 +54,8 @@ fn ipc_bytes(batch: &RecordBatch) -> Result<Vec<u8>, arrow::error::ArrowError> {
     Ok(bytes)
 }
 
-fn read_ipc(path: &Path) -> Result<RecordBatch, StateFileError> {
-    let file = std::fs::File::open(path)?;
-    let reader = arrow::ipc::reader::FileReader::try_new(file, None)?;
+fn read_ipc(bytes: Vec<u8>) -> Result<RecordBatch, StateFileError> {
+    let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
     let schema = reader.schema();
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
@@ -118,7 +119,7 @@ pub struct OwnedPartition {
 #[derive(Debug)]
 pub struct PartitionSaved {
     /// The manifest it came from, for logs.
-    pub manifest: PathBuf,
+    pub manifest: String,
     pub next_offset: Option<i64>,
     pub newest_event_ms: Option<i64>,
     /// Per stateful transform, the partition's rows (tag columns removed).
@@ -129,7 +130,7 @@ pub struct PartitionSaved {
 #[derive(Debug, Default)]
 pub struct SavedState {
     /// The manifest it came from, for logs.
-    pub manifest: PathBuf,
+    pub manifest: String,
     pub operators: BTreeMap<String, RecordBatch>,
     pub watermarks: BTreeMap<String, i64>,
 }
@@ -229,7 +230,7 @@ struct PartitionOffset {
 /// use from a Kafka rebalance callback while the engine keeps writing.
 #[derive(Debug, Clone)]
 pub struct DurableOffsets {
-    dir: PathBuf,
+    files: CheckpointFiles,
 }
 
 impl DurableOffsets {
@@ -237,8 +238,8 @@ impl DurableOffsets {
     /// any writer (the maximum, since offsets only grow).
     pub fn of(&self, source: &str) -> Result<Offsets, CheckpointError> {
         let mut offsets = Offsets::new();
-        for path in all_manifests(&self.dir)? {
-            let Some(manifest) = read_manifest(&path)? else {
+        for key in all_manifests(&self.files)? {
+            let Some(manifest) = read_manifest(&self.files, &key)? else {
                 continue;
             };
             for entry in manifest.sources.get(source).into_iter().flatten() {
@@ -260,7 +261,7 @@ impl crate::common::DurableOffsetsReader for DurableOffsets {
 /// The checkpoints of one pipeline instance.
 #[derive(Debug)]
 pub struct CheckpointStore {
-    dir: PathBuf,
+    files: CheckpointFiles,
     pipeline: String,
     writer: String,
     epoch: u64,
@@ -277,19 +278,23 @@ pub struct Recovery {
 }
 
 impl CheckpointStore {
-    /// Open (creating) the store in `dir` for a new writer.
+    /// Open (creating) the store in the local directory `dir` for a new
+    /// writer.
     pub fn open(dir: &Path, pipeline: &str) -> Result<Self, CheckpointError> {
+        Self::open_at(CheckpointFiles::Local(dir.to_path_buf()), pipeline)
+    }
+
+    /// Open the store at `files` (a directory or an object store prefix)
+    /// for a new writer.
+    pub fn open_at(files: CheckpointFiles, pipeline: &str) -> Result<Self, CheckpointError> {
         let writer = format!(
             "{}-{:08x}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S"),
             rand::random::<u32>()
         );
-        std::fs::create_dir_all(dir.join(&writer)).map_err(|source| CheckpointError::Io {
-            context: format!("creating checkpoint directory {}", dir.display()),
-            source,
-        })?;
+        files.create_writer(&writer)?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            files,
             pipeline: pipeline.to_string(),
             writer,
             epoch: 0,
@@ -297,13 +302,14 @@ impl CheckpointStore {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the checkpoints are, for messages.
+    pub fn root(&self) -> String {
+        self.files.root()
     }
 
     pub fn durable_offsets(&self) -> DurableOffsets {
         DurableOffsets {
-            dir: self.dir.clone(),
+            files: self.files.clone(),
         }
     }
 
@@ -313,25 +319,15 @@ impl CheckpointStore {
     /// publishing an already published file is a no-op.
     pub fn recover(&self) -> Result<Recovery, CheckpointError> {
         let mut recovery = Recovery::default();
-        let mut newest: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
-        for path in all_manifests(&self.dir)? {
-            if let Some(writer_dir) = path.parent() {
-                // Names sort by epoch, so the last one seen is the newest.
-                newest.insert(writer_dir.to_path_buf(), path);
-            }
-        }
-        for path in newest.into_values() {
-            let Some(manifest) = read_manifest(&path)? else {
-                continue;
-            };
-            for file in &manifest.files {
+        for writer in status(&self.files)? {
+            for file in &writer.published {
                 if file.spooled || file.staged.exists() || file.published.exists() {
                     if file.publish()? == Published::Renamed {
                         recovery.rolled_forward.push(file.published.clone());
                     }
                 } else {
                     return Err(CheckpointError::FileMissing {
-                        manifest: path,
+                        manifest: writer.manifest.clone(),
                         staged: file.staged.clone(),
                         published: file.published.clone(),
                     });
@@ -339,6 +335,41 @@ impl CheckpointStore {
             }
         }
         Ok(recovery)
+    }
+
+    /// Remove the checkpoints of other writers that are of no more use: the
+    /// newest is older than `retention`, it is not the newest checkpoint of
+    /// all (state kept per instance is restored from that one), and every
+    /// partition it names has a newer owner elsewhere. Run after
+    /// [`Self::recover`], so their files are published. Returns the writers
+    /// removed; a failure to remove is logged (it is only garbage).
+    pub fn clean_up(&self, retention: std::time::Duration) -> Result<Vec<String>, CheckpointError> {
+        let writers = status(&self.files)?;
+        let owners = owners(&writers);
+        let newest = writers.last().map(|w| w.writer.clone());
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let mut removed = Vec::new();
+        for writer in &writers {
+            let old = chrono::DateTime::parse_from_rfc3339(&writer.created_at)
+                .is_ok_and(|at| at < cutoff);
+            let owns = owners.values().any(|(w, _)| w.writer == writer.writer);
+            if writer.writer == self.writer
+                || Some(&writer.writer) == newest.as_ref()
+                || !old
+                || owns
+            {
+                continue;
+            }
+            let prefix = format!("{}/", writer.writer);
+            for key in self.files.list()?.iter().filter(|k| k.starts_with(&prefix)) {
+                if let Err(error) = self.files.delete(key) {
+                    tracing::warn!(error = %crate::common::ErrorChain(&error), "cannot remove an expired checkpoint");
+                }
+            }
+            removed.push(writer.writer.clone());
+        }
+        Ok(removed)
     }
 
     /// Record `files` and `sources` durably, then publish the files. After
@@ -354,13 +385,12 @@ impl CheckpointStore {
         let mut state_files = BTreeMap::new();
         for (operator, batch) in &state.operators {
             let name = format!("{STATE_PREFIX}{:012}-{operator}{STATE_SUFFIX}", self.epoch);
-            let path = self.dir.join(&self.writer).join(&name);
-            write_atomically(&path, &ipc_bytes(batch)?).map_err(|source| {
-                CheckpointError::Write {
-                    context: format!("writing the state of `{operator}` to {}", path.display()),
-                    source,
-                }
-            })?;
+            let key = format!("{}/{name}", self.writer);
+            let context = format!(
+                "writing the state of `{operator}` to {}",
+                self.files.describe(&key)
+            );
+            self.files.write(&key, ipc_bytes(batch)?, context)?;
             state_files.insert(operator.clone(), name);
         }
         let partitions = self.partition_entries(state, &state_files);
@@ -389,12 +419,10 @@ impl CheckpointStore {
             watermarks: state.watermarks.clone(),
             partitions,
         };
-        let path = self.manifest_path(self.epoch);
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(CheckpointError::Encode)?;
-        write_atomically(&path, &bytes).map_err(|source| CheckpointError::Write {
-            context: format!("writing checkpoint {}", path.display()),
-            source,
-        })?;
+        let key = self.manifest_key(self.epoch);
+        let context = format!("writing checkpoint {}", self.files.describe(&key));
+        self.files.write(&key, bytes, context)?;
         for file in files {
             file.publish()?;
         }
@@ -451,29 +479,28 @@ impl CheckpointStore {
         source: &str,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, PartitionSaved>, CheckpointError> {
-        let writers = status(&self.dir)?;
+        let writers = status(&self.files)?;
         let owners = owners(&writers);
-        let mut files: BTreeMap<PathBuf, RecordBatch> = BTreeMap::new();
+        let mut files: BTreeMap<String, RecordBatch> = BTreeMap::new();
         let mut saved = BTreeMap::new();
         for partition in partitions {
             let Some((writer, entry)) = owners.get(&(source.to_string(), partition.clone())) else {
                 continue;
             };
-            let writer_dir = writer.manifest.parent().unwrap_or(&self.dir);
             let mut operators = BTreeMap::new();
             for (operator, file) in &entry.state {
-                let state_path = writer_dir.join(file);
-                let fail = |source| CheckpointError::ReadState {
-                    operator: operator.clone(),
-                    path: state_path.clone(),
-                    source,
-                };
-                let batch = match files.get(&state_path) {
+                let key = format!("{}/{file}", writer.writer);
+                let batch = match files.get(&key) {
                     Some(batch) => batch,
                     None => {
-                        let batch = read_ipc(&state_path).map_err(fail)?;
-                        files.entry(state_path.clone()).or_insert(batch)
+                        let batch = self.read_state(operator, &key)?;
+                        files.entry(key.clone()).or_insert(batch)
                     }
+                };
+                let fail = |source| CheckpointError::ReadState {
+                    operator: operator.clone(),
+                    location: self.files.describe(&key),
+                    source,
                 };
                 let rows = rows_of_partition(batch, Some(partition))
                     .map_err(|e| fail(StateFileError::Ipc(e)))?;
@@ -492,41 +519,56 @@ impl CheckpointStore {
         Ok(saved)
     }
 
-    fn manifest_path(&self, epoch: u64) -> PathBuf {
-        self.dir
-            .join(&self.writer)
-            .join(format!("{MANIFEST_PREFIX}{epoch:012}{MANIFEST_SUFFIX}"))
+    /// A state file's batch; a missing one is an error (a manifest names it).
+    fn read_state(&self, operator: &str, key: &str) -> Result<RecordBatch, CheckpointError> {
+        let fail = |source| CheckpointError::ReadState {
+            operator: operator.to_string(),
+            location: self.files.describe(key),
+            source,
+        };
+        let bytes = self.files.read(key)?.ok_or_else(|| {
+            fail(StateFileError::Open(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            )))
+        })?;
+        read_ipc(bytes).map_err(fail)
+    }
+
+    fn manifest_key(&self, epoch: u64) -> String {
+        format!(
+            "{}/{MANIFEST_PREFIX}{epoch:012}{MANIFEST_SUFFIX}",
+            self.writer
+        )
     }
 
     /// Remove this writer's manifests older than `manifest`, and its state
-    /// files that `manifest` names nowhere.
+    /// files that `manifest` names nowhere. A failure is only logged: the
+    /// files are garbage, not state.
     fn remove_older_than(&self, manifest: &Manifest) {
         let mut keep: std::collections::BTreeSet<&str> =
             manifest.state.values().map(String::as_str).collect();
         for entry in manifest.partitions.values().flatten() {
             keep.extend(entry.state.values().map(String::as_str));
         }
-        let mut old_files: Vec<PathBuf> = (1..manifest.epoch)
-            .map(|old| self.manifest_path(old))
-            .collect();
-        if let Ok(entries) = std::fs::read_dir(self.dir.join(&self.writer)) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(STATE_PREFIX)
-                    && name.ends_with(STATE_SUFFIX)
-                    && !keep.contains(name.as_str())
-                {
-                    old_files.push(entry.path());
-                }
+        let current = self.manifest_key(manifest.epoch);
+        let mine = format!("{}/", self.writer);
+        let keys = match self.files.list() {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::warn!(error = %crate::common::ErrorChain(&error), "cannot list old checkpoints");
+                return;
             }
-        }
-        for path in old_files {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "cannot remove an old checkpoint")
-                }
+        };
+        for key in keys {
+            let Some(name) = key.strip_prefix(&mine) else {
+                continue;
+            };
+            let old_manifest = name.starts_with(MANIFEST_PREFIX) && key != current;
+            let old_state = name.starts_with(STATE_PREFIX) && !keep.contains(name);
+            if (old_manifest || old_state)
+                && let Err(error) = self.files.delete(&key)
+            {
+                tracing::warn!(error = %crate::common::ErrorChain(&error), "cannot remove an old checkpoint");
             }
         }
     }
@@ -536,39 +578,28 @@ impl CheckpointStore {
     /// continues from. State kept per partition is restored partition by
     /// partition instead ([`Self::partition_states`]).
     pub fn latest_state(&self) -> Result<Option<SavedState>, CheckpointError> {
-        let mut newest: Option<(String, PathBuf, Manifest)> = None;
-        for path in all_manifests(&self.dir)? {
-            let Some(manifest) = read_manifest(&path)? else {
-                continue;
-            };
-            if manifest.writer == self.writer {
-                continue;
-            }
-            let created = manifest.created_at.clone();
-            if newest.as_ref().is_none_or(|(c, _, _)| *c < created) {
-                newest = Some((created, path, manifest));
-            }
-        }
-        let Some((_, path, manifest)) = newest else {
+        // Writers come oldest first: the newest other one is the last.
+        let Some(newest) = status(&self.files)?
+            .into_iter()
+            .rfind(|w| w.writer != self.writer)
+        else {
             return Ok(None);
         };
-        let writer_dir = path.parent().unwrap_or(&self.dir).to_path_buf();
         let mut operators = BTreeMap::new();
-        for (operator, file) in &manifest.state {
-            let state_path = writer_dir.join(file);
-            let batch = read_ipc(&state_path)
-                .and_then(|batch| Ok(rows_of_partition(&batch, None)?))
-                .map_err(|source| CheckpointError::ReadState {
-                    operator: operator.clone(),
-                    path: state_path,
-                    source,
-                })?;
-            operators.insert(operator.clone(), batch);
+        for (operator, file) in &newest.state {
+            let key = format!("{}/{file}", newest.writer);
+            let batch = self.read_state(operator, &key)?;
+            let rows = rows_of_partition(&batch, None).map_err(|e| CheckpointError::ReadState {
+                operator: operator.clone(),
+                location: self.files.describe(&key),
+                source: StateFileError::Ipc(e),
+            })?;
+            operators.insert(operator.clone(), rows);
         }
         Ok(Some(SavedState {
-            manifest: path,
+            manifest: newest.manifest,
             operators,
-            watermarks: manifest.watermarks,
+            watermarks: newest.watermarks,
         }))
     }
 }
@@ -577,36 +608,42 @@ impl CheckpointStore {
 #[derive(Debug, Clone)]
 pub struct WriterStatus {
     pub writer: String,
-    pub manifest: PathBuf,
+    /// Where its newest manifest is.
+    pub manifest: String,
     pub epoch: u64,
     /// RFC 3339.
     pub created_at: String,
     /// Files the checkpoint published.
-    pub files: usize,
+    pub published: Vec<StagedFile>,
+    /// Per stateful transform, its state file (state kept per instance
+    /// and, tagged, per partition).
+    pub state: BTreeMap<String, String>,
     /// Per source, the partitions it names (owned and given up).
     pub partitions: BTreeMap<String, Vec<PartitionEntry>>,
     /// Per source with event time, its watermark (epoch ms).
     pub watermarks: BTreeMap<String, i64>,
 }
 
-/// The newest checkpoint of every writer under `dir`, oldest writer first.
-pub fn status(dir: &Path) -> Result<Vec<WriterStatus>, CheckpointError> {
-    let mut newest: BTreeMap<String, (PathBuf, Manifest)> = BTreeMap::new();
-    for path in all_manifests(dir)? {
-        let Some(manifest) = read_manifest(&path)? else {
+/// The newest checkpoint of every writer under `files`, oldest writer
+/// first (by the time of that checkpoint).
+pub fn status(files: &CheckpointFiles) -> Result<Vec<WriterStatus>, CheckpointError> {
+    let mut newest: BTreeMap<String, (String, Manifest)> = BTreeMap::new();
+    for key in all_manifests(files)? {
+        let Some(manifest) = read_manifest(files, &key)? else {
             continue;
         };
         // Names sort by epoch within a writer: the last one wins.
-        newest.insert(manifest.writer.clone(), (path, manifest));
+        newest.insert(manifest.writer.clone(), (key, manifest));
     }
     let mut writers: Vec<WriterStatus> = newest
         .into_values()
-        .map(|(path, m)| WriterStatus {
+        .map(|(key, m)| WriterStatus {
             writer: m.writer,
-            manifest: path,
+            manifest: files.describe(&key),
             epoch: m.epoch,
             created_at: m.created_at,
-            files: m.files.len(),
+            published: m.files,
+            state: m.state,
             partitions: m.partitions,
             watermarks: m.watermarks,
         })
@@ -645,55 +682,31 @@ pub fn owners(
     owners
 }
 
-/// Every manifest of every writer under `dir`, sorted by path.
-fn all_manifests(dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
-    let mut manifests = Vec::new();
-    // `<dir>/<writer>/checkpoint-*.json`: depth 2. An unreadable writer
-    // directory is skipped; an unreadable `dir` is an error.
-    for entry in walkdir::WalkDir::new(dir).min_depth(2).max_depth(2) {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if e.depth() == 0 => {
-                let Some(io) = e.into_io_error() else {
-                    continue;
-                };
-                if io.kind() == std::io::ErrorKind::NotFound {
-                    return Ok(manifests);
-                }
-                return Err(CheckpointError::Io {
-                    context: format!("listing checkpoints in {}", dir.display()),
-                    source: io,
-                });
-            }
-            Err(_) => continue,
-        };
-        let name = entry.file_name().to_string_lossy();
-        if name.starts_with(MANIFEST_PREFIX) && name.ends_with(MANIFEST_SUFFIX) {
-            manifests.push(entry.into_path());
-        }
-    }
-    manifests.sort();
-    Ok(manifests)
+/// Every manifest key (`writer/checkpoint-*.json`) under `files`, sorted.
+fn all_manifests(files: &CheckpointFiles) -> Result<Vec<String>, CheckpointError> {
+    Ok(files
+        .list()?
+        .into_iter()
+        .filter(|key| {
+            key.rsplit('/').next().is_some_and(|name| {
+                name.starts_with(MANIFEST_PREFIX) && name.ends_with(MANIFEST_SUFFIX)
+            })
+        })
+        .collect())
 }
 
 /// A manifest, or `None` if its writer removed it meanwhile (a newer one
 /// exists then).
-fn read_manifest(path: &Path) -> Result<Option<Manifest>, CheckpointError> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| CheckpointError::Manifest {
-                    path: path.to_path_buf(),
-                    source,
-                })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CheckpointError::Io {
-            context: format!("reading checkpoint {}", path.display()),
+fn read_manifest(files: &CheckpointFiles, key: &str) -> Result<Option<Manifest>, CheckpointError> {
+    let Some(bytes) = files.read(key)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| CheckpointError::Manifest {
+            location: files.describe(key),
             source,
-        }),
-    }
+        })
 }
 
 #[cfg(test)]
@@ -769,11 +782,14 @@ mod tests {
             watermarks: BTreeMap::new(),
             partitions: BTreeMap::new(),
         };
-        write_atomically(
-            &store.manifest_path(1),
-            &serde_json::to_vec(&manifest).unwrap(),
-        )
-        .unwrap();
+        store
+            .files
+            .write(
+                &store.manifest_key(1),
+                serde_json::to_vec(&manifest).unwrap(),
+                "a manifest".into(),
+            )
+            .unwrap();
 
         let restarted = CheckpointStore::open(&state, "p").unwrap();
         let recovery = restarted.recover().unwrap();
@@ -952,5 +968,61 @@ mod tests {
         let old = state_of(&[("P1", 1), ("P2", 2)]);
         assert_eq!(rows_of_partition(&old, None).unwrap().num_rows(), 2);
         assert_eq!(rows_of_partition(&old, Some(&p0)).unwrap().num_rows(), 0);
+    }
+
+    /// Expired writers go; the owner of a partition and the newest writer
+    /// stay, however old.
+    #[test]
+    fn expired_writers_are_removed_unless_they_still_own_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let commit = |store: &mut CheckpointStore, partitions: &[(i32, i64)]| {
+            store
+                .commit(
+                    &offsets(partitions),
+                    &[],
+                    &StateToSave {
+                        operators: vec![("windows".into(), tagged(&[(0, &[("P1", 1)])]))],
+                        partitions: owned(partitions),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        };
+        // A owned partitions 0 and 1; B took 0 further; C took 1 further.
+        let mut a = CheckpointStore::open(&root, "p").unwrap();
+        commit(&mut a, &[(0, 10), (1, 10)]);
+        let mut b = CheckpointStore::open(&root, "p").unwrap();
+        commit(&mut b, &[(0, 20)]);
+        let mut c = CheckpointStore::open(&root, "p").unwrap();
+        commit(&mut c, &[(1, 5)]);
+        let files = CheckpointFiles::Local(root.clone());
+        let writers = |files: &CheckpointFiles| -> Vec<String> {
+            status(files)
+                .unwrap()
+                .into_iter()
+                .map(|w| w.writer)
+                .collect()
+        };
+        assert_eq!(writers(&files).len(), 3);
+
+        // Nothing is old enough yet.
+        let d = CheckpointStore::open(&root, "p").unwrap();
+        assert!(
+            d.clean_up(std::time::Duration::from_secs(3600))
+                .unwrap()
+                .is_empty()
+        );
+        // Expired: A still owns partition 1 (C is behind it), B owns 0, C
+        // is the newest: nothing goes.
+        assert!(d.clean_up(std::time::Duration::ZERO).unwrap().is_empty());
+        // C passes A on partition 1: A owns nothing any more and goes.
+        commit(&mut c, &[(1, 15)]);
+        assert_eq!(
+            d.clean_up(std::time::Duration::ZERO).unwrap(),
+            [a.writer.clone()]
+        );
+        assert_eq!(writers(&files), [b.writer.clone(), c.writer.clone()]);
+        assert!(!root.join(&a.writer).read_dir().unwrap().any(|_| true));
     }
 }
