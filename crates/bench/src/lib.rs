@@ -1,7 +1,8 @@
 //! vitalflow's benchmark harness: everything around the benchmarks that is
 //! not the engine, so it can live outside the `vitalflow` library.
 //!
-//! - [`pipeline`], [`windows`], [`storage`], [`kafka`], [`soak`]: each
+//! - [`pipeline`], [`windows`], [`storage`], [`kafka`], [`soak`],
+//!   [`scale_out`]: each
 //!   benchmark's pipeline YAML, its report and the accounting that needs no
 //!   engine (the soak's balance, the Kafka rates).
 //! - [`report`]: [`BenchReport`], what a pipeline benchmark run prints.
@@ -22,6 +23,7 @@ pub mod net;
 pub mod pipeline;
 pub mod report;
 pub mod s3;
+pub mod scale_out;
 pub mod soak;
 pub mod storage;
 pub mod tansu;

@@ -1,5 +1,5 @@
-//! Memory figures of this process from `/proc/self/status` (Linux only;
-//! `None` elsewhere).
+//! Memory figures of this process (or a child) from `/proc/*/status`
+//! (Linux only; `None` elsewhere).
 
 /// Peak resident set size (`VmHWM`).
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -15,6 +15,12 @@ pub fn mapped_files_rss_bytes() -> Option<u64> {
 /// Resident set size now (`VmRSS`).
 pub fn resident_bytes() -> Option<u64> {
     status_bytes("VmRSS:")
+}
+
+/// Peak resident set size of another process (`VmHWM` of `/proc/PID`).
+pub fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_kb_field(&status, "VmHWM:")
 }
 
 /// A `kB` field of `/proc/self/status`, in bytes.

@@ -6,9 +6,11 @@
 //!
 //! - this file: the subcommand and the throughput benchmark (unpaced
 //!   simulator -> the shipped scoring SQL -> date-partitioned Parquet).
-//! - [`windows`], [`storage`], [`kafka`], [`soak`]: one file per other kind.
+//! - [`windows`], [`storage`], [`kafka`], [`soak`], [`scale_out`]: one file
+//!   per other kind.
 
 pub mod kafka;
+pub mod scale_out;
 pub mod soak;
 pub mod storage;
 pub mod windows;
