@@ -350,6 +350,7 @@ impl CheckpointStore {
         let cutoff = chrono::Utc::now()
             - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let mut removed = Vec::new();
+        let mut keys = None;
         for writer in &writers {
             let old = chrono::DateTime::parse_from_rfc3339(&writer.created_at)
                 .is_ok_and(|at| at < cutoff);
@@ -362,7 +363,11 @@ impl CheckpointStore {
                 continue;
             }
             let prefix = format!("{}/", writer.writer);
-            for key in self.files.list()?.iter().filter(|k| k.starts_with(&prefix)) {
+            let keys: &Vec<String> = match &mut keys {
+                Some(keys) => keys,
+                None => keys.insert(self.files.list()?),
+            };
+            for key in keys.iter().filter(|k| k.starts_with(&prefix)) {
                 if let Err(error) = self.files.delete(key) {
                     tracing::warn!(error = %crate::common::ErrorChain(&error), "cannot remove an expired checkpoint");
                 }
