@@ -158,7 +158,7 @@ async fn a_killed_instance_s_windows_move_with_checkpoints_in_s3() {
     std::fs::write(&ward.pipeline, format!("{yaml}{checkpoints}")).unwrap();
 
     kill_one_and_replace_it(&broker, &ward).await;
-    // A, B and C each wrote their manifests to the bucket.
+    // The instances wrote their manifests to the bucket.
     let writers: std::collections::BTreeSet<String> =
         walkdir::WalkDir::new(server.bucket_dir().join("checkpoints"))
             .into_iter()
@@ -177,7 +177,10 @@ async fn a_killed_instance_s_windows_move_with_checkpoints_in_s3() {
                 )
             })
             .collect();
-    assert_eq!(writers.len(), 3, "{writers:?}");
+    // B and C at least (A may have been killed before it had anything to
+    // checkpoint: when it joined after B had read everything, it took its
+    // partitions over with their state and read nothing new).
+    assert!(writers.len() >= 2, "{writers:?}");
     assert!(
         !ward.per_minute.join("_vitalflow").exists(),
         "checkpoints were written beside the dataset"

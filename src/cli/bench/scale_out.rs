@@ -60,7 +60,8 @@ pub async fn run(
     };
     for instances in [1, 2] {
         let data = work_dir.join(format!("{instances}-instances"));
-        let (run, logs) = run_instances(brokers, &topic, instances, messages, &data, binary).await?;
+        let (run, logs) =
+            run_instances(brokers, &topic, instances, messages, &data, binary).await?;
         if instances == 1 {
             report.state = state_figures(&data.join("checkpoints"), &logs)?;
         }
