@@ -151,6 +151,7 @@ checkpoint_dir: \"{data}/checkpoints\"
 /// Checkpoint durations (ms) from log lines of `CheckpointCompleted`
 /// (`elapsed_ms=…`), as (median, max, count).
 pub fn checkpoint_times(logs: &str) -> (Duration, Duration, usize) {
+    let logs = strip_ansi(logs);
     let mut times: Vec<f64> = logs
         .lines()
         .filter(|l| l.contains("checkpoint completed"))
@@ -170,6 +171,25 @@ pub fn checkpoint_times(logs: &str) -> (Duration, Duration, usize) {
     }
 }
 
+/// `text` without ANSI colour sequences (`ESC [ ... m`), which the log
+/// writes even into a file.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +202,11 @@ mod tests {
                     w checkpoint completed pipeline=p files=0 elapsed_ms=4.0\n";
         let (median, max, n) = checkpoint_times(logs);
         assert_eq!(n, 3);
+        let coloured = "\u{1b}[2mt\u{1b}[0m checkpoint completed \u{1b}[3melapsed_ms\u{1b}[0m\u{1b}[2m=\u{1b}[0m7.5\n";
+        assert_eq!(
+            checkpoint_times(coloured),
+            (Duration::from_micros(7_500), Duration::from_micros(7_500), 1)
+        );
         assert_eq!(median, Duration::from_micros(4_000));
         assert_eq!(max, Duration::from_millis(10));
     }
