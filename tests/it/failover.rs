@@ -12,12 +12,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vitalflow::sources::simulator::SimulatorConfig;
+use arrow::array::AsArray;
+use vitalflow::kafka::{ClientSettings, KeyedProducer, TopicSettings, ensure_topic};
+use vitalflow::sources::simulator::{SimulatorConfig, VitalsGenerator, encode_json_lines};
 
 use crate::broker::SharedBroker;
 use crate::kafka::{
-    Instance, count, holds_partitions, pipeline_env, publish, rows_in, start_after_sessions_expire,
-    unique, unpaced, wait_for_rows, windowed_pipeline,
+    Instance, START, count, expected_alerts, holds_partitions, pipeline_env, publish, query,
+    rows_in, start_after_sessions_expire, unique, unpaced, wait_for_rows, windowed_pipeline,
 };
 use crate::s3_server::{BUCKET, S3Server};
 use crate::support::{binary, poll_until};
@@ -342,4 +344,128 @@ async fn health_shows_the_partitions_an_instance_owns() {
         partitions.iter().all(|p| p["topic"] == ward.topic.as_str()),
         "{health}"
     );
+}
+
+/// The alerts pipeline (as shipped: `alert:` keyed by patient, the source
+/// keyed by patient) over two instances; one is killed half-way and a
+/// replacement takes its partitions over with their alert levels. The
+/// alerts stored are exactly those of the batch computation over all
+/// readings: a lost level would alert again, a lost batch would miss one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_alert_levels_move_to_its_replacement() {
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let (topic, alerts_topic, group) = (unique("alerts-fo"), unique("alerts-out"), unique("g"));
+    let simulator = SimulatorConfig {
+        episodes_per_hour: 30.0,
+        ..unpaced(24_000)
+    };
+    let expected = expected_alerts(&simulator, 60_000);
+    // The readings in order, as JSON messages keyed by patient; the first
+    // half (the first 300 s) is published before the instances start.
+    let start = chrono::DateTime::parse_from_rfc3339(START)
+        .unwrap()
+        .timestamp_millis();
+    let mut generator = VitalsGenerator::new(&simulator, start);
+    let mut messages: Vec<(String, Vec<u8>)> = Vec::new();
+    while let Some(batch) = generator.next_batch(1_000) {
+        let (keys, payloads) = encode_json_lines(&batch).unwrap();
+        messages.extend(keys.into_iter().zip(payloads));
+    }
+    assert_eq!(messages.len(), 24_000);
+    let half_time = start + 300_000;
+    let first_half_alerts = expected.iter().filter(|a| a.1 < half_time).count();
+    assert!(
+        first_half_alerts > 5 && expected.len() > first_half_alerts + 5,
+        "alerts on both sides of the kill: {expected:?}"
+    );
+    let client = ClientSettings::new(&broker.addr());
+    ensure_topic(
+        &client,
+        &topic,
+        &TopicSettings {
+            partitions: 4,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let produce = |part: &[(String, Vec<u8>)]| {
+        let producer =
+            KeyedProducer::new(&client, &topic, |e| panic!("delivery failed: {e}")).unwrap();
+        for (key, payload) in part {
+            producer.send(key.as_bytes(), payload).unwrap();
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+    };
+    produce(&messages[..12_000]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(".").unwrap();
+    let yaml = std::fs::read_to_string("pipelines/vitals-alerts.yaml")
+        .unwrap()
+        .replace("../udfs", &root.join("udfs").display().to_string())
+        .replace(
+            "topic: ${ALERTS_TOPIC:-alerts}\n",
+            &format!("topic: {alerts_topic}\n"),
+        )
+        .replace("rearm_after: 10m", "rearm_after: 1m")
+        .replace("max_age: 10s", "max_age: 1s");
+    assert!(yaml.contains("key: patient_id") && yaml.contains("max_age: 1s"));
+    let pipeline = dir.path().join("alerts.yaml");
+    std::fs::write(&pipeline, yaml).unwrap();
+    let mut env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    env.push(("KAFKA_ALERTS_GROUP", group.clone()));
+    let alerts = dir.path().join("alerts");
+
+    let a = Instance::start(&pipeline, &env, dir.path().join("a.log"));
+    let b = Instance::start(&pipeline, &env, dir.path().join("b.log"));
+    wait_holding(&[&a, &b]).await;
+    let have = wait_for_rows(&alerts, first_half_alerts as u64, Duration::from_secs(120)).await;
+    assert_eq!(
+        have,
+        first_half_alerts as u64,
+        "A:\n{}\nB:\n{}",
+        a.log(),
+        b.log()
+    );
+    let log_a = a.log();
+    a.kill9();
+    let killed = tokio::time::Instant::now();
+
+    produce(&messages[12_000..]);
+    let c = start_after_sessions_expire(&pipeline, &env, dir.path().join("c.log"), killed).await;
+    let have = wait_for_rows(&alerts, expected.len() as u64, Duration::from_secs(120)).await;
+    let (log_b, log_c) = (b.stop(), c.stop());
+    let logs = format!("A (killed):\n{log_a}\nB:\n{log_b}\nC:\n{log_c}");
+    assert_eq!(have, expected.len() as u64, "{logs}");
+
+    let stored = query(
+        &alerts,
+        "SELECT patient_id, CAST(CAST(alert_time AS BIGINT) AS VARCHAR), level FROM t",
+        None,
+    )
+    .await;
+    let mut actual: Vec<(String, i64, String)> = Vec::new();
+    for batch in &stored {
+        let text = |i: usize| {
+            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
+        };
+        let (ids, times, levels) = (text(0), text(1), text(2));
+        for r in 0..batch.num_rows() {
+            actual.push((
+                ids.as_string::<i32>().value(r).to_string(),
+                times.as_string::<i32>().value(r).parse::<i64>().unwrap() / 1000,
+                levels.as_string::<i32>().value(r).to_string(),
+            ));
+        }
+    }
+    actual.sort();
+    let mut wanted: Vec<(String, i64, String)> = expected
+        .iter()
+        .map(|(p, t, l)| (p.clone(), *t / 1000, l.to_string()))
+        .collect();
+    wanted.sort();
+    assert_eq!(actual, wanted, "{logs}");
 }

@@ -203,7 +203,11 @@ fn local(dataset: &Path) -> Dataset {
 }
 
 /// SQL over `dataset` as `t` (and `expected` if given).
-async fn query(dataset: &Path, sql: &str, expected: Option<RecordBatch>) -> Vec<RecordBatch> {
+pub(crate) async fn query(
+    dataset: &Path,
+    sql: &str,
+    expected: Option<RecordBatch>,
+) -> Vec<RecordBatch> {
     query_in(local(dataset), sql, expected).await
 }
 
@@ -1367,7 +1371,10 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
 /// `(patient, time ms, level)` of every escalation, from the generated
 /// readings, the published NEWS2 table and the escalation rule, written
 /// independently of the engine.
-fn expected_alerts(simulator: &SimulatorConfig, rearm_ms: i64) -> Vec<(String, i64, &'static str)> {
+pub(crate) fn expected_alerts(
+    simulator: &SimulatorConfig,
+    rearm_ms: i64,
+) -> Vec<(String, i64, &'static str)> {
     use std::collections::HashMap;
     let start = chrono::DateTime::parse_from_rfc3339(START)
         .unwrap()

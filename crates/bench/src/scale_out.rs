@@ -205,7 +205,11 @@ mod tests {
         let coloured = "\u{1b}[2mt\u{1b}[0m checkpoint completed \u{1b}[3melapsed_ms\u{1b}[0m\u{1b}[2m=\u{1b}[0m7.5\n";
         assert_eq!(
             checkpoint_times(coloured),
-            (Duration::from_micros(7_500), Duration::from_micros(7_500), 1)
+            (
+                Duration::from_micros(7_500),
+                Duration::from_micros(7_500),
+                1
+            )
         );
         assert_eq!(median, Duration::from_micros(4_000));
         assert_eq!(max, Duration::from_millis(10));
