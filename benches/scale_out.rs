@@ -7,20 +7,13 @@
 //! `VITALFLOW_BENCH_PATIENTS` (default 10,000) set the size.
 
 use vitalflow_bench::env_or;
-use vitalflow_bench::tansu::{LocalTansu, tansu_binary};
+use vitalflow_bench::tansu::bench_brokers;
 
 fn main() -> anyhow::Result<()> {
     let messages = env_or("VITALFLOW_BENCH_MESSAGES", 1_500_000u64);
     let patients = env_or("VITALFLOW_BENCH_PATIENTS", 10_000u32);
     let dir = tempfile::tempdir()?;
-    let (_tansu, brokers) = match std::env::var("VITALFLOW_BENCH_BROKERS") {
-        Ok(b) => (None, b),
-        Err(_) => {
-            let tansu = LocalTansu::start(&tansu_binary(), dir.path())?;
-            let brokers = tansu.brokers.clone();
-            (Some(tansu), brokers)
-        }
-    };
+    let (_tansu, brokers) = bench_brokers(dir.path())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

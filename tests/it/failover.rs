@@ -12,14 +12,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arrow::array::AsArray;
 use vitalflow::kafka::{ClientSettings, KeyedProducer, TopicSettings, ensure_topic};
 use vitalflow::sources::simulator::{SimulatorConfig, VitalsGenerator, encode_json_lines};
 
 use crate::broker::SharedBroker;
 use crate::kafka::{
-    Instance, START, count, expected_alerts, holds_partitions, pipeline_env, publish, query,
-    rows_in, start_after_sessions_expire, unique, unpaced, wait_for_rows, windowed_pipeline,
+    Instance, START, alerts_pipeline_yaml, by_second, count, expected_alerts, holds_partitions,
+    pipeline_env, publish, rows_in, start_after_sessions_expire, stored_alerts, unique, unpaced,
+    wait_for_rows, windowed_pipeline,
 };
 use crate::s3_server::{BUCKET, S3Server};
 use crate::support::{binary, poll_until};
@@ -402,16 +402,7 @@ async fn a_killed_instance_s_alert_levels_move_to_its_replacement() {
     produce(&messages[..12_000]);
 
     let dir = tempfile::tempdir().unwrap();
-    let root = std::fs::canonicalize(".").unwrap();
-    let yaml = std::fs::read_to_string("pipelines/vitals-alerts.yaml")
-        .unwrap()
-        .replace("../udfs", &root.join("udfs").display().to_string())
-        .replace(
-            "topic: ${ALERTS_TOPIC:-alerts}\n",
-            &format!("topic: {alerts_topic}\n"),
-        )
-        .replace("rearm_after: 10m", "rearm_after: 1m")
-        .replace("max_age: 10s", "max_age: 1s");
+    let yaml = alerts_pipeline_yaml(&alerts_topic).replace("max_age: 10s", "max_age: 1s");
     assert!(yaml.contains("key: patient_id") && yaml.contains("max_age: 1s"));
     let pipeline = dir.path().join("alerts.yaml");
     std::fs::write(&pipeline, yaml).unwrap();
@@ -441,31 +432,10 @@ async fn a_killed_instance_s_alert_levels_move_to_its_replacement() {
     let logs = format!("A (killed):\n{log_a}\nB:\n{log_b}\nC:\n{log_c}");
     assert_eq!(have, expected.len() as u64, "{logs}");
 
-    let stored = query(
-        &alerts,
-        "SELECT patient_id, CAST(CAST(alert_time AS BIGINT) AS VARCHAR), level FROM t",
-        None,
-    )
-    .await;
-    let mut actual: Vec<(String, i64, String)> = Vec::new();
-    for batch in &stored {
-        let text = |i: usize| {
-            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
-        };
-        let (ids, times, levels) = (text(0), text(1), text(2));
-        for r in 0..batch.num_rows() {
-            actual.push((
-                ids.as_string::<i32>().value(r).to_string(),
-                times.as_string::<i32>().value(r).parse::<i64>().unwrap() / 1000,
-                levels.as_string::<i32>().value(r).to_string(),
-            ));
-        }
-    }
-    actual.sort();
-    let mut wanted: Vec<(String, i64, String)> = expected
-        .iter()
-        .map(|(p, t, l)| (p.clone(), *t / 1000, l.to_string()))
+    let actual: Vec<(String, i64, String)> = stored_alerts(&alerts)
+        .await
+        .into_iter()
+        .map(|(p, t, l, _)| (p, t, l))
         .collect();
-    wanted.sort();
-    assert_eq!(actual, wanted, "{logs}");
+    assert_eq!(actual, by_second(&expected), "{logs}");
 }

@@ -1253,6 +1253,59 @@ async fn open_windows_survive_a_restart_and_each_minute_is_emitted_once() {
     );
 }
 
+/// The shipped alerts pipeline for a test: the UDF plugins of this
+/// checkout, alerts to `alerts_topic`, levels re-armed after a minute.
+pub(crate) fn alerts_pipeline_yaml(alerts_topic: &str) -> String {
+    let root = std::fs::canonicalize(".").unwrap();
+    std::fs::read_to_string("pipelines/vitals-alerts.yaml")
+        .unwrap()
+        .replace("../udfs", &root.join("udfs").display().to_string())
+        .replace(
+            "topic: ${ALERTS_TOPIC:-alerts}\n",
+            &format!("topic: {alerts_topic}\n"),
+        )
+        .replace("rearm_after: 10m", "rearm_after: 1m")
+}
+
+/// The alerts stored in `dir` as (patient, alert time in whole seconds,
+/// level, reason), sorted.
+pub(crate) async fn stored_alerts(dir: &Path) -> Vec<(String, i64, String, String)> {
+    let stored = query(
+        dir,
+        "SELECT patient_id, CAST(CAST(alert_time AS BIGINT) AS VARCHAR), level, reason FROM t",
+        None,
+    )
+    .await;
+    let mut alerts = Vec::new();
+    for batch in &stored {
+        let text = |i: usize| {
+            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
+        };
+        let (ids, times, levels, reasons) = (text(0), text(1), text(2), text(3));
+        for r in 0..batch.num_rows() {
+            alerts.push((
+                ids.as_string::<i32>().value(r).to_string(),
+                times.as_string::<i32>().value(r).parse::<i64>().unwrap() / 1000,
+                levels.as_string::<i32>().value(r).to_string(),
+                reasons.as_string::<i32>().value(r).to_string(),
+            ));
+        }
+    }
+    alerts.sort();
+    alerts
+}
+
+/// [`expected_alerts`] at whole seconds, sorted, as [`stored_alerts`] has
+/// them (without the reason).
+pub(crate) fn by_second(expected: &[(String, i64, &'static str)]) -> Vec<(String, i64, String)> {
+    let mut alerts: Vec<(String, i64, String)> = expected
+        .iter()
+        .map(|(p, t, l)| (p.clone(), *t / 1000, l.to_string()))
+        .collect();
+    alerts.sort();
+    alerts
+}
+
 /// The shipped alerts pipeline: readings from Kafka, NEWS2 from the UDF
 /// plugins, one alert per escalation (re-armed after a clear minute here),
 /// to Parquet and to a Kafka topic, against alerts computed independently
@@ -1280,15 +1333,7 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
     assert!(expected.iter().any(|a| a.2 == "high"));
 
     let dir = tempfile::tempdir().unwrap();
-    let root = std::fs::canonicalize(".").unwrap();
-    let yaml = std::fs::read_to_string("pipelines/vitals-alerts.yaml")
-        .unwrap()
-        .replace("../udfs", &root.join("udfs").display().to_string())
-        .replace(
-            "topic: ${ALERTS_TOPIC:-alerts}\n",
-            &format!("topic: {alerts_topic}\n"),
-        )
-        .replace("rearm_after: 10m", "rearm_after: 1m");
+    let yaml = alerts_pipeline_yaml(&alerts_topic);
     let mut env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
     env.push(("KAFKA_ALERTS_GROUP", group.clone()));
     let yaml = fill_env(&yaml, &env);
@@ -1301,35 +1346,11 @@ async fn the_alerts_pipeline_raises_one_alert_per_escalation() {
     run.await.unwrap().unwrap();
     assert_eq!(have, expected.len() as u64);
 
-    let stored = query(
-        &alerts,
-        "SELECT patient_id, CAST(CAST(alert_time AS BIGINT) AS VARCHAR), level, reason FROM t",
-        None,
-    )
-    .await;
-    let mut actual = Vec::new();
-    for batch in &stored {
-        let text = |i: usize| {
-            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
-        };
-        let (ids, times, levels, reasons) = (text(0), text(1), text(2), text(3));
-        for r in 0..batch.num_rows() {
-            let reason = reasons.as_string::<i32>().value(r);
-            assert!(!reason.is_empty());
-            actual.push((
-                ids.as_string::<i32>().value(r).to_string(),
-                times.as_string::<i32>().value(r).parse::<i64>().unwrap() / 1000,
-                levels.as_string::<i32>().value(r).to_string(),
-            ));
-        }
-    }
-    actual.sort();
-    let mut expected_ms: Vec<(String, i64, String)> = expected
-        .iter()
-        .map(|(p, t, l)| (p.clone(), *t / 1000, l.to_string()))
-        .collect();
-    expected_ms.sort();
-    assert_eq!(actual, expected_ms);
+    let stored = stored_alerts(&alerts).await;
+    assert!(stored.iter().all(|(.., reason)| !reason.is_empty()));
+    let actual: Vec<(String, i64, String)> =
+        stored.into_iter().map(|(p, t, l, _)| (p, t, l)).collect();
+    assert_eq!(actual, by_second(&expected));
 
     // The same alerts on the Kafka topic, keyed by patient.
     let consumer: BaseConsumer = ClientSettings::new(&broker.addr())

@@ -43,3 +43,16 @@ impl LocalTansu {
         })
     }
 }
+
+/// `VITALFLOW_BENCH_BROKERS` if set, else a Tansu started with its
+/// database in `dir` (kept running while the returned guard lives).
+pub fn bench_brokers(dir: &Path) -> anyhow::Result<(Option<LocalTansu>, String)> {
+    match std::env::var("VITALFLOW_BENCH_BROKERS") {
+        Ok(brokers) => Ok((None, brokers)),
+        Err(_) => {
+            let tansu = LocalTansu::start(&tansu_binary(), dir)?;
+            let brokers = tansu.brokers.clone();
+            Ok((Some(tansu), brokers))
+        }
+    }
+}
