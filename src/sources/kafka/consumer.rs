@@ -467,6 +467,23 @@ impl ClientContext for SourceClientContext {
         }
     }
 
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        super::events::LibrdkafkaLog {
+            level,
+            facility: fac,
+            message: log_message,
+        }
+        .emit();
+        // The group session expired: librdkafka revokes the assignment as
+        // lost, but while no coordinator is known it may not call the
+        // rebalance callback until one answers again. Fail as that callback
+        // would: what was read since the last checkpoint may be another
+        // member's now.
+        if fac == "SESSTMOUT" {
+            self.0.session_lost();
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         ClientError {
             source: &self.0.name,

@@ -129,6 +129,30 @@ impl ClientError<'_> {
     }
 }
 
+/// A line librdkafka logs, at its level (as rdkafka's default does).
+pub struct LibrdkafkaLog<'a> {
+    pub level: rdkafka::config::RDKafkaLogLevel,
+    pub facility: &'a str,
+    pub message: &'a str,
+}
+
+impl LibrdkafkaLog<'_> {
+    pub fn emit(&self) {
+        use rdkafka::config::RDKafkaLogLevel as Level;
+        let (facility, message) = (self.facility, self.message);
+        match self.level {
+            Level::Emerg | Level::Alert | Level::Critical | Level::Error => {
+                tracing::error!(target: "librdkafka", "librdkafka: {facility} {message}")
+            }
+            Level::Warning => tracing::warn!(target: "librdkafka", "librdkafka: {facility} {message}"),
+            Level::Notice | Level::Info => {
+                tracing::info!(target: "librdkafka", "librdkafka: {facility} {message}")
+            }
+            Level::Debug => tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message}"),
+        }
+    }
+}
+
 /// The engine stopped taking batches (a sink applies back-pressure): the
 /// source pauses fetching but keeps polling, so it stays in its group.
 pub struct SourcePaused<'a> {

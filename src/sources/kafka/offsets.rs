@@ -139,6 +139,24 @@ impl Shared {
         let _ = self.output.blocking_send(SourceEvent::Assigned(described));
     }
 
+    /// The group session expired (librdkafka's `SESSTMOUT`): the assignment
+    /// is lost. Fails the source once, unless it holds nothing or is
+    /// already closing.
+    pub(super) fn session_lost(&self) {
+        let assigned = self.assigned_now();
+        if assigned.is_empty() || self.closing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.fail(SourceError::AssignmentLost(AssignmentLost {
+            source_name: self.name.clone(),
+            partitions: assigned
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }));
+    }
+
     /// Partitions revoked: publish what was read from them (flush, then a
     /// checkpoint, then a commit) before they are released, unless the
     /// assignment was lost, which fails the source instead.
