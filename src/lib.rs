@@ -16,10 +16,11 @@
 //! 4. [`spec`]: pipeline YAML in, validated [`spec::PipelineSpec`] out
 //! 5. [`engine`]: plans SQL once, runs it per micro-batch, checkpoints
 //! 6. [`query`]: SQL over stored datasets
-//! 7. [`auth`], [`audit`]
+//! 7. [`auth`], [`audit`], [`acks`]
 //! 8. [`server`]: the HTTP API and dashboard
 //! 9. [`cli`]: the binary's subcommands
 
+pub mod acks;
 pub mod alert;
 pub mod audit;
 pub mod auth;

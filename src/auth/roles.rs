@@ -11,7 +11,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum Role {
     /// The dashboard: ward, patients, alerts, the live stream.
     Viewer,
-    /// A viewer who may also call the model (`/predict`, `/explain`).
+    /// A viewer who may also call the model (`/predict`, `/explain`) and
+    /// acknowledge alerts.
     Clinician,
     /// SQL over the stored datasets (`/api/query`).
     Analyst,

@@ -181,6 +181,10 @@ pub struct AccessArgs {
     /// can lose (SIGTERM and Ctrl-C lose nothing).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub audit_flush: std::time::Duration,
+    /// Alert acknowledgements made on the dashboard (a local directory),
+    /// queryable as table `alert_acks`.
+    #[arg(long, env = "VITALFLOW_ACKS_DIR", default_value = "data/alert_acks")]
+    pub acks_dir: PathBuf,
 }
 
 /// What clients may take from the server (see the README's server section).

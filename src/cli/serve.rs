@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::{AccessArgs, ServeArgs, ServerArgs};
 use super::signal::shutdown_on_signal;
+use crate::acks::AckLog;
 use crate::audit::AuditLog;
 use crate::auth::{Authenticator, OidcVerifier, Role, Sessions, TokensFile, tokens};
 use crate::models::RiskModel;
@@ -46,13 +47,26 @@ pub async fn start(
     let listener = server::bind(args.addr).await?;
     let audit = AuditLog::start(&args.access.audit_dir, args.access.audit_flush)?;
     let audit_table = AuditLog::table(&args.access.audit_dir);
+    let acks = AckLog::open(&args.access.acks_dir).with_context(|| {
+        format!(
+            "opening the alert acknowledgements in {}",
+            args.access.acks_dir.display()
+        )
+    })?;
+    let acks_table = AckLog::table(&args.access.acks_dir);
     let insecure = access.auth.insecure;
     let state = load_state(args)
         .with_auth(access.auth)
         .with_audit(audit)
+        .with_acks(acks)
         .with_run(run)
         .with_datasets(
-            load_datasets(pipeline, args.limits.query_limits(), vec![audit_table]).await,
+            load_datasets(
+                pipeline,
+                args.limits.query_limits(),
+                vec![audit_table, acks_table],
+            )
+            .await,
         );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = shown_addr(args.addr);

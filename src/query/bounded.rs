@@ -197,6 +197,23 @@ impl QuerySession {
         denied: &'static [&'static str],
         fetch: Option<usize>,
         timeout: Duration,
+        collector: C,
+    ) -> Result<Finished<C>, QueryError> {
+        self.run_with_params(sql, Vec::new(), options, denied, fetch, timeout, collector)
+            .await
+    }
+
+    /// [`QuerySession::run`] with values for the statement's `$1`, `$2`, ...
+    /// placeholders (values never become SQL text).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_with_params<C: Collector>(
+        &self,
+        sql: &str,
+        params: Vec<datafusion::scalar::ScalarValue>,
+        options: SQLOptions,
+        denied: &'static [&'static str],
+        fetch: Option<usize>,
+        timeout: Duration,
         mut collector: C,
     ) -> Result<Finished<C>, QueryError> {
         let ctx = self.ctx.clone();
@@ -204,6 +221,9 @@ impl QuerySession {
         let memory = self.limits.memory;
         let work = async move {
             let mut frame = ctx.sql_with_options(&sql, options).await?;
+            if !params.is_empty() {
+                frame = frame.with_param_values(params)?;
+            }
             if let Some(table) = reads_one_of(frame.logical_plan(), denied)? {
                 return Ok(Err(table));
             }

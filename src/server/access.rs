@@ -71,6 +71,12 @@ pub const RULES: &[Rule] = &[
     rule("/api/ward", VIEWER, true),
     rule("/api/patients/{id}", VIEWER, true),
     rule("/api/alerts", VIEWER, true),
+    rule("/api/patients/{id}/history", VIEWER, true),
+    rule("/api/ward/trend", VIEWER, true),
+    rule("/assets/uPlot.min.js", VIEWER, false),
+    rule("/assets/uPlot.min.css", VIEWER, false),
+    // Acknowledging an alert is a clinical act, recorded with its author.
+    rule("/api/alerts/{id}/ack", CLINICIAN, true),
     rule("/api/stream", VIEWER, true),
     // The model.
     rule("/predict", CLINICIAN, true),

@@ -23,6 +23,8 @@ pub enum ApiError {
     BadQuery(String),
     /// The caller's roles do not allow this (403).
     Forbidden(String),
+    /// What the request names does not exist (404): where, and what.
+    NotFound(Vec<Value>, String),
     /// A part of the server that could not be loaded: what, and why (503).
     Unavailable(String, String),
     /// A server limit refused or ended the request: `what` is the limit
@@ -70,6 +72,14 @@ impl IntoResponse for ApiError {
                     loc: vec![],
                     msg: why,
                     kind: "forbidden".into(),
+                }],
+            ),
+            ApiError::NotFound(loc, msg) => (
+                StatusCode::NOT_FOUND,
+                vec![FieldError {
+                    loc,
+                    msg,
+                    kind: "not_found".into(),
                 }],
             ),
             ApiError::Unavailable(what, why) => (

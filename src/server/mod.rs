@@ -102,6 +102,14 @@ pub fn routes(state: AppState) -> access::Routes {
         .route("/api/patients/{id}", get(api::ward::patient))
         .route("/api/alerts", get(api::ward::alerts))
         .route(
+            "/api/alerts/{id}/ack",
+            post(api::ward::acknowledge).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+        )
+        .route("/api/patients/{id}/history", get(api::history::history))
+        .route("/api/ward/trend", get(api::history::ward_trend))
+        .route("/assets/uPlot.min.js", get(dashboard::uplot_js))
+        .route("/assets/uPlot.min.css", get(dashboard::uplot_css))
+        .route(
             "/login",
             get(login::page)
                 .post(login::submit)
@@ -175,7 +183,11 @@ pub async fn serve_with(
         shutdown_grace: state.limits.shutdown_grace,
     };
     let audit = state.audit.clone();
+    let acks = state.acks.clone();
     listen::serve_connections(listener, router(state), connections, tls, shutdown).await;
+    if let Some(acks) = acks {
+        acks.finish().await;
+    }
     if let Some(audit) = audit {
         let records = audit
             .finish()

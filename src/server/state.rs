@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::api::validation::FeatureRules;
 use super::limits::ServerLimits;
 use super::rate_limit::RateLimit;
+use crate::acks::AckLog;
 use crate::audit::AuditLog;
 use crate::auth::{Authenticator, Sessions};
 use crate::models::RiskModel;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub stores: StoreStatusBoard,
     /// Source partitions the pipeline in this process owns, for `/health`.
     pub partitions: crate::common::PartitionBoard,
+    /// Where alert acknowledgements are recorded (none: not offered).
+    pub acks: Option<AckLog>,
 }
 
 /// A model with the request rules derived from its metadata.
@@ -107,6 +110,7 @@ impl AppState {
             live: LiveHubs::default(),
             stores: StoreStatusBoard::default(),
             partitions: crate::common::PartitionBoard::default(),
+            acks: None,
         }
     }
 
@@ -121,6 +125,8 @@ impl AppState {
             tls: self.tls,
             live: self.live,
             stores: self.stores,
+            partitions: self.partitions,
+            acks: self.acks,
             ..Self::limited(limits)
         }
     }
@@ -128,6 +134,12 @@ impl AppState {
     /// Admit the principals `auth` knows.
     pub fn with_auth(mut self, auth: Authenticator) -> Self {
         self.auth = Arc::new(auth);
+        self
+    }
+
+    /// Record alert acknowledgements in `acks`.
+    pub fn with_acks(mut self, acks: AckLog) -> Self {
+        self.acks = Some(acks);
         self
     }
 

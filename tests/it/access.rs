@@ -48,6 +48,7 @@ fn request_for(route: &str) -> (reqwest::Method, String) {
         "/explain",
         "/api/query",
         "/logout",
+        "/api/alerts/{id}/ack",
     ];
     let method = if post.contains(&route) {
         reqwest::Method::POST

@@ -436,3 +436,382 @@ async fn an_abandoned_browser_leaves_no_process_behind() {
         processes_mentioning(&needle)
     );
 }
+
+/// Readings of one patient at known times, as the scoring SQL's output, in
+/// a date-partitioned dataset at `dir`: the history the trend must show.
+fn write_history(dir: &Path, schema: &arrow::datatypes::SchemaRef, patient: &str, times: &[i64]) {
+    let rows = times
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| {
+            // A patient slowly deteriorating: SpO2 falls into the red band.
+            json!({
+                "patient_id": patient, "ts": ts, "heart_rate": 80 + (i % 20) as i64,
+                "spo2": 97 - (i * 8 / times.len()) as i64, "systolic_bp": 120, "diastolic_bp": 80,
+                "respiratory_rate": 16, "temperature": 37.0, "consciousness": "A", "on_oxygen": false,
+                "news2_score": (i * 4 / times.len()) as i64, "risk_level": "low",
+            })
+        })
+        .collect();
+    crate::support::write_vitals(dir, schema, rows);
+}
+
+/// Text whose contrast with its background is below WCAG 2.1 AA (4.5:1,
+/// 3:1 for large text), measured on the rendered page: every visible
+/// element with its own text, against the first opaque background behind it.
+const CONTRAST_CHECK: &str = r#"
+const channels = (c) => c.match(/[\d.]+/g).map(Number);
+const lum = (c) => {
+  const [r, g, b] = channels(c).slice(0, 3).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const background = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    const c = channels(getComputedStyle(e).backgroundColor);
+    if (c.length < 4 || c[3] > 0.5) return getComputedStyle(e).backgroundColor;
+  }
+  return "rgb(255, 255, 255)";
+};
+const fails = []; let checked = 0;
+for (const el of document.querySelectorAll("body *")) {
+  const own = [...el.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim()).map((n) => n.textContent.trim()).join(" ");
+  if (!own || !el.getClientRects().length) continue;
+  const s = getComputedStyle(el);
+  if (s.visibility === "hidden" || el.closest("[hidden]")) continue;
+  const [a, b] = [lum(s.color), lum(background(el))];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(s.fontSize), large = size >= 24 || (Number(s.fontWeight) >= 700 && size >= 18.66);
+  checked++;
+  if (ratio < (large ? 3 : 4.5)) fails.push(`${el.tagName}.${el.className} "${own.slice(0, 30)}": ${ratio.toFixed(2)} (${s.color} on ${background(el)})`);
+}
+return { checked, fails };
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trends_alert_acknowledgement_links_and_contrast_in_a_real_browser() {
+    let Some(browser) = Browser::required() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+name: trends
+sources:
+  monitors:
+    kind: simulator
+    patients: 6
+    interval: 500ms
+    episodes_per_hour: 0
+transforms:
+  scored:
+    sql_file: "{}"
+sinks:
+  vitals:
+    kind: parquet
+    input: scored
+    path: "{}"
+  live:
+    kind: live
+    input: scored
+"#,
+        std::fs::canonicalize("sql/vitals_scored.sql")
+            .unwrap()
+            .display(),
+        dir.path().join("live-vitals").display()
+    );
+    let planned = engine::plan(spec::parse(&yaml, &dir.path().join("p.yaml")).unwrap())
+        .await
+        .unwrap();
+    // The stored history the trend reads: P00003, every 20 s from 55 to 5
+    // minutes ago (151 readings; the 1 h view's 10 s buckets hold one each).
+    let schema = planned.schema_of("scored").unwrap().clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let times: Vec<i64> = (0..151).map(|i| now - 55 * 60_000 + i * 20_000).collect();
+    let history = dir.path().join("history");
+    write_history(&history, &schema, "P00003", &times);
+    let acks_dir = dir.path().join("acks");
+    let datasets = vitalflow::query::QuerySession::with_limits(
+        &[
+            vitalflow::query::Dataset {
+                schema: Some(schema.clone()),
+                ..vitalflow::query::Dataset::at(
+                    "vitals",
+                    vitalflow::storage::Location::Local(history.clone()),
+                )
+            },
+            vitalflow::acks::AckLog::table(&acks_dir),
+        ],
+        vitalflow::query::QueryLimits {
+            memory: Some(256 << 20),
+            threads: 2,
+        },
+    )
+    .await
+    .unwrap();
+
+    let stop = CancellationToken::new();
+    let pipeline_stop = stop.clone();
+    let run = vitalflow::sinks::SinkContext::default();
+    let options = RunOptions {
+        sinks: run.clone(),
+        ..RunOptions::default()
+    };
+    let pipeline = tokio::spawn(async move { engine::run(&planned, pipeline_stop, options).await });
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let token = crate::support::token_for("nurse", &[vitalflow::auth::Role::Clinician]);
+    let acks = vitalflow::acks::AckLog::open(&acks_dir).unwrap();
+    let server_stop = CancellationToken::new();
+    let server = tokio::spawn(server::serve(
+        listener,
+        crate::support::secured(
+            AppState::new(Err("no model in this test".into()))
+                .with_run(&run)
+                .with_acks(acks)
+                .with_datasets(Ok(datasets)),
+        ),
+        server_stop.clone(),
+    ));
+
+    let (_driver, client) = start_browser(&browser, &dir.path().join("profile")).await;
+    client.set_window_size(1280, 800).await.unwrap();
+    client.goto(&format!("{base}/login")).await.unwrap();
+    log_in(&client, &token).await;
+
+    // A link opens that patient.
+    client
+        .goto(&format!("{base}/#/patients/P00003"))
+        .await
+        .unwrap();
+    wait_until(UI, "the linked patient to open", || async {
+        text(&client, "#patient-id").await == "P00003"
+    })
+    .await;
+    let trend = || async {
+        client
+            .execute("return window.__vitalflow.trend || {};", vec![])
+            .await
+            .unwrap()
+    };
+    // The trend: the 151 stored readings, one point each, drawn.
+    wait_until(UI, "the stored history in the trend", || async {
+        trend().await["historyPoints"] == json!(151)
+    })
+    .await;
+    assert_eq!(trend().await["step"], json!(10_000), "1 h in 10 s steps");
+    let canvases = client
+        .find_all(Locator::Css("#trends figure.trend canvas"))
+        .await
+        .unwrap();
+    assert_eq!(canvases.len(), 6, "one chart per vital and NEWS2");
+    // New readings extend it, each on screen within a second.
+    let before = trend().await["points"].as_u64().unwrap();
+    assert!(before >= 151, "{before} points");
+    wait_until(UI, "a live reading to extend the trend", || async {
+        trend().await["points"].as_u64().unwrap() > before + 1
+    })
+    .await;
+    let latency = trend().await["appendLatencyMs"].as_f64().unwrap();
+    assert!(
+        latency < 1000.0,
+        "a reading reached the trend {latency} ms after its event time"
+    );
+
+    // The ward table: sparklines from the stored hour (P00003's) and live.
+    wait_until(UI, "P00003's sparkline from the stored hour", || async {
+        client
+            .execute(
+                "const s = document.querySelector('#ward-table tr[data-patient=\"P00003\"] svg.spark');
+                 return s ? Number(s.dataset.points || 0) : 0;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0)
+            > 25
+    })
+    .await;
+
+    // Search narrows the table; the keyboard opens a patient.
+    let search = client.find(Locator::Css("#search")).await.unwrap();
+    search.send_keys("P00005").await.unwrap();
+    wait_until(UI, "the search to leave one patient", || async {
+        client
+            .find_all(Locator::Css("#ward-table tbody tr[data-patient]"))
+            .await
+            .map(|r| r.len() == 1)
+            .unwrap_or(false)
+    })
+    .await;
+    search.send_keys("\u{E015}").await.unwrap(); // ArrowDown: into the table
+    client
+        .find(Locator::Css("#ward-table"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}") // Enter
+        .await
+        .unwrap();
+    wait_until(UI, "Enter to open the patient under the cursor", || async {
+        client.current_url().await.unwrap().fragment() == Some("/patients/P00005")
+            && text(&client, "#patient-id").await == "P00005"
+    })
+    .await;
+    search.clear().await.unwrap();
+    search.send_keys("\u{E00C}").await.unwrap(); // Escape: clear the filter
+
+    // A high alert: pinned on top and counted in the title until
+    // acknowledged; the acknowledgement survives a reload.
+    let hub = run.live.first().unwrap();
+    let alert_ts = chrono::Utc::now().timestamp_millis();
+    hub.publish(
+        vec![
+            json!({"patient_id": "P09999", "ts": alert_ts, "news2_score": 9, "risk_level": "high"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ],
+        "patient_id",
+    );
+    let alert_id = format!("P09999@{alert_ts}");
+    let item = format!("#alerts li[data-alert=\"{alert_id}\"]");
+    wait_until(UI, "the high alert, pinned", || async {
+        client
+            .find(Locator::Css(&format!("{item}.pinned")))
+            .await
+            .is_ok()
+    })
+    .await;
+    let pinned_count = || async {
+        client
+            .find_all(Locator::Css("#alerts li.pinned"))
+            .await
+            .unwrap()
+            .len()
+    };
+    let title = client.title().await.unwrap();
+    assert!(
+        title.starts_with(&format!("({}) ", pinned_count().await)),
+        "{title}"
+    );
+    let first = client
+        .find(Locator::Css("#alerts li"))
+        .await
+        .unwrap()
+        .attr("class")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(first.contains("pinned"), "the first alert is `{first}`");
+
+    // The picture for a person to look at: P00003's stored hour, the
+    // pinned alert.
+    client
+        .execute("window.location.hash = '#/patients/P00003';", vec![])
+        .await
+        .unwrap();
+    wait_until(UI, "P00003's trend again", || async {
+        trend().await["patient"] == json!("P00003") && trend().await["historyPoints"] == json!(151)
+    })
+    .await;
+    std::fs::create_dir_all("target/test-artifacts").unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write("target/test-artifacts/dashboard-trends-1280x800.png", png).unwrap();
+
+    client
+        .find(Locator::Css(&format!("{item} input")))
+        .await
+        .unwrap()
+        .send_keys("seen, O2 increased")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css(&format!("{item} .ack-btn")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let acknowledged = || async {
+        client
+            .find(Locator::Css(&format!("{item} .ack")))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    wait_until(UI, "the acknowledgement", || async {
+        acknowledged()
+            .await
+            .is_some_and(|t| t.contains("acknowledged by nurse"))
+    })
+    .await;
+    client.refresh().await.unwrap();
+    wait_until(UI, "the acknowledgement after a reload", || async {
+        acknowledged().await.is_some_and(|t| {
+            t.contains("acknowledged by nurse") && t.contains("seen, O2 increased")
+        })
+    })
+    .await;
+    assert!(
+        client
+            .find(Locator::Css(&format!("{item}.pinned")))
+            .await
+            .is_err(),
+        "an acknowledged alert is not pinned"
+    );
+
+    // Contrast meets WCAG AA everywhere on the rendered page.
+    let contrast = client.execute(CONTRAST_CHECK, vec![]).await.unwrap();
+    assert!(
+        contrast["checked"].as_u64().unwrap() > 50,
+        "contrast checked on {contrast}"
+    );
+    assert_eq!(contrast["fails"], json!([]), "text below WCAG AA contrast");
+
+    // A tablet: one column, nothing wider than the screen.
+    client.set_window_size(768, 1024).await.unwrap();
+    wait_until(
+        UI,
+        "the tablet layout without horizontal scrolling",
+        || async {
+            client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth;",
+                    vec![],
+                )
+                .await
+                .unwrap()
+                == json!(true)
+        },
+    )
+    .await;
+    wait_until(UI, "the trend at tablet width", || async {
+        trend().await["patient"] == json!("P00003") && trend().await["historyPoints"] == json!(151)
+    })
+    .await;
+    let png = client.screenshot().await.unwrap();
+    std::fs::write("target/test-artifacts/dashboard-tablet-768.png", png).unwrap();
+    client.close().await.unwrap();
+
+    // The acknowledgement is in the `alert_acks` dataset, as the server
+    // (and an analyst) reads it.
+    server_stop.cancel();
+    server.await.unwrap().unwrap();
+    let reopened = vitalflow::acks::AckLog::open(&acks_dir).unwrap();
+    let ack = reopened
+        .get(&alert_id)
+        .expect("the acknowledgement is stored");
+    assert!(ack.acked_by.starts_with("nurse"), "{ack:?}");
+    assert_eq!(ack.note.as_deref(), Some("seen, O2 increased"));
+    assert_eq!(
+        (ack.patient_id.as_str(), ack.level.as_str()),
+        ("P09999", "high")
+    );
+    reopened.finish().await;
+    stop.cancel();
+    pipeline.await.unwrap().unwrap();
+}

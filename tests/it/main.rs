@@ -11,6 +11,7 @@ mod compose;
 mod crash_safety;
 mod exact_numbers;
 mod failover;
+mod history;
 mod kafka;
 mod layers;
 mod models;

@@ -571,3 +571,52 @@ pub fn client_with(token: &str) -> reqwest::Client {
 pub fn client() -> reqwest::Client {
     client_with(&credentials().admin)
 }
+
+/// `rows` (JSON objects with epoch-ms `ts`) as a date-partitioned Parquet
+/// dataset at `dir`, one file per UTC day, as the Parquet sink lays it out.
+/// Columns of `schema` a row lacks get zero values.
+pub fn write_vitals(
+    dir: &std::path::Path,
+    schema: &arrow::datatypes::SchemaRef,
+    rows: Vec<serde_json::Value>,
+) {
+    use std::collections::BTreeMap;
+    let mut by_day: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in rows {
+        let mut row = row.as_object().unwrap().clone();
+        let ts = row["ts"].as_i64().unwrap();
+        let day = chrono::DateTime::from_timestamp_millis(ts)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
+        for field in schema.fields() {
+            use arrow::datatypes::DataType::*;
+            let zero = match field.data_type() {
+                Boolean => serde_json::json!(false),
+                Utf8 | LargeUtf8 | Utf8View => serde_json::json!(""),
+                Float32 | Float64 => serde_json::json!(0.0),
+                _ => serde_json::json!(0),
+            };
+            row.entry(field.name().clone()).or_insert(zero);
+        }
+        by_day
+            .entry(day)
+            .or_default()
+            .push(serde_json::Value::Object(row).to_string());
+    }
+    for (day, rows) in by_day {
+        let part = dir.join(format!("date={day}"));
+        std::fs::create_dir_all(&part).unwrap();
+        let file =
+            std::fs::File::create(part.join(format!("part-{}.parquet", rand::random::<u32>())))
+                .unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        let reader = arrow::json::ReaderBuilder::new(schema.clone())
+            .build(std::io::Cursor::new(rows.join("\n")))
+            .unwrap();
+        for batch in reader {
+            writer.write(&batch.unwrap()).unwrap();
+        }
+        writer.close().unwrap();
+    }
+}

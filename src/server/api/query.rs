@@ -137,7 +137,7 @@ pub async fn query(
     ))
 }
 
-fn refusal(error: QueryError) -> ApiError {
+pub(crate) fn refusal(error: QueryError) -> ApiError {
     match error {
         QueryError::Invalid(why) => ApiError::BadQuery(why),
         QueryError::MemoryLimit { limit, detail } => {

@@ -24,6 +24,8 @@ pub enum LiveEvent {
     Readings(Arc<str>),
     /// One alert object.
     Alert(Arc<str>),
+    /// One acknowledgement of an alert (made through the server).
+    Ack(Arc<str>),
 }
 
 const ALERTS_KEPT: usize = 200;
@@ -139,6 +141,38 @@ impl LiveHub {
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
             .map(|q| q.iter().rev().cloned().collect())
+    }
+
+    /// The reading before the latest of one patient.
+    pub fn previous(&self, key: &str) -> Option<Row> {
+        let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
+        let queue = recent.get(key)?;
+        queue
+            .len()
+            .checked_sub(2)
+            .and_then(|i| queue.get(i))
+            .cloned()
+    }
+
+    /// The column of the score the alerts quote (`news2_score`).
+    pub fn score_column(&self) -> &str {
+        &self.rules.score
+    }
+
+    /// The alert with this `id`, if still kept.
+    pub fn alert(&self, id: &str) -> Option<Row> {
+        self.alerts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|a| a.get("id").and_then(Value::as_str) == Some(id))
+            .cloned()
+    }
+
+    /// Tell every open dashboard that an alert was acknowledged (`ack` is
+    /// the acknowledgement as JSON).
+    pub fn announce_ack(&self, ack: String) {
+        let _ = self.events.send(LiveEvent::Ack(ack.into()));
     }
 
     /// Alerts, newest first.
@@ -260,6 +294,9 @@ impl LiveHub {
             .reason
             .replace("{score}", &score.to_string());
         let mut alert = Map::new();
+        // One alert per patient and reading at most: the pair names it,
+        // and names it the same when the same readings are replayed.
+        alert.insert("id".into(), Value::from(format!("{key}@{time}")));
         alert.insert("patient_id".into(), Value::from(key));
         alert.insert("ts".into(), Value::from(time));
         alert.insert("news2_score".into(), score);
@@ -322,6 +359,10 @@ mod tests {
             .collect();
         assert_eq!(levels, ["medium", "high", "medium"]);
         assert_eq!(alerts[0]["reason"], "NEWS2 6: urgent response");
+        assert_eq!(alerts[0]["id"], "a@71000");
+        assert_eq!(hub.alert("a@4000").unwrap()["level"], "high");
+        assert!(hub.alert("a@5000").is_none());
+        assert_eq!(hub.previous("a").unwrap()["ts"], 70_000);
     }
 
     #[test]

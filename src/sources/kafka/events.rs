@@ -144,11 +144,15 @@ impl LibrdkafkaLog<'_> {
             Level::Emerg | Level::Alert | Level::Critical | Level::Error => {
                 tracing::error!(target: "librdkafka", "librdkafka: {facility} {message}")
             }
-            Level::Warning => tracing::warn!(target: "librdkafka", "librdkafka: {facility} {message}"),
+            Level::Warning => {
+                tracing::warn!(target: "librdkafka", "librdkafka: {facility} {message}")
+            }
             Level::Notice | Level::Info => {
                 tracing::info!(target: "librdkafka", "librdkafka: {facility} {message}")
             }
-            Level::Debug => tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message}"),
+            Level::Debug => {
+                tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message}")
+            }
         }
     }
 }
