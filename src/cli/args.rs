@@ -363,6 +363,11 @@ pub struct BenchArgs {
     /// server on loopback (s3s-fs, started for the run), same data.
     #[arg(long, conflicts_with = "windows")]
     pub storage: bool,
+    /// The dashboard's trend endpoint over ~20M stored readings (patients
+    /// x 24 h at 1 reading/s; `--patients`, default 232): p50/p95 of one
+    /// patient's day downsampled to <= 500 points, beside a raw read.
+    #[arg(long, conflicts_with_all = ["windows", "storage", "soak"])]
+    pub history: bool,
     /// Run a windowed job instead: `ward` (per-patient 1-minute risk
     /// windows with the NEWS2 UDF plugin, a join and the model, plus 10 s /
     /// 1 min hopping windows) or `count` (a 1-second tumbling count per

@@ -2,7 +2,7 @@
 //! not the engine, so it can live outside the `vitalflow` library.
 //!
 //! - [`pipeline`], [`windows`], [`storage`], [`kafka`], [`soak`],
-//!   [`scale_out`]: each
+//!   [`scale_out`], [`history`]: each
 //!   benchmark's pipeline YAML, its report and the accounting that needs no
 //!   engine (the soak's balance, the Kafka rates).
 //! - [`report`]: [`BenchReport`], what a pipeline benchmark run prints.
@@ -17,6 +17,7 @@
 //! `src/cli/bench/`: this crate does not depend on `vitalflow`, because
 //! `vitalflow`'s binary depends on this crate (`vitalflow bench`).
 
+pub mod history;
 pub mod kafka;
 pub mod memory;
 pub mod net;

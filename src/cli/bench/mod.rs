@@ -9,6 +9,7 @@
 //! - [`windows`], [`storage`], [`kafka`], [`soak`], [`scale_out`]: one file
 //!   per other kind.
 
+pub mod history;
 pub mod kafka;
 pub mod scale_out;
 pub mod soak;
@@ -101,6 +102,17 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             output.display()
         );
         let report = windows::run(shape, args.events, patients, &output).await?;
+        println!("{report}");
+        return Ok(());
+    }
+    if args.history {
+        let patients = args.patients.unwrap_or(232);
+        let work = tempfile::tempdir().context("creating a temporary directory")?;
+        eprintln!(
+            "bench: {patients} patients x 24 h at 1 reading/s -> {}, then the trend endpoint",
+            work.path().display()
+        );
+        let report = history::run(patients, 100, work.path()).await?;
         println!("{report}");
         return Ok(());
     }

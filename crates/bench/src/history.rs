@@ -1,0 +1,128 @@
+//! The history benchmark (`vitalflow bench --history`, `cargo bench --bench
+//! history`): the dashboard's trend endpoint over a dataset of ~20M
+//! readings written by our own Parquet sink: 24 h of every patient at one
+//! reading a second. Each request asks for one patient's whole day; the
+//! server downsamples it in SQL to at most 500 points. Beside it, in the
+//! same run, the same patient-day read raw (86,400 rows, what a client
+//! that downsamples for itself would pull), as the ratio.
+
+use std::time::Duration;
+
+use crate::BenchReport;
+
+/// Readings per patient: one a second for a day.
+pub const READINGS_PER_PATIENT: u64 = 86_400;
+/// The day the dataset covers.
+pub const DAY: &str = "2026-01-01";
+
+/// The dataset's pipeline: `patients` monitors at 1 s for exactly one day
+/// of event time, scored and stored date-partitioned and sorted.
+pub fn dataset_yaml(patients: u32, output: &std::path::Path) -> String {
+    format!(
+        "name: history-bench
+sources:
+  monitors:
+    kind: simulator
+    patients: {patients}
+    interval: 1s
+    pacing: unpaced
+    limit: {}
+    start: \"{DAY}T00:00:00Z\"
+{}",
+        u64::from(patients) * READINGS_PER_PATIENT,
+        crate::pipeline::scored_vitals_yaml(output, "")
+    )
+}
+
+/// Latencies of one kind of request, in arrival order.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies(pub Vec<Duration>);
+
+impl Latencies {
+    /// The `q` quantile (nearest rank), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1].as_secs_f64() * 1e3
+    }
+}
+
+pub struct HistoryReport {
+    /// Building the dataset.
+    pub dataset: BenchReport,
+    pub patients: u32,
+    /// `GET /api/patients/{id}/history` for one whole day.
+    pub endpoint: Latencies,
+    /// Points each answer had at most, and readings they summed.
+    pub max_points: usize,
+    pub readings_per_answer: u64,
+    /// The same patient-day read raw through the same query session.
+    pub raw: Latencies,
+    pub raw_rows: u64,
+}
+
+impl std::fmt::Display for HistoryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "-- dataset: {} patients x 24 h at 1 reading/s --",
+            self.patients
+        )?;
+        writeln!(f, "{}", self.dataset)?;
+        let line = |f: &mut std::fmt::Formatter<'_>, name: &str, l: &Latencies| {
+            writeln!(
+                f,
+                "{name}: p50 {:.1} ms  p95 {:.1} ms  max {:.1} ms  ({} requests)",
+                l.quantile_ms(0.5),
+                l.quantile_ms(0.95),
+                l.quantile_ms(1.0),
+                l.0.len()
+            )
+        };
+        line(
+            f,
+            "history endpoint, 24 h -> <= 500 points (HTTP)",
+            &self.endpoint,
+        )?;
+        writeln!(
+            f,
+            "  at most {} points per answer, {} readings summarised in each",
+            self.max_points, self.readings_per_answer
+        )?;
+        line(
+            f,
+            "raw patient-day read, same session (no HTTP)  ",
+            &self.raw,
+        )?;
+        writeln!(f, "  {} rows per read", self.raw_rows)?;
+        write!(
+            f,
+            "ratio raw/endpoint at p95: {:.2}",
+            self.raw.quantile_ms(0.95) / self.endpoint.quantile_ms(0.95)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let l = Latencies((1..=20).map(Duration::from_millis).collect());
+        assert_eq!(l.quantile_ms(0.5), 10.0);
+        assert_eq!(l.quantile_ms(0.95), 19.0);
+        assert_eq!(l.quantile_ms(1.0), 20.0);
+    }
+
+    #[test]
+    fn the_dataset_is_one_day_at_one_reading_a_second() {
+        let yaml = dataset_yaml(232, std::path::Path::new("/tmp/x"));
+        assert!(yaml.contains("limit: 20044800"), "{yaml}");
+        assert!(yaml.contains("interval: 1s"));
+    }
+}

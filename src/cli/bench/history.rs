@@ -1,0 +1,128 @@
+//! The history benchmark: the dashboard's trend endpoint over ~20M stored
+//! readings (see `vitalflow_bench::history`), through the real server
+//! (HTTP, a viewer's token, the bounded query session) on loopback.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use vitalflow_bench::history::{DAY, HistoryReport, Latencies, dataset_yaml};
+use vitalflow_bench::{BenchReport, memory};
+
+use crate::auth::{Authenticator, Role, Sessions, TokensFile, tokens};
+use crate::engine::{self, RunOptions};
+use crate::query::{QueryLimits, QuerySession, datasets_of};
+use crate::server::{self, AppState};
+use crate::spec;
+
+/// The server's default query limits (`--query-memory`, `--query-threads`).
+const LIMITS: QueryLimits = QueryLimits {
+    memory: Some(512 << 20),
+    threads: 2,
+};
+
+/// Build the dataset in `work`, then time `requests` whole-day trends of
+/// random patients, and as many raw reads of a patient-day.
+pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<HistoryReport> {
+    let yaml = dataset_yaml(patients, &work.join("vitals"));
+    let planned = engine::plan(spec::parse(&yaml, &work.join("history-bench.yaml"))?).await?;
+    let summary = engine::run(&planned, CancellationToken::new(), RunOptions::default()).await?;
+    let (rows_stored, files, bytes) = summary.sinks.iter().fold((0, 0, 0), |(r, f, b), (_, s)| {
+        (r + s.rows, f + s.files, b + s.bytes)
+    });
+    let dataset = BenchReport {
+        events: summary.records_in(),
+        rows_stored,
+        files,
+        bytes,
+        elapsed: summary.elapsed,
+        peak_rss_bytes: memory::peak_rss_bytes(),
+        mapped_files_rss_bytes: memory::mapped_files_rss_bytes(),
+    };
+    let datasets = datasets_of(&planned)?;
+    let session = QuerySession::with_limits(&datasets, LIMITS).await?;
+    let raw_session = QuerySession::with_limits(&datasets, LIMITS).await?;
+
+    let tokens_file = work.join("tokens.yaml");
+    let token = tokens::create(&tokens_file, "bench", [Role::Viewer].into_iter().collect())?;
+    let auth = Authenticator {
+        tokens: Some(TokensFile::open(&tokens_file)?),
+        oidc: None,
+        sessions: Sessions::new(Duration::from_secs(3600)),
+        insecure: false,
+    };
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let state = AppState::new(Err("no model in this benchmark".into()))
+        .with_auth(auth)
+        .with_datasets(Ok(session));
+    let served = tokio::spawn(server::serve(listener, state, stop.clone()));
+
+    let http = reqwest::Client::new();
+    let from = format!("{DAY}T00:00:00Z");
+    let to = chrono::NaiveDate::parse_from_str(DAY, "%Y-%m-%d")?
+        .succ_opt()
+        .context("the day after the dataset's")?
+        .format("%Y-%m-%dT00:00:00Z")
+        .to_string();
+    let width = patients.to_string().len().max(5);
+    let patient = |i: u32| format!("P{i:0width$}");
+    let mut rng = rand::rng();
+    let mut endpoint = Latencies::default();
+    let (mut max_points, mut readings_per_answer) = (0, 0);
+    // Three warm-up requests (first listing, first file footers), not timed.
+    for i in 0..requests + 3 {
+        let id = patient(rng.random_range(1..=patients));
+        let url = format!("{base}/api/patients/{id}/history?from={from}&to={to}");
+        let started = Instant::now();
+        let response = http.get(&url).bearer_auth(&token).send().await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        let took = started.elapsed();
+        anyhow::ensure!(status.is_success(), "{url}: HTTP {status}: {body}");
+        let points = body["t"].as_array().map_or(0, Vec::len);
+        let readings: u64 = body["readings"]
+            .as_array()
+            .map_or(0, |r| r.iter().filter_map(serde_json::Value::as_u64).sum());
+        anyhow::ensure!(
+            points <= 500 && readings == vitalflow_bench::history::READINGS_PER_PATIENT,
+            "{id}: {points} points summarising {readings} readings"
+        );
+        max_points = max_points.max(points);
+        readings_per_answer = readings;
+        if i >= 3 {
+            endpoint.0.push(took);
+        }
+    }
+    let mut raw = Latencies::default();
+    let mut raw_rows = 0;
+    for i in 0..requests + 3 {
+        let id = patient(rng.random_range(1..=patients));
+        let sql = format!(
+            "SELECT * FROM vitals WHERE patient_id = '{id}' AND date = '{DAY}' \
+             AND ts >= TIMESTAMP '{from}' AND ts < TIMESTAMP '{to}'"
+        );
+        let started = Instant::now();
+        let (_, batches) = crate::query::run_sql(&raw_session.ctx, &sql).await?;
+        let took = started.elapsed();
+        raw_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if i >= 3 {
+            raw.0.push(took);
+        }
+    }
+    stop.cancel();
+    served.await??;
+    Ok(HistoryReport {
+        dataset,
+        patients,
+        endpoint,
+        max_points,
+        readings_per_answer,
+        raw,
+        raw_rows,
+    })
+}
