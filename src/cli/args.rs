@@ -368,6 +368,11 @@ pub struct BenchArgs {
     /// patient's day downsampled to <= 500 points, beside a raw read.
     #[arg(long, conflicts_with_all = ["windows", "storage", "soak"])]
     pub history: bool,
+    /// Analyst queries over a week of 1,000 patients' vitals (20M rows)
+    /// through `vitalflow query` and, if installed, DuckDB's CLI on the same
+    /// files: time and peak RSS per query, side by side.
+    #[arg(long, conflicts_with_all = ["windows", "storage", "soak", "history"])]
+    pub query: bool,
     /// Run a windowed job instead: `ward` (per-patient 1-minute risk
     /// windows with the NEWS2 UDF plugin, a join and the model, plus 10 s /
     /// 1 min hopping windows) or `count` (a 1-second tumbling count per

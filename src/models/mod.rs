@@ -10,7 +10,8 @@
 //! - [`onnx`]: [`RiskModel`], batch prediction through tract plus explanations.
 //! - [`ensemble`]: the forest's trees, validated, and their predictions.
 //! - [`ensemble_proto`]: those trees read from the same ONNX protobuf.
-//! - [`treeshap`]: exact path-dependent TreeSHAP over those trees.
+//! - [`treeshap`]: exact path-dependent TreeSHAP over those trees (Algorithm 2).
+//! - [`fast_treeshap`]: the same values from per-leaf tables built at load.
 //! - [`error`]: [`ModelError`], and the typed problems it reports for a file.
 //!
 //! The file formats and their exact semantics are documented in
@@ -20,6 +21,7 @@
 pub mod ensemble;
 pub mod ensemble_proto;
 pub mod error;
+pub mod fast_treeshap;
 pub mod metadata;
 pub mod onnx;
 pub mod sql;
@@ -27,6 +29,7 @@ pub mod treeshap;
 
 pub use ensemble::{Tree, TreeEnsemble};
 pub use error::{EnsembleError, LayoutError, ModelError, SidecarError, TreeError};
+pub use fast_treeshap::FastTreeShap;
 pub use metadata::{FeatureRange, ModelMetadata, RiskBand, Scaler};
 pub use onnx::{Explanation, RiskModel};
 pub use sql::{ModelFunction, ModelRuntime};

@@ -35,6 +35,7 @@ use tract_onnx::prelude::{
 };
 
 use super::ensemble::TreeEnsemble;
+use super::fast_treeshap::FastTreeShap;
 use super::{ModelError, ModelMetadata, treeshap};
 
 /// ONNX `TensorProto.DataType.FLOAT`.
@@ -50,6 +51,8 @@ pub struct RiskModel {
     metadata: ModelMetadata,
     ensemble: TreeEnsemble,
     base_value: f64,
+    /// Exact TreeSHAP with per-leaf tables (none: Algorithm 2 explains).
+    fast: Option<FastTreeShap>,
 }
 
 // The model sits in an `Arc` in server state and is called from many tasks.
@@ -142,11 +145,13 @@ impl RiskModel {
             .and_then(|m| m.into_runnable())
             .map_err(onnx_error)?;
 
+        let fast = FastTreeShap::new(&ensemble);
         let model = RiskModel {
             plan,
             metadata,
             ensemble,
             base_value,
+            fast,
         };
         model.self_check(&files)?;
         Ok(model)
@@ -214,7 +219,10 @@ impl RiskModel {
         }
         self.check_rows(raw)?;
         let scaled = self.metadata.scale(raw);
-        let contributions = treeshap::shap_values(&self.ensemble, &scaled);
+        let contributions = match &self.fast {
+            Some(fast) => fast.shap_values(&scaled),
+            None => treeshap::shap_values(&self.ensemble, &scaled),
+        };
         // The parsed trees give tract's probability bit for bit (checked at
         // load), without tract's scan of every leaf.
         let probability = f64::from(self.ensemble.predict_row_f32(&scaled));
@@ -223,6 +231,36 @@ impl RiskModel {
             base_value: self.base_value,
             contributions,
         })
+    }
+
+    /// [`explain`](Self::explain) for every row of a row-major batch of raw
+    /// rows, tree by tree over the whole batch (each tree's tables are read
+    /// once for all rows).
+    pub fn explain_batch(&self, rows: &[f64]) -> Result<Vec<Explanation>, ModelError> {
+        let n = self.n_features();
+        self.check_rows(rows)?;
+        let scaled = self.metadata.scale(rows);
+        let contributions = match &self.fast {
+            Some(fast) => fast.shap_values_batch(&scaled, n),
+            None => scaled
+                .chunks_exact(n)
+                .map(|row| treeshap::shap_values(&self.ensemble, row))
+                .collect(),
+        };
+        Ok(scaled
+            .chunks_exact(n)
+            .zip(contributions)
+            .map(|(row, contributions)| Explanation {
+                probability: f64::from(self.ensemble.predict_row_f32(row)),
+                base_value: self.base_value,
+                contributions,
+            })
+            .collect())
+    }
+
+    /// Whether explanations use the precomputed tables ([`FastTreeShap`]).
+    pub fn has_fast_explainer(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// Validate a row-major batch; returns the number of rows.
@@ -289,6 +327,19 @@ impl RiskModel {
                 return Err(files.onnx_error(format!(
                     "tract predicts {p} but the parsed trees give {trees} for scaled row {row:?}"
                 )));
+            }
+            // The tables explain as Algorithm 2 does (a broken invariant
+            // would show here, not in a clinician's chart).
+            if let Some(fast) = &self.fast {
+                let (got, want) = (
+                    fast.shap_values(row),
+                    treeshap::shap_values(&self.ensemble, row),
+                );
+                if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| (*g - *w).abs() > 1e-9) {
+                    return Err(files.onnx_error(format!(
+                        "the precomputed TreeSHAP gives {g} where Algorithm 2 gives {w} for scaled row {row:?}"
+                    )));
+                }
             }
         }
         Ok(())

@@ -82,6 +82,7 @@ pub const RULES: &[Rule] = &[
     rule("/predict", CLINICIAN, true),
     rule("/predict/batch", CLINICIAN, true),
     rule("/explain", CLINICIAN, true),
+    rule("/explain/batch", CLINICIAN, true),
     // SQL over the stored datasets (the `audit` table: admin only).
     rule("/api/query", ANALYST, true),
     rule("/metrics", METRICS, false),

@@ -82,6 +82,10 @@ pub fn routes(state: AppState) -> access::Routes {
             "/explain",
             post(api::predict::explain).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
+        .route(
+            "/explain/batch",
+            post(api::predict::explain_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .map(|r| r.route_layer(state.model_rate.layer()));
     let query = Routes::default()
         .route(

@@ -46,6 +46,7 @@ fn request_for(route: &str) -> (reqwest::Method, String) {
         "/predict",
         "/predict/batch",
         "/explain",
+        "/explain/batch",
         "/api/query",
         "/logout",
         "/api/alerts/{id}/ack",

@@ -153,6 +153,35 @@ async fn predictions_and_explanations_match_the_python_reference() {
         assert_eq!(p["label"], row["label"]);
     }
 
+    // Explanations of all 768 in one batch call: shap's values, in order,
+    // each equal to the single /explain of its row.
+    let (status, body) = server
+        .post_json("/explain/batch", &json!({ "instances": instances }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let explanations = body["explanations"].as_array().unwrap();
+    assert_eq!(explanations.len(), 768);
+    for (row, e) in rows.iter().zip(explanations) {
+        for (i, c) in e["contributions"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(c["feature"], API_FIELDS[i]);
+            let (got, want) = (
+                c["shap_value"].as_f64().unwrap(),
+                row["shap"][i].as_f64().unwrap(),
+            );
+            assert!(
+                (want - got).abs() < 1e-6,
+                "row {} feature {i}: {got} vs shap {want}",
+                row["index"]
+            );
+        }
+        assert_eq!(e["risk_level"], row["risk_level"]);
+    }
+    let (status, single) = server
+        .post_json("/explain", &patient(&rows[5]["raw"]))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(single, explanations[5], "batch and single agree exactly");
+
     // Single predictions and explanations for a spread of rows.
     for row in rows.iter().step_by(37) {
         let (status, single) = server.post_json("/predict", &patient(&row["raw"])).await;
@@ -337,7 +366,15 @@ async fn openapi_docs_and_metrics() {
     let (status, text) = server.get("/openapi.json").await;
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_str(&text).unwrap();
-    for path in ["/health", "/predict", "/predict/batch", "/explain"] {
+    for path in [
+        "/health",
+        "/predict",
+        "/predict/batch",
+        "/explain",
+        "/explain/batch",
+        "/api/patients/{id}/history",
+        "/api/alerts/{id}/ack",
+    ] {
         assert!(
             doc["paths"][path].is_object(),
             "{path} missing from OpenAPI"

@@ -719,6 +719,17 @@ sinks:
     std::fs::create_dir_all("target/test-artifacts").unwrap();
     let png = client.screenshot().await.unwrap();
     std::fs::write("target/test-artifacts/dashboard-trends-1280x800.png", png).unwrap();
+    assert_eq!(
+        client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        json!(true),
+        "nothing wider than a 1280 px screen"
+    );
 
     client
         .find(Locator::Css(&format!("{item} input")))

@@ -108,6 +108,44 @@ fn explanations_match_the_shap_fixture_and_add_up() {
 }
 
 #[test]
+fn the_precomputed_explainer_equals_algorithm_2_and_the_shap_fixture_in_batches() {
+    let model = RiskModel::load(&onnx_path()).unwrap();
+    assert!(
+        model.has_fast_explainer(),
+        "the shipped forest fits the tables"
+    );
+    let (_, rows) = fixture();
+    let raw: Vec<f64> = rows.iter().flat_map(|r| r.raw.clone()).collect();
+    let batch = model.explain_batch(&raw).unwrap();
+    assert_eq!(batch.len(), rows.len());
+    let scaled = model.metadata().scale(&raw);
+    let mut max_vs_algorithm_2 = 0f64;
+    for (i, ((row, e), x)) in rows
+        .iter()
+        .zip(&batch)
+        .zip(scaled.chunks_exact(8))
+        .enumerate()
+    {
+        let reference = vitalflow::models::shap_values(model.ensemble(), x);
+        for (j, ((got, want), shap)) in e
+            .contributions
+            .iter()
+            .zip(&reference)
+            .zip(&row.shap)
+            .enumerate()
+        {
+            max_vs_algorithm_2 = max_vs_algorithm_2.max((got - want).abs());
+            assert!(
+                (got - shap).abs() < 1e-6,
+                "row {i} feature {j}: {got} vs shap's {shap}"
+            );
+        }
+        assert_eq!(e.probability, model.explain(&row.raw).unwrap().probability);
+    }
+    assert!(max_vs_algorithm_2 < 1e-12, "{max_vs_algorithm_2}");
+}
+
+#[test]
 fn concurrent_callers_share_one_model() {
     let model = std::sync::Arc::new(RiskModel::load(&onnx_path()).unwrap());
     let (_, rows) = fixture();

@@ -2,7 +2,7 @@
 //! not the engine, so it can live outside the `vitalflow` library.
 //!
 //! - [`pipeline`], [`windows`], [`storage`], [`kafka`], [`soak`],
-//!   [`scale_out`], [`history`]: each
+//!   [`scale_out`], [`history`], [`query`]: each
 //!   benchmark's pipeline YAML, its report and the accounting that needs no
 //!   engine (the soak's balance, the Kafka rates).
 //! - [`report`]: [`BenchReport`], what a pipeline benchmark run prints.
@@ -22,6 +22,7 @@ pub mod kafka;
 pub mod memory;
 pub mod net;
 pub mod pipeline;
+pub mod query;
 pub mod report;
 pub mod s3;
 pub mod scale_out;

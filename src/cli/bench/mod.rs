@@ -11,6 +11,7 @@
 
 pub mod history;
 pub mod kafka;
+pub mod query;
 pub mod scale_out;
 pub mod soak;
 pub mod storage;
@@ -102,6 +103,17 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             output.display()
         );
         let report = windows::run(shape, args.events, patients, &output).await?;
+        println!("{report}");
+        return Ok(());
+    }
+    if args.query {
+        let work = tempfile::tempdir().context("creating a temporary directory")?;
+        let binary = std::env::current_exe().context("locating this binary")?;
+        eprintln!(
+            "bench: a week of 1,000 patients' vitals -> {}, then analyst queries",
+            work.path().display()
+        );
+        let report = query::run(work.path(), &binary, 3).await?;
         println!("{report}");
         return Ok(());
     }

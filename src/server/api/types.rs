@@ -88,6 +88,12 @@ pub struct Explanation {
     pub contributions: Vec<Contribution>,
 }
 
+/// Explanations of a batch, in request order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BatchExplanation {
+    pub explanations: Vec<Explanation>,
+}
+
 /// `GET /health`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
