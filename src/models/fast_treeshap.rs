@@ -21,116 +21,104 @@
 //!   = (1 − z_i) (M[A] − M[A∖i])`
 //!
 //! `K` and `M` depend on the tree only: both are subset sums over `U`
-//! (computed in `O(k·2^k)` per leaf). At explanation time a walk of each
-//! tree carries the set of features the input still agrees with down both
-//! branches; at a leaf, `A` indexes the tables and each feature of `U` gets
-//! one update. Cost per explanation: one visit per node plus `k` updates
-//! per leaf, against `O(depth²)` work per leaf for Algorithm 2. Memory:
-//! `2 · 2^k` floats per leaf (`k ≤ depth`); an ensemble whose tables would
-//! pass [`MAX_TABLE_ENTRIES`] gets no fast explainer and keeps Algorithm 2.
+//! (computed in `O(k·2^k)` per leaf), and so is each feature's entry for
+//! every `A`. At explanation time each leaf's `A` comes from `k` interval
+//! tests on the input, and each feature of `U` gets one addition: `O(k)`
+//! per leaf, no tree walk, no branch on the data, against `O(depth²)` per
+//! leaf for Algorithm 2. Memory: `k · 2^k` floats per leaf (`k ≤ depth`);
+//! an ensemble whose tables would pass [`MAX_TABLE_ENTRIES`] gets no fast
+//! explainer and keeps Algorithm 2.
 
 use super::ensemble::{Tree, TreeEnsemble};
 
-/// Table entries (over all leaves, `K` and `M` each) above which no fast
-/// explainer is built: 4M entries are 64 MiB.
+/// Table entries (over all leaves) above which no fast explainer is built:
+/// 4M entries are 32 MiB.
 pub const MAX_TABLE_ENTRIES: usize = 1 << 22;
 
-/// Features a path may have for the fast explainer (the agree set is a
-/// 64-bit mask of feature ids).
-const MAX_FEATURES: usize = 64;
+/// Features a leaf's path may split on for the fast explainer (its agree
+/// set indexes a table of `2^k · k` entries).
+const MAX_PATH_FEATURES: usize = 16;
 
-/// One leaf's precomputed part.
-#[derive(Debug, Clone)]
-struct Leaf {
-    /// Offset of its `2^k` entries in [`FastTreeShap::k`] and `m`.
-    offset: u32,
-    /// `k`: the distinct features on its path.
-    k: u8,
-    /// Where its features start in [`FastTreeShap::features`] and
-    /// `one_minus_z` (`k` entries).
-    first: u32,
-}
-
-/// One tree's nodes as the walk needs them.
-#[derive(Debug, Clone)]
-struct FastTree {
-    feature: Vec<u32>,
-    threshold: Vec<f32>,
-    left: Vec<u32>,
-    right: Vec<u32>,
-    /// Index into [`FastTreeShap::leaves`] for leaves, `u32::MAX` else.
-    leaf: Vec<u32>,
-}
-
-/// The precomputed explainer of one ensemble.
+/// The precomputed explainer of one ensemble: every leaf of every tree, in
+/// tree order, as flat arrays.
+///
+/// Per leaf, each distinct feature `j` of its path is an interval
+/// `(lo, hi]` of the scaled input: the input agrees with every split on `j`
+/// exactly when it falls inside (a left turn at threshold `t` is `x <= t`,
+/// a right turn `x > t`, and a missing or NaN value goes right, as in
+/// [`Tree::children`]). The agree set `A` is then computed without walking
+/// the tree, and `φ` gets, for every `j`, the entry `E[A][j]`: `−K[A]` when
+/// `j ∉ A`, `(1 − z_j)(M[A] − M[A∖j])` when `j ∈ A`. Reading the leaves in
+/// order, with no branch on the data, keeps many table reads in flight at
+/// once; the tables (a few MiB) stay in the last-level cache.
 #[derive(Debug, Clone)]
 pub struct FastTreeShap {
-    trees: Vec<FastTree>,
-    leaves: Vec<Leaf>,
-    /// Path features of every leaf, each leaf's `k` in a row.
+    /// Per leaf: where its features start in `features`, `lo`, `hi`.
+    first: Vec<u32>,
+    /// Per leaf: where its `2^k · k` entries start in `table`.
+    offset: Vec<u32>,
+    /// Per leaf: `k`.
+    k: Vec<u8>,
     features: Vec<u32>,
-    /// `1 − z_i`, aligned with `features`.
-    one_minus_z: Vec<f64>,
-    /// `K` (`−φ_i` of a feature the input disagrees with), leaf value
-    /// included, `2^k` per leaf, indexed by the agree set over the leaf's
-    /// own feature order.
-    k: Vec<f64>,
-    /// `M` (subset sums for agreeing features), same layout.
-    m: Vec<f64>,
+    /// `x > lo` (a right turn at `lo`; `-inf` when none).
+    lo: Vec<f32>,
+    /// `x <= hi` (a left turn at `hi`; `+inf` when none).
+    hi: Vec<f32>,
+    /// `E[A][j]` per leaf, `A`-major, leaf value included.
+    table: Vec<f64>,
     n_features: usize,
+}
+
+/// One split on a leaf's path: feature, threshold, whether the path turns
+/// left (`x <= threshold`), and the child's share of the node's cover.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    feature: u32,
+    threshold: f32,
+    left: bool,
+    ratio: f64,
 }
 
 impl FastTreeShap {
     /// The explainer of `ensemble`, or `None` when its tables would be too
-    /// large or it reads more than 64 features (use Algorithm 2 then).
+    /// large (use Algorithm 2 then).
     pub fn new(ensemble: &TreeEnsemble) -> Option<Self> {
-        if ensemble.n_features() > MAX_FEATURES {
-            return None;
-        }
         let mut this = Self {
-            trees: Vec::with_capacity(ensemble.trees().len()),
-            leaves: Vec::new(),
-            features: Vec::new(),
-            one_minus_z: Vec::new(),
+            first: Vec::new(),
+            offset: Vec::new(),
             k: Vec::new(),
-            m: Vec::new(),
+            features: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
+            table: Vec::new(),
             n_features: ensemble.n_features(),
         };
         let mut path = Vec::with_capacity(ensemble.max_depth() + 1);
         for tree in ensemble.trees() {
-            let mut fast = FastTree {
-                feature: tree.feature.clone(),
-                threshold: tree.threshold.clone(),
-                left: tree.left.clone(),
-                right: tree.right.clone(),
-                leaf: vec![u32::MAX; tree.len()],
-            };
             path.clear();
-            if !this.add_leaves(tree, &mut fast, 0, &mut path) {
+            if !this.add_leaves(tree, 0, &mut path) {
                 return None;
             }
-            this.trees.push(fast);
         }
         Some(this)
     }
 
-    /// Walk `tree` from `node`, with `path` the (feature, cover ratio) of
-    /// every split above it, and add each leaf's tables.
-    fn add_leaves(
-        &mut self,
-        tree: &Tree,
-        fast: &mut FastTree,
-        node: usize,
-        path: &mut Vec<(u32, f64)>,
-    ) -> bool {
+    fn add_leaves(&mut self, tree: &Tree, node: usize, path: &mut Vec<Step>) -> bool {
         if tree.is_leaf(node) {
-            fast.leaf[node] = self.leaves.len() as u32;
             return self.add_leaf(path, tree.value[node]);
         }
         let cover = tree.cover[node];
-        for child in [tree.left[node] as usize, tree.right[node] as usize] {
-            path.push((tree.feature[node], tree.cover[child] / cover));
-            let ok = self.add_leaves(tree, fast, child, path);
+        for (child, left) in [
+            (tree.left[node] as usize, true),
+            (tree.right[node] as usize, false),
+        ] {
+            path.push(Step {
+                feature: tree.feature[node],
+                threshold: tree.threshold[node],
+                left,
+                ratio: tree.cover[child] / cover,
+            });
+            let ok = self.add_leaves(tree, child, path);
             path.pop();
             if !ok {
                 return false;
@@ -139,42 +127,56 @@ impl FastTreeShap {
         true
     }
 
-    fn add_leaf(&mut self, path: &[(u32, f64)], value: f64) -> bool {
-        // Distinct features in order of first split, with the product of
-        // their cover ratios.
+    fn add_leaf(&mut self, path: &[Step], value: f64) -> bool {
+        // Distinct features in order of first split: the product of their
+        // cover ratios and the interval of inputs that follow the path.
         let mut features: Vec<u32> = Vec::with_capacity(path.len());
-        let mut z: Vec<f64> = Vec::with_capacity(path.len());
-        for &(feature, ratio) in path {
-            match features.iter().position(|&f| f == feature) {
-                Some(at) => z[at] *= ratio,
-                None => {
-                    features.push(feature);
-                    z.push(ratio);
+        let mut z: Vec<f64> = Vec::new();
+        let mut lo: Vec<f32> = Vec::new();
+        let mut hi: Vec<f32> = Vec::new();
+        for step in path {
+            let at = match features.iter().position(|&f| f == step.feature) {
+                Some(at) => {
+                    z[at] *= step.ratio;
+                    at
                 }
+                None => {
+                    features.push(step.feature);
+                    z.push(step.ratio);
+                    lo.push(f32::NEG_INFINITY);
+                    hi.push(f32::INFINITY);
+                    features.len() - 1
+                }
+            };
+            if step.left {
+                hi[at] = hi[at].min(step.threshold);
+            } else {
+                lo[at] = lo[at].max(step.threshold);
             }
         }
         let k = features.len();
-        let size = 1usize << k;
-        if self.k.len() + size > MAX_TABLE_ENTRIES {
+        if k > MAX_PATH_FEATURES {
             return false;
         }
-        // w(s) = s! (k − s − 1)! / k!, for s = 0 .. k − 1.
-        let weight = |s: usize| -> f64 {
-            if s >= k {
-                return 0.0;
-            }
-            let mut w = 1.0 / k as f64;
-            // s!(k−s−1)!/k! = 1 / (k · C(k−1, s))
-            let mut binom = 1.0;
-            for j in 0..s {
-                binom = binom * (k - 1 - j) as f64 / (j + 1) as f64;
-            }
-            w /= binom;
-            w
-        };
-        let weights: Vec<f64> = (0..=k).map(weight).collect();
-        let mut k_table = vec![0.0; size];
-        let mut m_table = vec![0.0; size];
+        let size = 1usize << k;
+        if self.table.len() + size * k > MAX_TABLE_ENTRIES {
+            return false;
+        }
+        // w(s) = s! (k − s − 1)! / k! = 1 / (k · C(k − 1, s)), s < k.
+        let weights: Vec<f64> = (0..=k)
+            .map(|s| {
+                if s >= k {
+                    return 0.0;
+                }
+                let mut binom = 1.0;
+                for j in 0..s {
+                    binom = binom * (k - 1 - j) as f64 / (j + 1) as f64;
+                }
+                1.0 / (k as f64 * binom)
+            })
+            .collect();
+        let mut k_sums = vec![0.0; size];
+        let mut m_sums = vec![0.0; size];
         for subset in 0..size {
             // Z(U ∖ S)
             let mut rest = 1.0;
@@ -184,113 +186,98 @@ impl FastTreeShap {
                 }
             }
             let s = subset.count_ones() as usize;
-            k_table[subset] = value * weights[s] * rest;
+            k_sums[subset] = value * weights[s] * rest;
             if s > 0 {
-                m_table[subset] = value * weights[s - 1] * rest;
+                m_sums[subset] = value * weights[s - 1] * rest;
             }
         }
         // Subset sums: T[B] = Σ_{S ⊆ B} g[S].
         for bit in 0..k {
             for subset in 0..size {
                 if subset & (1 << bit) != 0 {
-                    k_table[subset] += k_table[subset ^ (1 << bit)];
-                    m_table[subset] += m_table[subset ^ (1 << bit)];
+                    k_sums[subset] += k_sums[subset ^ (1 << bit)];
+                    m_sums[subset] += m_sums[subset ^ (1 << bit)];
                 }
             }
         }
-        self.leaves.push(Leaf {
-            offset: self.k.len() as u32,
-            k: k as u8,
-            first: self.features.len() as u32,
-        });
-        self.k.extend(k_table);
-        self.m.extend(m_table);
+        self.first.push(self.features.len() as u32);
+        self.offset.push(self.table.len() as u32);
+        self.k.push(k as u8);
+        for a in 0..size {
+            for (j, zj) in z.iter().enumerate() {
+                let bit = 1 << j;
+                self.table.push(if a & bit != 0 {
+                    (1.0 - zj) * (m_sums[a] - m_sums[a ^ bit])
+                } else {
+                    -k_sums[a]
+                });
+            }
+        }
         self.features.extend(features);
-        self.one_minus_z.extend(z.iter().map(|z| 1.0 - z));
+        self.lo.extend(lo);
+        self.hi.extend(hi);
         true
     }
 
     /// SHAP values at scaled input `x` (as [`super::treeshap::shap_values`]).
     pub fn shap_values(&self, x: &[f32]) -> Vec<f64> {
         let mut phi = vec![0.0; x.len().max(self.n_features)];
-        for tree in &self.trees {
-            self.walk(tree, x, &mut phi);
+        let x = self.padded(x);
+        for leaf in 0..self.k.len() {
+            self.add_leaf_contribution(leaf, &x, &mut phi);
         }
         phi
     }
 
     /// SHAP values of every row of `rows` (row-major, `n` values each),
-    /// tree by tree so each tree's tables stay in cache for all rows.
+    /// leaf by leaf, so each leaf's table is read once for all rows.
     pub fn shap_values_batch(&self, rows: &[f32], n: usize) -> Vec<Vec<f64>> {
-        let count = rows.len().checked_div(n).unwrap_or(0);
-        let mut out = vec![vec![0.0; n.max(self.n_features)]; count];
-        for tree in &self.trees {
-            for (row, phi) in rows.chunks_exact(n.max(1)).zip(&mut out) {
-                self.walk(tree, row, phi);
+        let n = n.max(1);
+        let padded: Vec<Vec<f32>> = rows.chunks_exact(n).map(|r| self.padded(r)).collect();
+        let mut out = vec![vec![0.0; n.max(self.n_features)]; padded.len()];
+        for leaf in 0..self.k.len() {
+            for (x, phi) in padded.iter().zip(&mut out) {
+                self.add_leaf_contribution(leaf, x, phi);
             }
         }
         out
     }
 
-    /// Add one tree's contributions at `x` to `phi`.
-    #[inline]
-    fn walk(&self, tree: &FastTree, x: &[f32], phi: &mut [f64]) {
-        // (node, features the input still agrees with); a stack as deep as
-        // the tree has levels, times two.
-        let mut stack: [(u32, u64); 2 * super::ensemble::MAX_DEPTH + 2] =
-            [(0, 0); 2 * super::ensemble::MAX_DEPTH + 2];
-        let mut top = 1;
-        stack[0] = (0, u64::MAX);
-        while top > 0 {
-            top -= 1;
-            let (node, agree) = stack[top];
-            let node = node as usize;
-            let leaf = tree.leaf[node];
-            if leaf != u32::MAX {
-                self.leaf_contribution(leaf as usize, agree, phi);
-                continue;
-            }
-            let feature = tree.feature[node];
-            let goes_left = x
-                .get(feature as usize)
-                .is_some_and(|&v| v <= tree.threshold[node]);
-            let (hot, cold) = if goes_left {
-                (tree.left[node], tree.right[node])
-            } else {
-                (tree.right[node], tree.left[node])
-            };
-            stack[top] = (cold, agree & !(1u64 << feature));
-            stack[top + 1] = (hot, agree);
-            top += 2;
+    /// `x` widened to every feature the trees read; a missing value is NaN,
+    /// which goes right at every split, as a missing feature does.
+    fn padded(&self, x: &[f32]) -> Vec<f32> {
+        let mut padded = x.to_vec();
+        if padded.len() < self.n_features {
+            padded.resize(self.n_features, f32::NAN);
         }
+        padded
     }
 
     #[inline]
-    fn leaf_contribution(&self, leaf: usize, agree: u64, phi: &mut [f64]) {
-        let Leaf { offset, k, first } = self.leaves[leaf];
-        let (k, first, offset) = (k as usize, first as usize, offset as usize);
+    fn add_leaf_contribution(&self, leaf: usize, x: &[f32], phi: &mut [f64]) {
+        let k = self.k[leaf] as usize;
+        let first = self.first[leaf] as usize;
         let features = &self.features[first..first + k];
+        let lo = &self.lo[first..first + k];
+        let hi = &self.hi[first..first + k];
         let mut a = 0usize;
-        for (j, &f) in features.iter().enumerate() {
-            a |= (((agree >> f) & 1) as usize) << j;
+        for j in 0..k {
+            let v = x[features[j] as usize];
+            // NaN: `v <= hi` is false unless there is no left turn.
+            let left_ok = (v <= hi[j]) | (hi[j] == f32::INFINITY);
+            let right_ok = v > lo[j] || v.is_nan();
+            a |= usize::from(left_ok & right_ok) << j;
         }
-        let k_table = &self.k[offset..offset + (1 << k)];
-        let m_table = &self.m[offset..offset + (1 << k)];
-        let one_minus_z = &self.one_minus_z[first..first + k];
-        let (k_a, m_a) = (k_table[a], m_table[a]);
-        for (j, &f) in features.iter().enumerate() {
-            let bit = 1 << j;
-            phi[f as usize] += if a & bit != 0 {
-                one_minus_z[j] * (m_a - m_table[a ^ bit])
-            } else {
-                -k_a
-            };
+        let offset = self.offset[leaf] as usize + a * k;
+        let entries = &self.table[offset..offset + k];
+        for (f, e) in features.iter().zip(entries) {
+            phi[*f as usize] += e;
         }
     }
 
     /// Floats held in the tables (for the log and the benchmark).
     pub fn table_entries(&self) -> usize {
-        self.k.len() + self.m.len()
+        self.table.len()
     }
 }
 
@@ -348,6 +335,13 @@ mod tests {
             let want = shap_values(&forest, x);
             let got = fast.shap_values(x);
             prop_assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{:?} vs {:?}", got, want);
+            }
+            // A row shorter than the features the trees read: the missing
+            // ones go right, as in Algorithm 2.
+            let short = &xs[..m as usize - 1];
+            let (got, want) = (fast.shap_values(short), shap_values(&forest, short));
             for (g, w) in got.iter().zip(&want) {
                 prop_assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{:?} vs {:?}", got, want);
             }

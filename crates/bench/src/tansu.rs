@@ -1,5 +1,6 @@
-//! A Tansu Kafka broker (durable sqlite engine) started on a free loopback
-//! port, for `cargo bench --bench kafka` when no brokers are given.
+//! A Tansu Kafka broker started on a free loopback port, for the Kafka
+//! benchmarks when no brokers are given: its in-memory engine (Tansu's
+//! fastest) unless `TANSU_STORAGE_ENGINE` names another (`sqlite://...`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,8 +23,8 @@ pub struct LocalTansu {
 }
 
 impl LocalTansu {
-    /// Start `binary` (see [`tansu_binary`]) with its sqlite database in
-    /// `dir`, and wait until it listens.
+    /// Start `binary` (see [`tansu_binary`]) in `dir` with [`engine`]'s
+    /// storage, and wait until it listens.
     pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
         let port = net::try_free_port()?;
         let url = format!("tcp://127.0.0.1:{port}");
@@ -32,7 +33,7 @@ impl LocalTansu {
             .current_dir(dir)
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"]);
+            .args(["--storage-engine", &engine()]);
         Ok(Self {
             _server: net::LocalServer::start(
                 command,
@@ -42,6 +43,12 @@ impl LocalTansu {
             brokers: format!("127.0.0.1:{port}"),
         })
     }
+}
+
+/// The storage engine benchmarks start Tansu with: `TANSU_STORAGE_ENGINE`,
+/// else `memory://tansu/`.
+pub fn engine() -> String {
+    std::env::var("TANSU_STORAGE_ENGINE").unwrap_or_else(|_| "memory://tansu/".into())
 }
 
 /// `VITALFLOW_BENCH_BROKERS` if set, else a Tansu started with its

@@ -1,8 +1,9 @@
 //! The Kafka benchmark (`cargo bench --bench kafka`): against one broker, in
 //! one run, the simulator's produce rate, a raw consume-and-discard rate
-//! with the Kafka source's own client settings, and the pipeline's Kafka ->
-//! NEWS2 SQL -> Parquet rate until every message is durably published. The
-//! report and the pipeline are [`vitalflow_bench::kafka`].
+//! with the Kafka source's own client settings, the pipeline's Kafka ->
+//! NEWS2 SQL -> Parquet run until every message is durably published (each
+//! with its group join separated), and the pipeline's ceiling without a
+//! broker. The report and the pipeline are [`vitalflow_bench::kafka`].
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,30 +11,27 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
-use vitalflow_bench::kafka::{KafkaBenchReport, SESSION_TIMEOUT_MS, pipeline_yaml};
+use vitalflow_bench::kafka::{Consumed, KafkaBenchReport, SESSION_TIMEOUT_MS, pipeline_yaml};
 
 use crate::engine::{self, RunOptions};
 use crate::kafka::{ClientSettings, TopicSettings};
-use crate::sources::simulator::{Pacing, SimulatorConfig};
+use crate::sources::kafka::{MessageDecoder, RawMessages};
+use crate::sources::simulator::{Pacing, SimulatorConfig, VitalsGenerator, encode_json_lines};
 use crate::sources::simulator::{PublishOptions, publish_readings};
 use crate::spec;
 
+/// `broker` names the broker's storage engine for the report.
 pub async fn run(
     brokers: &str,
+    broker: &str,
     messages: u64,
     work_dir: &Path,
 ) -> anyhow::Result<KafkaBenchReport> {
     let topic = format!("bench-{:08x}", rand::random::<u32>());
     let client = ClientSettings::new(brokers);
 
-    let simulator = SimulatorConfig {
-        patients: 50,
-        pacing: Pacing::Unpaced,
-        limit: Some(messages),
-        batch_rows: 8192,
-        start: Some("2026-01-01T00:00:00Z".into()),
-        ..Default::default()
-    };
+    let simulator = bench_simulator(messages);
+    let replay = simulator.clone();
     let options = PublishOptions {
         client: client.clone(),
         topic: topic.clone(),
@@ -57,12 +55,86 @@ pub async fn run(
             .context("raw consumer thread")??;
 
     let pipeline = run_pipeline(brokers, &topic, messages, work_dir).await?;
+    // The ceiling without a broker: the same messages decoded from memory,
+    // and the same SQL and sink fed rows in-process.
+    let decode = tokio::task::spawn_blocking(move || decode_in_memory(&replay))
+        .await
+        .context("decode thread")??;
+    let sql_parquet = super::run(messages, 50, &work_dir.join("in-process"))
+        .await?
+        .elapsed;
     Ok(KafkaBenchReport {
         messages,
+        broker: broker.to_string(),
         produce,
-        raw_consume,
+        raw: raw_consume,
         pipeline,
+        decode,
+        sql_parquet,
     })
+}
+
+/// The readings the benchmark publishes (and replays).
+fn bench_simulator(messages: u64) -> SimulatorConfig {
+    SimulatorConfig {
+        patients: 50,
+        pacing: Pacing::Unpaced,
+        limit: Some(messages),
+        batch_rows: 8192,
+        start: Some("2026-01-01T00:00:00Z".into()),
+        ..Default::default()
+    }
+}
+
+/// The published messages again, encoded the same way, decoded in batches
+/// as the Kafka source does (copied into its batch buffer, then decoded):
+/// the decode rate without a broker.
+fn decode_in_memory(simulator: &SimulatorConfig) -> anyhow::Result<Duration> {
+    let yaml = pipeline_yaml(
+        "127.0.0.1:9",
+        "replay",
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+    );
+    let spec = spec::parse(&yaml, Path::new("<bench>/bench-kafka.yaml"))?;
+    let source = spec
+        .sources
+        .iter()
+        .find_map(|s| match &s.config {
+            crate::sources::SourceConfig::Kafka(k) => Some(k.clone()),
+            _ => None,
+        })
+        .context("the benchmark pipeline has a Kafka source")?;
+    let start = simulator.start_millis()?;
+    let mut generator = VitalsGenerator::new(simulator, start);
+    let mut encoded = Vec::new();
+    while let Some(batch) = generator.next_batch(source.batch.max_rows) {
+        encoded.push(encode_json_lines(&batch)?);
+    }
+    let mut decoder =
+        MessageDecoder::new("monitors", source.record_schema(), source.batch.max_rows)?;
+    let mut raw = RawMessages::default();
+    let mut rows = 0;
+    let started = Instant::now();
+    let mut offset = 0;
+    for (keys, payloads) in &encoded {
+        raw.clear();
+        for (key, payload) in keys.iter().zip(payloads) {
+            raw.push(
+                "replay",
+                0,
+                offset,
+                None,
+                Some(key.as_bytes()),
+                Some(payload),
+            );
+            offset += 1;
+        }
+        rows += decoder.decode(&raw)?.rows.num_rows();
+    }
+    let elapsed = started.elapsed();
+    anyhow::ensure!(rows as i64 == offset, "{rows} of {offset} messages decoded");
+    Ok(elapsed)
 }
 
 /// Subscribe in a fresh group and poll until `messages` arrived.
@@ -70,7 +142,7 @@ fn consume_and_discard(
     client: &ClientSettings,
     topic: &str,
     messages: u64,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Consumed> {
     let group = format!("bench-raw-{:08x}", rand::random::<u32>());
     let consumer: BaseConsumer = client
         .client_config(&[
@@ -88,6 +160,7 @@ fn consume_and_discard(
     let started = Instant::now();
     let mut seen = 0u64;
     let mut bytes = 0usize;
+    let mut first = None;
     while seen < messages {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(1800),
@@ -95,12 +168,17 @@ fn consume_and_discard(
         );
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
+            first.get_or_insert_with(|| started.elapsed());
             bytes += message.payload_len();
             seen += 1;
         }
     }
     std::hint::black_box(bytes);
-    Ok(started.elapsed())
+    Ok(Consumed {
+        first: first.unwrap_or_default(),
+        at_first: 1,
+        total: started.elapsed(),
+    })
 }
 
 /// The shipped Kafka pipeline's shape until every message is durably stored.
@@ -109,7 +187,7 @@ async fn run_pipeline(
     topic: &str,
     messages: u64,
     work_dir: &Path,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Consumed> {
     let output = work_dir.join("vitals");
     let yaml = pipeline_yaml(brokers, topic, &output, &work_dir.join("dead_letters"));
     let spec = spec::parse(&yaml, Path::new("<bench>/bench-kafka.yaml"))?;
@@ -120,8 +198,12 @@ async fn run_pipeline(
         let stop = stop.clone();
         tokio::spawn(async move { engine::run(&planned, stop, RunOptions::default()).await })
     };
+    let mut first = None;
     loop {
         let stored = stored_rows(&output)?;
+        if stored > 0 && first.is_none() {
+            first = Some((started.elapsed(), stored));
+        }
         if stored >= messages {
             break;
         }
@@ -138,7 +220,12 @@ async fn run_pipeline(
     let elapsed = started.elapsed();
     stop.cancel();
     run.await.context("pipeline task")??;
-    Ok(elapsed)
+    let (first, at_first) = first.unwrap_or((elapsed, messages));
+    Ok(Consumed {
+        first,
+        at_first,
+        total: elapsed,
+    })
 }
 
 /// Rows in the published files below `dir`, from their footers.

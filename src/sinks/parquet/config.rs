@@ -35,9 +35,17 @@ pub struct ParquetSinkConfig {
     /// When to close a file and start the next.
     #[serde(default)]
     pub roll: RollPolicy,
-    /// Rows per row group: the unit of pruning and of writer memory.
+    /// Rows per row group at most: the unit of pruning by row-group
+    /// statistics, and of the column chunks a reader opens (each one costs
+    /// a decompressor, so fewer, larger row groups read faster).
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
+    /// With `sort_by`: rows sorted together, the unit of the sink's
+    /// buffered memory. A row group holds several sorted runs in arrival
+    /// order; each run's pages stay narrow in `sort_by`, so page-index
+    /// pruning works as well as with one run per row group.
+    #[serde(default = "default_sort_rows")]
+    pub sort_rows: usize,
     /// Rows per data page at most: the unit a page-index filter can skip
     /// inside a row group.
     #[serde(default = "default_page_rows")]
@@ -138,6 +146,9 @@ pub enum Compression {
 }
 
 fn default_row_group_rows() -> usize {
+    1024 * 1024
+}
+fn default_sort_rows() -> usize {
     128 * 1024
 }
 fn default_page_rows() -> usize {
@@ -204,6 +215,11 @@ impl ParquetSinkConfig {
         if self.row_group_rows == 0 {
             return Err(ConfigError::Invalid(
                 "`row_group_rows` must be greater than zero".into(),
+            ));
+        }
+        if self.sort_rows == 0 {
+            return Err(ConfigError::Invalid(
+                "`sort_rows` must be greater than zero".into(),
             ));
         }
         if self.page_rows == 0 {

@@ -198,7 +198,7 @@ impl ParquetSink {
                 &name,
                 self.schema.clone(),
                 self.properties.clone(),
-                self.config.row_group_rows,
+                self.config.sort_rows,
                 self.sort_by.clone(),
             )
             .with_context(|| format!("sink `{}`", self.name))?;
@@ -370,7 +370,9 @@ fn writer_properties(
         .set_write_batch_size(config.page_rows.min(1024))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(format!("vitalflow {}", env!("CARGO_PKG_VERSION")));
-    if !sort_by.is_empty() {
+    // A row group is sorted only when it is one run: declared then, never
+    // otherwise (a reader may rely on the declaration).
+    if !sort_by.is_empty() && config.sort_rows >= config.row_group_rows {
         builder = builder.set_sorting_columns(Some(
             sort_by
                 .iter()

@@ -29,7 +29,7 @@ pub struct RollingFile {
     /// Rows waiting to be sorted into the next row group (only with `sort_by`).
     pending: VecDeque<RecordBatch>,
     pending_rows: usize,
-    row_group_rows: usize,
+    sort_rows: usize,
     sort_by: Arc<[usize]>,
 }
 
@@ -39,7 +39,7 @@ impl RollingFile {
         final_name: &str,
         schema: SchemaRef,
         properties: WriterProperties,
-        row_group_rows: usize,
+        sort_rows: usize,
         sort_by: Arc<[usize]>,
     ) -> Result<Self, SinkError> {
         std::fs::create_dir_all(dir)
@@ -57,7 +57,7 @@ impl RollingFile {
             rows: 0,
             pending: VecDeque::new(),
             pending_rows: 0,
-            row_group_rows,
+            sort_rows,
             sort_by,
         })
     }
@@ -69,22 +69,23 @@ impl RollingFile {
         }
         self.pending_rows += batch.num_rows();
         self.pending.push_back(batch);
-        if self.pending_rows >= self.row_group_rows {
+        if self.pending_rows >= self.sort_rows {
             self.write_sorted_row_groups(false)?;
         }
         Ok(())
     }
 
-    /// Write pending rows as row groups of `row_group_rows` (the remainder
-    /// too if `all`), each sorted on its own. Rows keep arrival order across
-    /// row groups, so a row group still covers a short span of event time
-    /// (time filters prune it) while being sorted by patient inside (patient
-    /// filters prune its pages).
+    /// Write pending rows as runs of `sort_rows` (the remainder too if
+    /// `all`), each sorted on its own. Runs keep arrival order, so a run
+    /// covers a short span of event time while being sorted by patient
+    /// inside: its pages are narrow in both, and page-index filters on
+    /// either skip most of them. The Parquet writer closes a row group when
+    /// it holds `row_group_rows` (several runs), so a reader opens few
+    /// column chunks.
     fn write_sorted_row_groups(&mut self, all: bool) -> Result<(), SinkError> {
-        while self.pending_rows >= self.row_group_rows || (all && self.pending_rows > 0) {
-            let group = self.take_pending(self.row_group_rows.min(self.pending_rows));
+        while self.pending_rows >= self.sort_rows || (all && self.pending_rows > 0) {
+            let group = self.take_pending(self.sort_rows.min(self.pending_rows));
             self.write_sorted(group)?;
-            self.writer.flush().context("closing a row group")?;
         }
         Ok(())
     }
@@ -223,10 +224,11 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-    /// Rows arrive as (key, seq) in batches of 7; row groups of 10 must each
-    /// hold the next 10 rows in arrival order, sorted by key then seq.
+    /// Rows arrive as (key, seq) in batches of 7; sorted runs of 10 must
+    /// each hold the next 10 rows in arrival order, sorted by key then seq,
+    /// and row groups of 20 hold two runs each.
     #[test]
-    fn row_groups_take_rows_in_arrival_order_and_sort_each() {
+    fn sorted_runs_take_rows_in_arrival_order_and_fill_row_groups() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("key", DataType::Utf8, false),
             Field::new("seq", DataType::Int64, false),
@@ -240,7 +242,9 @@ mod tests {
             dir.path(),
             "part.parquet",
             schema.clone(),
-            WriterProperties::builder().build(),
+            WriterProperties::builder()
+                .set_max_row_group_row_count(Some(20))
+                .build(),
             10,
             // A repeated column changes nothing.
             Arc::from(vec![0, 1, 0]),
@@ -270,7 +274,7 @@ mod tests {
             .iter()
             .map(|g| g.num_rows())
             .collect();
-        assert_eq!(sizes, [10, 10, 10, 3]);
+        assert_eq!(sizes, [20, 13]);
         let mut stored = Vec::new();
         for batch in reader.build().unwrap() {
             let batch = batch.unwrap();
