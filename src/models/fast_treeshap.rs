@@ -39,8 +39,10 @@ pub const MAX_TABLE_ENTRIES: usize = 1 << 22;
 /// set indexes a table of `2^k · k` entries).
 const MAX_PATH_FEATURES: usize = 16;
 
-/// The precomputed explainer of one ensemble: every leaf of every tree, in
-/// tree order, as flat arrays.
+/// The precomputed explainer of one ensemble: every leaf of every tree,
+/// grouped by `k` so that the loops over a leaf's features have a fixed
+/// length within a group (a data-dependent loop length costs a branch
+/// misprediction or two per leaf, most of the time otherwise).
 ///
 /// Per leaf, each distinct feature `j` of its path is an interval
 /// `(lo, hi]` of the scaled input: the input agrees with every split on `j`
@@ -53,20 +55,118 @@ const MAX_PATH_FEATURES: usize = 16;
 /// once; the tables (a few MiB) stay in the last-level cache.
 #[derive(Debug, Clone)]
 pub struct FastTreeShap {
-    /// Per leaf: where its features start in `features`, `lo`, `hi`.
-    first: Vec<u32>,
-    /// Per leaf: where its `2^k · k` entries start in `table`.
-    offset: Vec<u32>,
-    /// Per leaf: `k`.
-    k: Vec<u8>,
+    /// `groups[k]`: the leaves whose paths split on `k` distinct features.
+    groups: Vec<Group>,
+    n_features: usize,
+}
+
+/// Leaves with the same `k`, as flat arrays (`k` entries per leaf, and
+/// `2^k · k` table entries per leaf).
+#[derive(Debug, Clone, Default)]
+struct Group {
     features: Vec<u32>,
     /// `x > lo` (a right turn at `lo`; `-inf` when none).
     lo: Vec<f32>,
     /// `x <= hi` (a left turn at `hi`; `+inf` when none).
     hi: Vec<f32>,
-    /// `E[A][j]` per leaf, `A`-major, leaf value included.
+    /// `E[A][j]`, `A`-major, leaf value included.
     table: Vec<f64>,
-    n_features: usize,
+}
+
+impl Group {
+    fn leaves(&self, k: usize) -> usize {
+        self.features.len().checked_div(k).unwrap_or(0)
+    }
+
+    /// Leaves `start..end` of this group (`k` features each), borrowed.
+    fn slice(&self, k: usize, start: usize, end: usize) -> GroupSlice<'_> {
+        let size = (1 << k) * k;
+        GroupSlice {
+            features: &self.features[start * k..end * k],
+            lo: &self.lo[start * k..end * k],
+            hi: &self.hi[start * k..end * k],
+            table: &self.table[start * size..end * size],
+        }
+    }
+
+    fn all(&self, k: usize) -> GroupSlice<'_> {
+        self.slice(k, 0, self.leaves(k))
+    }
+}
+
+/// Some leaves of one group.
+struct GroupSlice<'a> {
+    features: &'a [u32],
+    lo: &'a [f32],
+    hi: &'a [f32],
+    table: &'a [f64],
+}
+
+impl GroupSlice<'_> {
+    /// Add the contributions of these leaves (`k` features each) at input
+    /// `x` to `phi`; the common sizes get loops of a fixed length.
+    fn add_k(&self, k: usize, x: &[f32], phi: &mut [f64]) {
+        match k {
+            0 => {}
+            1 => self.add::<1>(x, phi),
+            2 => self.add::<2>(x, phi),
+            3 => self.add::<3>(x, phi),
+            4 => self.add::<4>(x, phi),
+            5 => self.add::<5>(x, phi),
+            6 => self.add::<6>(x, phi),
+            7 => self.add::<7>(x, phi),
+            8 => self.add::<8>(x, phi),
+            _ => self.add_any(k, x, phi),
+        }
+    }
+
+    #[inline]
+    fn add<const K: usize>(&self, x: &[f32], phi: &mut [f64]) {
+        let size = (1 << K) * K;
+        for ((features, (lo, hi)), table) in self
+            .features
+            .chunks_exact(K)
+            .zip(self.lo.chunks_exact(K).zip(self.hi.chunks_exact(K)))
+            .zip(self.table.chunks_exact(size))
+        {
+            let mut a = 0usize;
+            for j in 0..K {
+                a |= usize::from(agrees(x[features[j] as usize], lo[j], hi[j])) << j;
+            }
+            let entries = &table[a * K..a * K + K];
+            for j in 0..K {
+                phi[features[j] as usize] += entries[j];
+            }
+        }
+    }
+
+    fn add_any(&self, k: usize, x: &[f32], phi: &mut [f64]) {
+        let size = (1 << k) * k;
+        for ((features, (lo, hi)), table) in self
+            .features
+            .chunks_exact(k)
+            .zip(self.lo.chunks_exact(k).zip(self.hi.chunks_exact(k)))
+            .zip(self.table.chunks_exact(size))
+        {
+            let mut a = 0usize;
+            for j in 0..k {
+                a |= usize::from(agrees(x[features[j] as usize], lo[j], hi[j])) << j;
+            }
+            for (f, e) in features.iter().zip(&table[a * k..a * k + k]) {
+                phi[*f as usize] += e;
+            }
+        }
+    }
+}
+
+/// Whether `v` follows a path's turns on one feature: inside `(lo, hi]`,
+/// where a NaN (a missing value) fails every left turn and passes every
+/// right turn, as at a split.
+#[inline]
+fn agrees(v: f32, lo: f32, hi: f32) -> bool {
+    let left_ok = (v <= hi) | (hi == f32::INFINITY);
+    let right_ok = (v > lo) | v.is_nan();
+    left_ok & right_ok
 }
 
 /// One split on a leaf's path: feature, threshold, whether the path turns
@@ -84,13 +184,7 @@ impl FastTreeShap {
     /// large (use Algorithm 2 then).
     pub fn new(ensemble: &TreeEnsemble) -> Option<Self> {
         let mut this = Self {
-            first: Vec::new(),
-            offset: Vec::new(),
-            k: Vec::new(),
-            features: Vec::new(),
-            lo: Vec::new(),
-            hi: Vec::new(),
-            table: Vec::new(),
+            groups: vec![Group::default(); MAX_PATH_FEATURES + 1],
             n_features: ensemble.n_features(),
         };
         let mut path = Vec::with_capacity(ensemble.max_depth() + 1);
@@ -159,8 +253,12 @@ impl FastTreeShap {
             return false;
         }
         let size = 1usize << k;
-        if self.table.len() + size * k > MAX_TABLE_ENTRIES {
+        if self.table_entries() + size * k > MAX_TABLE_ENTRIES {
             return false;
+        }
+        if k == 0 {
+            // A tree that is one leaf: its value is all base value.
+            return true;
         }
         // w(s) = s! (k − s − 1)! / k! = 1 / (k · C(k − 1, s)), s < k.
         let weights: Vec<f64> = (0..=k)
@@ -200,22 +298,20 @@ impl FastTreeShap {
                 }
             }
         }
-        self.first.push(self.features.len() as u32);
-        self.offset.push(self.table.len() as u32);
-        self.k.push(k as u8);
+        let group = &mut self.groups[k];
         for a in 0..size {
             for (j, zj) in z.iter().enumerate() {
                 let bit = 1 << j;
-                self.table.push(if a & bit != 0 {
+                group.table.push(if a & bit != 0 {
                     (1.0 - zj) * (m_sums[a] - m_sums[a ^ bit])
                 } else {
                     -k_sums[a]
                 });
             }
         }
-        self.features.extend(features);
-        self.lo.extend(lo);
-        self.hi.extend(hi);
+        group.features.extend(features);
+        group.lo.extend(lo);
+        group.hi.extend(hi);
         true
     }
 
@@ -223,21 +319,31 @@ impl FastTreeShap {
     pub fn shap_values(&self, x: &[f32]) -> Vec<f64> {
         let mut phi = vec![0.0; x.len().max(self.n_features)];
         let x = self.padded(x);
-        for leaf in 0..self.k.len() {
-            self.add_leaf_contribution(leaf, &x, &mut phi);
+        for (k, group) in self.groups.iter().enumerate() {
+            group.all(k).add_k(k, &x, &mut phi);
         }
         phi
     }
 
-    /// SHAP values of every row of `rows` (row-major, `n` values each),
-    /// leaf by leaf, so each leaf's table is read once for all rows.
+    /// SHAP values of every row of `rows` (row-major, `n` values each), a
+    /// block of leaves at a time for all rows, so the block's tables are
+    /// read from memory once for the whole batch.
     pub fn shap_values_batch(&self, rows: &[f32], n: usize) -> Vec<Vec<f64>> {
         let n = n.max(1);
         let padded: Vec<Vec<f32>> = rows.chunks_exact(n).map(|r| self.padded(r)).collect();
         let mut out = vec![vec![0.0; n.max(self.n_features)]; padded.len()];
-        for leaf in 0..self.k.len() {
-            for (x, phi) in padded.iter().zip(&mut out) {
-                self.add_leaf_contribution(leaf, x, phi);
+        for (k, group) in self.groups.iter().enumerate() {
+            let leaves = group.leaves(k);
+            // ~256 KiB of table per block: it stays in L2 for all rows.
+            let block = ((256 << 10) / (8 * k.max(1) << k)).max(1);
+            let mut start = 0;
+            while start < leaves {
+                let end = (start + block).min(leaves);
+                let part = group.slice(k, start, end);
+                for (x, phi) in padded.iter().zip(&mut out) {
+                    part.add_k(k, x, phi);
+                }
+                start = end;
             }
         }
         out
@@ -253,31 +359,9 @@ impl FastTreeShap {
         padded
     }
 
-    #[inline]
-    fn add_leaf_contribution(&self, leaf: usize, x: &[f32], phi: &mut [f64]) {
-        let k = self.k[leaf] as usize;
-        let first = self.first[leaf] as usize;
-        let features = &self.features[first..first + k];
-        let lo = &self.lo[first..first + k];
-        let hi = &self.hi[first..first + k];
-        let mut a = 0usize;
-        for j in 0..k {
-            let v = x[features[j] as usize];
-            // NaN: `v <= hi` is false unless there is no left turn.
-            let left_ok = (v <= hi[j]) | (hi[j] == f32::INFINITY);
-            let right_ok = v > lo[j] || v.is_nan();
-            a |= usize::from(left_ok & right_ok) << j;
-        }
-        let offset = self.offset[leaf] as usize + a * k;
-        let entries = &self.table[offset..offset + k];
-        for (f, e) in features.iter().zip(entries) {
-            phi[*f as usize] += e;
-        }
-    }
-
     /// Floats held in the tables (for the log and the benchmark).
     pub fn table_entries(&self) -> usize {
-        self.table.len()
+        self.groups.iter().map(|g| g.table.len()).sum()
     }
 }
 
