@@ -335,7 +335,7 @@ impl FastTreeShap {
         for (k, group) in self.groups.iter().enumerate() {
             let leaves = group.leaves(k);
             // ~256 KiB of table per block: it stays in L2 for all rows.
-            let block = ((256 << 10) / (8 * k.max(1) << k)).max(1);
+            let block = ((256 << 10) / ((8 * k.max(1)) << k)).max(1);
             let mut start = 0;
             while start < leaves {
                 let end = (start + block).min(leaves);
