@@ -311,3 +311,144 @@ async fn clinicians_acknowledge_an_alert_once_and_it_is_stored() {
         "{stored}"
     );
 }
+
+/// The shipped rollup (`sql/vitals_trend_1m.sql`) written by a real run,
+/// lagging the readings by ten minutes as a live pipeline's does: a trend
+/// from rollup + newer readings equals the trend from the readings alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_minutes_come_from_the_rollup_and_merge_exactly_with_newer_readings() {
+    use vitalflow::server::api::history::{Window, patient_history};
+    let dir = tempfile::tempdir().unwrap();
+    let rollup_sql = std::fs::read_to_string("sql/vitals_trend_1m.sql")
+        .unwrap()
+        .replace(
+            "FROM scored",
+            "FROM scored WHERE ts < TIMESTAMP '2026-01-01T00:50:00Z'",
+        );
+    let block = |sql: &str| -> String { sql.lines().map(|l| format!("      {l}\n")).collect() };
+    let yaml = format!(
+        "name: rollup
+sources:
+  monitors:
+    kind: simulator
+    patients: 3
+    interval: 1s
+    pacing: unpaced
+    limit: 10800
+    episodes_per_hour: 6
+    start: \"2026-01-01T00:00:00Z\"
+    event_time: {{column: ts, max_delay: 5s, idle_timeout: 30s}}
+transforms:
+  scored:
+    sql_file: \"{scored}\"
+  trend_1m:
+    sql: |
+{rollup}sinks:
+  vitals:
+    kind: parquet
+    input: scored
+    path: \"{out}/vitals\"
+    partition_by_date: ts
+    sort_by: [patient_id, ts]
+  vitals_trend_1m:
+    kind: parquet
+    input: trend_1m
+    path: \"{out}/vitals_trend_1m\"
+    partition_by_date: ts
+    sort_by: [patient_id, ts]
+  late:
+    kind: parquet
+    input: monitors_late_events
+    path: \"{out}/late\"
+",
+        scored = std::fs::canonicalize("sql/vitals_scored.sql")
+            .unwrap()
+            .display(),
+        rollup = block(&rollup_sql),
+        out = dir.path().display(),
+    );
+    let planned = vitalflow::engine::plan(
+        vitalflow::spec::parse(&yaml, &dir.path().join("rollup.yaml")).unwrap(),
+    )
+    .await
+    .unwrap();
+    vitalflow::engine::run(
+        &planned,
+        tokio_util::sync::CancellationToken::new(),
+        vitalflow::engine::RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let all = vitalflow::query::datasets_of(&planned).unwrap();
+    let only = |names: &[&str]| -> Vec<Dataset> {
+        all.iter()
+            .filter(|d| names.contains(&d.name.as_str()))
+            .cloned()
+            .collect()
+    };
+    let with_rollup = session(&only(&["vitals", "vitals_trend_1m"])).await;
+    let readings_only = session(&only(&["vitals"])).await;
+    // The rollup alone, readings table empty: what it holds ends at 00:50.
+    let mut empty = only(&["vitals"]);
+    empty[0].location = Location::Local(dir.path().join("nothing"));
+    empty.extend(only(&["vitals_trend_1m"]));
+    let rollup_alone = session(&empty).await;
+
+    let from = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    let timeout = std::time::Duration::from_secs(30);
+    for step_ms in [60_000, 300_000, 420_000] {
+        let window = Window {
+            from_ms: from,
+            to_ms: from + 3_600_000,
+            step_ms,
+        };
+        for patient in ["P00001", "P00002", "P00003"] {
+            let merged = patient_history(&with_rollup, patient, window, timeout)
+                .await
+                .unwrap();
+            let raw = patient_history(&readings_only, patient, window, timeout)
+                .await
+                .unwrap();
+            assert_eq!(merged.t, raw.t, "{patient} step {step_ms}");
+            assert_eq!(merged.readings, raw.readings, "{patient} step {step_ms}");
+            assert_eq!(merged.readings.iter().sum::<i64>(), 3600);
+            for (name, series) in &merged.series {
+                let want = &raw.series[name];
+                assert_eq!(series.min, want.min, "{patient} {name} min, step {step_ms}");
+                assert_eq!(series.max, want.max, "{patient} {name} max, step {step_ms}");
+                for (got, want) in series.avg.iter().zip(&want.avg) {
+                    let (got, want) = (got.unwrap(), want.unwrap());
+                    // Both round to 2 decimals: sums of another order may
+                    // round to the neighbouring hundredth.
+                    assert!(
+                        (got - want).abs() <= 0.011,
+                        "{patient} {name} mean {got} vs {want}"
+                    );
+                }
+            }
+            let alone = patient_history(&rollup_alone, patient, window, timeout)
+                .await
+                .unwrap();
+            assert_eq!(
+                alone.readings.iter().sum::<i64>(),
+                50 * 60,
+                "{patient}: the rollup holds the first 50 minutes"
+            );
+        }
+    }
+    // Steps that are not whole minutes read the readings.
+    let window = Window {
+        from_ms: from,
+        to_ms: from + 3_600_000,
+        step_ms: 10_000,
+    };
+    let alone = patient_history(&rollup_alone, "P00001", window, timeout)
+        .await
+        .unwrap();
+    assert!(
+        alone.t.is_empty(),
+        "10 s buckets do not come from a per-minute rollup"
+    );
+}

@@ -45,22 +45,32 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
     let datasets = datasets_of(&planned)?;
     let session = QuerySession::with_limits(&datasets, LIMITS).await?;
     let raw_session = QuerySession::with_limits(&datasets, LIMITS).await?;
+    let readings_only: Vec<_> = datasets
+        .iter()
+        .filter(|d| d.name == "vitals")
+        .cloned()
+        .collect();
+    let no_rollup = QuerySession::with_limits(&readings_only, LIMITS).await?;
 
     let tokens_file = work.join("tokens.yaml");
     let token = tokens::create(&tokens_file, "bench", [Role::Viewer].into_iter().collect())?;
-    let auth = Authenticator {
-        tokens: Some(TokensFile::open(&tokens_file)?),
-        oidc: None,
-        sessions: Sessions::new(Duration::from_secs(3600)),
-        insecure: false,
-    };
-    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let base = format!("http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();
-    let state = AppState::new(Err("no model in this benchmark".into()))
-        .with_auth(auth)
-        .with_datasets(Ok(session));
-    let served = tokio::spawn(server::serve(listener, state, stop.clone()));
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for datasets in [session, no_rollup] {
+        let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        bases.push(format!("http://{}", listener.local_addr()?));
+        let auth = Authenticator {
+            tokens: Some(TokensFile::open(&tokens_file)?),
+            oidc: None,
+            sessions: Sessions::new(Duration::from_secs(3600)),
+            insecure: false,
+        };
+        let state = AppState::new(Err("no model in this benchmark".into()))
+            .with_auth(auth)
+            .with_datasets(Ok(datasets));
+        servers.push(tokio::spawn(server::serve(listener, state, stop.clone())));
+    }
 
     let http = reqwest::Client::new();
     let from = format!("{DAY}T00:00:00Z");
@@ -73,10 +83,13 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
     let patient = |i: u32| format!("P{i:0width$}");
     let mut rng = rand::rng();
     let mut endpoint = Latencies::default();
+    let mut endpoint_no_rollup = Latencies::default();
     let (mut max_points, mut readings_per_answer) = (0, 0);
-    // Three warm-up requests (first listing, first file footers), not timed.
-    for i in 0..requests + 3 {
+    // Three warm-up requests (first listing, first file footers), not
+    // timed; the two servers alternate.
+    for i in 0..2 * (requests + 3) {
         let id = patient(rng.random_range(1..=patients));
+        let base = &bases[i % 2];
         let url = format!("{base}/api/patients/{id}/history?from={from}&to={to}");
         let started = Instant::now();
         let response = http.get(&url).bearer_auth(&token).send().await?;
@@ -94,8 +107,12 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
         );
         max_points = max_points.max(points);
         readings_per_answer = readings;
-        if i >= 3 {
-            endpoint.0.push(took);
+        if i >= 6 {
+            if i % 2 == 0 {
+                endpoint.0.push(took);
+            } else {
+                endpoint_no_rollup.0.push(took);
+            }
         }
     }
     let mut raw = Latencies::default();
@@ -115,11 +132,14 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
         }
     }
     stop.cancel();
-    served.await??;
+    for served in servers {
+        served.await??;
+    }
     Ok(HistoryReport {
         dataset,
         patients,
         endpoint,
+        endpoint_no_rollup,
         max_points,
         readings_per_answer,
         raw,

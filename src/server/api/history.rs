@@ -267,17 +267,18 @@ fn session(state: &AppState) -> Result<&Arc<QuerySession>, ApiError> {
         .map_err(|e| ApiError::Unavailable("datasets".into(), e.clone()))
 }
 
-/// The rows of [`TABLE`] in `window` (and, when partitioned by date, only
+/// The rows of `table` in `window` (and, when partitioned by date, only
 /// its days): a `WHERE` clause over `$first..` parameters, and the values.
 async fn range_filter(
     session: &QuerySession,
+    table: &str,
     window: Window,
     first: usize,
 ) -> (String, Vec<ScalarValue>) {
     let at = |ms: i64| ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into()));
     let mut sql = format!("ts >= ${} AND ts < ${}", first, first + 1);
     let mut values = vec![at(window.from_ms), at(window.to_ms)];
-    if has_date_partitions(session).await {
+    if has_column(session, table, "date").await {
         let (first_day, last_day) = window.days();
         sql += &format!(" AND date >= ${} AND date <= ${}", first + 2, first + 3);
         values.push(ScalarValue::Utf8(Some(first_day)));
@@ -286,9 +287,9 @@ async fn range_filter(
     (sql, values)
 }
 
-async fn has_date_partitions(session: &QuerySession) -> bool {
-    match session.ctx.table_provider(TABLE).await {
-        Ok(table) => table.schema().column_with_name("date").is_some(),
+async fn has_column(session: &QuerySession, table: &str, column: &str) -> bool {
+    match session.ctx.table_provider(table).await {
+        Ok(table) => table.schema().column_with_name(column).is_some(),
         Err(_) => false,
     }
 }
@@ -300,27 +301,139 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// [`History`] of `patient` in `window`.
+/// The per-minute rollup of [`TABLE`] the shipped pipeline writes
+/// (`sql/vitals_trend_1m.sql`): per patient and minute, the count, minimum,
+/// sum and maximum of each vital.
+pub const ROLLUP_TABLE: &str = "vitals_trend_1m";
+const MINUTE_MS: i64 = 60_000;
+
+/// One vital in one bucket, mergeable: minutes from the rollup and the
+/// readings after it add up to what the readings alone would give.
+#[derive(Debug, Clone, Copy, Default)]
+struct Partial {
+    n: f64,
+    sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Partial {
+    fn merge(&mut self, other: Partial) {
+        self.n += other.n;
+        self.sum += other.sum;
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, other.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Buckets by start (epoch ms): readings, and a [`Partial`] per vital.
+type Buckets = std::collections::BTreeMap<i64, (i64, [Partial; VITALS.len()])>;
+
+/// [`History`] of `patient` in `window`. Whole minutes come from the
+/// rollup ([`ROLLUP_TABLE`]) when the pipeline writes one and `step` is
+/// whole minutes; the readings after the newest rolled-up minute (not
+/// closed yet) come from [`TABLE`], and both merge exactly (counts and
+/// sums, not means). Without a rollup, everything comes from [`TABLE`].
 pub async fn patient_history(
     session: &QuerySession,
     patient: &str,
     window: Window,
     timeout: std::time::Duration,
 ) -> Result<History, QueryError> {
-    let (filter, mut params) = range_filter(session, window, 2).await;
+    let mut buckets = Buckets::new();
+    let mut raw_from = window.from_ms;
+    if window.step_ms % MINUTE_MS == 0 && has_column(session, ROLLUP_TABLE, "ts").await {
+        let newest = read_buckets(
+            session,
+            ROLLUP_TABLE,
+            patient,
+            window,
+            timeout,
+            &mut buckets,
+        )
+        .await?;
+        if let Some(newest) = newest {
+            raw_from = raw_from.max(newest + MINUTE_MS);
+        }
+    }
+    if raw_from < window.to_ms {
+        let tail = Window {
+            from_ms: raw_from,
+            ..window
+        };
+        read_buckets(session, TABLE, patient, tail, timeout, &mut buckets).await?;
+    }
+    let mut history = History {
+        patient_id: patient.to_string(),
+        from: window.from_ms,
+        to: window.to_ms,
+        step_ms: window.step_ms,
+        t: Vec::with_capacity(buckets.len()),
+        readings: Vec::with_capacity(buckets.len()),
+        series: VITALS
+            .iter()
+            .map(|c| (c.to_string(), Series::default()))
+            .collect(),
+    };
+    // Means print with two decimals at most: a chart needs no more, and
+    // the JSON stays small.
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    for (t, (readings, partials)) in buckets {
+        history.t.push(t);
+        history.readings.push(readings);
+        for (name, partial) in VITALS.iter().zip(partials) {
+            let series = history.series.get_mut(*name).expect("a series per vital");
+            series.min.push(partial.min.map(round));
+            series.max.push(partial.max.map(round));
+            series
+                .avg
+                .push((partial.n > 0.0).then(|| round(partial.sum / partial.n)));
+        }
+    }
+    Ok(history)
+}
+
+/// Add `patient`'s buckets in `window` from `table` (the readings, or the
+/// rollup) to `buckets`; returns the newest row's time (the rollup's
+/// newest minute).
+async fn read_buckets(
+    session: &QuerySession,
+    table: &str,
+    patient: &str,
+    window: Window,
+    timeout: std::time::Duration,
+    buckets: &mut Buckets,
+) -> Result<Option<i64>, QueryError> {
+    let rollup = table == ROLLUP_TABLE;
+    let (filter, mut params) = range_filter(session, table, window, 2).await;
     params.insert(0, ScalarValue::Utf8(Some(patient.to_string())));
     let aggregates: Vec<String> = VITALS
         .iter()
         .map(|c| {
-            format!(
-                "CAST(min({c}) AS DOUBLE) AS {c}_min, avg(CAST({c} AS DOUBLE)) AS {c}_avg, \
-                 CAST(max({c}) AS DOUBLE) AS {c}_max"
-            )
+            if rollup {
+                format!(
+                    "CAST(sum({c}_n) AS DOUBLE) AS {c}_n, sum({c}_sum) AS {c}_sum, \
+                     min({c}_min) AS {c}_min, max({c}_max) AS {c}_max"
+                )
+            } else {
+                format!(
+                    "CAST(count({c}) AS DOUBLE) AS {c}_n, sum(CAST({c} AS DOUBLE)) AS {c}_sum, \
+                     CAST(min({c}) AS DOUBLE) AS {c}_min, CAST(max({c}) AS DOUBLE) AS {c}_max"
+                )
+            }
         })
         .collect();
+    let readings = if rollup { "sum(readings)" } else { "count(*)" };
     let sql = format!(
-        "SELECT date_bin(INTERVAL '{step} milliseconds', ts) AS t, count(*) AS readings, {aggregates} \
-         FROM {TABLE} WHERE patient_id = $1 AND {filter} GROUP BY 1 ORDER BY 1",
+        "SELECT date_bin(INTERVAL '{step} milliseconds', ts) AS t, {readings} AS readings, \
+         max(ts) AS newest, {aggregates} \
+         FROM {table} WHERE patient_id = $1 AND {filter} GROUP BY 1 ORDER BY 1",
         step = window.step_ms,
         aggregates = aggregates.join(", "),
     );
@@ -335,30 +448,39 @@ pub async fn patient_history(
             Batches::new(MAX_POINTS as usize + 1),
         )
         .await?;
-    let mut history = History {
-        patient_id: patient.to_string(),
-        from: window.from_ms,
-        to: window.to_ms,
-        step_ms: window.step_ms,
-        t: Vec::new(),
-        readings: Vec::new(),
-        series: VITALS
-            .iter()
-            .map(|c| (c.to_string(), Series::default()))
-            .collect(),
-    };
+    let mut newest = None;
     for batch in &finished.collector.batches {
-        history
-            .t
-            .extend(epoch_ms(batch, "t")?.into_iter().flatten());
-        history.readings.extend(int64s(batch, "readings")?);
-        for (name, series) in &mut history.series {
-            series.min.extend(floats(batch, &format!("{name}_min"))?);
-            series.avg.extend(floats(batch, &format!("{name}_avg"))?);
-            series.max.extend(floats(batch, &format!("{name}_max"))?);
+        let starts = epoch_ms(batch, "t")?;
+        let counts = int64s(batch, "readings")?;
+        newest = newest.max(epoch_ms(batch, "newest")?.into_iter().flatten().max());
+        let columns = VITALS
+            .iter()
+            .map(|c| {
+                Ok([
+                    floats_exact(batch, &format!("{c}_n"))?,
+                    floats_exact(batch, &format!("{c}_sum"))?,
+                    floats_exact(batch, &format!("{c}_min"))?,
+                    floats_exact(batch, &format!("{c}_max"))?,
+                ])
+            })
+            .collect::<Result<Vec<_>, QueryError>>()?;
+        for (row, (start, count)) in starts.into_iter().zip(counts).enumerate() {
+            let Some(start) = start else { continue };
+            let bucket = buckets
+                .entry(start)
+                .or_insert((0, [Partial::default(); VITALS.len()]));
+            bucket.0 += count;
+            for (partial, [n, sum, min, max]) in bucket.1.iter_mut().zip(&columns) {
+                partial.merge(Partial {
+                    n: n[row].unwrap_or(0.0),
+                    sum: sum[row].unwrap_or(0.0),
+                    min: min[row],
+                    max: max[row],
+                });
+            }
         }
     }
-    Ok(history)
+    Ok(newest)
 }
 
 /// Every patient's NEWS2 over the last `minutes`.
@@ -422,7 +544,7 @@ pub async fn ward_news2(
     window: Window,
     timeout: std::time::Duration,
 ) -> Result<WardTrend, QueryError> {
-    let (filter, params) = range_filter(session, window, 1).await;
+    let (filter, params) = range_filter(session, TABLE, window, 1).await;
     let sql = format!(
         "SELECT patient_id, date_bin(INTERVAL '{step} milliseconds', ts) AS t, \
          CAST(max(news2_score) AS DOUBLE) AS news2 \
@@ -521,6 +643,11 @@ fn int64s(batch: &RecordBatch, name: &str) -> Result<Vec<i64>, QueryError> {
         .iter()
         .map(|v| v.unwrap_or(0))
         .collect())
+}
+
+fn floats_exact(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, QueryError> {
+    let values = arrow::compute::cast(column(batch, name)?, &DataType::Float64)?;
+    Ok(values.as_primitive::<Float64Type>().iter().collect())
 }
 
 fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, QueryError> {
