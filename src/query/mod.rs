@@ -58,14 +58,37 @@ impl Dataset {
     /// the environment, schema read from the files.
     pub fn at(name: &str, location: Location) -> Self {
         let spool = location.as_remote().map(default_spool_dir);
+        // A local directory without `date=` subdirectories (a static table
+        // such as patients) is read as plain files; a remote one is
+        // assumed partitioned, as the sinks write it.
+        let date_partitioned = match &location {
+            Location::Local(dir) => is_date_partitioned(dir),
+            Location::Remote(_) => true,
+        };
         Self {
             name: name.to_string(),
             location,
             schema: None,
-            date_partitioned: true,
+            date_partitioned,
             store: BTreeMap::new(),
             spool,
         }
+    }
+}
+
+/// Whether `dir` holds `date=…` directories (or does not exist yet: a
+/// dataset a sink will write).
+fn is_date_partitioned(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            let names: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.iter().any(|n| n.starts_with("date="))
+                || !names.iter().any(|n| n.ends_with(".parquet"))
+        }
+        Err(_) => true,
     }
 }
 

@@ -121,6 +121,40 @@ async fn formats_errors_and_tables() {
     let (ok, _, err) = query(&pipeline, &["SELEC 1"]);
     assert!(!ok);
     assert!(err.contains("SELEC"), "{err}");
+
+    // An extra table that is a plain directory of Parquet files (a static
+    // table, no `date=` directories) is read whole, and joins.
+    let patients = dir.path().join("patients");
+    std::fs::create_dir_all(&patients).unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("patient_id", arrow::datatypes::DataType::Utf8, false),
+        arrow::datatypes::Field::new("ward", arrow::datatypes::DataType::Utf8, false),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["P00001", "P00002"])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["A", "B"])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(patients.join("patients.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let table = format!("patients={}", patients.display());
+    let (ok, csv, err) = query(
+        &pipeline,
+        &[
+            "--format",
+            "csv",
+            "--table",
+            &table,
+            "SELECT p.ward, count(*) AS n FROM vitals v JOIN patients p ON v.patient_id = p.patient_id GROUP BY 1 ORDER BY 1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv, "ward,n\nA,1000\nB,1000\n");
 }
 
 /// Sums a named metric over every node of an executed plan.
