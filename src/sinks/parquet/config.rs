@@ -40,8 +40,8 @@ pub struct ParquetSinkConfig {
     /// a decompressor, so fewer, larger row groups read faster).
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
-    /// With `sort_by`: rows sorted together, the unit of the sink's
-    /// buffered memory. A row group holds several sorted runs in arrival
+    /// With `sort_by`: rows sorted together (at most `row_group_rows`), the
+    /// unit of the sink's buffered memory. A row group holds several sorted runs in arrival
     /// order; each run's pages stay narrow in `sort_by`, so page-index
     /// pruning works as well as with one run per row group.
     #[serde(default = "default_sort_rows")]

@@ -198,7 +198,10 @@ impl ParquetSink {
                 &name,
                 self.schema.clone(),
                 self.properties.clone(),
-                self.config.sort_rows,
+                // A run never spans row groups: smaller row groups mean
+                // smaller runs, each row group covering its own stretch
+                // of arrival time.
+                self.config.sort_rows.min(self.config.row_group_rows),
                 self.sort_by.clone(),
             )
             .with_context(|| format!("sink `{}`", self.name))?;
