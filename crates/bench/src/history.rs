@@ -135,6 +135,11 @@ impl std::fmt::Display for HistoryReport {
         )?;
         line(
             f,
+            "the same, server without the rollup table     ",
+            &self.endpoint_no_rollup,
+        )?;
+        line(
+            f,
             "raw patient-day read, same session (no HTTP)  ",
             &self.raw,
         )?;
