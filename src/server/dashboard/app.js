@@ -166,7 +166,8 @@ function sparkline(id) {
   if (!s || s.t.length < 2) return svg;
   const t1 = s.t[s.t.length - 1], t0 = t1 - SPARK_MS;
   const x = (t) => 2 + 68 * Math.max(0, t - t0) / SPARK_MS;
-  const y = (v) => 20 - 18 * Math.min(v, 10) / 10;
+  // 0 sits just above the bottom edge, so a flat line of zeros shows.
+  const y = (v) => 19 - 16 * Math.min(v, 10) / 10;
   // The NEWS2 >= 5 zone, so a rise into it reads at a glance.
   const zone = document.createElementNS(SVG, "rect");
   zone.setAttribute("x", 2); zone.setAttribute("width", 68);
