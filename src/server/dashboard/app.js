@@ -446,7 +446,9 @@ async function loadTrend(patientId) {
   status.textContent = "loading…";
   if (!state.trend || !state.trend.charts) state.trend = { charts: buildCharts() };
   const trend = state.trend;
-  trend.patient = patientId; trend.from = from; trend.loading = true;
+  // Only the newest load may fill the charts (a click, then another).
+  const load = (trend.loads = (trend.loads || 0) + 1);
+  trend.patient = patientId; trend.from = from; trend.loading = true; trend.historyPoints = null;
   for (const c of trend.charts) c.data = emptyData(c.chart);
   let history;
   try {
@@ -455,7 +457,7 @@ async function loadTrend(patientId) {
     if (state.selected === patientId) status.textContent = `history unavailable: ${e.message}`;
     history = null;
   }
-  if (state.selected !== patientId) return;
+  if (state.selected !== patientId || load !== trend.loads) return;
   trend.loading = false;
   trend.step = history ? history.step_ms : null;
   for (const c of trend.charts) {
