@@ -26,9 +26,34 @@ pub const MODEL_NOT_LOADED: &str = "the model could not be loaded; the server lo
 /// How long a browser session lasts unless `--session-ttl` says otherwise.
 pub const DEFAULT_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
 
-/// Cloned into every handler; everything inside is immutable or `Arc`.
+/// Cloned into every handler and middleware layer (axum's `State`), so
+/// cloning is one reference count: the fields live behind one `Arc`
+/// (cloning them one by one, ~15 reference counts and a cancellation token
+/// per layer per request, was a third of the server's CPU under load).
+/// Fields read through `Deref`; the `with_*` builders and `serve` set them
+/// before the server starts.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    /// Copy-on-write: only the builders and `serve`'s setup write, before
+    /// any request shares the state.
+    fn deref_mut(&mut self) -> &mut AppStateInner {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// What [`AppState`] holds; everything inside is immutable or `Arc`.
+#[derive(Clone)]
+pub struct AppStateInner {
     pub model: Result<Arc<LoadedModel>, String>,
     /// The pipeline's stored datasets, for `/api/query`.
     pub datasets: Result<Arc<QuerySession>, String>,
@@ -81,15 +106,14 @@ impl AppState {
                 tracing::error!(error = %why, "model not loaded; /predict and /explain answer 503");
                 MODEL_NOT_LOADED.to_string()
             });
-        Self {
-            model,
-            datasets: Err("the server was started without a pipeline".into()),
-            ..Self::limited(ServerLimits::default())
-        }
+        let mut state = Self::limited(ServerLimits::default());
+        state.model = model;
+        state.datasets = Err("the server was started without a pipeline".into());
+        state
     }
 
     fn limited(limits: ServerLimits) -> Self {
-        Self {
+        Self(Arc::new(AppStateInner {
             model: Err(String::new()),
             datasets: Err(String::new()),
             started: Instant::now(),
@@ -111,24 +135,26 @@ impl AppState {
             stores: StoreStatusBoard::default(),
             partitions: crate::common::PartitionBoard::default(),
             acks: None,
-        }
+        }))
     }
 
     /// Serve with these limits instead of the defaults.
     pub fn with_limits(self, limits: ServerLimits) -> Self {
-        Self {
-            model: self.model,
-            datasets: self.datasets,
-            started: self.started,
-            auth: self.auth,
-            audit: self.audit,
-            tls: self.tls,
-            live: self.live,
-            stores: self.stores,
-            partitions: self.partitions,
-            acks: self.acks,
-            ..Self::limited(limits)
-        }
+        let limited = Self::limited(limits);
+        let old = &*self;
+        Self(Arc::new(AppStateInner {
+            model: old.model.clone(),
+            datasets: old.datasets.clone(),
+            started: old.started,
+            auth: old.auth.clone(),
+            audit: old.audit.clone(),
+            tls: old.tls,
+            live: old.live.clone(),
+            stores: old.stores.clone(),
+            partitions: old.partitions.clone(),
+            acks: old.acks.clone(),
+            ..(*limited).clone()
+        }))
     }
 
     /// Admit the principals `auth` knows.
