@@ -651,12 +651,9 @@ fn floats_exact(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, Que
 }
 
 fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, QueryError> {
-    let values = arrow::compute::cast(column(batch, name)?, &DataType::Float64)?;
-    Ok(values
-        .as_primitive::<Float64Type>()
-        .iter()
-        // Means print with two decimals at most: a chart needs no more,
-        // and the JSON stays small.
+    // Two decimals at most: a chart needs no more, and the JSON stays small.
+    Ok(floats_exact(batch, name)?
+        .into_iter()
         .map(|v| v.map(|v| (v * 100.0).round() / 100.0))
         .collect())
 }
