@@ -259,6 +259,13 @@ async fn clinicians_acknowledge_an_alert_once_and_it_is_stored() {
     let unknown = ack(&clinician, "P7@2000", json!({})).await.unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 
+    // An open dashboard's live stream, to see the acknowledgement arrive.
+    let mut stream = viewer
+        .get(format!("{}/api/stream", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
     let first: Value = ack(&clinician, "P7@1000", json!({"note": "  on my way  "}))
         .await
         .unwrap()
@@ -281,6 +288,19 @@ async fn clinicians_acknowledge_an_alert_once_and_it_is_stored() {
         .await
         .unwrap();
     assert_eq!(again["already"], json!(true));
+    // Every open dashboard is told.
+    let mut seen = String::new();
+    let told = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: ack") && seen.contains("on my way") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(told, Ok(true), "no `ack` event on the live stream: {seen}");
     assert_eq!(
         again["ack"], first["ack"],
         "the first acknowledgement stands"
