@@ -82,6 +82,9 @@ pub(super) struct Shared {
     held: Mutex<Option<SourceEvent>>,
     /// For waiting on the engine's channel with a timeout.
     runtime: tokio::runtime::Handle,
+    /// The group session (`session.timeout.ms`): away from every broker
+    /// for longer, the assignment is certainly lost.
+    session_timeout: Duration,
 }
 
 /// How long the engine may take to accept a batch before the partitions
@@ -129,6 +132,17 @@ fn consume(
         StartPosition::Latest => "latest",
     };
     let max_rows = config.batch.max_rows;
+    let client_config = client.client_config(&[
+        ("group.id", config.group_id.as_str()),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", reset),
+        ("enable.partition.eof", "false"),
+        // Lag and watermarks per partition for the metrics, and the
+        // session watch (`session.rs`).
+        ("statistics.interval.ms", "1000"),
+    ]);
+    let session_timeout = super::session::session_timeout(client_config.get("session.timeout.ms"));
     let shared = Shared {
         pipeline: ctx.pipeline.clone(),
         name: ctx.name.clone(),
@@ -147,17 +161,9 @@ fn consume(
         runtime: runtime.clone(),
         closing: AtomicBool::new(false),
         failure: Mutex::new(None),
+        session_timeout,
     };
-    let consumer: BaseConsumer<SourceClientContext> = client
-        .client_config(&[
-            ("group.id", config.group_id.as_str()),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", reset),
-            ("enable.partition.eof", "false"),
-            // Lag and watermarks per partition for the metrics.
-            ("statistics.interval.ms", "1000"),
-        ])
+    let consumer: BaseConsumer<SourceClientContext> = client_config
         .create_with_context(SourceClientContext(shared))
         .map_err(|source| SourceError::Consumer {
             context: format!("creating the Kafka consumer of {who}"),
@@ -445,6 +451,16 @@ impl Shared {
 impl ClientContext for SourceClientContext {
     fn stats(&self, statistics: Statistics) {
         let assigned = self.0.assigned_now();
+        if !assigned.is_empty()
+            && let Some(why) = super::session::expired(&statistics, self.0.session_timeout)
+        {
+            super::events::SessionExpired {
+                source: &self.0.name,
+                reason: &why,
+            }
+            .emit();
+            self.0.session_lost();
+        }
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
                 if *partition < 0 || !assigned.contains(&TopicPartition::new(topic, *partition)) {

@@ -203,3 +203,22 @@ impl SourceResumed<'_> {
         .set(0.0);
     }
 }
+
+/// The group session expired while partitions were held (`session.rs`):
+/// the source fails and the pipeline restarts from its checkpoint.
+pub struct SessionExpired<'a> {
+    pub source: &'a str,
+    pub reason: &'a str,
+}
+
+impl SessionExpired<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            source = self.source,
+            reason = self.reason,
+            "the consumer group session has expired; the assignment is lost"
+        );
+        metrics::counter!("vitalflow_kafka_sessions_expired_total", "source" => self.source.to_owned())
+            .increment(1);
+    }
+}

@@ -9,6 +9,7 @@
 //! - `consumer.rs`: the consumer thread, polling and handing batches over.
 //! - `batcher.rs`: when buffered messages are a batch (pure, unit-tested).
 //! - `offsets.rs`: the offset protocol: resume, rebalances, commits.
+//! - `session.rs`: whether the group session has certainly expired (from librdkafka's statistics).
 //! - `events.rs`: its logs and metrics.
 //! - `error.rs`: why a configuration or a declared schema is refused.
 
@@ -21,6 +22,7 @@ mod error;
 mod events;
 mod offsets;
 mod schema;
+mod session;
 mod strict;
 
 pub use config::KafkaSourceConfig;
