@@ -27,6 +27,7 @@ pub mod auth;
 pub mod cli;
 pub mod common;
 pub mod engine;
+pub mod interop;
 pub mod kafka;
 pub mod models;
 pub mod query;

@@ -1,0 +1,197 @@
+//! The pipeline's reading, as assembled from a message's observations, and
+//! the JSON record it becomes for the Kafka source's schema check.
+
+use serde::Serialize;
+
+use super::codes::Param;
+use super::error::{Rejection, RejectionKind};
+
+/// One patient's parameters at one instant. Missing parameters are `None`
+/// (NULL in the table; the NEWS2 function counts them as missing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Reading {
+    pub patient_id: String,
+    /// Epoch milliseconds, UTC.
+    #[serde(serialize_with = "rfc3339_ms")]
+    pub ts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heart_rate: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spo2: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub systolic_bp: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diastolic_bp: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub respiratory_rate: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consciousness: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_oxygen: Option<bool>,
+}
+
+fn rfc3339_ms<S: serde::Serializer>(ts: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match chrono::DateTime::from_timestamp_millis(*ts) {
+        Some(t) => s.collect_str(&t.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+        None => Err(serde::ser::Error::custom(format!(
+            "{ts} ms is outside the representable time range"
+        ))),
+    }
+}
+
+/// One parameter's value, already in the pipeline's unit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Number(f64),
+    Letter(char),
+    Flag(bool),
+}
+
+impl Reading {
+    pub fn new(patient_id: &str, ts: i64) -> Self {
+        Reading {
+            patient_id: patient_id.to_string(),
+            ts,
+            ..Reading::default()
+        }
+    }
+
+    /// The JSON record, one line, fields as the Kafka source declares them.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing these fields cannot fail but for an out-of-range time,
+        // which `set_time` callers have already refused.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Set `param` to `value`; a different value already set is a conflict
+    /// (the same value twice, say from a panel and a single observation, is
+    /// not).
+    pub fn set(&mut self, param: Param, value: Value) -> Result<(), Rejection> {
+        let int = |v: f64| -> Result<i32, Rejection> {
+            let rounded = v.round();
+            if rounded < f64::from(i32::MIN) || rounded > f64::from(i32::MAX) {
+                return Err(Rejection::new(
+                    RejectionKind::BadValue,
+                    format!("{} value {v} is out of range", param.name()),
+                ));
+            }
+            Ok(rounded as i32)
+        };
+        let conflict = |old: &dyn std::fmt::Debug, new: &dyn std::fmt::Debug| {
+            Rejection::new(
+                RejectionKind::Conflict,
+                format!(
+                    "{} is {old:?} and {new:?} for {} at the same instant",
+                    param.name(),
+                    self.patient_id
+                ),
+            )
+        };
+        macro_rules! put {
+            ($slot:expr, $new:expr) => {{
+                let new = $new;
+                match &$slot {
+                    Some(old) if *old != new => return Err(conflict(old, &new)),
+                    _ => $slot = Some(new),
+                }
+            }};
+        }
+        match (param, value) {
+            (Param::HeartRate, Value::Number(v)) => put!(self.heart_rate, int(v)?),
+            (Param::Spo2, Value::Number(v)) => put!(self.spo2, int(v)?),
+            (Param::SystolicBp, Value::Number(v)) => put!(self.systolic_bp, int(v)?),
+            (Param::DiastolicBp, Value::Number(v)) => put!(self.diastolic_bp, int(v)?),
+            (Param::RespiratoryRate, Value::Number(v)) => put!(self.respiratory_rate, int(v)?),
+            (Param::Temperature, Value::Number(v)) => put!(self.temperature, v),
+            (Param::Consciousness, Value::Letter(c)) => put!(self.consciousness, c.to_string()),
+            (Param::OnOxygen, Value::Flag(b)) => put!(self.on_oxygen, b),
+            // Oxygen given at any flow or above room air's 21 % is oxygen.
+            (Param::OxygenFlow, Value::Number(v)) => put!(self.on_oxygen, v > 0.0),
+            (Param::OxygenConcentration, Value::Number(v)) => put!(self.on_oxygen, v > 21.0),
+            (param, value) => {
+                return Err(Rejection::new(
+                    RejectionKind::BadValue,
+                    format!("{} cannot take the value {value:?}", param.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one message gave: readings (merged per patient and instant, in
+/// order of first appearance, each with where it came from) and rejections.
+#[derive(Debug, Clone, Default)]
+pub struct Translated {
+    pub readings: Vec<Reading>,
+    /// Per reading, which resources or segments it was built from.
+    pub sources: Vec<String>,
+    pub rejections: Vec<Rejection>,
+}
+
+impl Translated {
+    /// The reading of `patient_id` at `ts`, created if new.
+    pub fn reading_for(&mut self, patient_id: &str, ts: i64, source: &str) -> usize {
+        if let Some(i) = self
+            .readings
+            .iter()
+            .position(|r| r.ts == ts && r.patient_id == patient_id)
+        {
+            if !self.sources[i].split(", ").any(|s| s == source) {
+                self.sources[i].push_str(", ");
+                self.sources[i].push_str(source);
+            }
+            return i;
+        }
+        self.readings.push(Reading::new(patient_id, ts));
+        self.sources.push(source.to_string());
+        self.readings.len() - 1
+    }
+
+    /// Drop a reading a later part of the message made invalid.
+    pub fn remove(&mut self, index: usize) {
+        self.readings.remove(index);
+        self.sources.remove(index);
+    }
+
+    pub fn reject(&mut self, rejection: Rejection) {
+        self.rejections.push(rejection);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_has_the_set_parameters_and_an_rfc3339_time() {
+        let mut r = Reading::new("P1", 1_764_496_800_250);
+        r.set(Param::HeartRate, Value::Number(81.6)).unwrap();
+        r.set(Param::Temperature, Value::Number(37.25)).unwrap();
+        r.set(Param::OxygenFlow, Value::Number(2.0)).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "patient_id": "P1", "ts": "2025-11-30T10:00:00.250Z",
+                "heart_rate": 82, "temperature": 37.25, "on_oxygen": true
+            })
+        );
+    }
+
+    #[test]
+    fn the_same_value_twice_is_fine_and_a_different_one_a_conflict() {
+        let mut r = Reading::new("P1", 0);
+        r.set(Param::Spo2, Value::Number(97.0)).unwrap();
+        r.set(Param::Spo2, Value::Number(97.0)).unwrap();
+        let e = r.set(Param::Spo2, Value::Number(91.0)).unwrap_err();
+        assert_eq!(e.kind, RejectionKind::Conflict);
+        assert!(e.reason.contains("spo2 is 97 and 91 for P1"), "{}", e.reason);
+        // Room air is not oxygen.
+        let mut air = Reading::new("P2", 0);
+        air.set(Param::OxygenConcentration, Value::Number(21.0)).unwrap();
+        assert_eq!(air.on_oxygen, Some(false));
+    }
+}
