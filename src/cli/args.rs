@@ -106,6 +106,11 @@ pub struct SimulateArgs {
     /// Random seed; same seed, same readings.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Message format: `json` (one record), `fhir` (a transaction Bundle of
+    /// vital-sign Observations) or `hl7v2` (an ORU^R01 as monitor gateways
+    /// send it). Read them with the source's `format:` of the same name.
+    #[arg(long, default_value = "json", value_parser = parse_format)]
+    pub format: crate::interop::Format,
     /// Partitions of the topic if it has to be created.
     #[arg(long, default_value_t = 4)]
     pub partitions: i32,
@@ -391,6 +396,15 @@ pub struct BenchArgs {
     /// Records per second for `--soak`.
     #[arg(long, default_value_t = 2000.0)]
     pub rate: f64,
+}
+
+fn parse_format(text: &str) -> Result<crate::interop::Format, String> {
+    match text {
+        "json" => Ok(crate::interop::Format::Json),
+        "fhir" => Ok(crate::interop::Format::Fhir),
+        "hl7v2" => Ok(crate::interop::Format::Hl7v2),
+        other => Err(format!("`{other}` is not json, fhir or hl7v2")),
+    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         topic: args.topic.clone(),
         create_topic,
         flush_timeout: Duration::from_secs(60),
+        format: args.format,
     };
     let summary = publish_readings(simulator, options, shutdown_on_signal()).await?;
     let secs = summary.elapsed.as_secs_f64().max(1e-9);

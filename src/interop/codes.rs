@@ -3,9 +3,9 @@
 //! Matching is by code system and code, never by display text. FHIR names
 //! systems by URI (`http://loinc.org`, `urn:iso:std:iso:11073:10101`); HL7 v2
 //! by the coding-system component of a CWE (`LN`, `MDC`): both are accepted
-//! for each. IEEE 11073 codes are the context-free numbers (partition × 2^16
-//! + term code, e.g. `150456`); the `0002-4bb8` partition-term spelling some
-//! gateways send is read as the same code.
+//! for each. IEEE 11073 codes are the context-free numbers (the partition
+//! times 2^16 plus the term code, e.g. `150456`); the `0002-4bb8`
+//! partition-term spelling some gateways send is read as the same code.
 //!
 //! The defaults and where they come from:
 //! - LOINC, from the FHIR R4 vital-signs profiles: heart rate `8867-4`, SpO2

@@ -219,14 +219,17 @@ fn observation_into(
         None => {
             return Err(Rejection::new(
                 RejectionKind::UnknownCode,
-                format!("code {} is not a vital sign vitalflow reads", codings(&obs.code)),
+                format!(
+                    "code {} is not a vital sign vitalflow reads",
+                    codings(&obs.code)
+                ),
             ));
         }
     }
 
     // All of it or none: set on a copy, keep the copy if nothing conflicts.
     let before = out.readings.len();
-    let index = out.reading_for(&patient, ts, location);
+    let index = out.reading_for(&patient, ts);
     let mut reading = out.readings[index].clone();
     for (param, value) in values {
         if let Err(e) = reading.set(param, value) {
@@ -237,6 +240,7 @@ fn observation_into(
         }
     }
     out.readings[index] = reading;
+    out.read_from(index, location);
     Ok(())
 }
 
@@ -325,7 +329,12 @@ fn wrong_type(param: Param, got: &str) -> Rejection {
     )
 }
 
-fn letter(param: Param, concept: Option<&CodeableConcept>, text: Option<&str>, codes: &CodeSet) -> Result<Value, Rejection> {
+fn letter(
+    param: Param,
+    concept: Option<&CodeableConcept>,
+    text: Option<&str>,
+    codes: &CodeSet,
+) -> Result<Value, Rejection> {
     let found = match (concept, text) {
         (Some(concept), _) => concept.coding.iter().flatten().find_map(|c| {
             c.code
@@ -339,28 +348,49 @@ fn letter(param: Param, concept: Option<&CodeableConcept>, text: Option<&str>, c
         let said = concept.map_or_else(|| format!("`{}`", text.unwrap_or("")), codings);
         Rejection::new(
             RejectionKind::BadValue,
-            format!("{} {said} is not a level of ACVPU (A, C, V, P, U or a configured code)", param.name()),
+            format!(
+                "{} {said} is not a level of ACVPU (A, C, V, P, U or a configured code)",
+                param.name()
+            ),
         )
     })
 }
 
-fn observation_value(param: Param, value: &ObservationValue, codes: &CodeSet) -> Result<Value, Rejection> {
+fn observation_value(
+    param: Param,
+    value: &ObservationValue,
+    codes: &CodeSet,
+) -> Result<Value, Rejection> {
     match (param, value) {
-        (Param::Consciousness, ObservationValue::CodeableConcept(c)) => letter(param, Some(c), None, codes),
+        (Param::Consciousness, ObservationValue::CodeableConcept(c)) => {
+            letter(param, Some(c), None, codes)
+        }
         (Param::Consciousness, ObservationValue::String(s)) => letter(param, None, Some(s), codes),
         (Param::OnOxygen, ObservationValue::Boolean(b)) => Ok(Value::Flag(*b)),
-        (Param::Consciousness | Param::OnOxygen, _) => Err(wrong_type(param, observation_value_name(value))),
+        (Param::Consciousness | Param::OnOxygen, _) => {
+            Err(wrong_type(param, observation_value_name(value)))
+        }
         (_, ObservationValue::Quantity(q)) => quantity_value(param, q),
         (_, other) => Err(wrong_type(param, observation_value_name(other))),
     }
 }
 
-fn component_value(param: Param, value: &ObservationComponentValue, codes: &CodeSet) -> Result<Value, Rejection> {
+fn component_value(
+    param: Param,
+    value: &ObservationComponentValue,
+    codes: &CodeSet,
+) -> Result<Value, Rejection> {
     match (param, value) {
-        (Param::Consciousness, ObservationComponentValue::CodeableConcept(c)) => letter(param, Some(c), None, codes),
-        (Param::Consciousness, ObservationComponentValue::String(s)) => letter(param, None, Some(s), codes),
+        (Param::Consciousness, ObservationComponentValue::CodeableConcept(c)) => {
+            letter(param, Some(c), None, codes)
+        }
+        (Param::Consciousness, ObservationComponentValue::String(s)) => {
+            letter(param, None, Some(s), codes)
+        }
         (Param::OnOxygen, ObservationComponentValue::Boolean(b)) => Ok(Value::Flag(*b)),
-        (Param::Consciousness | Param::OnOxygen, _) => Err(wrong_type(param, "another value[x] type")),
+        (Param::Consciousness | Param::OnOxygen, _) => {
+            Err(wrong_type(param, "another value[x] type"))
+        }
         (_, ObservationComponentValue::Quantity(q)) => quantity_value(param, q),
         (_, _) => Err(wrong_type(param, "another value[x] type")),
     }
@@ -383,7 +413,8 @@ fn observation_value_name(value: &ObservationValue) -> &'static str {
 /// in `Patient/P1`, or a logical reference by identifier.
 fn patient_id(subject: Option<&Reference>) -> Result<String, Rejection> {
     let invalid = |why: String| Rejection::new(RejectionKind::Invalid, why);
-    let subject = subject.ok_or_else(|| invalid("no subject: a reading needs its patient".into()))?;
+    let subject =
+        subject.ok_or_else(|| invalid("no subject: a reading needs its patient".into()))?;
     if let Some(reference) = subject.reference.as_deref() {
         let path = reference.split(['?', '#']).next().unwrap_or("");
         let mut parts = path.rsplit('/');
@@ -427,12 +458,16 @@ fn effective_ms(effective: Option<&ObservationEffective>) -> Result<i64, Rejecti
         | Some(ObservationEffective::Instant(instant)) => Ok(instant_ms(instant)),
         Some(ObservationEffective::DateTime(DateTime::Date(date))) => Err(bad(&format!(
             "effectiveDateTime `{}` has no time of day: a reading needs an instant",
-            serde_json::to_string(date).unwrap_or_default().trim_matches('"')
+            serde_json::to_string(date)
+                .unwrap_or_default()
+                .trim_matches('"')
         ))),
         Some(ObservationEffective::Period(_)) | Some(ObservationEffective::Timing(_)) => Err(bad(
             "effectivePeriod/effectiveTiming: a reading needs one instant (effectiveDateTime or effectiveInstant)",
         )),
-        None => Err(bad("no effective[x]: a reading needs the time it was taken")),
+        None => Err(bad(
+            "no effective[x]: a reading needs the time it was taken",
+        )),
     }
 }
 
@@ -471,11 +506,27 @@ mod tests {
     fn entered_in_error_unknown_codes_and_bad_units_are_named() {
         let e = read_one(&obs("8867-4", r#""valueQuantity":{"value":82,"system":"http://unitsofmeasure.org","code":"/min"}"#).replace("\"final\"", "\"entered-in-error\""));
         assert_eq!(e.rejections[0].kind, RejectionKind::NotAResult);
-        assert!(e.rejections[0].reason.starts_with("Observation/o1: status `entered-in-error`"), "{}", e.rejections[0].reason);
-        let u = read_one(&obs("29463-7", r#""valueQuantity":{"value":70,"system":"http://unitsofmeasure.org","code":"kg"}"#));
+        assert!(
+            e.rejections[0]
+                .reason
+                .starts_with("Observation/o1: status `entered-in-error`"),
+            "{}",
+            e.rejections[0].reason
+        );
+        let u = read_one(&obs(
+            "29463-7",
+            r#""valueQuantity":{"value":70,"system":"http://unitsofmeasure.org","code":"kg"}"#,
+        ));
         assert_eq!(u.rejections[0].kind, RejectionKind::UnknownCode);
-        assert!(u.rejections[0].reason.contains("http://loinc.org|29463-7"), "{}", u.rejections[0].reason);
-        let b = read_one(&obs("59408-5", r#""valueQuantity":{"value":97,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}"#));
+        assert!(
+            u.rejections[0].reason.contains("http://loinc.org|29463-7"),
+            "{}",
+            u.rejections[0].reason
+        );
+        let b = read_one(&obs(
+            "59408-5",
+            r#""valueQuantity":{"value":97,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}"#,
+        ));
         assert_eq!(b.rejections[0].kind, RejectionKind::BadUnit);
         assert!(b.readings.is_empty());
     }

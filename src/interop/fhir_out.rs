@@ -26,7 +26,13 @@ pub fn resource_id(parts: &[&str]) -> String {
     let mut id: String = parts
         .join("-")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     id.truncate(64);
     id
@@ -40,7 +46,10 @@ fn vital(reading: &Reading, key: &str, code: &str, display: &str) -> serde_json:
     let ts = reading.ts.to_string();
     let mut obs = serde_json::Map::new();
     obs.insert("resourceType".into(), json!("Observation"));
-    obs.insert("id".into(), json!(resource_id(&[&reading.patient_id, &ts, key])));
+    obs.insert(
+        "id".into(),
+        json!(resource_id(&[&reading.patient_id, &ts, key])),
+    );
     obs.insert("status".into(), json!("final"));
     obs.insert(
         "category".into(),
@@ -48,8 +57,14 @@ fn vital(reading: &Reading, key: &str, code: &str, display: &str) -> serde_json:
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
             "code": "vital-signs", "display": "Vital Signs"}]}]),
     );
-    obs.insert("code".into(), json!({"coding": [{"system": LOINC, "code": code, "display": display}]}));
-    obs.insert("subject".into(), json!({"reference": format!("Patient/{}", reading.patient_id)}));
+    obs.insert(
+        "code".into(),
+        json!({"coding": [{"system": LOINC, "code": code, "display": display}]}),
+    );
+    obs.insert(
+        "subject".into(),
+        json!({"reference": format!("Patient/{}", reading.patient_id)}),
+    );
     obs.insert("effectiveDateTime".into(), json!(instant(reading.ts)));
     obs
 }
@@ -70,7 +85,12 @@ pub fn reading_bundle(reading: &Reading) -> Json {
         push(o);
     }
     if reading.spo2.is_some() || reading.on_oxygen.is_some() {
-        let mut o = vital(reading, "spo2", "59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry");
+        let mut o = vital(
+            reading,
+            "spo2",
+            "59408-5",
+            "Oxygen saturation in Arterial blood by Pulse oximetry",
+        );
         match reading.spo2 {
             Some(v) => {
                 o.insert("valueQuantity".into(), quantity(f64::from(v), "%"));
@@ -100,7 +120,12 @@ pub fn reading_bundle(reading: &Reading) -> Json {
         push(o);
     }
     if reading.systolic_bp.is_some() || reading.diastolic_bp.is_some() {
-        let mut o = vital(reading, "bp", "85354-9", "Blood pressure panel with all children optional");
+        let mut o = vital(
+            reading,
+            "bp",
+            "85354-9",
+            "Blood pressure panel with all children optional",
+        );
         let mut components = Vec::new();
         for (value, code, display) in [
             (reading.systolic_bp, "8480-6", "Systolic blood pressure"),
@@ -135,14 +160,22 @@ impl Default for ScoreCoding {
         ScoreCoding {
             system: SNOMED.into(),
             code: NEWS2_SNOMED.into(),
-            display: "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score".into(),
+            display:
+                "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score"
+                    .into(),
         }
     }
 }
 
 /// A NEWS2 total score as an Observation (`survey` category, the score as
 /// a `{score}` quantity, the risk level as its interpretation text).
-pub fn news2_observation(patient_id: &str, ts: i64, score: i64, level: Option<&str>, coding: &ScoreCoding) -> Json {
+pub fn news2_observation(
+    patient_id: &str,
+    ts: i64,
+    score: i64,
+    level: Option<&str>,
+    coding: &ScoreCoding,
+) -> Json {
     let mut obs = json!({
         "resourceType": "Observation",
         "id": resource_id(&[patient_id, &ts.to_string(), "news2"]),
@@ -205,7 +238,10 @@ mod tests {
     fn scores_and_alerts_are_valid_fhir_resources() {
         let obs = news2_observation("P1", 0, 7, Some("high"), &ScoreCoding::default());
         let typed: Observation = serde_json::from_value(obs).unwrap();
-        assert_eq!(typed.code.coding[0].as_ref().unwrap().code.as_deref(), Some(NEWS2_SNOMED));
+        assert_eq!(
+            typed.code.coding[0].as_ref().unwrap().code.as_deref(),
+            Some(NEWS2_SNOMED)
+        );
         let flag: Flag = serde_json::from_value(alert_flag("P1", 0, 7, "high")).unwrap();
         assert_eq!(flag.subject.reference.as_deref(), Some("Patient/P1"));
     }

@@ -71,7 +71,9 @@ pub fn read(payload: &[u8], codes: &CodeSet, options: &Hl7Options) -> Translated
     // MLLP framing, if a gateway left it on, and surrounding blank lines.
     let text = text.trim_matches(|c: char| c == '\u{0b}' || c == '\u{1c}' || c.is_whitespace());
     if !text.starts_with("MSH") {
-        out.reject(invalid("not an HL7 v2 message: it does not start with MSH".into()));
+        out.reject(invalid(
+            "not an HL7 v2 message: it does not start with MSH".into(),
+        ));
         return out;
     }
     let message = match Message::parse_with_lenient_newlines(text, true) {
@@ -145,8 +147,11 @@ pub fn read(payload: &[u8], codes: &CodeSet, options: &Hl7Options) -> Translated
                     Ok(None) => {}
                     Ok(Some(found)) => {
                         vital_obx += 1;
-                        let index = out.reading_for(patient, found.ts, &at);
-                        let slot = ranks.entry((index, found.param)).or_insert((u8::MAX, found.value.clone()));
+                        let index = out.reading_for(patient, found.ts);
+                        out.read_from(index, &at);
+                        let slot = ranks
+                            .entry((index, found.param))
+                            .or_insert((u8::MAX, found.value.clone()));
                         if found.rank < slot.0 {
                             *slot = (found.rank, found.value);
                         } else if found.rank == slot.0 && slot.1 != found.value {
@@ -169,7 +174,9 @@ pub fn read(payload: &[u8], codes: &CodeSet, options: &Hl7Options) -> Translated
         }
     }
     if patient.is_none() {
-        out.reject(invalid("no PID segment: a reading needs its patient".into()));
+        out.reject(invalid(
+            "no PID segment: a reading needs its patient".into(),
+        ));
         return out;
     }
     if vital_obx == 0 {
@@ -188,7 +195,9 @@ pub fn read(payload: &[u8], codes: &CodeSet, options: &Hl7Options) -> Translated
     }
     // A reading whose every OBX was rejected has nothing left to say.
     let empty: Vec<usize> = (0..out.readings.len())
-        .filter(|&i| out.readings[i] == Reading::new(&out.readings[i].patient_id, out.readings[i].ts))
+        .filter(|&i| {
+            out.readings[i] == Reading::new(&out.readings[i].patient_id, out.readings[i].ts)
+        })
         .collect();
     for i in empty.into_iter().rev() {
         out.remove(i);
@@ -260,15 +269,19 @@ fn obx(
     }
     let value = match param {
         Param::Consciousness => {
-            let answer = component(value_field, 1).map(|c| sep.decode(c).to_string()).unwrap_or_default();
+            let answer = component(value_field, 1)
+                .map(|c| sep.decode(c).to_string())
+                .unwrap_or_default();
             let answer_system = component(value_field, 3);
             codes
                 .consciousness(answer_system, &answer)
                 .map(Value::Letter)
-                .ok_or_else(|| Rejection::new(
-                    RejectionKind::BadValue,
-                    format!("OBX-5 `{}` is not a level of ACVPU", sep.decode(raw)),
-                ))?
+                .ok_or_else(|| {
+                    Rejection::new(
+                        RejectionKind::BadValue,
+                        format!("OBX-5 `{}` is not a level of ACVPU", sep.decode(raw)),
+                    )
+                })?
         }
         Param::OnOxygen => match raw {
             "Y" | "true" | "1" => Value::Flag(true),
@@ -284,7 +297,11 @@ fn obx(
             let number: f64 = raw.trim().parse().map_err(|_| {
                 Rejection::new(
                     RejectionKind::BadValue,
-                    format!("OBX-5 `{}` is not a number ({})", sep.decode(raw), param.name()),
+                    format!(
+                        "OBX-5 `{}` is not a number ({})",
+                        sep.decode(raw),
+                        param.name()
+                    ),
                 )
             })?;
             let units = segment.field(6);
@@ -309,7 +326,12 @@ fn obx(
             }
         },
     };
-    Ok(Some(Found { param, rank, value, ts }))
+    Ok(Some(Found {
+        param,
+        rank,
+        value,
+        ts,
+    }))
 }
 
 /// `-0130` -> -90.
@@ -324,8 +346,11 @@ fn time_ms(raw: &str, offset: i32) -> Result<i64, Rejection> {
     let bad = |why: String| Rejection::new(RejectionKind::BadTime, why);
     let t: TimeStamp = parse_timestamp(raw.trim(), false)
         .map_err(|e| bad(format!("`{raw}` is not an HL7 timestamp: {e}")))?;
-    let (Some(month), Some(day), Some(hour), Some(minute)) = (t.month, t.day, t.hour, t.minute) else {
-        return Err(bad(format!("`{raw}` is not precise to the minute: a reading needs an instant")));
+    let (Some(month), Some(day), Some(hour), Some(minute)) = (t.month, t.day, t.hour, t.minute)
+    else {
+        return Err(bad(format!(
+            "`{raw}` is not precise to the minute: a reading needs an instant"
+        )));
     };
     let date = chrono::NaiveDate::from_ymd_opt(i32::from(t.year), u32::from(month), u32::from(day))
         .ok_or_else(|| bad(format!("`{raw}` is not a calendar date")))?;
@@ -359,32 +384,82 @@ pub fn write_oru(reading: &Reading, control_id: u64) -> String {
     let mut obx = |kind: &str, code: &str, value: String, unit: &str, with_time: bool| {
         n += 1;
         let time = if with_time { ts.as_str() } else { "" };
-        m.push_str(&format!("OBX|{n}|{kind}|{code}||{value}|{unit}|||||F|||{time}\r"));
+        m.push_str(&format!(
+            "OBX|{n}|{kind}|{code}||{value}|{unit}|||||F|||{time}\r"
+        ));
     };
     if let Some(v) = reading.heart_rate {
-        obx("NM", "147842^MDC_ECG_HEART_RATE^MDC", v.to_string(), "264864^MDC_DIM_BEAT_PER_MIN^MDC", true);
+        obx(
+            "NM",
+            "147842^MDC_ECG_HEART_RATE^MDC",
+            v.to_string(),
+            "264864^MDC_DIM_BEAT_PER_MIN^MDC",
+            true,
+        );
     }
     if let Some(v) = reading.spo2 {
-        obx("NM", "150456^MDC_PULS_OXIM_SAT_O2^MDC", v.to_string(), "262688^MDC_DIM_PERCENT^MDC", false);
+        obx(
+            "NM",
+            "150456^MDC_PULS_OXIM_SAT_O2^MDC",
+            v.to_string(),
+            "262688^MDC_DIM_PERCENT^MDC",
+            false,
+        );
     }
     if let Some(v) = reading.systolic_bp {
-        obx("NM", "150021^MDC_PRESS_BLD_NONINV_SYS^MDC", v.to_string(), "266016^MDC_DIM_MMHG^MDC", true);
+        obx(
+            "NM",
+            "150021^MDC_PRESS_BLD_NONINV_SYS^MDC",
+            v.to_string(),
+            "266016^MDC_DIM_MMHG^MDC",
+            true,
+        );
     }
     if let Some(v) = reading.diastolic_bp {
-        obx("NM", "150022^MDC_PRESS_BLD_NONINV_DIA^MDC", v.to_string(), "266016^MDC_DIM_MMHG^MDC", true);
+        obx(
+            "NM",
+            "150022^MDC_PRESS_BLD_NONINV_DIA^MDC",
+            v.to_string(),
+            "266016^MDC_DIM_MMHG^MDC",
+            true,
+        );
     }
     if let Some(v) = reading.respiratory_rate {
-        obx("NM", "151562^MDC_RESP_RATE^MDC", v.to_string(), "264928^MDC_DIM_RESP_PER_MIN^MDC", true);
+        obx(
+            "NM",
+            "151562^MDC_RESP_RATE^MDC",
+            v.to_string(),
+            "264928^MDC_DIM_RESP_PER_MIN^MDC",
+            true,
+        );
     }
     if let Some(v) = reading.temperature {
-        obx("NM", "150364^MDC_TEMP_BODY^MDC", v.to_string(), "268192^MDC_DIM_DEGC^MDC", true);
+        obx(
+            "NM",
+            "150364^MDC_TEMP_BODY^MDC",
+            v.to_string(),
+            "268192^MDC_DIM_DEGC^MDC",
+            true,
+        );
     }
     if let Some(v) = &reading.consciousness {
-        obx("CWE", "67775-7^Level of responsiveness^LN", format!("{v}^{v}^L"), "", true);
+        obx(
+            "CWE",
+            "67775-7^Level of responsiveness^LN",
+            format!("{v}^{v}^L"),
+            "",
+            true,
+        );
     }
     if let Some(v) = reading.on_oxygen {
         let flow = if v { "2" } else { "0" };
-        obx("NM", "3151-8^Inhaled oxygen flow rate^LN", flow.to_string(), "L/min^L/min^UCUM", true);
+        obx(
+            "NM",
+            "3151-8^Inhaled oxygen flow rate^LN",
+            flow.to_string(),
+            "L/min^L/min^UCUM",
+            true,
+        );
     }
     m
 }
@@ -394,7 +469,11 @@ mod tests {
     use super::*;
 
     fn read_one(text: &str) -> Translated {
-        read(text.as_bytes(), &CodeSet::defaults(), &Hl7Options::default())
+        read(
+            text.as_bytes(),
+            &CodeSet::defaults(),
+            &Hl7Options::default(),
+        )
     }
 
     #[test]
@@ -441,12 +520,25 @@ mod tests {
                    OBX|4|NM|151562^MDC_RESP_RATE^MDC||18|264928^MDC_DIM_RESP_PER_MIN^MDC|||||F|||20261130100000\r";
         let t = read_one(msg);
         let reasons: Vec<&str> = t.rejections.iter().map(|r| r.reason.as_str()).collect();
-        assert!(reasons[0].starts_with("OBX[1]: OBX-5 `8o` is not a number"), "{reasons:?}");
-        assert!(reasons[1].starts_with("OBX[2]: neither OBX-14 nor OBR-7"), "{reasons:?}");
-        assert!(reasons[2].starts_with("OBX[3]: OBX-6: unit `266016`"), "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("OBX[1]: OBX-5 `8o` is not a number"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].starts_with("OBX[2]: neither OBX-14 nor OBR-7"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].starts_with("OBX[3]: OBX-6: unit `266016`"),
+            "{reasons:?}"
+        );
         assert_eq!(t.readings.len(), 1);
         assert_eq!(t.readings[0].respiratory_rate, Some(18));
         let adt = read_one("MSH|^~\\&|A|B|C|D|20261130||ADT^A01|1|P|2.5\rPID|1||P1\r");
-        assert!(adt.rejections[0].reason.contains("MSH-9 is `ADT^A01`"), "{:?}", adt.rejections);
+        assert!(
+            adt.rejections[0].reason.contains("MSH-9 is `ADT^A01`"),
+            "{:?}",
+            adt.rejections
+        );
     }
 }

@@ -133,21 +133,28 @@ pub struct Translated {
 
 impl Translated {
     /// The reading of `patient_id` at `ts`, created if new.
-    pub fn reading_for(&mut self, patient_id: &str, ts: i64, source: &str) -> usize {
+    pub fn reading_for(&mut self, patient_id: &str, ts: i64) -> usize {
         if let Some(i) = self
             .readings
             .iter()
             .position(|r| r.ts == ts && r.patient_id == patient_id)
         {
-            if !self.sources[i].split(", ").any(|s| s == source) {
-                self.sources[i].push_str(", ");
-                self.sources[i].push_str(source);
-            }
             return i;
         }
         self.readings.push(Reading::new(patient_id, ts));
-        self.sources.push(source.to_string());
+        self.sources.push(String::new());
         self.readings.len() - 1
+    }
+
+    /// Note that reading `index` was read (also) from `source`.
+    pub fn read_from(&mut self, index: usize, source: &str) {
+        let sources = &mut self.sources[index];
+        if !sources.split(", ").any(|s| s == source) {
+            if !sources.is_empty() {
+                sources.push_str(", ");
+            }
+            sources.push_str(source);
+        }
     }
 
     /// Drop a reading a later part of the message made invalid.
@@ -188,10 +195,15 @@ mod tests {
         r.set(Param::Spo2, Value::Number(97.0)).unwrap();
         let e = r.set(Param::Spo2, Value::Number(91.0)).unwrap_err();
         assert_eq!(e.kind, RejectionKind::Conflict);
-        assert!(e.reason.contains("spo2 is 97 and 91 for P1"), "{}", e.reason);
+        assert!(
+            e.reason.contains("spo2 is 97 and 91 for P1"),
+            "{}",
+            e.reason
+        );
         // Room air is not oxygen.
         let mut air = Reading::new("P2", 0);
-        air.set(Param::OxygenConcentration, Value::Number(21.0)).unwrap();
+        air.set(Param::OxygenConcentration, Value::Number(21.0))
+            .unwrap();
         assert_eq!(air.on_oxygen, Some(false));
     }
 }

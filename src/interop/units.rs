@@ -38,8 +38,8 @@ enum Dimension {
 fn ucum(code: &str) -> Option<Dimension> {
     use Dimension::*;
     Some(match code {
-        "/min" | "{beats}/min" | "{beat}/min" | "{breaths}/min" | "{breath}/min"
-        | "{resp}/min" | "1/min" => PerMin,
+        "/min" | "{beats}/min" | "{beat}/min" | "{breaths}/min" | "{breath}/min" | "{resp}/min"
+        | "1/min" => PerMin,
         "%" => Percent,
         "mm[Hg]" => MmHg,
         "kPa" => KPa,
@@ -54,7 +54,11 @@ fn ucum(code: &str) -> Option<Dimension> {
 fn mdc(code: &str) -> Option<Dimension> {
     use Dimension::*;
     Some(match code {
-        "264864" | "MDC_DIM_BEAT_PER_MIN" | "264928" | "MDC_DIM_RESP_PER_MIN" | "264352"
+        "264864"
+        | "MDC_DIM_BEAT_PER_MIN"
+        | "264928"
+        | "MDC_DIM_RESP_PER_MIN"
+        | "264352"
         | "MDC_DIM_PER_MIN" => PerMin,
         "262688" | "MDC_DIM_PERCENT" => Percent,
         "266016" | "MDC_DIM_MMHG" => MmHg,
@@ -89,12 +93,22 @@ impl Unit<'_> {
                 };
                 ucum(code)
                     .or_else(|| if system.is_none() { mdc(code) } else { None })
-                    .ok_or_else(|| bad(format!("unit {} is not a unit vitalflow reads", self.describe())))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "unit {} is not a unit vitalflow reads",
+                            self.describe()
+                        ))
+                    })
             }
             Some(MDC) => code
                 .and_then(mdc)
                 .or_else(|| self.text.and_then(mdc))
-                .ok_or_else(|| bad(format!("unit {} is not a unit vitalflow reads", self.describe()))),
+                .ok_or_else(|| {
+                    bad(format!(
+                        "unit {} is not a unit vitalflow reads",
+                        self.describe()
+                    ))
+                }),
             Some(other) => Err(bad(format!(
                 "unit {} is not UCUM or IEEE 11073 (system `{other}`)",
                 self.describe()
@@ -147,7 +161,10 @@ mod tests {
 
     #[test]
     fn ucum_and_mdc_units_convert_to_the_pipeline_units() {
-        assert_eq!(convert(Param::HeartRate, 82.0, &ucum_unit("/min")).unwrap(), 82.0);
+        assert_eq!(
+            convert(Param::HeartRate, 82.0, &ucum_unit("/min")).unwrap(),
+            82.0
+        );
         let f = convert(Param::Temperature, 98.6, &ucum_unit("[degF]")).unwrap();
         assert!((f - 37.0).abs() < 1e-9, "{f}");
         let k = convert(Param::Temperature, 310.15, &ucum_unit("K")).unwrap();
@@ -172,17 +189,35 @@ mod tests {
     fn impossible_units_are_refused_with_the_unit_named() {
         let e = convert(Param::Spo2, 97.0, &ucum_unit("mm[Hg]")).unwrap_err();
         assert_eq!(e.kind, RejectionKind::BadUnit);
-        assert!(e.reason.contains("`mm[Hg]`") && e.reason.contains("spo2"), "{}", e.reason);
+        assert!(
+            e.reason.contains("`mm[Hg]`") && e.reason.contains("spo2"),
+            "{}",
+            e.reason
+        );
         let e = convert(Param::HeartRate, 80.0, &ucum_unit("beats")).unwrap_err();
-        assert!(e.reason.contains("not a unit vitalflow reads"), "{}", e.reason);
+        assert!(
+            e.reason.contains("not a unit vitalflow reads"),
+            "{}",
+            e.reason
+        );
         let other = Unit {
             system: Some("http://example.org/units"),
             code: Some("/min"),
             text: None,
         };
-        assert!(convert(Param::HeartRate, 80.0, &other).unwrap_err().reason.contains("not UCUM"));
+        assert!(
+            convert(Param::HeartRate, 80.0, &other)
+                .unwrap_err()
+                .reason
+                .contains("not UCUM")
+        );
         let none = Unit::default();
-        assert!(convert(Param::HeartRate, 80.0, &none).unwrap_err().reason.contains("no unit code"));
+        assert!(
+            convert(Param::HeartRate, 80.0, &none)
+                .unwrap_err()
+                .reason
+                .contains("no unit code")
+        );
         let nan = convert(Param::HeartRate, f64::NAN, &ucum_unit("/min")).unwrap_err();
         assert_eq!(nan.kind, RejectionKind::BadValue);
     }

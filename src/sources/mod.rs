@@ -130,13 +130,14 @@ pub struct SourceSummary {
 pub enum SourceConfig {
     /// Built-in bedside-monitor simulator.
     Simulator(SimulatorConfig),
-    /// JSON records from Kafka topics, consumed in a consumer group.
-    Kafka(KafkaSourceConfig),
+    /// JSON, FHIR or HL7 v2 records from Kafka topics, consumed in a
+    /// consumer group (boxed: its settings are large).
+    Kafka(Box<KafkaSourceConfig>),
 }
 
 crate::kind_tagged_deserialize!(SourceConfig, "source", {
     "simulator" => Simulator(SimulatorConfig),
-    "kafka" => Kafka(KafkaSourceConfig),
+    "kafka" => Kafka(Box<KafkaSourceConfig>),
 });
 
 impl SourceConfig {

@@ -59,6 +59,7 @@ pub(crate) async fn publish(brokers: &str, topic: &str, simulator: SimulatorConf
             ..Default::default()
         }),
         flush_timeout: Duration::from_secs(120),
+        format: vitalflow::interop::Format::Json,
     };
     let summary = publish_readings(simulator, options, CancellationToken::new())
         .await
@@ -110,7 +111,7 @@ pub(crate) fn pipeline_env(
 
 /// The shipped pipeline with its `${...}` filled in, for in-process runs
 /// (tests share the process environment, so nothing is set globally).
-fn shipped_yaml_for(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
+pub(crate) fn shipped_yaml_for(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
     let path = shipped_pipeline(dir);
     let yaml = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
@@ -122,7 +123,7 @@ fn shipped_yaml_for(dir: &Path, brokers: &str, topic: &str, group: &str) -> Path
 }
 
 /// `yaml` with every `${VAR...}` of `env` filled in.
-fn fill_env(yaml: &str, env: &[(&'static str, String)]) -> String {
+pub(crate) fn fill_env(yaml: &str, env: &[(&'static str, String)]) -> String {
     env.iter().fold(yaml.to_string(), |text, (var, value)| {
         regex_free_replace_env(&text, var, value)
     })
@@ -150,7 +151,7 @@ fn regex_free_replace_env(text: &str, var: &str, value: &str) -> String {
 }
 
 /// Plan and start a pipeline file in this process; cancel the token to stop it.
-async fn start_in_process(
+pub(crate) async fn start_in_process(
     path: &Path,
 ) -> (
     CancellationToken,
@@ -243,7 +244,7 @@ pub(crate) async fn wait_for_rows(dataset: &Path, want: u64, within: Duration) -
 }
 
 /// Exactly the generated readings, each once, with every field intact.
-async fn assert_exactly(dataset: &Path, simulator: &SimulatorConfig, n: u64) {
+pub(crate) async fn assert_exactly(dataset: &Path, simulator: &SimulatorConfig, n: u64) {
     assert_exactly_in(local(dataset), simulator, n).await
 }
 
@@ -1579,6 +1580,7 @@ async fn the_kafka_source_reads_over_tls_with_the_certificate_checked() {
             ..Default::default()
         }),
         flush_timeout: Duration::from_secs(120),
+        format: vitalflow::interop::Format::Json,
     };
     let summary = publish_readings(simulator.clone(), options, CancellationToken::new())
         .await

@@ -12,6 +12,7 @@ mod crash_safety;
 mod exact_numbers;
 mod failover;
 mod history;
+mod interop;
 mod kafka;
 mod layers;
 mod models;

@@ -37,6 +37,7 @@ pub async fn run(
         topic: topic.clone(),
         create_topic: Some(TopicSettings::default()),
         flush_timeout: Duration::from_secs(600),
+        format: crate::interop::Format::Json,
     };
     let started = Instant::now();
     let published = publish_readings(simulator, options, CancellationToken::new()).await?;
@@ -101,7 +102,7 @@ fn decode_in_memory(simulator: &SimulatorConfig) -> anyhow::Result<Duration> {
         .sources
         .iter()
         .find_map(|s| match &s.config {
-            crate::sources::SourceConfig::Kafka(k) => Some(k.clone()),
+            crate::sources::SourceConfig::Kafka(k) => Some((**k).clone()),
             _ => None,
         })
         .context("the benchmark pipeline has a Kafka source")?;

@@ -46,6 +46,7 @@ pub async fn run(
             ..Default::default()
         }),
         flush_timeout: Duration::from_secs(600),
+        format: crate::interop::Format::Json,
     };
     let published = publish_readings(simulator, options, CancellationToken::new()).await?;
     anyhow::ensure!(

@@ -8,8 +8,11 @@ use serde::Deserialize;
 
 use super::consumer::KafkaSource;
 use super::error::ConfigError;
+use super::schema::FieldType;
 use super::schema::{FieldSpec, RecordSchema};
 use crate::common::{EnvString, HumanBytes, HumanDuration};
+use crate::interop::hl7v2::Hl7Options;
+use crate::interop::{Format, Param, Translator, VitalCodes};
 use crate::kafka::{ClientSettings, TopicSettings};
 
 /// `kind: kafka`.
@@ -51,7 +54,52 @@ pub struct KafkaSourceConfig {
     /// state moves with the partition to whichever instance takes it over.
     #[serde(default)]
     pub key: Option<String>,
+    /// What a message is: `json` (one record, the default), `fhir` (an
+    /// Observation or a Bundle of them) or `hl7v2` (an `ORU^R01`). FHIR and
+    /// HL7 v2 messages become readings with the `schema:`'s fields, each
+    /// one of the reading's (`interop/`).
+    #[serde(default)]
+    pub format: Format,
+    /// `fhir`/`hl7v2`: per parameter, `system|code` strings replacing the
+    /// default codes (`interop/codes.rs` lists them and their sources).
+    #[serde(default)]
+    pub codes: BTreeMap<Param, Vec<String>>,
+    /// `fhir`/`hl7v2`: answer codes (`system|code` or bare) -> ACVPU letter.
+    #[serde(default)]
+    pub consciousness_values: BTreeMap<String, String>,
+    /// `hl7v2`: how to read its times.
+    #[serde(default)]
+    pub hl7v2: Hl7Options,
 }
+
+/// The reading's fields and the declared types each may take.
+const READING_FIELDS: [(&str, &[FieldType]); 10] = [
+    ("patient_id", &[FieldType::String]),
+    ("ts", &[FieldType::Timestamp]),
+    (
+        "heart_rate",
+        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
+    ),
+    (
+        "spo2",
+        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
+    ),
+    (
+        "systolic_bp",
+        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
+    ),
+    (
+        "diastolic_bp",
+        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
+    ),
+    (
+        "respiratory_rate",
+        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
+    ),
+    ("temperature", &[FieldType::Float64]),
+    ("consciousness", &[FieldType::String]),
+    ("on_oxygen", &[FieldType::Boolean]),
+];
 
 /// `start: earliest | latest`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -171,7 +219,53 @@ impl KafkaSourceConfig {
         {
             return Err(ConfigError::UnknownKey(key.clone()));
         }
+        self.translator()?;
         Ok(())
+    }
+
+    /// The reader of `format:` (`None` for JSON), or why its settings or
+    /// the declared schema do not fit it.
+    pub fn translator(&self) -> Result<Option<Translator>, ConfigError> {
+        let format = self.format.as_str();
+        let refuse = |reason: String| ConfigError::Format { format, reason };
+        if self.format == Format::Json {
+            if !self.codes.is_empty() || !self.consciousness_values.is_empty() {
+                return Err(refuse(
+                    "`codes` and `consciousness_values` apply to `format: fhir` or `hl7v2`".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        for field in &self.schema {
+            let Some((_, types)) = READING_FIELDS.iter().find(|(name, _)| *name == field.name)
+            else {
+                let names: Vec<&str> = READING_FIELDS.iter().map(|(n, _)| *n).collect();
+                return Err(refuse(format!(
+                    "schema field `{}` is not a field of a reading ({})",
+                    field.name,
+                    names.join(", ")
+                )));
+            };
+            if !types.contains(&field.field_type) {
+                return Err(refuse(format!(
+                    "schema field `{}` is {:?}; a reading's {} is one of {types:?}",
+                    field.name, field.field_type, field.name
+                )));
+            }
+        }
+        for required in ["patient_id", "ts"] {
+            if !self.schema.iter().any(|f| f.name == required) {
+                return Err(refuse(format!("the schema must declare `{required}`")));
+            }
+        }
+        let codes = VitalCodes {
+            codes: self.codes.clone(),
+            consciousness_values: self.consciousness_values.clone(),
+        }
+        .build()
+        .map_err(refuse)?;
+        self.hl7v2.offset_minutes().map_err(refuse)?;
+        Ok(Translator::new(self.format, codes, self.hl7v2.clone()))
     }
 
     pub fn client(&self) -> ClientSettings {

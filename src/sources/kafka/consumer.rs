@@ -150,7 +150,12 @@ fn consume(
         pending: Mutex::new(Pending {
             raw: RawMessages::default(),
             decoder: MessageDecoder::new(&ctx.name, schema, max_rows)?
-                .with_dead_letter_payload(config.dead_letters.max_payload.0 as usize),
+                .with_dead_letter_payload(config.dead_letters.max_payload.0 as usize)
+                .with_translator(
+                    config
+                        .translator()
+                        .map_err(|e| SourceError::from(crate::sources::ConfigError::from(e)))?,
+                ),
         }),
         event_time: config.event_time.clone(),
         durable: ctx.durable.clone(),

@@ -43,6 +43,8 @@ pub enum ReasonKind {
     WrongType,
     OutOfRange,
     ImplausibleTime,
+    /// A FHIR or HL7 v2 message, or a part of it, that gives no reading.
+    Format(crate::interop::RejectionKind),
 }
 
 impl ReasonKind {
@@ -55,6 +57,7 @@ impl ReasonKind {
             ReasonKind::WrongType => "wrong_type",
             ReasonKind::OutOfRange => "out_of_range",
             ReasonKind::ImplausibleTime => "implausible_time",
+            ReasonKind::Format(kind) => kind.as_str(),
         }
     }
 }

@@ -20,6 +20,7 @@ use arrow::json::reader::{Decoder, ReaderBuilder};
 use super::dead_letters::{DeadLetter, DeadLetterBuilder, ReasonKind};
 use super::schema::RecordSchema;
 use crate::common::{ErrorChain, Offsets, TopicPartition};
+use crate::interop::Translator;
 use crate::sources::SourceError;
 
 /// Where one message sits in [`RawMessages`].
@@ -204,6 +205,28 @@ pub struct MessageDecoder {
     /// Bytes of a rejected payload kept in its dead letter.
     dead_letter_payload: usize,
     decoder: Decoder,
+    /// `format: fhir | hl7v2`: messages -> JSON records first.
+    translator: Option<Translator>,
+}
+
+/// For records translated from messages: the messages, and per record its
+/// message and the resources or segments it was read from.
+struct Origin<'a> {
+    messages: &'a RawMessages,
+    message_of_record: &'a [usize],
+    read_from: &'a [String],
+}
+
+impl Origin<'_> {
+    /// The dead letter of record `i`: its message, with the reason saying
+    /// which of its parts the record was read from.
+    fn dead_letter(&self, i: usize, kind: ReasonKind, reason: String) -> DeadLetter<'_> {
+        self.messages.dead_letter(
+            self.message_of_record[i],
+            kind,
+            format!("the reading from {}: {reason}", self.read_from[i]),
+        )
+    }
 }
 
 impl MessageDecoder {
@@ -215,7 +238,14 @@ impl MessageDecoder {
             max_rows,
             dead_letter_payload: 64 << 10,
             decoder,
+            translator: None,
         })
+    }
+
+    /// Read each message with `translator` (FHIR, HL7 v2) into records first.
+    pub fn with_translator(mut self, translator: Option<Translator>) -> Self {
+        self.translator = translator;
+        self
     }
 
     /// Keep at most `bytes` of each rejected payload (and key).
@@ -244,15 +274,103 @@ impl MessageDecoder {
     ) -> Result<DecodedBatch, SourceError> {
         let mut dead = DeadLetterBuilder::new(&self.source, now_ms, self.dead_letter_payload);
         let mut rejected = BTreeMap::new();
+        let (rows, message_of_row) = match self.translator.take() {
+            None => self.decode_records(raw, None, &mut dead, &mut rejected, now_ms)?,
+            Some(translator) => {
+                let decoded =
+                    self.decode_translated(&translator, raw, &mut dead, &mut rejected, now_ms);
+                self.translator = Some(translator);
+                decoded?
+            }
+        };
+        Ok(DecodedBatch {
+            rows,
+            dead_letters: dead.finish()?,
+            rejected,
+            message_of_row,
+        })
+    }
+
+    /// Messages of a format -> readings as JSON records -> rows; what a
+    /// message, or a part of it, cannot give is a dead letter of that
+    /// message.
+    fn decode_translated(
+        &mut self,
+        translator: &Translator,
+        raw: &RawMessages,
+        dead: &mut DeadLetterBuilder,
+        rejected: &mut BTreeMap<&'static str, u64>,
+        now_ms: i64,
+    ) -> Result<(RecordBatch, Vec<usize>), SourceError> {
+        let mut records = RawMessages::default();
+        let mut message_of_record = Vec::with_capacity(raw.len());
+        let mut read_from = Vec::with_capacity(raw.len());
+        for i in 0..raw.len() {
+            let payload = match raw.payload(i) {
+                Some(p) if !p.iter().all(u8::is_ascii_whitespace) => p,
+                _ => {
+                    let letter =
+                        raw.dead_letter(i, ReasonKind::Empty, "the message has no payload".into());
+                    reject(dead, rejected, letter);
+                    continue;
+                }
+            };
+            let translated = translator.translate(payload);
+            for rejection in translated.rejections {
+                let letter =
+                    raw.dead_letter(i, ReasonKind::Format(rejection.kind), rejection.reason);
+                reject(dead, rejected, letter);
+            }
+            let meta = &raw.metas[i];
+            for (reading, from) in translated.readings.iter().zip(translated.sources) {
+                records.push(
+                    &meta.topic,
+                    meta.partition,
+                    meta.offset,
+                    meta.timestamp_ms,
+                    raw.key(i),
+                    Some(&reading.to_json()),
+                );
+                message_of_record.push(i);
+                read_from.push(from);
+            }
+        }
+        records.first_at = raw.first_at;
+        let origin = Origin {
+            messages: raw,
+            message_of_record: &message_of_record,
+            read_from: &read_from,
+        };
+        let (rows, record_of_row) =
+            self.decode_records(&records, Some(&origin), dead, rejected, now_ms)?;
+        let message_of_row = record_of_row
+            .into_iter()
+            .map(|r| message_of_record[r])
+            .collect();
+        Ok((rows, message_of_row))
+    }
+
+    /// JSON records -> rows of the schema, and per row its record. Dead
+    /// letters name the record, or with `origin` the message it came from.
+    fn decode_records(
+        &mut self,
+        raw: &RawMessages,
+        origin: Option<&Origin<'_>>,
+        dead: &mut DeadLetterBuilder,
+        rejected: &mut BTreeMap<&'static str, u64>,
+        now_ms: i64,
+    ) -> Result<(RecordBatch, Vec<usize>), SourceError> {
+        let letter = |i: usize, kind: ReasonKind, reason: String| match origin {
+            Some(origin) => origin.dead_letter(i, kind, reason),
+            None => raw.dead_letter(i, kind, reason),
+        };
 
         // Exact types first: what arrow-json would silently coerce is refused.
         let mut accepted = Vec::with_capacity(raw.len());
         for i in 0..raw.len() {
             match super::strict::check(raw.payload(i), self.schema.fields()) {
                 Ok(()) => accepted.push(i),
-                Err((kind, reason)) => {
-                    reject(&mut dead, &mut rejected, raw.dead_letter(i, kind, reason))
-                }
+                Err((kind, reason)) => reject(dead, rejected, letter(i, kind, reason)),
             }
         }
         let subset;
@@ -277,8 +395,22 @@ impl MessageDecoder {
                 // Something in here still does not decode: find it message
                 // by message.
                 self.decoder = Self::build(&self.schema, self.max_rows)?;
-                let (rows, good) = self.decode_each(checked, &mut dead, &mut rejected)?;
-                (rows, Some(good))
+                let mut good = Vec::new();
+                let mut positions = Vec::new();
+                for i in 0..checked.len() {
+                    match self.decode_one(checked.payload(i)) {
+                        Ok(row) => {
+                            good.push(row);
+                            positions.push(i);
+                        }
+                        Err((kind, reason)) => {
+                            reject(dead, rejected, letter(to_raw(i), kind, reason))
+                        }
+                    }
+                }
+                let rows = concat_batches(&self.schema.arrow_schema(), &good)
+                    .map_err(|e| SourceError::from(e).context("joining accepted rows"))?;
+                (rows, Some(positions))
             }
         };
         let mut message_of_row: Vec<usize> = match &positions {
@@ -305,8 +437,7 @@ impl MessageDecoder {
             let mut keep = vec![true; rows.num_rows()];
             for (row, kind, reason) in violations {
                 keep[row] = false;
-                let letter = raw.dead_letter(message_of_row[row], kind, reason);
-                reject(&mut dead, &mut rejected, letter);
+                reject(dead, rejected, letter(message_of_row[row], kind, reason));
             }
             let mut row = 0;
             message_of_row.retain(|_| {
@@ -316,12 +447,7 @@ impl MessageDecoder {
             filter_record_batch(&rows, &BooleanArray::from(keep))
                 .map_err(|e| SourceError::from(e).context("dropping rejected rows"))?
         };
-        Ok(DecodedBatch {
-            rows,
-            dead_letters: dead.finish()?,
-            rejected,
-            message_of_row,
-        })
+        Ok((rows, message_of_row))
     }
 
     /// All payloads through one decoder.
@@ -339,30 +465,6 @@ impl MessageDecoder {
             buffer = &buffer[consumed..];
         }
         self.decoder.flush()
-    }
-
-    /// Each message on its own; returns the accepted rows and, per accepted
-    /// row, the index of its message.
-    fn decode_each(
-        &self,
-        raw: &RawMessages,
-        dead: &mut DeadLetterBuilder,
-        rejected: &mut BTreeMap<&'static str, u64>,
-    ) -> Result<(RecordBatch, Vec<usize>), SourceError> {
-        let mut good = Vec::new();
-        let mut positions = Vec::new();
-        for i in 0..raw.len() {
-            match self.decode_one(raw.payload(i)) {
-                Ok(row) => {
-                    good.push(row);
-                    positions.push(i);
-                }
-                Err((kind, reason)) => reject(dead, rejected, raw.dead_letter(i, kind, reason)),
-            }
-        }
-        let rows = concat_batches(&self.schema.arrow_schema(), &good)
-            .map_err(|e| SourceError::from(e).context("joining accepted rows"))?;
-        Ok((rows, positions))
     }
 
     /// One message that passed the type check through Arrow on its own:

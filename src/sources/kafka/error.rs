@@ -55,6 +55,13 @@ pub enum ConfigError {
 
     #[error(transparent)]
     Schema(#[from] SchemaError),
+
+    /// `format: fhir | hl7v2` settings, or a schema the format cannot fill.
+    #[error("format {format}: {reason}")]
+    Format {
+        format: &'static str,
+        reason: String,
+    },
 }
 
 /// Why a declared `schema:` is refused.

@@ -46,7 +46,9 @@ pub(super) fn expired(stats: &Statistics, session: Duration) -> Option<String> {
     let session_us = session_ms.saturating_mul(1000);
     brokers
         .all(|b| b.state != "UP" && b.stateage >= session_us)
-        .then(|| format!("no broker has been reachable for longer than the {session_ms} ms session"))
+        .then(|| {
+            format!("no broker has been reachable for longer than the {session_ms} ms session")
+        })
 }
 
 #[cfg(test)]
@@ -109,7 +111,10 @@ mod tests {
         let recent = vec![broker("learned", "CONNECT", SHORTER), internal.clone()];
         assert_eq!(expired(&stats(None, recent), SESSION), None);
         // One broker up: the coordinator may be hearing heartbeats.
-        let one_up = vec![broker("learned", "DOWN", LONGER), broker("learned", "UP", LONGER)];
+        let one_up = vec![
+            broker("learned", "DOWN", LONGER),
+            broker("learned", "UP", LONGER),
+        ];
         assert_eq!(expired(&stats(None, one_up), SESSION), None);
         // Only internal brokers: nothing is known.
         assert_eq!(expired(&stats(None, vec![internal]), SESSION), None);

@@ -18,7 +18,7 @@ mod source;
 pub use config::{Pacing, SimulatorConfig};
 pub use error::PublishError;
 pub use generator::VitalsGenerator;
-pub use json::encode_json_lines;
+pub use json::{encode_json_lines, encode_messages, readings_of};
 pub use publish::{PublishOptions, PublishSummary, publish_readings};
 pub use schema::vitals_schema;
 pub use source::SimulatorSource;

@@ -1,5 +1,5 @@
-//! `vitalflow simulate`: the simulated ward published to Kafka, one JSON
-//! message per reading keyed by `patient_id` (a patient's readings stay in
+//! `vitalflow simulate`: the simulated ward published to Kafka, one message
+//! (JSON, FHIR or HL7 v2) per reading keyed by `patient_id` (a patient's readings stay in
 //! one partition, in order).
 
 use std::time::{Duration, Instant};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{Pacing, PublishError, SimulatorConfig, VitalsGenerator, encode_json_lines};
+use super::{Pacing, PublishError, SimulatorConfig, VitalsGenerator, encode_messages};
 use crate::kafka::{ClientSettings, KeyedProducer, TopicSettings, ensure_topic, wait_for_brokers};
 use crate::telemetry::events::{SimulatorDeliveryFailed, SimulatorProduced};
 
@@ -20,6 +20,8 @@ pub struct PublishOptions {
     pub create_topic: Option<TopicSettings>,
     /// How long to wait for outstanding deliveries when stopping.
     pub flush_timeout: Duration,
+    /// The messages' format: JSON records, FHIR Bundles or HL7 v2 ORU^R01.
+    pub format: crate::interop::Format,
 }
 
 /// What a publishing run did.
@@ -72,7 +74,7 @@ pub async fn publish_readings(
             None => generator.next_batch(simulator.batch_rows),
         };
         let Some(batch) = batch else { break };
-        let (keys, payloads) = encode_json_lines(&batch)?;
+        let (keys, payloads) = encode_messages(&batch, options.format)?;
         // `send` may wait for queue space: keep it off the async workers.
         let sent = tokio::task::block_in_place(|| -> Result<usize, PublishError> {
             for (key, payload) in keys.iter().zip(&payloads) {

@@ -1,0 +1,445 @@
+//! FHIR R4 and HL7 v2 in: the conformance files (`tests/conformance/`) read
+//! as their standards mean them, and over Kafka, the simulated ward as FHIR
+//! Bundles and as ORU^R01 messages scores exactly the NEWS2 of the JSON
+//! path on the same seed, while what is not a reading lands in the dead
+//! letters with its reason.
+
+use std::path::Path;
+use std::time::Duration;
+
+use arrow::array::AsArray;
+use tokio_util::sync::CancellationToken;
+use vitalflow::interop::hl7v2::Hl7Options;
+use vitalflow::interop::{CodeSet, Format, Reading, RejectionKind, Translated, fhir_in, hl7v2};
+use vitalflow::kafka::{ClientSettings, KeyedProducer, TopicSettings};
+use vitalflow::sources::simulator::{PublishOptions, SimulatorConfig, publish_readings};
+
+use crate::broker::SharedBroker;
+use crate::kafka::{
+    START, assert_exactly, fill_env, pipeline_env, query, rows_in, start_in_process, unique,
+    unpaced,
+};
+use crate::support::poll_until;
+
+fn conformance(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new("tests/conformance").join(path)).unwrap()
+}
+
+fn fhir(path: &str) -> Translated {
+    fhir_in::read(&conformance(path), &CodeSet::defaults())
+}
+
+fn hl7(path: &str) -> Translated {
+    hl7v2::read(
+        &conformance(path),
+        &CodeSet::defaults(),
+        &Hl7Options::default(),
+    )
+}
+
+/// 2026-11-30 at `hh:mm:ss.mmm` UTC as epoch ms.
+fn at(hms: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(&format!("2026-11-30T{hms}Z"))
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn only_reading(t: &Translated) -> &Reading {
+    assert!(t.rejections.is_empty(), "{:?}", t.rejections);
+    assert_eq!(t.readings.len(), 1, "{:?}", t.readings);
+    &t.readings[0]
+}
+
+#[test]
+fn the_fhir_vital_sign_examples_read_as_the_specification_means_them() {
+    let expect = |path: &str, want: Reading| assert_eq!(only_reading(&fhir(path)), &want, "{path}");
+    let example = |f: fn(&mut Reading)| {
+        // 09:30 at +01:00.
+        let mut r = Reading::new("example", at("08:30:00"));
+        f(&mut r);
+        r
+    };
+    expect("fhir/heart-rate.json", example(|r| r.heart_rate = Some(44)));
+    expect(
+        "fhir/respiratory-rate.json",
+        example(|r| r.respiratory_rate = Some(26)),
+    );
+    expect(
+        "fhir/body-temperature.json",
+        example(|r| r.temperature = Some(36.5)),
+    );
+    expect(
+        "fhir/blood-pressure.json",
+        example(|r| {
+            r.systolic_bp = Some(107);
+            r.diastolic_bp = Some(60);
+        }),
+    );
+    // Three codings of SpO2; oxygen at 6 L/min and 40 %.
+    expect(
+        "fhir/oxygen-saturation.json",
+        example(|r| {
+            r.spo2 = Some(95);
+            r.on_oxygen = Some(true);
+        }),
+    );
+    // The panel: the patient from an absolute, versioned reference, an
+    // effectiveInstant with milliseconds, Fahrenheit, ACVPU as a coded
+    // value; its body weight is not a vital sign and is left out.
+    let panel = fhir("fhir/vital-signs-panel.json");
+    let r = only_reading(&panel);
+    assert_eq!(
+        (r.patient_id.as_str(), r.ts),
+        ("P00042", at("08:15:00.500"))
+    );
+    assert_eq!(
+        (
+            r.heart_rate,
+            r.respiratory_rate,
+            r.spo2,
+            r.systolic_bp,
+            r.diastolic_bp
+        ),
+        (Some(118), Some(23), Some(92), Some(95), Some(58))
+    );
+    assert!(
+        (r.temperature.unwrap() - 38.5).abs() < 1e-9,
+        "{:?}",
+        r.temperature
+    );
+    assert_eq!(r.consciousness.as_deref(), Some("C"));
+    assert_eq!(r.on_oxygen, None, "no oxygen measure: NULL, not false");
+}
+
+#[test]
+fn a_bundle_mixing_valid_and_invalid_resources_keeps_the_valid_and_names_the_rest() {
+    let t = fhir("fhir/bundle-mixed.json");
+    // P00007's heart rate, SpO2 and (Fahrenheit) temperature merge into one
+    // reading; P00008's heart rate is another.
+    assert_eq!(t.readings.len(), 2, "{:?}", t.readings);
+    let p7 = &t.readings[0];
+    assert_eq!((p7.patient_id.as_str(), p7.ts), ("MIXED-7", at("10:00:00")));
+    assert_eq!((p7.heart_rate, p7.spo2), (Some(72), Some(97)));
+    assert!((p7.temperature.unwrap() - 37.0).abs() < 1e-9);
+    assert_eq!(p7.respiratory_rate, None);
+    assert_eq!(
+        t.sources[0],
+        "entry[1] Observation/hr-7, entry[2] Observation/spo2-7, entry[6] Observation/temp-7"
+    );
+    assert_eq!(
+        (t.readings[1].patient_id.as_str(), t.readings[1].heart_rate),
+        ("MIXED-8", Some(88))
+    );
+
+    let got: Vec<(RejectionKind, &str)> = t
+        .rejections
+        .iter()
+        .map(|r| (r.kind, r.reason.as_str()))
+        .collect();
+    let expected: [(RejectionKind, &str); 7] = [
+        (
+            RejectionKind::Invalid,
+            "entry[0] Patient/MIXED-7: a Patient, not an Observation",
+        ),
+        (
+            RejectionKind::NotAResult,
+            "entry[3] Observation/hr-7-wrong: status `entered-in-error`",
+        ),
+        (
+            RejectionKind::UnknownCode,
+            "entry[4] Observation/weight-7: code http://loinc.org|29463-7 is not a vital sign",
+        ),
+        (
+            RejectionKind::BadUnit,
+            "entry[5] Observation/spo2-7-mmhg: unit `mm[Hg]` (http://unitsofmeasure.org) does not measure spo2",
+        ),
+        (
+            RejectionKind::BadTime,
+            "entry[7] Observation/rr-7-dateonly: effectiveDateTime `2026-11-30` has no time of day",
+        ),
+        (
+            RejectionKind::Invalid,
+            "entry[8] Observation/hr-7-nostatus: not a valid Observation: missing field `status`",
+        ),
+        (
+            RejectionKind::Conflict,
+            "entry[10] Observation/hr-7-conflict: heart_rate is 72 and 90 for MIXED-7",
+        ),
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for ((kind, reason), (want_kind, want)) in got.iter().zip(expected) {
+        assert_eq!(*kind, want_kind, "{reason}");
+        assert!(
+            reason.starts_with(want),
+            "`{reason}` does not start with `{want}`"
+        );
+    }
+}
+
+#[test]
+fn a_monitor_gateway_oru_reads_with_escapes_repeats_and_a_missing_obx_14() {
+    let r = only_reading(&hl7("hl7v2/monitor-oru.hl7")).clone();
+    let mut want = Reading::new("P&0042", at("09:15:00"));
+    // ECG heart rate over the oximeter's pulse rate; SpO2 without OBX-14
+    // at OBR-7's time; the respiration rate under its partition-term code;
+    // the mean pressure and the alarm text are not vital signs.
+    want.heart_rate = Some(96);
+    want.spo2 = Some(94);
+    want.systolic_bp = Some(128);
+    want.diastolic_bp = Some(81);
+    want.respiratory_rate = Some(21);
+    want.temperature = Some(38.4);
+    want.consciousness = Some("V".into());
+    assert_eq!(r, want);
+}
+
+#[test]
+fn malformed_hl7v2_segments_are_rejected_with_segment_and_field_named() {
+    let t = hl7("hl7v2/malformed-oru.hl7");
+    let reasons: Vec<&str> = t.rejections.iter().map(|r| r.reason.as_str()).collect();
+    let expected = [
+        "OBX[1]: OBX-5 `9O` is not a number",
+        "OBX[2]: OBX-6: unit `266016` (MDC) does not measure spo2",
+        "OBX[3]: OBX-14: `2026-11-30T10:16` is not an HL7 timestamp",
+        "OBX[4]: OBX-11 is `W`",
+        "OBX[5]: OBR-7: `2026113010` is not precise to the minute",
+    ];
+    assert_eq!(reasons.len(), expected.len(), "{reasons:#?}");
+    for (reason, want) in reasons.iter().zip(expected) {
+        assert!(
+            reason.starts_with(want),
+            "`{reason}` does not start with `{want}`"
+        );
+    }
+    // The one good OBX still gives its reading (no offset anywhere: UTC).
+    assert_eq!(t.readings.len(), 1);
+    assert_eq!(t.readings[0].diastolic_bp, Some(77));
+    assert_eq!(t.readings[0].ts, at("10:16:00"));
+}
+
+/// Publish the simulated ward in `format`.
+async fn publish_as(brokers: &str, topic: &str, simulator: SimulatorConfig, format: Format) {
+    let options = PublishOptions {
+        client: ClientSettings::new(brokers),
+        topic: topic.to_string(),
+        create_topic: Some(TopicSettings {
+            partitions: 4,
+            ..Default::default()
+        }),
+        flush_timeout: Duration::from_secs(120),
+        format,
+    };
+    let summary = publish_readings(simulator, options, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("publishing {format:?}: {e:#}"));
+    assert_eq!(summary.failed, 0);
+}
+
+/// The shipped FHIR pipeline for `topic`, writing under `dir`, reading
+/// `format`.
+fn fhir_pipeline(dir: &Path, brokers: &str, topic: &str, format: &str) -> std::path::PathBuf {
+    let root = std::fs::canonicalize(".").unwrap();
+    let yaml = std::fs::read_to_string("pipelines/vitals-fhir.yaml")
+        .unwrap()
+        .replace("../udfs", &root.join("udfs").display().to_string())
+        .replace("format: fhir", &format!("format: {format}"))
+        .replace("max_age: 1m", "max_age: 1s");
+    let env = pipeline_env(brokers, topic, &unique("g"), dir);
+    let path = dir.join("vitals-fhir.yaml");
+    std::fs::write(&path, fill_env(&yaml, &env)).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_and_hl7v2_over_kafka_score_the_news2_of_the_json_path() {
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let n = 400;
+    let simulator = unpaced(n);
+    let brokers = broker.addr();
+    let (json_topic, fhir_topic, hl7_topic) = (unique("json"), unique("fhir"), unique("hl7"));
+    publish_as(&brokers, &json_topic, simulator.clone(), Format::Json).await;
+    publish_as(&brokers, &fhir_topic, simulator.clone(), Format::Fhir).await;
+    publish_as(&brokers, &hl7_topic, simulator.clone(), Format::Hl7v2).await;
+    // A Bundle mixing good and bad resources and two ORU^R01 from gateways
+    // join the ward's messages.
+    let extra = |topic: &str, file: &str| {
+        let producer =
+            KeyedProducer::new(&ClientSettings::new(&brokers), topic, |e| panic!("{e}")).unwrap();
+        producer.send(b"extra", &conformance(file)).unwrap();
+        producer.flush(Duration::from_secs(60)).unwrap();
+    };
+    extra(&fhir_topic, "fhir/bundle-mixed.json");
+    extra(&hl7_topic, "hl7v2/monitor-oru.hl7");
+    extra(&hl7_topic, "hl7v2/malformed-oru.hl7");
+
+    let json_dir = tempfile::tempdir().unwrap();
+    let json_path =
+        crate::kafka::shipped_yaml_for(json_dir.path(), &brokers, &json_topic, &unique("g"));
+    let fhir_dir = tempfile::tempdir().unwrap();
+    let fhir_path = fhir_pipeline(fhir_dir.path(), &brokers, &fhir_topic, "fhir");
+    let hl7_dir = tempfile::tempdir().unwrap();
+    let hl7_path = fhir_pipeline(hl7_dir.path(), &brokers, &hl7_topic, "hl7v2");
+    let mut runs = Vec::new();
+    for path in [&json_path, &fhir_path, &hl7_path] {
+        runs.push(start_in_process(path).await);
+    }
+    let (json_vitals, fhir_vitals, hl7_vitals) = (
+        json_dir.path().join("vitals"),
+        fhir_dir.path().join("vitals_fhir"),
+        hl7_dir.path().join("vitals_fhir"),
+    );
+    let (fhir_dead, hl7_dead) = (
+        fhir_dir.path().join("dead_letters_fhir"),
+        hl7_dir.path().join("dead_letters_fhir"),
+    );
+    // The ward plus the extra messages' readings (2 from the Bundle; 1 from
+    // each ORU) and their rejections (7 in the Bundle, 5 in the bad ORU).
+    let arrived = poll_until(Duration::from_secs(180), || async {
+        (rows_in(&json_vitals).await >= n
+            && rows_in(&fhir_vitals).await >= n + 2
+            && rows_in(&hl7_vitals).await >= n + 2
+            && rows_in(&fhir_dead).await >= 7
+            && rows_in(&hl7_dead).await >= 5)
+            .then_some(())
+    })
+    .await;
+    for (stop, run) in runs {
+        stop.cancel();
+        run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(
+        arrived.is_some(),
+        "timed out: json {} fhir {} (+{} dead) hl7 {} (+{} dead)",
+        rows_in(&json_vitals).await,
+        rows_in(&fhir_vitals).await,
+        rows_in(&fhir_dead).await,
+        rows_in(&hl7_vitals).await,
+        rows_in(&hl7_dead).await
+    );
+
+    // The ward's readings arrive intact through either format...
+    for dataset in [&fhir_vitals, &hl7_vitals] {
+        let ward_only = dataset.parent().unwrap().join("ward_only");
+        copy_ward_rows(dataset, &ward_only).await;
+        assert_exactly(&ward_only, &simulator, n).await;
+    }
+    // ...and score exactly the NEWS2 of the JSON path (its SQL, theirs the
+    // plugins): reading by reading.
+    let scores = |dataset: std::path::PathBuf| async move {
+        let batches = query(
+            &dataset,
+            &format!("SELECT patient_id, CAST(ts AS BIGINT), CAST(news2_score AS BIGINT) FROM t WHERE ts >= TIMESTAMP '{START}' AND patient_id LIKE 'P000%' ORDER BY 1, 2"),
+            None,
+        )
+        .await;
+        let mut out = Vec::new();
+        for b in batches {
+            let ids = utf8(b.column(0));
+            let (ts, score) = (
+                b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
+                b.column(2).as_primitive::<arrow::datatypes::Int64Type>(),
+            );
+            for (i, id) in ids.into_iter().enumerate() {
+                out.push((id, ts.value(i), score.value(i)));
+            }
+        }
+        out
+    };
+    let json_scores = scores(json_vitals.clone()).await;
+    assert_eq!(json_scores.len() as u64, n);
+    assert_eq!(
+        scores(fhir_vitals.clone()).await,
+        json_scores,
+        "FHIR NEWS2 differs from JSON"
+    );
+    assert_eq!(
+        scores(hl7_vitals.clone()).await,
+        json_scores,
+        "HL7 v2 NEWS2 differs from JSON"
+    );
+
+    // The Bundle's bad entries are dead letters with their place and reason.
+    let reasons = |dataset: std::path::PathBuf| async move {
+        let batches = query(
+            &dataset,
+            "SELECT reason_kind, reason FROM t ORDER BY reason",
+            None,
+        )
+        .await;
+        let mut out = Vec::new();
+        for b in batches {
+            let (kinds, texts) = (utf8(b.column(0)), utf8(b.column(1)));
+            for i in 0..b.num_rows() {
+                out.push(format!("{}: {}", kinds[i], texts[i]));
+            }
+        }
+        out
+    };
+    let fhir_reasons = reasons(fhir_dead).await;
+    assert_eq!(fhir_reasons.len(), 7, "{fhir_reasons:#?}");
+    assert!(
+        fhir_reasons
+            .iter()
+            .any(|r| r.starts_with("not_a_result: entry[3] Observation/hr-7-wrong")),
+        "{fhir_reasons:#?}"
+    );
+    assert!(
+        fhir_reasons
+            .iter()
+            .any(|r| r.starts_with("bad_unit: entry[5]")),
+        "{fhir_reasons:#?}"
+    );
+    let hl7_reasons = reasons(hl7_dead).await;
+    assert_eq!(hl7_reasons.len(), 5, "{hl7_reasons:#?}");
+    assert!(
+        hl7_reasons
+            .iter()
+            .any(|r| r.starts_with("bad_value: OBX[1]: OBX-5 `9O`")),
+        "{hl7_reasons:#?}"
+    );
+    // The gateway's reading is scored: NEWS2 counts what it lacks.
+    let gateway = query(
+        &hl7_vitals,
+        "SELECT CAST(news2_missing AS BIGINT) FROM t WHERE patient_id = 'P&0042'",
+        None,
+    )
+    .await;
+    // on_oxygen was not sent: one parameter missing.
+    assert_eq!(
+        gateway[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0),
+        1
+    );
+}
+
+/// A string column (plain or view) as strings.
+fn utf8(column: &arrow::array::ArrayRef) -> Vec<String> {
+    let plain = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+    plain
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The ward's rows of `dataset` (not the conformance messages') as a
+/// Parquet dataset of their own, with the reading's columns only.
+async fn copy_ward_rows(dataset: &Path, to: &Path) {
+    let batches = query(
+        dataset,
+        &format!("SELECT patient_id, ts, heart_rate, spo2, systolic_bp, diastolic_bp, respiratory_rate, temperature, consciousness, on_oxygen FROM t WHERE ts >= TIMESTAMP '{START}' AND patient_id LIKE 'P000%'"),
+        None,
+    )
+    .await;
+    std::fs::create_dir_all(to).unwrap();
+    let file = std::fs::File::create(to.join("rows.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+    for b in &batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+}
