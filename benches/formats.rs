@@ -84,7 +84,9 @@ fn main() -> anyhow::Result<()> {
                 .collect(),
         );
     }
-    let bytes = |b: &Vec<Vec<Vec<u8>>>| b.iter().flatten().map(Vec::len).sum::<usize>() as f64 / readings as f64;
+    let bytes = |b: &Vec<Vec<Vec<u8>>>| {
+        b.iter().flatten().map(Vec::len).sum::<usize>() as f64 / readings as f64
+    };
     println!(
         "message sizes (bytes): json {:.0}, fhir bundle {:.0}, fhir observation {:.0}, hl7v2 {:.0}",
         bytes(&json),
@@ -93,10 +95,38 @@ fn main() -> anyhow::Result<()> {
         bytes(&hl7)
     );
     let mut cases = vec![
-        Case { name: "json record", format: "json", batches: json, observations_per_message: 1.0, elapsed: Duration::ZERO, rows: 0 },
-        Case { name: "fhir bundle (6 Observations)", format: "fhir", batches: fhir, observations_per_message: 6.0, elapsed: Duration::ZERO, rows: 0 },
-        Case { name: "fhir single Observation", format: "fhir", batches: single, observations_per_message: 1.0, elapsed: Duration::ZERO, rows: 0 },
-        Case { name: "hl7v2 ORU^R01 (8 OBX)", format: "hl7v2", batches: hl7, observations_per_message: 8.0, elapsed: Duration::ZERO, rows: 0 },
+        Case {
+            name: "json record",
+            format: "json",
+            batches: json,
+            observations_per_message: 1.0,
+            elapsed: Duration::ZERO,
+            rows: 0,
+        },
+        Case {
+            name: "fhir bundle (6 Observations)",
+            format: "fhir",
+            batches: fhir,
+            observations_per_message: 6.0,
+            elapsed: Duration::ZERO,
+            rows: 0,
+        },
+        Case {
+            name: "fhir single Observation",
+            format: "fhir",
+            batches: single,
+            observations_per_message: 1.0,
+            elapsed: Duration::ZERO,
+            rows: 0,
+        },
+        Case {
+            name: "hl7v2 ORU^R01 (8 OBX)",
+            format: "hl7v2",
+            batches: hl7,
+            observations_per_message: 8.0,
+            elapsed: Duration::ZERO,
+            rows: 0,
+        },
     ];
     for _ in 0..rounds {
         for case in &mut cases {
@@ -111,7 +141,11 @@ fn main() -> anyhow::Result<()> {
                     raw.push("bench", 0, (b * 8192 + i) as i64, None, None, Some(payload));
                 }
                 let decoded = decoder.decode(&raw)?;
-                anyhow::ensure!(decoded.dead_letters.is_none(), "{}: dead letters", case.name);
+                anyhow::ensure!(
+                    decoded.dead_letters.is_none(),
+                    "{}: dead letters",
+                    case.name
+                );
                 case.rows += decoded.rows.num_rows();
             }
             case.elapsed += started.elapsed();
@@ -125,7 +159,12 @@ fn main() -> anyhow::Result<()> {
         "format", "messages/s", "observations/s", "vs json"
     );
     for case in &cases {
-        anyhow::ensure!(case.rows == messages as usize, "{}: {} rows", case.name, case.rows);
+        anyhow::ensure!(
+            case.rows == messages as usize,
+            "{}: {} rows",
+            case.name,
+            case.rows
+        );
         let rate = messages / case.elapsed.as_secs_f64();
         println!(
             "{:<30} {:>14.0} {:>16.0} {:>9.2}x",

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What a principal may do. `admin` implies every other role and
-/// `clinician` implies `viewer` (see [`Roles::allows`]).
+/// `clinician` implies `viewer` and `ingest` (see [`Roles::allows`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Role {
     /// The dashboard: ward, patients, alerts, the live stream.
@@ -20,15 +20,19 @@ pub enum Role {
     Metrics,
     /// Everything, the audit trail included.
     Admin,
+    /// Posting readings (`POST /fhir`): an interface engine or a monitor
+    /// gateway, which sees nothing.
+    Ingest,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Viewer,
         Role::Clinician,
         Role::Analyst,
         Role::Metrics,
         Role::Admin,
+        Role::Ingest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Metrics => "metrics",
             Role::Admin => "admin",
+            Role::Ingest => "ingest",
         }
     }
 
@@ -60,7 +65,9 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown role `{s}`; roles: viewer, clinician, analyst, metrics, admin")
+                format!(
+                    "unknown role `{s}`; roles: viewer, clinician, analyst, metrics, admin, ingest"
+                )
             })
     }
 }
@@ -105,7 +112,7 @@ impl Roles {
     pub fn allows(self, required: Role) -> bool {
         self.holds(required)
             || self.holds(Role::Admin)
-            || (required == Role::Viewer && self.holds(Role::Clinician))
+            || (matches!(required, Role::Viewer | Role::Ingest) && self.holds(Role::Clinician))
     }
 
     pub fn iter(self) -> impl Iterator<Item = Role> {

@@ -18,7 +18,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             stop.cancel();
         });
     }
-    run_pipeline(&args.pipeline, shutdown, false, &SinkContext::default()).await
+    let ingest = crate::common::IngestHubs::default();
+    run_pipeline(
+        &args.pipeline,
+        shutdown,
+        false,
+        &SinkContext::default(),
+        &ingest,
+    )
+    .await
 }
 
 /// The whole system: the pipeline and, beside it, the HTTP server.
@@ -27,8 +35,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     // Handed to both: the pipeline's live sink and forwarders report
     // through it, the server reads it.
     let run = SinkContext::default();
-    let server = super::serve::start(&args.server, &args.pipeline, shutdown.clone(), &run).await?;
-    let pipeline = run_pipeline(&args.pipeline, shutdown.clone(), true, &run).await;
+    // And where the server hands `POST /fhir` to the pipeline's ingest source.
+    let ingest = crate::common::IngestHubs::default();
+    let server = super::serve::start(
+        &args.server,
+        &args.pipeline,
+        shutdown.clone(),
+        &run,
+        &ingest,
+    )
+    .await?;
+    let pipeline = run_pipeline(&args.pipeline, shutdown.clone(), true, &run, &ingest).await;
     // The pipeline ends on Ctrl-C or failure; the server goes with it.
     shutdown.cancel();
     let served = server.await.map_err(anyhow::Error::from).and_then(|r| r);
@@ -40,9 +57,10 @@ async fn run_pipeline(
     shutdown: tokio_util::sync::CancellationToken,
     banner: bool,
     run: &SinkContext,
+    ingest: &crate::common::IngestHubs,
 ) -> anyhow::Result<()> {
     loop {
-        match run_once(path, shutdown.clone(), banner, run).await {
+        match run_once(path, shutdown.clone(), banner, run, ingest).await {
             Err(error)
                 if !shutdown.is_cancelled()
                     && error.chain().any(|e| {
@@ -65,6 +83,7 @@ async fn run_once(
     shutdown: tokio_util::sync::CancellationToken,
     banner: bool,
     run: &SinkContext,
+    ingest: &crate::common::IngestHubs,
 ) -> anyhow::Result<()> {
     let spec = spec::load(path)?;
     let planned = engine::plan(spec).await?;
@@ -87,6 +106,7 @@ async fn run_once(
     }
     let options = RunOptions {
         sinks: run.clone(),
+        ingest: ingest.clone(),
         ..RunOptions::default()
     };
     let summary = engine::run(&planned, shutdown, options).await?;

@@ -24,6 +24,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.pipeline,
         shutdown,
         &SinkContext::default(),
+        &crate::common::IngestHubs::default(),
     )
     .await?;
     server.await.context("the HTTP server task failed")?
@@ -38,6 +39,7 @@ pub async fn start(
     pipeline: &Path,
     shutdown: CancellationToken,
     run: &SinkContext,
+    ingest: &crate::common::IngestHubs,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let access = secure(&args.access, args.addr).await?;
     let tls = match (&args.access.tls_cert, &args.access.tls_key) {
@@ -60,6 +62,7 @@ pub async fn start(
         .with_audit(audit)
         .with_acks(acks)
         .with_run(run)
+        .with_ingest(ingest)
         .with_datasets(
             load_datasets(
                 pipeline,

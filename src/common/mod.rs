@@ -13,12 +13,14 @@
 //! - [`backoff`]: retry delays (exponential, from `backon`).
 //! - [`error_chain`]: an error and its causes on one line, for logs.
 //! - [`partition_board`]: the partitions this instance owns, for `/health`.
+//! - [`ingest`]: the channel between the server and an ingest source.
 
 pub mod backoff;
 pub mod digest;
 pub mod env;
 pub mod error_chain;
 pub mod event_time;
+pub mod ingest;
 pub mod offsets;
 pub mod partition_board;
 pub mod tagged;
@@ -31,6 +33,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub use env::{EnvError, EnvString, expand_env};
 pub use error_chain::ErrorChain;
 pub use event_time::{EventTimeError, event_times_ms};
+pub use ingest::{IngestFailure, IngestHubs, IngestReply, IngestRequest, PartOutcome};
 pub use offsets::{DurableOffsetsReader, Offsets, TopicPartition};
 pub use partition_board::{PartitionBoard, PartitionStatus};
 pub use serde_saphyr::Spanned;

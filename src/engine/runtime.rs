@@ -58,6 +58,8 @@ pub struct RunOptions {
     /// Handles the sinks report through (live hubs, store status), shared
     /// with a server in the same process.
     pub sinks: SinkContext,
+    /// Where ingest sources meet the server of the same process.
+    pub ingest: crate::common::IngestHubs,
 }
 
 impl Default for RunOptions {
@@ -67,6 +69,7 @@ impl Default for RunOptions {
             report_interval: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(60),
             sinks: SinkContext::default(),
+            ingest: crate::common::IngestHubs::default(),
         }
     }
 }
@@ -303,6 +306,7 @@ fn start_sources(
             committed: commit_receiver,
             durable: store.map(|s| std::sync::Arc::new(s.durable_offsets()) as _),
             partitions: options.sinks.partitions.clone(),
+            ingest: options.ingest.clone(),
         };
         let task = tokio::spawn(async move { runtime.run(ctx).await.map_err(Into::into) });
         tasks.push((source.name.clone(), task));

@@ -42,6 +42,9 @@ pub struct Rejection {
     pub reason: String,
     /// The id of the rejected resource, when it has one.
     pub id: Option<String>,
+    /// The Bundle entry (or 0 for a single resource) it concerns, when it
+    /// concerns one part rather than the whole message.
+    pub entry: Option<usize>,
 }
 
 impl Rejection {
@@ -50,6 +53,7 @@ impl Rejection {
             kind,
             reason: reason.into(),
             id: None,
+            entry: None,
         }
     }
 

@@ -51,6 +51,13 @@ const BUNDLE_TYPES: [&str; 3] = ["transaction", "batch", "collection"];
 
 /// One message's readings and rejections.
 pub fn read(payload: &[u8], codes: &CodeSet) -> Translated {
+    read_new(payload, codes, &|_| false)
+}
+
+/// [`read`], skipping Observations whose id `seen` says was received
+/// before (they are listed in `duplicates`): what makes a retried POST
+/// harmless.
+pub fn read_new(payload: &[u8], codes: &CodeSet, seen: &dyn Fn(&str) -> bool) -> Translated {
     let mut out = Translated::default();
     let head: Head<'_> = match serde_json::from_slice(payload) {
         Ok(head) => head,
@@ -65,7 +72,12 @@ pub fn read(payload: &[u8], codes: &CodeSet) -> Translated {
     match head.resource_type.as_deref() {
         Some("Observation") => {
             let location = located("", "Observation", head.id.as_deref());
-            read_observation_json(payload, &location, codes, &mut out);
+            let part = Part {
+                entry: 0,
+                location: &location,
+                seen,
+            };
+            read_observation_json(payload, &part, codes, &mut out);
         }
         Some("Bundle") => {
             let bundle_type = head.bundle_type.as_deref().unwrap_or("");
@@ -80,7 +92,7 @@ pub fn read(payload: &[u8], codes: &CodeSet) -> Translated {
                 return out;
             }
             for (i, entry) in head.entry.iter().flatten().enumerate() {
-                read_entry(i, entry, codes, &mut out);
+                read_entry(i, entry, codes, seen, &mut out);
             }
         }
         Some(other) => out.reject(Rejection::new(
@@ -102,12 +114,25 @@ fn located(prefix: &str, resource_type: &str, id: Option<&str>) -> String {
     }
 }
 
-fn read_entry(i: usize, entry: &Entry<'_>, codes: &CodeSet, out: &mut Translated) {
+/// Where an Observation sits in its message.
+struct Part<'a> {
+    entry: usize,
+    location: &'a str,
+    seen: &'a dyn Fn(&str) -> bool,
+}
+
+fn read_entry(
+    i: usize,
+    entry: &Entry<'_>,
+    codes: &CodeSet,
+    seen: &dyn Fn(&str) -> bool,
+    out: &mut Translated,
+) {
     let Some(raw) = entry.resource else {
-        out.reject(Rejection::new(
-            RejectionKind::Invalid,
-            format!("entry[{i}]: no resource"),
-        ));
+        let mut rejection =
+            Rejection::new(RejectionKind::Invalid, format!("entry[{i}]: no resource"));
+        rejection.entry = Some(i);
+        out.reject(rejection);
         return;
     };
     let head: Head<'_> = match serde_json::from_str(raw.get()) {
@@ -117,6 +142,7 @@ fn read_entry(i: usize, entry: &Entry<'_>, codes: &CodeSet, out: &mut Translated
                 RejectionKind::Invalid,
                 format!("entry[{i}]: not a FHIR resource: {e}"),
             ));
+            rejection_at_entry(out, i);
             return;
         }
     };
@@ -129,28 +155,53 @@ fn read_entry(i: usize, entry: &Entry<'_>, codes: &CodeSet, out: &mut Translated
         )
         .at(&location);
         rejection.id = head.id.map(Cow::into_owned);
+        rejection.entry = Some(i);
         out.reject(rejection);
         return;
     }
-    read_observation_json(raw.get().as_bytes(), &location, codes, out);
+    let part = Part {
+        entry: i,
+        location: &location,
+        seen,
+    };
+    read_observation_json(raw.get().as_bytes(), &part, codes, out);
 }
 
-fn read_observation_json(json: &[u8], location: &str, codes: &CodeSet, out: &mut Translated) {
+/// Mark the last rejection as concerning entry `i`.
+fn rejection_at_entry(out: &mut Translated, i: usize) {
+    if let Some(last) = out.rejections.last_mut() {
+        last.entry = Some(i);
+    }
+}
+
+fn read_observation_json(json: &[u8], part: &Part<'_>, codes: &CodeSet, out: &mut Translated) {
     match serde_json::from_slice::<Observation>(json) {
         Ok(observation) => {
-            if let Err(mut rejection) = observation_into(&observation, location, codes, out) {
-                rejection = rejection.at(location);
-                rejection.id = observation.id.clone();
-                out.reject(rejection);
+            if let Some(id) = observation.id.as_deref()
+                && (part.seen)(id)
+            {
+                out.duplicates.push((part.entry, id.to_string()));
+                return;
+            }
+            match observation_into(&observation, part, codes, out) {
+                Ok(()) => out.contributed.push((part.entry, observation.id.clone())),
+                Err(mut rejection) => {
+                    rejection = rejection.at(part.location);
+                    rejection.id = observation.id.clone();
+                    rejection.entry = Some(part.entry);
+                    out.reject(rejection);
+                }
             }
         }
-        Err(e) => out.reject(
-            Rejection::new(
+        Err(e) => {
+            let mut rejection = Rejection::new(
                 RejectionKind::Invalid,
                 format!("not a valid Observation: {e}"),
             )
-            .at(location),
-        ),
+            .at(part.location);
+            rejection.entry = Some(part.entry);
+            out.reject(rejection);
+        }
     }
 }
 
@@ -158,7 +209,7 @@ fn read_observation_json(json: &[u8], location: &str, codes: &CodeSet, out: &mut
 /// say why none of them can be.
 fn observation_into(
     obs: &Observation,
-    location: &str,
+    part: &Part<'_>,
     codes: &CodeSet,
     out: &mut Translated,
 ) -> Result<(), Rejection> {
@@ -240,7 +291,10 @@ fn observation_into(
         }
     }
     out.readings[index] = reading;
-    out.read_from(index, location);
+    out.read_from(index, part.location);
+    if !out.parts[index].contains(&part.entry) {
+        out.parts[index].push(part.entry);
+    }
     Ok(())
 }
 

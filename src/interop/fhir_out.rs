@@ -205,6 +205,47 @@ pub fn alert_flag(patient_id: &str, ts: i64, score: i64, level: &str) -> Json {
     })
 }
 
+/// One issue of an `OperationOutcome`.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    /// `error`, `warning` or `information`.
+    pub severity: &'static str,
+    /// An issue type code (`structure`, `code-invalid`, `value`, ...).
+    pub code: &'static str,
+    pub diagnostics: String,
+    /// Where, as a FHIRPath (`Bundle.entry[2]`).
+    pub expression: Option<String>,
+}
+
+/// The FHIR issue type of a rejection class (`unknown_code` ->
+/// `code-invalid`), for the class strings of dead letters and rejections.
+pub fn issue_code(kind: &str) -> &'static str {
+    match kind {
+        "invalid_resource" | "invalid_json" | "not_an_object" => "structure",
+        "unknown_code" => "code-invalid",
+        "missing_field" => "required",
+        "not_a_result" => "business-rule",
+        "conflict" => "conflict",
+        _ => "value",
+    }
+}
+
+/// An `OperationOutcome` of these issues.
+pub fn operation_outcome(issues: &[Issue]) -> Json {
+    let issues: Vec<Json> = issues
+        .iter()
+        .map(|i| {
+            let mut issue =
+                json!({"severity": i.severity, "code": i.code, "diagnostics": i.diagnostics});
+            if let Some(expression) = &i.expression {
+                issue["expression"] = json!([expression]);
+            }
+            issue
+        })
+        .collect();
+    json!({"resourceType": "OperationOutcome", "issue": issues})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +285,14 @@ mod tests {
         );
         let flag: Flag = serde_json::from_value(alert_flag("P1", 0, 7, "high")).unwrap();
         assert_eq!(flag.subject.reference.as_deref(), Some("Patient/P1"));
+        let outcome = operation_outcome(&[Issue {
+            severity: "error",
+            code: issue_code("unknown_code"),
+            diagnostics: "entry[4] ...".into(),
+            expression: Some("Bundle.entry[4]".into()),
+        }]);
+        let typed: fhir_model::r4b::resources::OperationOutcome =
+            serde_json::from_value(outcome).unwrap();
+        assert_eq!(typed.issue.len(), 1);
     }
 }

@@ -128,7 +128,13 @@ pub struct Translated {
     pub readings: Vec<Reading>,
     /// Per reading, which resources or segments it was built from.
     pub sources: Vec<String>,
+    /// Per reading, the message parts (FHIR Bundle entries) it was built from.
+    pub parts: Vec<Vec<usize>>,
     pub rejections: Vec<Rejection>,
+    /// Parts skipped as already received, with their ids.
+    pub duplicates: Vec<(usize, String)>,
+    /// Parts that gave values, with their ids.
+    pub contributed: Vec<(usize, Option<String>)>,
 }
 
 impl Translated {
@@ -143,6 +149,7 @@ impl Translated {
         }
         self.readings.push(Reading::new(patient_id, ts));
         self.sources.push(String::new());
+        self.parts.push(Vec::new());
         self.readings.len() - 1
     }
 
@@ -161,6 +168,7 @@ impl Translated {
     pub fn remove(&mut self, index: usize) {
         self.readings.remove(index);
         self.sources.remove(index);
+        self.parts.remove(index);
     }
 
     pub fn reject(&mut self, rejection: Rejection) {

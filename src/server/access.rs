@@ -56,6 +56,7 @@ const VIEWER: Access = Access::Role(Role::Viewer);
 const CLINICIAN: Access = Access::Role(Role::Clinician);
 const ANALYST: Access = Access::Role(Role::Analyst);
 const METRICS: Access = Access::Role(Role::Metrics);
+const INGEST: Access = Access::Role(Role::Ingest);
 
 /// Every route. The README's access table is this table.
 pub const RULES: &[Rule] = &[
@@ -86,6 +87,9 @@ pub const RULES: &[Rule] = &[
     // SQL over the stored datasets (the `audit` table: admin only).
     rule("/api/query", ANALYST, true),
     rule("/metrics", METRICS, false),
+    // Readings in, as FHIR (an interface engine, a gateway, a clinician).
+    rule("/fhir", INGEST, true),
+    rule("/fhir/Observation", INGEST, true),
     // API documentation (Swagger UI and its OpenAPI document).
     rule("/openapi.json", Authenticated, false),
     rule("/docs", Authenticated, false),

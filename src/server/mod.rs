@@ -109,6 +109,14 @@ pub fn routes(state: AppState) -> access::Routes {
             "/api/alerts/{id}/ack",
             post(api::ward::acknowledge).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
         )
+        .route(
+            "/fhir/Observation",
+            post(api::fhir::post_observation).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+        )
+        .route(
+            "/fhir",
+            post(api::fhir::post_bundle).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .route("/api/patients/{id}/history", get(api::history::history))
         .route("/api/ward/trend", get(api::history::ward_trend))
         .route("/assets/uPlot.min.js", get(dashboard::uplot_js))

@@ -83,6 +83,8 @@ pub struct AppStateInner {
     pub partitions: crate::common::PartitionBoard,
     /// Where alert acknowledgements are recorded (none: not offered).
     pub acks: Option<AckLog>,
+    /// The ingest sources of the pipeline in this process (`POST /fhir`).
+    pub ingest: crate::common::IngestHubs,
 }
 
 /// A model with the request rules derived from its metadata.
@@ -135,6 +137,7 @@ impl AppState {
             stores: StoreStatusBoard::default(),
             partitions: crate::common::PartitionBoard::default(),
             acks: None,
+            ingest: crate::common::IngestHubs::default(),
         }))
     }
 
@@ -153,6 +156,7 @@ impl AppState {
             stores: old.stores.clone(),
             partitions: old.partitions.clone(),
             acks: old.acks.clone(),
+            ingest: old.ingest.clone(),
             ..(*limited).clone()
         }))
     }
@@ -164,6 +168,12 @@ impl AppState {
     }
 
     /// Record alert acknowledgements in `acks`.
+    /// Hand `POST /fhir` to the ingest sources registered in `hubs`.
+    pub fn with_ingest(mut self, hubs: &crate::common::IngestHubs) -> Self {
+        self.ingest = hubs.clone();
+        self
+    }
+
     pub fn with_acks(mut self, acks: AckLog) -> Self {
         self.acks = Some(acks);
         self

@@ -29,6 +29,10 @@ pub enum ConfigError {
     /// The Kafka source's own checks.
     #[error(transparent)]
     Kafka(#[from] super::kafka::ConfigError),
+
+    /// The FHIR ingest source's checks.
+    #[error("{0}")]
+    Ingest(String),
 }
 
 /// A running source's failure, grouped by who has to act: its settings

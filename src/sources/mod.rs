@@ -7,6 +7,7 @@
 
 mod error;
 mod event_time;
+pub mod ingest;
 pub mod kafka;
 pub mod simulator;
 
@@ -105,6 +106,8 @@ pub struct SourceContext {
     pub durable: Option<Arc<dyn DurableOffsetsReader>>,
     /// Where the source reports what it knows of its partitions (lag).
     pub partitions: crate::common::PartitionBoard,
+    /// Where an ingest source makes itself reachable to the server.
+    pub ingest: crate::common::IngestHubs,
 }
 
 /// A running source.
@@ -133,11 +136,14 @@ pub enum SourceConfig {
     /// JSON, FHIR or HL7 v2 records from Kafka topics, consumed in a
     /// consumer group (boxed: its settings are large).
     Kafka(Box<KafkaSourceConfig>),
+    /// FHIR resources POSTed to the server of the same process.
+    FhirIngest(ingest::IngestSourceConfig),
 }
 
 crate::kind_tagged_deserialize!(SourceConfig, "source", {
     "simulator" => Simulator(SimulatorConfig),
     "kafka" => Kafka(Box<KafkaSourceConfig>),
+    "fhir_ingest" => FhirIngest(ingest::IngestSourceConfig),
 });
 
 impl SourceConfig {
@@ -146,6 +152,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => c.validate(),
             SourceConfig::Kafka(c) => c.validate().map_err(ConfigError::Kafka),
+            SourceConfig::FhirIngest(c) => c.validate().map_err(ConfigError::Ingest),
         }?;
         if let Some(event_time) = self.event_time() {
             event_time.validate()?;
@@ -175,6 +182,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => c.event_time.as_ref(),
             SourceConfig::Kafka(c) => c.event_time.as_ref(),
+            SourceConfig::FhirIngest(_) => None,
         }
     }
 
@@ -182,7 +190,7 @@ impl SourceConfig {
     /// state keyed by it can live per partition.
     pub fn partition_key(&self) -> Option<&str> {
         match self {
-            SourceConfig::Simulator(_) => None,
+            SourceConfig::Simulator(_) | SourceConfig::FhirIngest(_) => None,
             SourceConfig::Kafka(c) => c.key.as_deref(),
         }
     }
@@ -192,6 +200,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(_) => simulator::vitals_schema(),
             SourceConfig::Kafka(c) => c.schema(),
+            SourceConfig::FhirIngest(c) => c.schema(),
         }
     }
 
@@ -199,7 +208,8 @@ impl SourceConfig {
     /// reject records.
     pub fn dead_letter_schema(&self) -> Option<SchemaRef> {
         match self {
-            SourceConfig::Simulator(_) => None,
+            // The ingest source answers refusals to the sender instead.
+            SourceConfig::Simulator(_) | SourceConfig::FhirIngest(_) => None,
             SourceConfig::Kafka(_) => Some(kafka::dead_letter_schema()),
         }
     }
@@ -214,6 +224,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => Ok(Box::new(c.build())),
             SourceConfig::Kafka(c) => Ok(Box::new(c.build().map_err(ConfigError::Kafka)?)),
+            SourceConfig::FhirIngest(c) => Ok(Box::new(c.build())),
         }
     }
 }

@@ -443,3 +443,171 @@ async fn copy_ward_rows(dataset: &Path, to: &Path) {
     }
     writer.close().unwrap();
 }
+
+/// A pipeline taking FHIR POSTed to the server into Parquet.
+const INGEST_PIPELINE: &str = "name: ingest
+sources:
+  posted:
+    kind: fhir_ingest
+    schema:
+      - {name: patient_id, type: string}
+      - {name: ts, type: timestamp, max_future: 5m}
+      - {name: heart_rate, type: int32, min: 0, max: 300, required: false}
+      - {name: spo2, type: int32, min: 0, max: 100, required: false}
+      - {name: respiratory_rate, type: int32, min: 0, max: 100, required: false}
+      - {name: temperature, type: float64, min: 25, max: 45, required: false}
+sinks:
+  vitals:
+    kind: parquet
+    input: posted
+    path: DIR/vitals
+    roll: {max_age: 1h}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_fhir_is_stored_before_the_answer_and_a_retry_stores_nothing_twice() {
+    use vitalflow::auth::Role;
+    use vitalflow::common::IngestHubs;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::support::write_pipeline(
+        dir.path(),
+        &INGEST_PIPELINE.replace("DIR", &dir.path().display().to_string()),
+    );
+    let hubs = IngestHubs::default();
+    let planned = vitalflow::engine::plan(vitalflow::spec::load(&path).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let options = vitalflow::engine::RunOptions {
+        ingest: hubs.clone(),
+        ..Default::default()
+    };
+    let token = stop.clone();
+    let run = tokio::spawn(async move { vitalflow::engine::run(&planned, token, options).await });
+    // Tokens first: the server reads the tokens file when it starts.
+    let gateway =
+        crate::support::client_with(&crate::support::token_for("gateway", &[Role::Ingest]));
+    let viewer = crate::support::client_with(&crate::support::token_for("nurse", &[Role::Viewer]));
+    let server = crate::support::start_server(
+        vitalflow::server::AppState::new(Err("no model in this test".into())).with_ingest(&hubs),
+    )
+    .await;
+    let base = server.base.clone();
+    let vitals = dir.path().join("vitals");
+    let rows = || async { rows_in(&vitals).await };
+
+    // The source registers once the pipeline runs; until then: 503.
+    crate::support::wait_until(
+        Duration::from_secs(30),
+        "the ingest source to register",
+        || async { hubs.single().is_ok() },
+    )
+    .await;
+
+    let heart_rate = conformance("fhir/heart-rate.json");
+    let post = |url: &'static str, body: Vec<u8>| {
+        let gateway = gateway.clone();
+        let base = base.clone();
+        async move {
+            let response = gateway
+                .post(format!("{base}{url}"))
+                .header("content-type", "application/fhir+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, location, body)
+        }
+    };
+    // Stored, durably, before the answer: the row is in the dataset as the
+    // 201 arrives.
+    let (status, location, body) = post("/fhir/Observation", heart_rate.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(location.as_deref(), Some("Observation/heart-rate"));
+    assert_eq!(rows().await, 1);
+    // A retry: 200, nothing stored twice.
+    let (status, _, body) = post("/fhir/Observation", heart_rate.clone()).await;
+    assert_eq!(
+        (status, body["issue"][0]["code"].as_str()),
+        (200, Some("duplicate")),
+        "{body}"
+    );
+    assert_eq!(rows().await, 1);
+    // A value the declared schema refuses: 422 with the reason.
+    let too_fast = String::from_utf8(heart_rate.clone())
+        .unwrap()
+        .replace("\"id\": \"heart-rate\"", "\"id\": \"hr-400\"")
+        .replace("\"value\": 44", "\"value\": 400");
+    let (status, _, body) = post("/fhir/Observation", too_fast.into_bytes()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    assert!(
+        body["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("heart_rate"),
+        "{body}"
+    );
+    assert_eq!(rows().await, 1);
+
+    // A batch: every entry answered in order; the valid ones stored.
+    let mixed = String::from_utf8(conformance("fhir/bundle-mixed.json")).unwrap();
+    let batch = mixed.replace("\"type\": \"transaction\"", "\"type\": \"batch\"");
+    let (status, _, body) = post("/fhir", batch.into_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "batch-response");
+    let statuses: Vec<&str> = body["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    let (created, refused) = ("201 Created", "422 Unprocessable Entity");
+    assert_eq!(
+        statuses,
+        [
+            refused, created, created, refused, refused, refused, created, refused, refused,
+            created, refused
+        ],
+        "{body}"
+    );
+    assert_eq!(
+        body["entry"][4]["response"]["outcome"]["issue"][0]["code"], "code-invalid",
+        "{body}"
+    );
+    assert_eq!(rows().await, 3, "MIXED-7's reading and MIXED-8's");
+
+    // A transaction with a refused entry stores nothing.
+    let fresh = mixed.replace("-7", "-17").replace("-8", "-18");
+    let (status, _, body) = post("/fhir", fresh.into_bytes()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["issue"][0]["code"], "processing");
+    assert!(
+        body["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["expression"][0] == "Bundle.entry[3]"),
+        "{body}"
+    );
+    assert_eq!(rows().await, 3);
+
+    // Roles: a viewer may not post readings.
+    let refused = viewer
+        .post(format!("{}/fhir/Observation", server.base))
+        .body(heart_rate)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+
+    stop.cancel();
+    run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+}

@@ -1,6 +1,7 @@
 //! REST handlers, one file per resource, and the OpenAPI document built
 //! from their annotations.
 
+pub mod fhir;
 pub mod health;
 pub mod history;
 pub mod predict;

@@ -226,46 +226,13 @@ impl KafkaSourceConfig {
     /// The reader of `format:` (`None` for JSON), or why its settings or
     /// the declared schema do not fit it.
     pub fn translator(&self) -> Result<Option<Translator>, ConfigError> {
-        let format = self.format.as_str();
-        let refuse = |reason: String| ConfigError::Format { format, reason };
-        if self.format == Format::Json {
-            if !self.codes.is_empty() || !self.consciousness_values.is_empty() {
-                return Err(refuse(
-                    "`codes` and `consciousness_values` apply to `format: fhir` or `hl7v2`".into(),
-                ));
-            }
-            return Ok(None);
-        }
-        for field in &self.schema {
-            let Some((_, types)) = READING_FIELDS.iter().find(|(name, _)| *name == field.name)
-            else {
-                let names: Vec<&str> = READING_FIELDS.iter().map(|(n, _)| *n).collect();
-                return Err(refuse(format!(
-                    "schema field `{}` is not a field of a reading ({})",
-                    field.name,
-                    names.join(", ")
-                )));
-            };
-            if !types.contains(&field.field_type) {
-                return Err(refuse(format!(
-                    "schema field `{}` is {:?}; a reading's {} is one of {types:?}",
-                    field.name, field.field_type, field.name
-                )));
-            }
-        }
-        for required in ["patient_id", "ts"] {
-            if !self.schema.iter().any(|f| f.name == required) {
-                return Err(refuse(format!("the schema must declare `{required}`")));
-            }
-        }
-        let codes = VitalCodes {
-            codes: self.codes.clone(),
-            consciousness_values: self.consciousness_values.clone(),
-        }
-        .build()
-        .map_err(refuse)?;
-        self.hl7v2.offset_minutes().map_err(refuse)?;
-        Ok(Translator::new(self.format, codes, self.hl7v2.clone()))
+        translator_for(
+            self.format,
+            &self.schema,
+            &self.codes,
+            &self.consciousness_values,
+            &self.hl7v2,
+        )
     }
 
     pub fn client(&self) -> ClientSettings {
@@ -297,4 +264,58 @@ impl KafkaSourceConfig {
         let schema = RecordSchema::try_new(&self.schema)?;
         Ok(KafkaSource::new(self.clone(), schema))
     }
+}
+
+/// The reader of `format` for a source declaring `schema` (`None` for
+/// JSON), or why the settings or the schema do not fit it: shared by every
+/// source that reads FHIR or HL7 v2.
+pub fn translator_for(
+    format: Format,
+    schema: &[FieldSpec],
+    codes: &BTreeMap<Param, Vec<String>>,
+    consciousness_values: &BTreeMap<String, String>,
+    hl7v2: &Hl7Options,
+) -> Result<Option<Translator>, ConfigError> {
+    let name = format.as_str();
+    let refuse = |reason: String| ConfigError::Format {
+        format: name,
+        reason,
+    };
+    if format == Format::Json {
+        if !codes.is_empty() || !consciousness_values.is_empty() {
+            return Err(refuse(
+                "`codes` and `consciousness_values` apply to `format: fhir` or `hl7v2`".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    for field in schema {
+        let Some((_, types)) = READING_FIELDS.iter().find(|(n, _)| *n == field.name) else {
+            let names: Vec<&str> = READING_FIELDS.iter().map(|(n, _)| *n).collect();
+            return Err(refuse(format!(
+                "schema field `{}` is not a field of a reading ({})",
+                field.name,
+                names.join(", ")
+            )));
+        };
+        if !types.contains(&field.field_type) {
+            return Err(refuse(format!(
+                "schema field `{}` is {:?}; a reading's {} is one of {types:?}",
+                field.name, field.field_type, field.name
+            )));
+        }
+    }
+    for required in ["patient_id", "ts"] {
+        if !schema.iter().any(|f| f.name == required) {
+            return Err(refuse(format!("the schema must declare `{required}`")));
+        }
+    }
+    let codes = VitalCodes {
+        codes: codes.clone(),
+        consciousness_values: consciousness_values.clone(),
+    }
+    .build()
+    .map_err(refuse)?;
+    hl7v2.offset_minutes().map_err(refuse)?;
+    Ok(Translator::new(format, codes, hl7v2.clone()))
 }

@@ -25,8 +25,8 @@ mod schema;
 mod session;
 mod strict;
 
-pub use config::KafkaSourceConfig;
+pub use config::{KafkaSourceConfig, translator_for};
 pub use dead_letters::dead_letter_schema;
 pub use decode::{DecodedBatch, MessageDecoder, RawMessages};
 pub use error::{ConfigError, FieldProblem, SchemaError};
-pub use schema::{FieldSpec, FieldType};
+pub use schema::{FieldSpec, FieldType, RecordSchema};
