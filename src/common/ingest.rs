@@ -73,21 +73,24 @@ impl IngestHubs {
     }
 
     /// The only ingest source, or why there is not exactly one.
-    pub fn single(&self) -> Result<(String, mpsc::Sender<IngestRequest>), String> {
-        let hubs = self
-            .0
-            .lock()
-            .map_err(|_| "the ingest registry is poisoned".to_string())?;
+    pub fn single(&self) -> Result<(String, mpsc::Sender<IngestRequest>), NoIngestSource> {
+        let hubs = self.0.lock().map_err(|_| NoIngestSource::Poisoned)?;
         let mut running = hubs.iter();
         match (running.next(), running.next()) {
             (Some((name, sender)), None) => Ok((name.clone(), sender.clone())),
-            (None, _) => {
-                Err("no running pipeline source takes FHIR ingest (`kind: fhir_ingest`)".into())
-            }
-            (Some(_), Some(_)) => Err(format!(
-                "{} running sources take FHIR ingest; the endpoint needs exactly one",
-                hubs.len()
-            )),
+            (None, _) => Err(NoIngestSource::None),
+            (Some(_), Some(_)) => Err(NoIngestSource::Several(hubs.len())),
         }
     }
+}
+
+/// Why the server has no ingest source to hand a message to.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoIngestSource {
+    #[error("no running pipeline source takes FHIR ingest (`kind: fhir_ingest`)")]
+    None,
+    #[error("{0} running sources take FHIR ingest; the endpoint needs exactly one")]
+    Several(usize),
+    #[error("the ingest registry is poisoned (a thread panicked while holding it)")]
+    Poisoned,
 }

@@ -33,7 +33,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub use env::{EnvError, EnvString, expand_env};
 pub use error_chain::ErrorChain;
 pub use event_time::{EventTimeError, event_times_ms};
-pub use ingest::{IngestFailure, IngestHubs, IngestReply, IngestRequest, PartOutcome};
+pub use ingest::{
+    IngestFailure, IngestHubs, IngestReply, IngestRequest, NoIngestSource, PartOutcome,
+};
 pub use offsets::{DurableOffsetsReader, Offsets, TopicPartition};
 pub use partition_board::{PartitionBoard, PartitionStatus};
 pub use serde_saphyr::Spanned;

@@ -32,6 +32,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
+use super::error::SettingsError;
+
 /// The parameters a reading has, and the two oxygen measures that set
 /// `on_oxygen`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -131,25 +133,25 @@ pub struct VitalCodes {
 
 impl VitalCodes {
     /// The lookup table these settings give.
-    pub fn build(&self) -> Result<CodeSet, String> {
+    pub fn build(&self) -> Result<CodeSet, SettingsError> {
         let mut set = CodeSet::defaults();
         for (param, codes) in &self.codes {
             set.by_code.retain(|_, (m, _)| *m != Meaning::Param(*param));
             for entry in codes {
                 let (system, code) = entry.split_once('|').ok_or_else(|| {
-                    format!(
+                    SettingsError(format!(
                         "codes.{}: `{entry}` is not `system|code` (e.g. `http://loinc.org|8867-4`)",
                         param.name()
-                    )
+                    ))
                 })?;
                 set.insert(system, code, Meaning::Param(*param));
             }
         }
         for (code, letter) in &self.consciousness_values {
             if !matches!(letter.as_str(), "A" | "C" | "V" | "P" | "U") {
-                return Err(format!(
+                return Err(SettingsError(format!(
                     "consciousness_values.{code}: `{letter}` is not one of A, C, V, P, U"
-                ));
+                )));
             }
             set.consciousness
                 .insert(code.clone(), letter.chars().next().unwrap_or('A'));
@@ -301,6 +303,6 @@ mod tests {
             codes: BTreeMap::from([(Param::HeartRate, vec!["8867-4".to_string()])]),
             ..Default::default()
         };
-        assert!(bad.build().unwrap_err().contains("codes.heart_rate"));
+        assert!(bad.build().unwrap_err().0.contains("codes.heart_rate"));
     }
 }

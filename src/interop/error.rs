@@ -33,6 +33,12 @@ impl RejectionKind {
     }
 }
 
+/// Settings of a format that cannot work (a code that is not
+/// `system|code`, an offset that is not `+HH:MM`): what and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
 /// One rejected resource or segment: the class, and where and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{reason}")]

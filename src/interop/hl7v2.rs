@@ -25,7 +25,7 @@ use hl7_parser::message::{Field, Segment, Separators};
 use serde::Deserialize;
 
 use super::codes::{CodeSet, Meaning, Param};
-use super::error::{Rejection, RejectionKind};
+use super::error::{Rejection, RejectionKind, SettingsError};
 use super::reading::{Reading, Translated, Value};
 use super::units::{Unit, convert};
 
@@ -41,11 +41,15 @@ pub struct Hl7Options {
 
 impl Hl7Options {
     /// The offset in minutes, or why the setting is wrong.
-    pub fn offset_minutes(&self) -> Result<i32, String> {
+    pub fn offset_minutes(&self) -> Result<i32, SettingsError> {
         let Some(text) = self.utc_offset.as_deref() else {
             return Ok(0);
         };
-        let bad = || format!("hl7v2.utc_offset: `{text}` is not `+HH:MM` or `-HH:MM`");
+        let bad = || {
+            SettingsError(format!(
+                "hl7v2.utc_offset: `{text}` is not `+HH:MM` or `-HH:MM`"
+            ))
+        };
         let (sign, rest) = match text.as_bytes().first() {
             Some(b'+') => (1, &text[1..]),
             Some(b'-') => (-1, &text[1..]),
@@ -97,7 +101,7 @@ pub fn read(payload: &[u8], codes: &CodeSet, options: &Hl7Options) -> Translated
     let default_offset = match options.offset_minutes() {
         Ok(m) => m,
         Err(e) => {
-            out.reject(invalid(e));
+            out.reject(invalid(e.0));
             return out;
         }
     };

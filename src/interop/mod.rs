@@ -26,7 +26,7 @@ mod reading;
 mod units;
 
 pub use codes::{CodeSet, Param, VitalCodes};
-pub use error::{Rejection, RejectionKind};
+pub use error::{Rejection, RejectionKind, SettingsError};
 pub use reading::{Reading, Translated};
 
 /// The formats a source can read.

@@ -10,6 +10,7 @@
 //! was reached) asks for a checkpoint through `checkpoint_wanted`.
 
 mod error;
+pub mod fhir;
 pub mod kafka;
 pub mod live;
 pub mod parquet;
@@ -93,14 +94,17 @@ pub enum SinkConfig {
     Parquet(ParquetSinkConfig),
     /// In-memory latest readings and alerts, pushed to the dashboard.
     Live(LiveSinkConfig),
-    /// JSON records to a Kafka topic.
+    /// JSON records (or FHIR resources) to a Kafka topic.
     Kafka(KafkaSinkConfig),
+    /// NEWS2 scores or alerts as FHIR resources to a FHIR server.
+    FhirServer(fhir::FhirServerSinkConfig),
 }
 
 crate::kind_tagged_deserialize!(SinkConfig, "sink", {
     "parquet" => Parquet(ParquetSinkConfig),
     "live" => Live(LiveSinkConfig),
     "kafka" => Kafka(KafkaSinkConfig),
+    "fhir_server" => FhirServer(fhir::FhirServerSinkConfig),
 });
 
 impl SinkConfig {
@@ -110,6 +114,7 @@ impl SinkConfig {
             SinkConfig::Parquet(c) => &c.input,
             SinkConfig::Live(c) => &c.input,
             SinkConfig::Kafka(c) => &c.input,
+            SinkConfig::FhirServer(c) => &c.input,
         }
     }
 
@@ -118,6 +123,7 @@ impl SinkConfig {
             SinkConfig::Parquet(c) => c.validate(),
             SinkConfig::Live(c) => c.validate(),
             SinkConfig::Kafka(c) => c.validate(),
+            SinkConfig::FhirServer(c) => c.validate(),
         }
     }
 
@@ -127,6 +133,7 @@ impl SinkConfig {
             SinkConfig::Parquet(c) => c.check_schema(schema),
             SinkConfig::Live(c) => c.check_schema(schema),
             SinkConfig::Kafka(c) => c.check_schema(schema),
+            SinkConfig::FhirServer(c) => c.check_schema(schema),
         }
     }
 
@@ -141,6 +148,7 @@ impl SinkConfig {
             SinkConfig::Parquet(c) => Ok(Box::new(c.build(name, schema, ctx)?)),
             SinkConfig::Live(c) => Ok(Box::new(c.build(name, schema, ctx)?)),
             SinkConfig::Kafka(c) => Ok(Box::new(c.build(name, schema)?)),
+            SinkConfig::FhirServer(c) => Ok(Box::new(c.build(name, schema)?)),
         }
     }
 
@@ -150,7 +158,7 @@ impl SinkConfig {
     pub fn dataset_dir(&self) -> Option<PathBuf> {
         match self {
             SinkConfig::Parquet(c) => c.local_dir().ok(),
-            SinkConfig::Live(_) | SinkConfig::Kafka(_) => None,
+            SinkConfig::Live(_) | SinkConfig::Kafka(_) | SinkConfig::FhirServer(_) => None,
         }
     }
 }

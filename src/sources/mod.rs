@@ -152,7 +152,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Simulator(c) => c.validate(),
             SourceConfig::Kafka(c) => c.validate().map_err(ConfigError::Kafka),
-            SourceConfig::FhirIngest(c) => c.validate().map_err(ConfigError::Ingest),
+            SourceConfig::FhirIngest(c) => c.validate(),
         }?;
         if let Some(event_time) = self.event_time() {
             event_time.validate()?;

@@ -611,3 +611,160 @@ async fn posted_fhir_is_stored_before_the_answer_and_a_retry_stores_nothing_twic
     stop.cancel();
     run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A FHIR server for the test: `POST /fhir` takes a batch Bundle of PUTs
+/// and keeps each resource by type and id (an update replaces it); its
+/// first `fail_first` requests get 503, as a server restarting would.
+#[derive(Clone, Default)]
+struct FhirServer {
+    stored: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    fail_first: usize,
+}
+
+impl FhirServer {
+    async fn start(self) -> String {
+        use axum::routing::post;
+        let listener = crate::support::loopback_listener().await;
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/fhir", post(Self::batch))
+            .with_state(self);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/fhir")
+    }
+
+    async fn batch(
+        axum::extract::State(server): axum::extract::State<FhirServer>,
+        body: String,
+    ) -> (axum::http::StatusCode, String) {
+        let n = server
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < server.fail_first {
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "restarting".into(),
+            );
+        }
+        let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(bundle["type"], "batch");
+        let mut answers = Vec::new();
+        for entry in bundle["entry"].as_array().unwrap() {
+            assert_eq!(entry["request"]["method"], "PUT");
+            let url = entry["request"]["url"].as_str().unwrap().to_string();
+            server
+                .stored
+                .lock()
+                .unwrap()
+                .insert(url, entry["resource"].clone());
+            answers.push(serde_json::json!({"response": {"status": "201 Created"}}));
+        }
+        let answer = serde_json::json!({"resourceType": "Bundle", "type": "batch-response", "entry": answers});
+        (axum::http::StatusCode::OK, answer.to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn news2_scores_and_alerts_reach_a_fhir_server_through_its_outage() {
+    use fhir_model::r4b::resources::{Flag, Observation};
+
+    let server = FhirServer {
+        fail_first: 2,
+        ..Default::default()
+    };
+    let url = server.clone().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sql = std::fs::canonicalize("sql/vitals_scored.sql").unwrap();
+    let yaml = format!(
+        "name: fhir-out
+sources:
+  monitors: {{kind: simulator, patients: 10, pacing: unpaced, limit: 400, seed: 3, start: \"{START}\"}}
+transforms:
+  scored: {{sql_file: {sql}}}
+  alerts:
+    alert:
+      input: scored
+      key: patient_id
+      time: ts
+      score: news2_score
+      levels:
+        - {{name: watch, when: news2_score >= 1, reason: NEWS2 above 0}}
+        - {{name: medium, when: news2_score >= 3, reason: NEWS2 reached 3}}
+      rearm_after: 10m
+sinks:
+  scores_out: {{kind: fhir_server, input: scored, url: \"{url}\", timeout: 2s, max_delay: 100ms, bundle_size: 64}}
+  flags_out:
+    kind: fhir_server
+    input: alerts
+    url: \"{url}\"
+    fhir: {{resource: news2_alert, score: news2_score}}
+  scored_copy: {{kind: parquet, input: scored, path: {dir}/scored}}
+  alerts_copy: {{kind: parquet, input: alerts, path: {dir}/alerts}}
+",
+        sql = sql.display(),
+        dir = dir.path().display(),
+    );
+    let path = crate::support::write_pipeline(dir.path(), &yaml);
+    crate::support::run_pipeline(&path).await;
+
+    let stored = server.stored.lock().unwrap().clone();
+    assert!(
+        server.requests.load(std::sync::atomic::Ordering::SeqCst) > 2,
+        "the 503s were retried"
+    );
+    // Every scored reading is one NEWS2 Observation with its score, and
+    // every alert one Flag: valid FHIR resources, each stored once.
+    let mut observations = Vec::new();
+    let mut flags = 0;
+    for (url, resource) in &stored {
+        if url.starts_with("Observation/") {
+            let typed: Observation = serde_json::from_value(resource.clone()).unwrap();
+            let coding = typed.code.coding[0].clone().unwrap();
+            assert_eq!(coding.code.as_deref(), Some("1104051000000101"));
+            let patient = typed.subject.as_ref().unwrap().reference.clone().unwrap();
+            let ts = chrono::DateTime::parse_from_rfc3339(
+                resource["effectiveDateTime"].as_str().unwrap(),
+            )
+            .unwrap()
+            .timestamp_millis();
+            let score = resource["valueQuantity"]["value"].as_i64().unwrap();
+            observations.push((
+                patient.trim_start_matches("Patient/").to_string(),
+                ts,
+                score,
+            ));
+        } else {
+            assert!(url.starts_with("Flag/"), "{url}");
+            let flag: Flag = serde_json::from_value(resource.clone()).unwrap();
+            assert!(
+                flag.code.text.as_deref().unwrap().starts_with("NEWS2 "),
+                "{resource}"
+            );
+            flags += 1;
+        }
+    }
+    observations.sort();
+    let batches = query(
+        &dir.path().join("scored"),
+        "SELECT patient_id, CAST(ts AS BIGINT), CAST(news2_score AS BIGINT) FROM t ORDER BY 1, 2",
+        None,
+    )
+    .await;
+    let mut expected = Vec::new();
+    for b in batches {
+        let ids = utf8(b.column(0));
+        let (ts, score) = (
+            b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
+            b.column(2).as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        for (i, id) in ids.into_iter().enumerate() {
+            expected.push((id, ts.value(i), score.value(i)));
+        }
+    }
+    assert!(!expected.is_empty());
+    assert_eq!(observations, expected);
+    let alerts = rows_in(&dir.path().join("alerts")).await;
+    assert!(alerts > 0, "the seed raises alerts");
+    assert_eq!(flags, alerts);
+}

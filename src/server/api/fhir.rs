@@ -214,7 +214,10 @@ async fn ingest(state: &AppState, payload: Vec<u8>, atomic: bool) -> Result<Inge
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         response
     };
-    let (_, sender) = state.ingest.single().map_err(unavailable)?;
+    let (_, sender) = state
+        .ingest
+        .single()
+        .map_err(|e| unavailable(e.to_string()))?;
     let (reply, answer) = oneshot::channel();
     let request = IngestRequest {
         payload,

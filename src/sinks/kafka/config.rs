@@ -29,6 +29,21 @@ pub struct KafkaSinkConfig {
     /// Create the topic if missing.
     #[serde(default)]
     pub create_topic: Option<TopicSettings>,
+    /// `json` (each row, the default) or `fhir` (each row as the resource
+    /// `fhir:` says: a NEWS2 Observation or an alert Flag).
+    #[serde(default)]
+    pub format: SinkFormat,
+    #[serde(default)]
+    pub fhir: crate::sinks::fhir::FhirResourcesConfig,
+}
+
+/// What a Kafka sink's messages are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkFormat {
+    #[default]
+    Json,
+    Fhir,
 }
 
 impl KafkaSinkConfig {
@@ -58,6 +73,9 @@ impl KafkaSinkConfig {
     }
 
     pub fn check_schema(&self, schema: &SchemaRef) -> Result<(), ConfigError> {
+        if self.format == SinkFormat::Fhir {
+            self.fhir.encoder(schema)?;
+        }
         if let Some(key) = &self.key {
             let field = schema.field_with_name(key).map_err(|_| {
                 ConfigError::Schema(format!("key column `{key}` is not in the input table"))

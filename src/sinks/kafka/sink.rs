@@ -22,6 +22,8 @@ pub struct KafkaSink {
     name: String,
     config: KafkaSinkConfig,
     key_column: Option<usize>,
+    /// `format: fhir`: rows as FHIR resources, keyed by patient.
+    fhir: Option<crate::sinks::fhir::Encoder>,
 }
 
 impl KafkaSink {
@@ -32,14 +34,29 @@ impl KafkaSink {
             .map(|k| schema.index_of(k))
             .transpose()
             .with_context(|| format!("sink `{name}`: key column"))?;
+        let fhir = match config.format {
+            super::config::SinkFormat::Fhir => {
+                Some(config.fhir.encoder(&schema).map_err(SinkError::Config)?)
+            }
+            super::config::SinkFormat::Json => None,
+        };
         Ok(Self {
             name: name.to_string(),
             config,
             key_column,
+            fhir,
         })
     }
 
     fn write(&self, producer: &KeyedProducer, batch: &RecordBatch) -> Result<u64, SinkError> {
+        if let Some(encoder) = &self.fhir {
+            let mut rows = 0;
+            for (patient, resource) in encoder.encode(batch)? {
+                producer.send(patient.as_bytes(), resource.to_string().as_bytes())?;
+                rows += 1;
+            }
+            return Ok(rows);
+        }
         let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
         writer.write(batch).context("encoding rows as JSON")?;
         writer.finish().context("encoding rows as JSON")?;

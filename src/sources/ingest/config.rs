@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::source::IngestSource;
 use crate::interop::hl7v2::Hl7Options;
-use crate::interop::{CodeSet, Format, Param, VitalCodes};
+use crate::interop::{CodeSet, Format, Param, SettingsError, VitalCodes};
+use crate::sources::ConfigError;
 use crate::sources::kafka::{FieldSpec, RecordSchema, translator_for};
 
 /// `kind: fhir_ingest`.
@@ -41,8 +42,9 @@ fn default_remember_ids() -> usize {
 
 impl IngestSourceConfig {
     /// The declared schema, codes and limits, checked.
-    pub fn validate(&self) -> Result<(), String> {
-        RecordSchema::try_new(&self.schema).map_err(|e| e.to_string())?;
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |why: String| ConfigError::Ingest(why);
+        RecordSchema::try_new(&self.schema).map_err(|e| invalid(e.to_string()))?;
         translator_for(
             Format::Fhir,
             &self.schema,
@@ -50,15 +52,15 @@ impl IngestSourceConfig {
             &self.consciousness_values,
             &Hl7Options::default(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| invalid(e.to_string()))?;
         if self.queue == 0 || self.queue > 65_536 {
-            return Err(format!(
+            return Err(invalid(format!(
                 "`queue` must be between 1 and 65536, got {}",
                 self.queue
-            ));
+            )));
         }
         if self.remember_ids == 0 {
-            return Err("`remember_ids` must be at least 1".into());
+            return Err(invalid("`remember_ids` must be at least 1".into()));
         }
         Ok(())
     }
@@ -72,7 +74,7 @@ impl IngestSourceConfig {
         self.record_schema().arrow_schema()
     }
 
-    pub fn codes(&self) -> Result<CodeSet, String> {
+    pub fn codes(&self) -> Result<CodeSet, SettingsError> {
         VitalCodes {
             codes: self.codes.clone(),
             consciousness_values: self.consciousness_values.clone(),

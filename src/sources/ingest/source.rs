@@ -46,7 +46,7 @@ impl Source for IngestSource {
         let codes = self
             .config
             .codes()
-            .map_err(|e| SourceError::from(ConfigError::Ingest(e)))?;
+            .map_err(|e| SourceError::from(ConfigError::Ingest(e.0)))?;
         let (sender, mut requests) = mpsc::channel::<IngestRequest>(self.config.queue);
         ctx.ingest.register(&ctx.name, sender);
         let _registered = Registered(ctx.ingest.clone(), ctx.name.clone());

@@ -315,7 +315,7 @@ pub fn translator_for(
         consciousness_values: consciousness_values.clone(),
     }
     .build()
-    .map_err(refuse)?;
-    hl7v2.offset_minutes().map_err(refuse)?;
+    .map_err(|e| refuse(e.0))?;
+    hl7v2.offset_minutes().map_err(|e| refuse(e.0))?;
     Ok(Translator::new(format, codes, hl7v2.clone()))
 }
