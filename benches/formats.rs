@@ -7,7 +7,8 @@
 //! parse, map codes and units, merge per patient and instant, check the
 //! declared schema. Rounds alternate the formats so drift hits all alike.
 //! `VITALFLOW_BENCH_READINGS` (default 100,000) per round,
-//! `VITALFLOW_BENCH_ROUNDS` (default 3).
+//! `VITALFLOW_BENCH_ROUNDS` (default 3); `VITALFLOW_BENCH_ONLY=hl7` runs the
+//! formats whose name contains it (and JSON, the reference), for profiling.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -128,6 +129,8 @@ fn main() -> anyhow::Result<()> {
             rows: 0,
         },
     ];
+    let only = std::env::var("VITALFLOW_BENCH_ONLY").unwrap_or_default();
+    cases.retain(|c| c.format == "json" || c.name.contains(only.as_str()));
     for _ in 0..rounds {
         for case in &mut cases {
             let config = source(case.format)?;

@@ -136,7 +136,9 @@ impl VitalCodes {
     pub fn build(&self) -> Result<CodeSet, SettingsError> {
         let mut set = CodeSet::defaults();
         for (param, codes) in &self.codes {
-            set.by_code.retain(|_, (m, _)| *m != Meaning::Param(*param));
+            for codes in set.by_code.values_mut() {
+                codes.retain(|_, (m, _)| *m != Meaning::Param(*param));
+            }
             for entry in codes {
                 let (system, code) = entry.split_once('|').ok_or_else(|| {
                     SettingsError(format!(
@@ -163,9 +165,10 @@ impl VitalCodes {
 /// Code -> meaning, built once per source.
 #[derive(Debug, Clone)]
 pub struct CodeSet {
-    /// With its rank: when one parameter comes under two codes in a
-    /// message, the lower rank (listed first) wins.
-    by_code: HashMap<(String, String), (Meaning, u8)>,
+    /// System -> code -> meaning, with its rank: when one parameter comes
+    /// under two codes in a message, the lower rank (listed first) wins.
+    /// Two levels, so a lookup by `&str` allocates nothing.
+    by_code: HashMap<String, HashMap<String, (Meaning, u8)>>,
     /// Answer codes (`system|code` or a bare code) -> ACVPU letter.
     consciousness: HashMap<String, char>,
 }
@@ -220,8 +223,12 @@ impl CodeSet {
     fn insert(&mut self, system: &str, code: &str, meaning: Meaning) {
         let system = canonical_system(system).to_string();
         let code = canonical_code(&system, code).into_owned();
-        let rank = u8::try_from(self.by_code.len()).unwrap_or(u8::MAX);
-        self.by_code.insert((system, code), (meaning, rank));
+        let known: usize = self.by_code.values().map(HashMap::len).sum();
+        let rank = u8::try_from(known).unwrap_or(u8::MAX);
+        self.by_code
+            .entry(system)
+            .or_default()
+            .insert(code, (meaning, rank));
     }
 
     /// What `system|code` names, if anything.
@@ -233,11 +240,7 @@ impl CodeSet {
     pub fn ranked(&self, system: &str, code: &str) -> Option<(Meaning, u8)> {
         let system = canonical_system(system);
         let code = canonical_code(system, code);
-        // Borrowed lookups into a (String, String) key need owned strings;
-        // codes are short and this is once per coding.
-        self.by_code
-            .get(&(system.to_string(), code.into_owned()))
-            .copied()
+        self.by_code.get(system)?.get(code.as_ref()).copied()
     }
 
     /// The ACVPU letter an answer means: a configured `system|code` or bare

@@ -6,19 +6,18 @@
 //! message (`entry[2] Observation/hr-1`) and the reason. Observations of one
 //! patient at one instant in one message become one reading. Resources are
 //! typed by `fhir-model` (R4B types, the same as R4's for every element
-//! read here); the Bundle envelope is read first with each entry's
+//! read here, through a struct of just those elements); the Bundle
+//! envelope is read first with each entry's
 //! resource left as raw JSON, so an entry that is not an Observation is
 //! named by its `resourceType` rather than by the first field it lacks.
 
 use std::borrow::Cow;
 
 use fhir_model::r4b::codes::ObservationStatus;
-use fhir_model::r4b::resources::{
-    Observation, ObservationComponentValue, ObservationEffective, ObservationValue,
-};
 use fhir_model::r4b::types::{CodeableConcept, Quantity, Reference};
 use fhir_model::{DateTime, Instant};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::codes::{CodeSet, Meaning, Param};
@@ -46,6 +45,125 @@ struct Entry<'a> {
     resource: Option<&'a RawValue>,
 }
 
+/// A struct of the elements vitalflow reads, plus `value[x]` in the types a
+/// vital sign can take (the others by name, to say what was sent), and a
+/// `value()` that returns the one present. Without `#[serde(flatten)]`,
+/// which would buffer every element first.
+macro_rules! with_value_x {
+    ($(#[$meta:meta])* struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        struct $name {
+            $($fields)*
+            #[serde(default)]
+            value_quantity: Option<Quantity>,
+            #[serde(default)]
+            value_codeable_concept: Option<CodeableConcept>,
+            #[serde(default)]
+            value_string: Option<String>,
+            #[serde(default)]
+            value_boolean: Option<bool>,
+            #[serde(default)]
+            value_integer: Option<IgnoredAny>,
+            #[serde(default)]
+            value_range: Option<IgnoredAny>,
+            #[serde(default)]
+            value_ratio: Option<IgnoredAny>,
+            #[serde(default)]
+            value_sampled_data: Option<IgnoredAny>,
+            #[serde(default)]
+            value_time: Option<IgnoredAny>,
+            #[serde(default)]
+            value_date_time: Option<IgnoredAny>,
+            #[serde(default)]
+            value_period: Option<IgnoredAny>,
+        }
+
+        impl $name {
+            fn value(&self) -> Option<Valued<'_>> {
+                if let Some(q) = &self.value_quantity {
+                    return Some(Valued::Quantity(q));
+                }
+                if let Some(c) = &self.value_codeable_concept {
+                    return Some(Valued::Concept(c));
+                }
+                if let Some(t) = &self.value_string {
+                    return Some(Valued::Text(t));
+                }
+                if let Some(b) = self.value_boolean {
+                    return Some(Valued::Flag(b));
+                }
+                [
+                    (self.value_integer.is_some(), "valueInteger"),
+                    (self.value_range.is_some(), "valueRange"),
+                    (self.value_ratio.is_some(), "valueRatio"),
+                    (self.value_sampled_data.is_some(), "valueSampledData"),
+                    (self.value_time.is_some(), "valueTime"),
+                    (self.value_date_time.is_some(), "valueDateTime"),
+                    (self.value_period.is_some(), "valuePeriod"),
+                ]
+                .into_iter()
+                .find(|(present, _)| *present)
+                .map(|(_, name)| Valued::Other(name))
+            }
+        }
+    };
+}
+
+with_value_x! {
+    /// An Observation as vitalflow reads it: every element it uses, typed
+    /// by `fhir-model` (codes, codings, quantities, references, FHIR
+    /// date-times); elements it does not use are skipped unread, which is
+    /// ~2x faster than the crate's whole `Observation` (whose `value[x]`
+    /// and `effective[x]` are flattened enums, buffered element by element).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct VitalSign {
+        #[serde(default)]
+        resource_type: Option<String>,
+        #[serde(default)]
+        id: Option<String>,
+        status: ObservationStatus,
+        code: CodeableConcept,
+        #[serde(default)]
+        subject: Option<Reference>,
+        #[serde(default)]
+        effective_date_time: Option<DateTime>,
+        #[serde(default)]
+        effective_instant: Option<Instant>,
+        #[serde(default)]
+        effective_period: Option<IgnoredAny>,
+        #[serde(default)]
+        effective_timing: Option<IgnoredAny>,
+        #[serde(default)]
+        data_absent_reason: Option<IgnoredAny>,
+        #[serde(default)]
+        has_member: Vec<IgnoredAny>,
+        #[serde(default)]
+        component: Vec<VitalComponent>,
+    }
+}
+
+with_value_x! {
+    /// A `component` of an Observation.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct VitalComponent {
+        code: CodeableConcept,
+        #[serde(default)]
+        data_absent_reason: Option<IgnoredAny>,
+    }
+}
+
+/// One `value[x]`, borrowed.
+enum Valued<'a> {
+    Quantity(&'a Quantity),
+    Concept(&'a CodeableConcept),
+    Text(&'a str),
+    Flag(bool),
+    /// Another type, by its element name.
+    Other(&'static str),
+}
+
 /// The Bundle types whose entries are resources to read.
 const BUNDLE_TYPES: [&str; 3] = ["transaction", "batch", "collection"];
 
@@ -59,6 +177,21 @@ pub fn read(payload: &[u8], codes: &CodeSet) -> Translated {
 /// harmless.
 pub fn read_new(payload: &[u8], codes: &CodeSet, seen: &dyn Fn(&str) -> bool) -> Translated {
     let mut out = Translated::default();
+    // Most messages are one Observation: read it at once when that is what
+    // it looks like, and through the envelope otherwise (or if it was not).
+    if first_resource_type(payload) == Some(b"Observation".as_slice())
+        && let Ok(observation) = serde_json::from_slice::<VitalSign>(payload)
+        && observation.resource_type.as_deref() == Some("Observation")
+    {
+        let location = located("", "Observation", observation.id.as_deref());
+        let part = Part {
+            entry: 0,
+            location: &location,
+            seen,
+        };
+        read_vital_sign(Ok(observation), &part, codes, &mut out);
+        return out;
+    }
     let head: Head<'_> = match serde_json::from_slice(payload) {
         Ok(head) => head,
         Err(e) => {
@@ -77,7 +210,7 @@ pub fn read_new(payload: &[u8], codes: &CodeSet, seen: &dyn Fn(&str) -> bool) ->
                 location: &location,
                 seen,
             };
-            read_observation_json(payload, &part, codes, &mut out);
+            read_vital_sign(serde_json::from_slice(payload), &part, codes, &mut out);
         }
         Some("Bundle") => {
             let bundle_type = head.bundle_type.as_deref().unwrap_or("");
@@ -135,6 +268,25 @@ fn read_entry(
         out.reject(rejection);
         return;
     };
+    // An Observation is read in one pass; anything else is named by its
+    // envelope.
+    let parsed = serde_json::from_str::<VitalSign>(raw.get());
+    if let Ok(observation) = &parsed
+        && observation.resource_type.as_deref() == Some("Observation")
+    {
+        let location = located(
+            &format!("entry[{i}] "),
+            "Observation",
+            observation.id.as_deref(),
+        );
+        let part = Part {
+            entry: i,
+            location: &location,
+            seen,
+        };
+        read_vital_sign(parsed, &part, codes, out);
+        return;
+    }
     let head: Head<'_> = match serde_json::from_str(raw.get()) {
         Ok(head) => head,
         Err(e) => {
@@ -164,7 +316,22 @@ fn read_entry(
         location: &location,
         seen,
     };
-    read_observation_json(raw.get().as_bytes(), &part, codes, out);
+    read_vital_sign(parsed, &part, codes, out);
+}
+
+/// The value of the first `"resourceType"` key in the first bytes, if it
+/// is there: a hint of what the message is (nested resources can come
+/// first, so what it says is checked after parsing).
+fn first_resource_type(payload: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b"\"resourceType\"";
+    let head = &payload[..payload.len().min(512)];
+    let at = head.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &head[at..];
+    let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
+    let rest = rest.strip_prefix(b":")?;
+    let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
+    let rest = rest.strip_prefix(b"\"")?;
+    Some(&rest[..rest.iter().position(|b| *b == b'"')?])
 }
 
 /// Mark the last rejection as concerning entry `i`.
@@ -174,8 +341,13 @@ fn rejection_at_entry(out: &mut Translated, i: usize) {
     }
 }
 
-fn read_observation_json(json: &[u8], part: &Part<'_>, codes: &CodeSet, out: &mut Translated) {
-    match serde_json::from_slice::<Observation>(json) {
+fn read_vital_sign(
+    parsed: Result<VitalSign, serde_json::Error>,
+    part: &Part<'_>,
+    codes: &CodeSet,
+    out: &mut Translated,
+) {
+    match parsed {
         Ok(observation) => {
             if let Some(id) = observation.id.as_deref()
                 && (part.seen)(id)
@@ -208,7 +380,7 @@ fn read_observation_json(json: &[u8], part: &Part<'_>, codes: &CodeSet, out: &mu
 /// Add one Observation's values to its patient's reading at its instant, or
 /// say why none of them can be.
 fn observation_into(
-    obs: &Observation,
+    obs: &VitalSign,
     part: &Part<'_>,
     codes: &CodeSet,
     out: &mut Translated,
@@ -231,14 +403,20 @@ fn observation_into(
             ));
         }
     }
+    if let Some(other) = obs.resource_type.as_deref().filter(|t| *t != "Observation") {
+        return Err(Rejection::new(
+            RejectionKind::Invalid,
+            format!("a {other}, not an Observation"),
+        ));
+    }
     let patient = patient_id(obs.subject.as_ref())?;
-    let ts = effective_ms(obs.effective.as_ref())?;
+    let ts = effective_ms(obs)?;
 
     let mut values: Vec<(Param, Value)> = Vec::new();
     match meaning_of(&obs.code, codes) {
         Some(Meaning::Param(param)) => {
-            match &obs.value {
-                Some(value) => values.push((param, observation_value(param, value, codes)?)),
+            match obs.value() {
+                Some(value) => values.push((param, read_value(param, value, codes)?)),
                 None if obs.data_absent_reason.is_some() => {}
                 None => {
                     return Err(Rejection::new(
@@ -299,18 +477,18 @@ fn observation_into(
 }
 
 fn components(
-    obs: &Observation,
+    obs: &VitalSign,
     codes: &CodeSet,
     values: &mut Vec<(Param, Value)>,
 ) -> Result<(), Rejection> {
-    for (i, component) in obs.component.iter().flatten().enumerate() {
+    for (i, component) in obs.component.iter().enumerate() {
         let Some(Meaning::Param(param)) = meaning_of(&component.code, codes) else {
             continue;
         };
         let at = |r: Rejection| r.at(&format!("component[{i}]"));
-        match &component.value {
+        match component.value() {
             Some(value) => {
-                let value = component_value(param, value, codes).map_err(at)?;
+                let value = read_value(param, value, codes).map_err(at)?;
                 values.push((param, value));
             }
             None if component.data_absent_reason.is_some() => {}
@@ -410,56 +588,27 @@ fn letter(
     })
 }
 
-fn observation_value(
-    param: Param,
-    value: &ObservationValue,
-    codes: &CodeSet,
-) -> Result<Value, Rejection> {
+/// One `value[x]` as the parameter's value.
+fn read_value(param: Param, value: Valued<'_>, codes: &CodeSet) -> Result<Value, Rejection> {
     match (param, value) {
-        (Param::Consciousness, ObservationValue::CodeableConcept(c)) => {
-            letter(param, Some(c), None, codes)
+        (Param::Consciousness, Valued::Concept(c)) => letter(param, Some(c), None, codes),
+        (Param::Consciousness, Valued::Text(s)) => letter(param, None, Some(s), codes),
+        (Param::OnOxygen, Valued::Flag(b)) => Ok(Value::Flag(b)),
+        (Param::Consciousness | Param::OnOxygen, other) => {
+            Err(wrong_type(param, valued_name(&other)))
         }
-        (Param::Consciousness, ObservationValue::String(s)) => letter(param, None, Some(s), codes),
-        (Param::OnOxygen, ObservationValue::Boolean(b)) => Ok(Value::Flag(*b)),
-        (Param::Consciousness | Param::OnOxygen, _) => {
-            Err(wrong_type(param, observation_value_name(value)))
-        }
-        (_, ObservationValue::Quantity(q)) => quantity_value(param, q),
-        (_, other) => Err(wrong_type(param, observation_value_name(other))),
+        (_, Valued::Quantity(q)) => quantity_value(param, q),
+        (_, other) => Err(wrong_type(param, valued_name(&other))),
     }
 }
 
-fn component_value(
-    param: Param,
-    value: &ObservationComponentValue,
-    codes: &CodeSet,
-) -> Result<Value, Rejection> {
-    match (param, value) {
-        (Param::Consciousness, ObservationComponentValue::CodeableConcept(c)) => {
-            letter(param, Some(c), None, codes)
-        }
-        (Param::Consciousness, ObservationComponentValue::String(s)) => {
-            letter(param, None, Some(s), codes)
-        }
-        (Param::OnOxygen, ObservationComponentValue::Boolean(b)) => Ok(Value::Flag(*b)),
-        (Param::Consciousness | Param::OnOxygen, _) => {
-            Err(wrong_type(param, "another value[x] type"))
-        }
-        (_, ObservationComponentValue::Quantity(q)) => quantity_value(param, q),
-        (_, _) => Err(wrong_type(param, "another value[x] type")),
-    }
-}
-
-fn observation_value_name(value: &ObservationValue) -> &'static str {
+fn valued_name(value: &Valued<'_>) -> &'static str {
     match value {
-        ObservationValue::Quantity(_) => "valueQuantity",
-        ObservationValue::CodeableConcept(_) => "valueCodeableConcept",
-        ObservationValue::String(_) => "valueString",
-        ObservationValue::Boolean(_) => "valueBoolean",
-        ObservationValue::Integer(_) => "valueInteger",
-        ObservationValue::Range(_) => "valueRange",
-        ObservationValue::Ratio(_) => "valueRatio",
-        _ => "another value[x] type",
+        Valued::Quantity(_) => "valueQuantity",
+        Valued::Concept(_) => "valueCodeableConcept",
+        Valued::Text(_) => "valueString",
+        Valued::Flag(_) => "valueBoolean",
+        Valued::Other(name) => name,
     }
 }
 
@@ -505,21 +654,22 @@ fn instant_ms(instant: &Instant) -> i64 {
 
 /// The reading's instant: `effectiveDateTime` with a time of day, or
 /// `effectiveInstant`.
-fn effective_ms(effective: Option<&ObservationEffective>) -> Result<i64, Rejection> {
+fn effective_ms(obs: &VitalSign) -> Result<i64, Rejection> {
     let bad = |why: &str| Rejection::new(RejectionKind::BadTime, why.to_string());
-    match effective {
-        Some(ObservationEffective::DateTime(DateTime::DateTime(instant)))
-        | Some(ObservationEffective::Instant(instant)) => Ok(instant_ms(instant)),
-        Some(ObservationEffective::DateTime(DateTime::Date(date))) => Err(bad(&format!(
+    match (&obs.effective_date_time, &obs.effective_instant) {
+        (Some(DateTime::DateTime(instant)), _) | (None, Some(instant)) => Ok(instant_ms(instant)),
+        (Some(DateTime::Date(date)), _) => Err(bad(&format!(
             "effectiveDateTime `{}` has no time of day: a reading needs an instant",
             serde_json::to_string(date)
                 .unwrap_or_default()
                 .trim_matches('"')
         ))),
-        Some(ObservationEffective::Period(_)) | Some(ObservationEffective::Timing(_)) => Err(bad(
-            "effectivePeriod/effectiveTiming: a reading needs one instant (effectiveDateTime or effectiveInstant)",
-        )),
-        None => Err(bad(
+        (None, None) if obs.effective_period.is_some() || obs.effective_timing.is_some() => {
+            Err(bad(
+                "effectivePeriod/effectiveTiming: a reading needs one instant (effectiveDateTime or effectiveInstant)",
+            ))
+        }
+        (None, None) => Err(bad(
             "no effective[x]: a reading needs the time it was taken",
         )),
     }
@@ -583,5 +733,27 @@ mod tests {
         ));
         assert_eq!(b.rejections[0].kind, RejectionKind::BadUnit);
         assert!(b.readings.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::first_resource_type;
+
+    #[test]
+    fn the_resource_type_hint_reads_the_first_key_or_nothing() {
+        let hint = |s: &str| {
+            first_resource_type(s.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+        };
+        assert_eq!(
+            hint(r#"{"resourceType" : "Observation","id":"x"}"#).as_deref(),
+            Some("Observation")
+        );
+        assert_eq!(
+            hint(r#"{"id":"x","resourceType":"Bundle"}"#).as_deref(),
+            Some("Bundle")
+        );
+        assert_eq!(hint(r#"{"resourceType":7}"#), None);
+        assert_eq!(hint("not json"), None);
     }
 }

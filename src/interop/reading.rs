@@ -34,7 +34,9 @@ pub struct Reading {
 
 fn rfc3339_ms<S: serde::Serializer>(ts: &i64, s: S) -> Result<S::Ok, S::Error> {
     match chrono::DateTime::from_timestamp_millis(*ts) {
-        Some(t) => s.collect_str(&t.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+        // (`to_rfc3339_opts` writes directly; `format` parses its pattern
+        // on every call.)
+        Some(t) => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         None => Err(serde::ser::Error::custom(format!(
             "{ts} ms is outside the representable time range"
         ))),

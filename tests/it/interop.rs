@@ -768,3 +768,81 @@ sinks:
     assert!(alerts > 0, "the seed raises alerts");
     assert_eq!(flags, alerts);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_sink_publishes_news2_observations_keyed_by_patient() {
+    use fhir_model::r4b::resources::Observation;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let topic = unique("news2-fhir");
+    let dir = tempfile::tempdir().unwrap();
+    let sql = std::fs::canonicalize("sql/vitals_scored.sql").unwrap();
+    let yaml = format!(
+        "name: to_fhir_topic
+sources:
+  monitors: {{kind: simulator, patients: 10, pacing: unpaced, limit: 200, start: \"{START}\"}}
+transforms:
+  scored: {{sql_file: {}}}
+sinks:
+  out:
+    kind: kafka
+    input: scored
+    brokers: \"{}\"
+    topic: {topic}
+    format: fhir
+    fhir: {{score_code: {{system: \"http://loinc.org\", code: \"X-NEWS2\", display: local}}}}
+    create_topic: {{partitions: 2}}
+  copy: {{kind: parquet, input: scored, path: {}/scored}}
+",
+        sql.display(),
+        broker.addr(),
+        dir.path().display()
+    );
+    let path = crate::support::write_pipeline(dir.path(), &yaml);
+    crate::support::run_pipeline(&path).await;
+    let n = rows_in(&dir.path().join("scored")).await;
+    assert!(n > 0);
+
+    let consumer: BaseConsumer = ClientSettings::new(&broker.addr())
+        .client_config(&[
+            ("group.id", unique("check").as_str()),
+            ("auto.offset.reset", "earliest"),
+        ])
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let mut ids = std::collections::HashSet::new();
+    let all = poll_until(Duration::from_secs(60), || {
+        while let Some(message) = consumer.poll(Duration::ZERO) {
+            let message = message.unwrap();
+            let observation: Observation =
+                serde_json::from_slice(message.payload().unwrap()).unwrap();
+            let patient = observation
+                .subject
+                .as_ref()
+                .unwrap()
+                .reference
+                .clone()
+                .unwrap();
+            assert_eq!(
+                Some(patient.trim_start_matches("Patient/").as_bytes()),
+                message.key(),
+                "keyed by patient"
+            );
+            // The configured code replaces the default.
+            assert_eq!(
+                observation.code.coding[0].as_ref().unwrap().code.as_deref(),
+                Some("X-NEWS2")
+            );
+            ids.insert(observation.id.clone().unwrap());
+        }
+        std::future::ready((ids.len() as u64 >= n).then_some(()))
+    })
+    .await;
+    assert!(all.is_some(), "{} of {n} Observations", ids.len());
+    assert_eq!(ids.len() as u64, n, "one Observation per scored reading");
+}
