@@ -846,3 +846,38 @@ sinks:
     assert!(all.is_some(), "{} of {n} Observations", ids.len());
     assert_eq!(ids.len() as u64, n, "one Observation per scored reading");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_simulator_through_fhir_or_hl7v2_gives_the_rows_of_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut datasets = Vec::new();
+    for format in ["json", "fhir", "hl7v2"] {
+        let yaml = format!(
+            "name: sim-{format}
+sources:
+  monitors: {{kind: simulator, patients: 30, pacing: unpaced, limit: 3000, seed: 11, start: \"{START}\", format: {format}}}
+sinks:
+  out: {{kind: parquet, input: monitors, path: {}/{format}}}
+",
+            dir.path().display()
+        );
+        let path = dir.path().join(format!("{format}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let summary = crate::support::run_pipeline(&path).await;
+        assert_eq!(summary.records_in(), 3000, "{format}");
+        datasets.push(dir.path().join(format));
+    }
+    // Every column of every reading survives both formats exactly.
+    let all = |path: &Path| {
+        let path = path.to_path_buf();
+        async move {
+            let batches = query(&path, "SELECT * FROM t ORDER BY patient_id, ts", None).await;
+            arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+        }
+    };
+    let json = all(&datasets[0]).await;
+    assert_eq!(json.num_rows(), 3000);
+    for other in &datasets[1..] {
+        assert_eq!(all(other).await, json, "{}", other.display());
+    }
+}

@@ -38,6 +38,12 @@ pub struct SimulatorConfig {
     /// Event-time processing (watermarks, windows, late data).
     #[serde(default)]
     pub event_time: Option<crate::sources::EventTimeConfig>,
+    /// `fhir` or `hl7v2`: each reading is written as a FHIR Bundle or an
+    /// ORU^R01 and read back through the Kafka source's decoder before it
+    /// enters the pipeline, as if it had crossed a broker; `json` (default):
+    /// the rows as generated.
+    #[serde(default)]
+    pub format: crate::interop::Format,
 }
 
 /// How readings are paced.
@@ -123,6 +129,7 @@ impl Default for SimulatorConfig {
             episodes_per_hour: default_episodes_per_hour(),
             start: None,
             event_time: None,
+            format: crate::interop::Format::Json,
         }
     }
 }

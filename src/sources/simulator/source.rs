@@ -3,9 +3,85 @@
 
 use tokio::time::{Instant, MissedTickBehavior};
 
+use arrow::array::RecordBatch;
+
 use super::config::{Pacing, SimulatorConfig};
 use super::generator::VitalsGenerator;
+use super::{encode_messages, vitals_schema};
+use crate::interop::hl7v2::Hl7Options;
+use crate::interop::{CodeSet, Format, Translator};
+use crate::sources::kafka::{FieldSpec, FieldType, MessageDecoder, RawMessages, RecordSchema};
 use crate::sources::{Source, SourceBatch, SourceContext, SourceError, SourceEvent, SourceSummary};
+
+/// `format: fhir | hl7v2`: every batch written in the format and read back
+/// through the Kafka source's decoder, as if it had crossed a broker.
+struct WireRoundTrip {
+    format: Format,
+    decoder: MessageDecoder,
+}
+
+impl WireRoundTrip {
+    fn new(format: Format, name: &str) -> Result<Option<Self>, SourceError> {
+        let Some(translator) = Translator::new(format, CodeSet::defaults(), Hl7Options::default())
+        else {
+            return Ok(None);
+        };
+        let fields: Vec<FieldSpec> = vitals_schema()
+            .fields()
+            .iter()
+            .map(|f| FieldSpec {
+                name: f.name().clone(),
+                field_type: match f.name().as_str() {
+                    "patient_id" | "consciousness" => FieldType::String,
+                    "ts" => FieldType::Timestamp,
+                    "temperature" => FieldType::Float64,
+                    "on_oxygen" => FieldType::Boolean,
+                    _ => FieldType::Int32,
+                },
+                required: true,
+                min: None,
+                max: None,
+                values: None,
+                max_future: None,
+                max_past: None,
+            })
+            .collect();
+        let schema = RecordSchema::try_new(&fields)
+            .map_err(|e| SourceError::Internal(format!("the reading's schema: {e}")))?;
+        let decoder = MessageDecoder::new(name, schema, 1 << 20)?.with_translator(Some(translator));
+        Ok(Some(Self { format, decoder }))
+    }
+
+    fn pass(&mut self, batch: RecordBatch) -> Result<RecordBatch, SourceError> {
+        let (keys, payloads) = encode_messages(&batch, self.format).map_err(|e| {
+            SourceError::Internal(format!("writing readings as {:?}: {e}", self.format))
+        })?;
+        let mut raw = RawMessages::default();
+        for (i, (key, payload)) in keys.iter().zip(&payloads).enumerate() {
+            raw.push(
+                "simulator",
+                0,
+                i as i64,
+                None,
+                Some(key.as_bytes()),
+                Some(payload),
+            );
+        }
+        let decoded = self.decoder.decode(&raw)?;
+        if decoded.dead_letters.is_some() || decoded.rows.num_rows() != batch.num_rows() {
+            return Err(SourceError::Internal(format!(
+                "{} of {} simulated readings read back from {:?}",
+                decoded.rows.num_rows(),
+                batch.num_rows(),
+                self.format
+            )));
+        }
+        Ok(RecordBatch::try_new(
+            vitals_schema(),
+            decoded.rows.columns().to_vec(),
+        )?)
+    }
+}
 
 pub struct SimulatorSource {
     config: SimulatorConfig,
@@ -25,6 +101,7 @@ impl Source for SimulatorSource {
             .start_millis()
             .map_err(|e| SourceError::from(e).context("simulator source"))?;
         let mut generator = VitalsGenerator::new(&self.config, start_ms);
+        let mut wire = WireRoundTrip::new(self.config.format, &ctx.name)?;
         let mut summary = SourceSummary::default();
         let mut ticker = match self.config.pacing {
             Pacing::Realtime => {
@@ -51,6 +128,10 @@ impl Source for SimulatorSource {
                 }
             };
             let Some(batch) = batch else { break };
+            let batch = match wire.as_mut() {
+                Some(wire) => wire.pass(batch)?,
+                None => batch,
+            };
             let rows = batch.num_rows() as u64;
             let item = SourceEvent::Batch(SourceBatch {
                 batch,
