@@ -122,8 +122,13 @@ with_value_x! {
         resource_type: Option<String>,
         #[serde(default)]
         id: Option<String>,
-        status: ObservationStatus,
-        code: CodeableConcept,
+        // Required (1..1) in FHIR; optional here so that one Bundle entry
+        // without them fails alone, not the Bundle's parse (checked in
+        // `read_vital_sign`).
+        #[serde(default)]
+        status: Option<ObservationStatus>,
+        #[serde(default)]
+        code: Option<CodeableConcept>,
         #[serde(default)]
         subject: Option<Reference>,
         #[serde(default)]
@@ -164,6 +169,23 @@ enum Valued<'a> {
     Other(&'static str),
 }
 
+/// A Bundle read in one pass, each entry's resource as a [`VitalSign`]. A
+/// Bundle this cannot read (an entry with an element of another type
+/// under a name an Observation uses) is read again entry by entry.
+#[derive(Deserialize)]
+struct WholeBundle {
+    #[serde(rename = "type", default)]
+    bundle_type: Option<String>,
+    #[serde(default)]
+    entry: Vec<WholeEntry>,
+}
+
+#[derive(Deserialize)]
+struct WholeEntry {
+    #[serde(default)]
+    resource: Option<VitalSign>,
+}
+
 /// The Bundle types whose entries are resources to read.
 const BUNDLE_TYPES: [&str; 3] = ["transaction", "batch", "collection"];
 
@@ -190,6 +212,15 @@ pub fn read_new(payload: &[u8], codes: &CodeSet, seen: &dyn Fn(&str) -> bool) ->
             seen,
         };
         read_vital_sign(Ok(observation), &part, codes, &mut out);
+        return out;
+    }
+    if first_resource_type(payload) == Some(b"Bundle".as_slice())
+        && let Ok(bundle) = serde_json::from_slice::<WholeBundle>(payload)
+        && BUNDLE_TYPES.contains(&bundle.bundle_type.as_deref().unwrap_or(""))
+    {
+        for (i, entry) in bundle.entry.into_iter().enumerate() {
+            read_whole_entry(i, entry, codes, seen, &mut out);
+        }
         return out;
     }
     let head: Head<'_> = match serde_json::from_slice(payload) {
@@ -319,6 +350,49 @@ fn read_entry(
     read_vital_sign(parsed, &part, codes, out);
 }
 
+/// One entry of a Bundle read in one pass.
+fn read_whole_entry(
+    i: usize,
+    entry: WholeEntry,
+    codes: &CodeSet,
+    seen: &dyn Fn(&str) -> bool,
+    out: &mut Translated,
+) {
+    let Some(resource) = entry.resource else {
+        let mut rejection =
+            Rejection::new(RejectionKind::Invalid, format!("entry[{i}]: no resource"));
+        rejection.entry = Some(i);
+        out.reject(rejection);
+        return;
+    };
+    let resource_type = resource
+        .resource_type
+        .as_deref()
+        .unwrap_or("(no resourceType)");
+    let location = located(
+        &format!("entry[{i}] "),
+        resource_type,
+        resource.id.as_deref(),
+    );
+    if resource_type != "Observation" {
+        let mut rejection = Rejection::new(
+            RejectionKind::Invalid,
+            format!("a {resource_type}, not an Observation"),
+        )
+        .at(&location);
+        rejection.id = resource.id.clone();
+        rejection.entry = Some(i);
+        out.reject(rejection);
+        return;
+    }
+    let part = Part {
+        entry: i,
+        location: &location,
+        seen,
+    };
+    read_vital_sign(Ok(resource), &part, codes, out);
+}
+
 /// The value of the first `"resourceType"` key in the first bytes, if it
 /// is there: a hint of what the message is (nested resources can come
 /// first, so what it says is checked after parsing).
@@ -348,6 +422,21 @@ fn read_vital_sign(
     out: &mut Translated,
 ) {
     match parsed {
+        Ok(observation) if observation.status.is_none() || observation.code.is_none() => {
+            let missing = if observation.status.is_none() {
+                "status"
+            } else {
+                "code"
+            };
+            let mut rejection = Rejection::new(
+                RejectionKind::Invalid,
+                format!("not a valid Observation: missing field `{missing}` (required, 1..1)"),
+            )
+            .at(part.location);
+            rejection.id = observation.id.clone();
+            rejection.entry = Some(part.entry);
+            out.reject(rejection);
+        }
         Ok(observation) => {
             if let Some(id) = observation.id.as_deref()
                 && (part.seen)(id)
@@ -385,7 +474,13 @@ fn observation_into(
     codes: &CodeSet,
     out: &mut Translated,
 ) -> Result<(), Rejection> {
-    match obs.status {
+    let (Some(status), Some(code)) = (obs.status, obs.code.as_ref()) else {
+        return Err(Rejection::new(
+            RejectionKind::Invalid,
+            "not a valid Observation",
+        ));
+    };
+    match status {
         ObservationStatus::Final
         | ObservationStatus::Amended
         | ObservationStatus::Corrected
@@ -413,7 +508,7 @@ fn observation_into(
     let ts = effective_ms(obs)?;
 
     let mut values: Vec<(Param, Value)> = Vec::new();
-    match meaning_of(&obs.code, codes) {
+    match meaning_of(code, codes) {
         Some(Meaning::Param(param)) => {
             match obs.value() {
                 Some(value) => values.push((param, read_value(param, value, codes)?)),
@@ -436,7 +531,7 @@ fn observation_into(
                     RejectionKind::UnknownCode,
                     format!(
                         "the panel {} has no component vitalflow reads",
-                        codings(&obs.code)
+                        codings(code)
                     ),
                 ));
             }
@@ -448,10 +543,7 @@ fn observation_into(
         None => {
             return Err(Rejection::new(
                 RejectionKind::UnknownCode,
-                format!(
-                    "code {} is not a vital sign vitalflow reads",
-                    codings(&obs.code)
-                ),
+                format!("code {} is not a vital sign vitalflow reads", codings(code)),
             ));
         }
     }
@@ -704,6 +796,31 @@ mod tests {
         assert_eq!(t.readings[0].heart_rate, Some(82));
         // 10:00 at +01:00 is 09:00 UTC.
         assert_eq!(t.readings[0].ts, 1_796_029_200_000);
+    }
+
+    #[test]
+    fn an_entry_that_breaks_the_one_pass_read_fails_alone() {
+        let good = obs(
+            "8867-4",
+            r#""valueQuantity":{"value":82,"system":"http://unitsofmeasure.org","code":"/min"}"#,
+        );
+        let bad = good
+            .replace("\"final\"", "\"finished\"")
+            .replace("\"o1\"", "\"o2\"");
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"collection","entry":[{{"resource":{good}}},{{"resource":{bad}}}]}}"#
+        );
+        let t = read_one(&bundle);
+        assert_eq!(t.readings.len(), 1);
+        assert_eq!(t.rejections.len(), 1, "{:?}", t.rejections);
+        assert_eq!(t.rejections[0].entry, Some(1));
+        assert!(
+            t.rejections[0]
+                .reason
+                .starts_with("entry[1] Observation/o2: not a valid Observation"),
+            "{}",
+            t.rejections[0].reason
+        );
     }
 
     #[test]
