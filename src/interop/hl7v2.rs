@@ -92,19 +92,27 @@ struct Field<'a> {
 impl<'a> Message<'a> {
     /// Split `text` (segments ended by `\r`, `\n` or both), or say why it is
     /// not an HL7 v2 message.
-    fn split(text: &'a str) -> Result<Self, String> {
+    fn split(text: &'a str) -> Result<Self, Rejection> {
+        let malformed = |why: String| {
+            Rejection::new(
+                RejectionKind::Invalid,
+                format!("not a well-formed HL7 v2 message: {why}"),
+            )
+        };
         let msh = text
             .get(..8)
             .filter(|h| h.starts_with("MSH"))
-            .ok_or("no MSH header")?;
+            .ok_or_else(|| malformed("no MSH header".into()))?;
         let mut chars = msh[3..].chars();
-        let field = chars.next().ok_or("MSH has no field separator")?;
+        let field = chars
+            .next()
+            .ok_or_else(|| malformed("MSH has no field separator".into()))?;
         let encoding: Vec<char> = text[4..].chars().take_while(|c| *c != field).collect();
         if encoding.len() < 3 {
-            return Err(format!(
+            return Err(malformed(format!(
                 "MSH-2 `{}` does not give the component, repetition and escape characters",
                 encoding.iter().collect::<String>()
-            ));
+            )));
         }
         let separators = Separators {
             field,
@@ -125,11 +133,11 @@ impl<'a> Message<'a> {
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
             });
             let (Some(name), true) = (name, line.len() == 3 || line[3..].starts_with(field)) else {
-                return Err(format!(
+                return Err(malformed(format!(
                     "segment {} (`{}`) does not start with a segment name and `{field}`",
                     n + 1,
                     line.chars().take(12).collect::<String>()
-                ));
+                )));
             };
             let mut fields: Vec<&str> = Vec::with_capacity(20);
             if name == "MSH" {
@@ -211,8 +219,8 @@ pub fn read(payload: &[u8], codes: &CodeSet, options: &Hl7Options) -> Translated
     }
     let message = match Message::split(text) {
         Ok(m) => m,
-        Err(e) => {
-            out.reject(invalid(format!("not a well-formed HL7 v2 message: {e}")));
+        Err(rejection) => {
+            out.reject(rejection);
             return out;
         }
     };
