@@ -599,6 +599,22 @@ async fn posted_fhir_is_stored_before_the_answer_and_a_retry_stores_nothing_twic
     );
     assert_eq!(rows().await, 3);
 
+    // A server whose process runs no ingest source: 503, retry later.
+    let alone = crate::support::start_server(vitalflow::server::AppState::new(Err(
+        "no model in this test".into(),
+    )))
+    .await;
+    let unavailable = gateway
+        .post(format!("{}/fhir/Observation", alone.base))
+        .body(conformance("fhir/heart-rate.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unavailable.status().as_u16(), 503);
+    assert_eq!(unavailable.headers()["retry-after"], "1");
+    let outcome: serde_json::Value = unavailable.json().await.unwrap();
+    assert_eq!(outcome["issue"][0]["code"], "transient", "{outcome}");
+
     // Roles: a viewer may not post readings.
     let refused = viewer
         .post(format!("{}/fhir/Observation", server.base))
