@@ -332,14 +332,7 @@ fn read_entry(
     let resource_type = head.resource_type.as_deref().unwrap_or("(no resourceType)");
     let location = located(&format!("entry[{i}] "), resource_type, head.id.as_deref());
     if resource_type != "Observation" {
-        let mut rejection = Rejection::new(
-            RejectionKind::Invalid,
-            format!("a {resource_type}, not an Observation"),
-        )
-        .at(&location);
-        rejection.id = head.id.map(Cow::into_owned);
-        rejection.entry = Some(i);
-        out.reject(rejection);
+        not_an_observation(i, resource_type, head.id.as_deref(), &location, out);
         return;
     }
     let part = Part {
@@ -348,6 +341,24 @@ fn read_entry(
         seen,
     };
     read_vital_sign(parsed, &part, codes, out);
+}
+
+/// Entry `i` holds another resource than an Observation.
+fn not_an_observation(
+    i: usize,
+    resource_type: &str,
+    id: Option<&str>,
+    location: &str,
+    out: &mut Translated,
+) {
+    let mut rejection = Rejection::new(
+        RejectionKind::Invalid,
+        format!("a {resource_type}, not an Observation"),
+    )
+    .at(location);
+    rejection.id = id.map(str::to_string);
+    rejection.entry = Some(i);
+    out.reject(rejection);
 }
 
 /// One entry of a Bundle read in one pass.
@@ -375,14 +386,7 @@ fn read_whole_entry(
         resource.id.as_deref(),
     );
     if resource_type != "Observation" {
-        let mut rejection = Rejection::new(
-            RejectionKind::Invalid,
-            format!("a {resource_type}, not an Observation"),
-        )
-        .at(&location);
-        rejection.id = resource.id.clone();
-        rejection.entry = Some(i);
-        out.reject(rejection);
+        not_an_observation(i, resource_type, resource.id.as_deref(), &location, out);
         return;
     }
     let part = Part {

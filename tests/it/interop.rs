@@ -328,24 +328,11 @@ async fn fhir_and_hl7v2_over_kafka_score_the_news2_of_the_json_path() {
     // ...and score exactly the NEWS2 of the JSON path (its SQL, theirs the
     // plugins): reading by reading.
     let scores = |dataset: std::path::PathBuf| async move {
-        let batches = query(
+        scored_readings(
             &dataset,
             &format!("SELECT patient_id, CAST(ts AS BIGINT), CAST(news2_score AS BIGINT) FROM t WHERE ts >= TIMESTAMP '{START}' AND patient_id LIKE 'P000%' ORDER BY 1, 2"),
-            None,
         )
-        .await;
-        let mut out = Vec::new();
-        for b in batches {
-            let ids = utf8(b.column(0));
-            let (ts, score) = (
-                b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
-                b.column(2).as_primitive::<arrow::datatypes::Int64Type>(),
-            );
-            for (i, id) in ids.into_iter().enumerate() {
-                out.push((id, ts.value(i), score.value(i)));
-            }
-        }
-        out
+        .await
     };
     let json_scores = scores(json_vitals.clone()).await;
     assert_eq!(json_scores.len() as u64, n);
@@ -414,6 +401,23 @@ async fn fhir_and_hl7v2_over_kafka_score_the_news2_of_the_json_path() {
             .value(0),
         1
     );
+}
+
+/// `(patient, ts, score)` rows of `sql` (three columns: a string and two
+/// BIGINTs) over `dataset`.
+async fn scored_readings(dataset: &Path, sql: &str) -> Vec<(String, i64, i64)> {
+    let mut out = Vec::new();
+    for b in query(dataset, sql, None).await {
+        let ids = utf8(b.column(0));
+        let (ts, score) = (
+            b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
+            b.column(2).as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        for (i, id) in ids.into_iter().enumerate() {
+            out.push((id, ts.value(i), score.value(i)));
+        }
+    }
+    out
 }
 
 /// A string column (plain or view) as strings.
@@ -761,23 +765,11 @@ sinks:
         }
     }
     observations.sort();
-    let batches = query(
+    let expected = scored_readings(
         &dir.path().join("scored"),
         "SELECT patient_id, CAST(ts AS BIGINT), CAST(news2_score AS BIGINT) FROM t ORDER BY 1, 2",
-        None,
     )
     .await;
-    let mut expected = Vec::new();
-    for b in batches {
-        let ids = utf8(b.column(0));
-        let (ts, score) = (
-            b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
-            b.column(2).as_primitive::<arrow::datatypes::Int64Type>(),
-        );
-        for (i, id) in ids.into_iter().enumerate() {
-            expected.push((id, ts.value(i), score.value(i)));
-        }
-    }
     assert!(!expected.is_empty());
     assert_eq!(observations, expected);
     let alerts = rows_in(&dir.path().join("alerts")).await;

@@ -150,7 +150,7 @@ impl FhirServerSink {
             .await
             .map_err(|e| Refusal::Retry(format!("{}: {e}", self.config.url.as_str())))?;
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        let body = bounded_body(response).await;
         if status.as_u16() == 429 || status.is_server_error() {
             return Err(Refusal::Retry(format!("the server answered {status}")));
         }
@@ -221,6 +221,23 @@ impl FhirServerSink {
         pending.clear();
         Ok(sent)
     }
+}
+
+/// The largest answer read from a FHIR server (a `batch-response` to 500
+/// entries is ~100 KiB); beyond it the rest is not read.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// At most [`MAX_ANSWER_BYTES`] of the answer, as text.
+async fn bounded_body(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ANSWER_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[async_trait::async_trait]

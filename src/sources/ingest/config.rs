@@ -32,8 +32,10 @@ pub struct IngestSourceConfig {
     pub remember_ids: usize,
 }
 
+/// 64 requests of at most 1 MiB (the server's body limit for Bundles):
+/// what waits is bounded at 64 MiB.
 fn default_queue() -> usize {
-    256
+    64
 }
 
 fn default_remember_ids() -> usize {

@@ -94,9 +94,12 @@ impl Source for IngestSource {
                     }
                 }
                 Err(error) => {
+                    // The cause names files and stores: it goes to the log,
+                    // the caller learns only to retry.
+                    tracing::error!(source = %ctx.name, error = %crate::common::ErrorChain(&error), "ingested readings could not be made durable");
                     let failure = IngestFailure {
                         transient: true,
-                        reason: format!("the pipeline could not store the readings: {error}"),
+                        reason: "the pipeline could not store the readings (the server log says why); retry later".into(),
                     };
                     for request in group {
                         let _ = request.reply.send(IngestReply {
@@ -245,20 +248,19 @@ impl Plan {
                     .insert(*entry, PartOutcome::Duplicate { id: id.clone() });
             }
             // Parts whose reading the schema refused (a SpO2 of 140).
-            for (record, (req, reading)) in read.origin.iter().enumerate() {
-                if *req != r {
+            for (record, (kind, reason)) in &refused_records {
+                let (req, reading) = read.origin[*record];
+                if req != r {
                     continue;
                 }
-                if let Some((kind, reason)) = refused_records.get(&record) {
-                    for entry in &t.parts[*reading] {
-                        reply.parts.insert(
-                            *entry,
-                            PartOutcome::Rejected {
-                                kind: kind.clone(),
-                                reason: reason.clone(),
-                            },
-                        );
-                    }
+                for entry in &t.parts[reading] {
+                    reply.parts.insert(
+                        *entry,
+                        PartOutcome::Rejected {
+                            kind: kind.clone(),
+                            reason: reason.clone(),
+                        },
+                    );
                 }
             }
             for (entry, id) in &t.contributed {
