@@ -139,21 +139,32 @@ impl Shared {
         let _ = self.output.blocking_send(SourceEvent::Assigned(described));
     }
 
-    /// The group session expired (librdkafka's `SESSTMOUT`): the assignment
-    /// is lost. Fails the source once, unless it holds nothing or is
-    /// already closing.
+    /// The group session expired (librdkafka's `SESSTMOUT`, or the
+    /// statistics' judgement in `session.rs`): this member's assignment is
+    /// gone. Fails the source once, unless it is already closing, so the
+    /// run restarts from its checkpoint. Even when librdkafka revoked the
+    /// partitions first without flagging them lost (seen in CI: the revoke
+    /// arrived as an ordinary one and was flushed and checkpointed), the
+    /// membership is gone, and a restart from the checkpoint is the safe
+    /// way back (the callers only report a real expiry; a restart while
+    /// the brokers are down waits for them).
     pub(super) fn session_lost(&self) {
-        let assigned = self.assigned_now();
-        if assigned.is_empty() || self.closing.swap(true, Ordering::SeqCst) {
+        if self.closing.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.fail(SourceError::AssignmentLost(AssignmentLost {
-            source_name: self.name.clone(),
-            partitions: assigned
+        let assigned = self.assigned_now();
+        let partitions = if assigned.is_empty() {
+            "(already released)".to_string()
+        } else {
+            assigned
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
-                .join(" "),
+                .join(" ")
+        };
+        self.fail(SourceError::AssignmentLost(AssignmentLost {
+            source_name: self.name.clone(),
+            partitions,
         }));
     }
 
