@@ -256,7 +256,7 @@ impl Health {
     fn publish(&mut self, spool: &Spool) {
         self.status.waiting_files = spool.waiting_files();
         self.status.waiting_bytes = spool.waiting_bytes();
-        self.status.paused = spool.is_full();
+        self.status.paused = spool.is_full() && spool.is_waiting();
         if self.reported.as_ref() != Some(&self.status) {
             self.board.report(self.status.clone());
             self.reported = Some(self.status.clone());

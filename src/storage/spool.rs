@@ -58,6 +58,8 @@ pub struct Spool {
     waiting_files: AtomicU64,
     /// Set when the run stops: a sink waiting for room gives up.
     stopping: AtomicBool,
+    /// A sink is waiting for room: the pipeline is paused behind it.
+    waiting: AtomicBool,
 }
 
 /// How often a sink waiting for room looks again.
@@ -72,6 +74,7 @@ impl Spool {
             waiting_bytes: AtomicU64::new(0),
             waiting_files: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
         };
         // Files left by an earlier run count from the start.
         let _ = spool.scan();
@@ -130,6 +133,12 @@ impl Spool {
         self.waiting_bytes() >= self.max_bytes
     }
 
+    /// Whether a sink is waiting for room (a full spool pauses the
+    /// pipeline only once rows arrive for it).
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// The run is stopping: stop waiting for room.
     pub fn stop_waiting(&self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -148,15 +157,18 @@ impl Spool {
         };
         on_pause(&full);
         let started = Instant::now();
-        loop {
+        self.waiting.store(true, Ordering::SeqCst);
+        let outcome = loop {
             if self.stopping.load(Ordering::SeqCst) {
-                return self.check_room().map(|()| Some(started.elapsed()));
+                break self.check_room().map(|()| Some(started.elapsed()));
             }
             std::thread::sleep(ROOM_POLL);
             if self.check_room().is_ok() {
-                return Ok(Some(started.elapsed()));
+                break Ok(Some(started.elapsed()));
             }
-        }
+        };
+        self.waiting.store(false, Ordering::SeqCst);
+        outcome
     }
 
     /// Delete an uploaded file (and make the deletion durable).
@@ -272,5 +284,46 @@ mod tests {
         spool.remove(&files[0]).unwrap();
         assert_eq!(spool.waiting_bytes(), 2);
         assert!(spool.check_room().is_ok());
+    }
+
+    #[test]
+    fn a_sink_waits_while_the_spool_is_full_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("date=2026-11-27/part-a.parquet");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "abcd").unwrap();
+        let spool = std::sync::Arc::new(Spool::new(dir.path().to_path_buf(), "s3://b/p".into(), 4));
+        assert!(spool.is_full());
+        assert!(!spool.is_waiting(), "full, but no sink waits yet");
+        let (paused_tx, paused) = std::sync::mpsc::channel();
+        let sink = {
+            let spool = spool.clone();
+            std::thread::spawn(move || spool.wait_for_room(|_| paused_tx.send(()).unwrap()))
+        };
+        paused.recv_timeout(Duration::from_secs(10)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !spool.is_waiting() {
+            assert!(Instant::now() < deadline, "the sink never waited");
+            std::thread::yield_now();
+        }
+        // An upload frees room: the sink goes on and no longer waits.
+        let files = spool.scan().unwrap();
+        spool.remove(&files[0]).unwrap();
+        let waited = sink.join().unwrap().unwrap();
+        assert!(waited.is_some());
+        assert!(!spool.is_waiting());
+
+        // Told to stop while still full: the sink gives up with the error.
+        std::fs::write(&file, "abcd").unwrap();
+        spool.scan().unwrap();
+        spool.stop_waiting();
+        assert!(
+            spool
+                .wait_for_room(|_| {})
+                .unwrap_err()
+                .to_string()
+                .contains("is full")
+        );
+        assert!(!spool.is_waiting());
     }
 }

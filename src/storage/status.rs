@@ -31,8 +31,9 @@ pub struct StoreStatus {
     pub last_error: Option<String>,
     /// RFC 3339 time of the first failure of the current outage.
     pub degraded_since: Option<String>,
-    /// The spool is full: the sink waits for room and the pipeline is
-    /// paused behind it (nothing is lost; it resumes as uploads free room).
+    /// The spool is full and a sink waits for room: the pipeline is paused
+    /// behind it (nothing is lost; it resumes as uploads free room). A full
+    /// spool with no rows arriving is degraded, not paused.
     pub paused: bool,
 }
 

@@ -24,7 +24,10 @@ use tokio::sync::mpsc;
 use super::batcher::{Batcher, Buffered};
 use super::config::{KafkaSourceConfig, StartPosition};
 use super::decode::{MessageDecoder, RawMessages};
-use super::events::{ClientError, MessagesDecoded, PartitionLag, SourcePaused, SourceResumed};
+use super::events::{
+    ClientError, ConsumerClosed, ConsumerClosing, MessagesDecoded, PartitionLag, SourcePaused,
+    SourceResumed,
+};
 use super::schema::RecordSchema;
 use crate::common::event_times_ms;
 use crate::common::{DurableOffsetsReader, backoff};
@@ -196,10 +199,47 @@ fn consume(
         Ok(())
     });
     shared.closing.store(true, Ordering::SeqCst);
-    consumer.unsubscribe();
     let summary = shared.summary.lock().map(|s| s.clone()).unwrap_or_default();
-    drop(consumer);
+    let failed = outcome
+        .as_ref()
+        .err()
+        .map(|e| crate::common::ErrorChain(e).to_string());
+    close(consumer, failed.as_deref());
     outcome.map(|()| summary)
+}
+
+/// How long closing the consumer may hold the source's end (and so a
+/// restart from the checkpoint, or the process's exit).
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Leave the group and close the consumer, waiting at most [`CLOSE_WAIT`].
+/// librdkafka's close waits for the group coordinator, which may be
+/// unreachable (the outage that expired the session): then the close goes
+/// on in the background, where it harms nothing: the membership is gone,
+/// the consumer is unsubscribed and every callback only releases.
+fn close(consumer: BaseConsumer<SourceClientContext>, failed: Option<&str>) {
+    let name = consumer.context().0.name.clone();
+    ConsumerClosing {
+        source: &name,
+        failed,
+    }
+    .emit();
+    let started = Instant::now();
+    let (done, closed) = std::sync::mpsc::channel();
+    let closer = std::thread::Builder::new()
+        .name(format!("close-{name}"))
+        .spawn(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            let _ = done.send(());
+        });
+    let finished = closer.is_ok() && closed.recv_timeout(CLOSE_WAIT).is_ok();
+    ConsumerClosed {
+        source: &name,
+        took: started.elapsed(),
+        finished,
+    }
+    .emit();
 }
 
 fn poll_loop(
@@ -459,12 +499,7 @@ impl ClientContext for SourceClientContext {
         if !assigned.is_empty()
             && let Some(why) = super::session::expired(&statistics, self.0.session_timeout)
         {
-            super::events::SessionExpired {
-                source: &self.0.name,
-                reason: &why,
-            }
-            .emit();
-            self.0.session_lost();
+            self.0.session_lost(&why);
         }
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
@@ -501,7 +536,7 @@ impl ClientContext for SourceClientContext {
         // would: what was read since the last checkpoint may be another
         // member's now.
         if fac == "SESSTMOUT" {
-            self.0.session_lost();
+            self.0.session_lost(&format!("librdkafka: {log_message}"));
         }
     }
 

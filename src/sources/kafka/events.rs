@@ -204,7 +204,7 @@ impl SourceResumed<'_> {
     }
 }
 
-/// The group session expired while partitions were held (`session.rs`):
+/// The group session expired (librdkafka said so, or `session.rs` judged it):
 /// the source fails and the pipeline restarts from its checkpoint.
 pub struct SessionExpired<'a> {
     pub source: &'a str,
@@ -220,5 +220,51 @@ impl SessionExpired<'_> {
         );
         metrics::counter!("vitalflow_kafka_sessions_expired_total", "source" => self.source.to_owned())
             .increment(1);
+    }
+}
+
+/// The consumer is being closed (its group left, its queues drained):
+/// `failed` when the source stopped on an error.
+pub struct ConsumerClosing<'a> {
+    pub source: &'a str,
+    pub failed: Option<&'a str>,
+}
+
+impl ConsumerClosing<'_> {
+    pub fn emit(&self) {
+        match self.failed {
+            Some(error) => tracing::warn!(
+                source = self.source,
+                error,
+                "the Kafka source failed; closing its consumer"
+            ),
+            None => tracing::info!(source = self.source, "closing the Kafka consumer"),
+        }
+    }
+}
+
+/// The consumer closed, or did not within the wait and is left to finish
+/// closing in the background (librdkafka waits for an unreachable group
+/// coordinator; the membership is gone either way).
+pub struct ConsumerClosed<'a> {
+    pub source: &'a str,
+    pub took: std::time::Duration,
+    pub finished: bool,
+}
+
+impl ConsumerClosed<'_> {
+    pub fn emit(&self) {
+        let seconds = self.took.as_secs_f64();
+        if self.finished {
+            tracing::info!(source = self.source, seconds, "Kafka consumer closed");
+        } else {
+            tracing::warn!(
+                source = self.source,
+                seconds,
+                "the Kafka consumer has not closed yet (its group coordinator is unreachable); it goes on closing in the background"
+            );
+            metrics::counter!("vitalflow_kafka_slow_closes_total", "source" => self.source.to_owned())
+                .increment(1);
+        }
     }
 }

@@ -24,7 +24,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use super::consumer::{Shared, SourceClientContext};
-use super::events::{PartitionsAssigned, PartitionsRevoked};
+use super::events::{PartitionsAssigned, PartitionsRevoked, SessionExpired};
 use crate::sources::{
     AssignmentLost, CheckpointReply, Offsets, SourceError, SourceEvent, TopicPartition,
 };
@@ -148,10 +148,15 @@ impl Shared {
     /// membership is gone, and a restart from the checkpoint is the safe
     /// way back (the callers only report a real expiry; a restart while
     /// the brokers are down waits for them).
-    pub(super) fn session_lost(&self) {
+    pub(super) fn session_lost(&self, reason: &str) {
         if self.closing.swap(true, Ordering::SeqCst) {
             return;
         }
+        SessionExpired {
+            source: &self.name,
+            reason,
+        }
+        .emit();
         let assigned = self.assigned_now();
         let partitions = if assigned.is_empty() {
             "(already released)".to_string()
