@@ -4,26 +4,122 @@
 //!
 //! Each Observation is read whole or rejected whole, with its place in the
 //! message (`entry[2] Observation/hr-1`) and the reason. Observations of one
-//! patient at one instant in one message become one reading. Resources are
-//! typed by `fhir-model` (R4B types, the same as R4's for every element
-//! read here, through a struct of just those elements); the Bundle
-//! envelope is read first with each entry's
-//! resource left as raw JSON, so an entry that is not an Observation is
-//! named by its `resourceType` rather than by the first field it lacks.
+//! patient at one instant in one message become one reading. A message is
+//! read in one pass, through a struct of just the elements vitalflow uses:
+//! the status code and the date-times are `fhir-model`'s types (R4B, the
+//! same as R4's for every element read here), the codings, quantities and
+//! references are views borrowing their strings from the message (the
+//! crate's types own every string they hold, a third of the decoding time
+//! of a Bundle; the tests read every resource written by `fhir_out` back
+//! through the crate's whole types). A message the one pass cannot read is
+//! read again through its envelope, each entry's resource left as raw JSON,
+//! so an entry that is not an Observation is named by its `resourceType`
+//! rather than by the first field it lacks.
 
 use std::borrow::Cow;
 
+use std::str::FromStr;
+
 use fhir_model::r4b::codes::ObservationStatus;
-use fhir_model::r4b::types::{CodeableConcept, Quantity, Reference};
 use fhir_model::{DateTime, Instant};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::codes::{CodeSet, Meaning, Param};
 use super::error::{Rejection, RejectionKind};
 use super::reading::{Translated, Value};
 use super::units::{Unit, convert};
+
+/// A string of the message, borrowed unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Chars;
+        impl<'de> Visitor<'de> for Chars {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(Chars).map(Text)
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A FHIR primitive parsed by `fhir-model`'s own `FromStr` (its
+/// `Deserialize` goes through an owned `String`); an invalid one fails the
+/// parse with the crate's message, as its `Deserialize` does.
+struct Parsed<T>(T);
+
+impl<'de, T> Deserialize<'de> for Parsed<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Text::deserialize(deserializer)?;
+        text.parse().map(Parsed).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Coding`: the elements a code is matched by.
+#[derive(Deserialize)]
+struct Coding<'a> {
+    #[serde(borrow, default)]
+    system: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    code: Option<Text<'a>>,
+}
+
+/// `CodeableConcept`: its codings (never its display text).
+#[derive(Deserialize)]
+struct Concept<'a> {
+    #[serde(borrow, default)]
+    coding: Vec<Coding<'a>>,
+}
+
+/// `Quantity`: the value and its coded unit.
+#[derive(Deserialize)]
+struct Quantity<'a> {
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(borrow, default)]
+    system: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    code: Option<Text<'a>>,
+}
+
+/// `Reference`: a literal reference or a logical one by identifier.
+#[derive(Deserialize)]
+struct Reference<'a> {
+    #[serde(borrow, default)]
+    reference: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    identifier: Option<Identifier<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Identifier<'a> {
+    #[serde(borrow, default)]
+    value: Option<Text<'a>>,
+}
 
 /// The first level of any resource: enough to tell a Bundle from an
 /// Observation and to walk a Bundle's entries.
@@ -50,16 +146,16 @@ struct Entry<'a> {
 /// `value()` that returns the one present. Without `#[serde(flatten)]`,
 /// which would buffer every element first.
 macro_rules! with_value_x {
-    ($(#[$meta:meta])* struct $name:ident { $($fields:tt)* }) => {
+    ($(#[$meta:meta])* struct $name:ident<'a> { $($fields:tt)* }) => {
         $(#[$meta])*
-        struct $name {
+        struct $name<'a> {
             $($fields)*
-            #[serde(default)]
-            value_quantity: Option<Quantity>,
-            #[serde(default)]
-            value_codeable_concept: Option<CodeableConcept>,
-            #[serde(default)]
-            value_string: Option<String>,
+            #[serde(borrow, default)]
+            value_quantity: Option<Quantity<'a>>,
+            #[serde(borrow, default)]
+            value_codeable_concept: Option<Concept<'a>>,
+            #[serde(borrow, default)]
+            value_string: Option<Text<'a>>,
             #[serde(default)]
             value_boolean: Option<bool>,
             #[serde(default)]
@@ -78,7 +174,7 @@ macro_rules! with_value_x {
             value_period: Option<IgnoredAny>,
         }
 
-        impl $name {
+        impl $name<'_> {
             fn value(&self) -> Option<Valued<'_>> {
                 if let Some(q) = &self.value_quantity {
                     return Some(Valued::Quantity(q));
@@ -117,24 +213,24 @@ with_value_x! {
     /// and `effective[x]` are flattened enums, buffered element by element).
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct VitalSign {
-        #[serde(default)]
-        resource_type: Option<String>,
-        #[serde(default)]
-        id: Option<String>,
+    struct VitalSign<'a> {
+        #[serde(borrow, default)]
+        resource_type: Option<Text<'a>>,
+        #[serde(borrow, default)]
+        id: Option<Text<'a>>,
         // Required (1..1) in FHIR; optional here so that one Bundle entry
         // without them fails alone, not the Bundle's parse (checked in
         // `read_vital_sign`).
         #[serde(default)]
-        status: Option<ObservationStatus>,
+        status: Option<Parsed<ObservationStatus>>,
+        #[serde(borrow, default)]
+        code: Option<Concept<'a>>,
+        #[serde(borrow, default)]
+        subject: Option<Reference<'a>>,
         #[serde(default)]
-        code: Option<CodeableConcept>,
+        effective_date_time: Option<Parsed<DateTime>>,
         #[serde(default)]
-        subject: Option<Reference>,
-        #[serde(default)]
-        effective_date_time: Option<DateTime>,
-        #[serde(default)]
-        effective_instant: Option<Instant>,
+        effective_instant: Option<Parsed<Instant>>,
         #[serde(default)]
         effective_period: Option<IgnoredAny>,
         #[serde(default)]
@@ -143,8 +239,15 @@ with_value_x! {
         data_absent_reason: Option<IgnoredAny>,
         #[serde(default)]
         has_member: Vec<IgnoredAny>,
-        #[serde(default)]
-        component: Vec<VitalComponent>,
+        #[serde(borrow, default)]
+        component: Vec<VitalComponent<'a>>,
+        // A Bundle's elements: the message is read in one pass whether it
+        // is an Observation or a Bundle of them (its keys may come in any
+        // order, `entry` before `resourceType`).
+        #[serde(rename = "type", borrow, default)]
+        bundle_type: Option<Text<'a>>,
+        #[serde(borrow, default)]
+        entry: Vec<WholeEntry<'a>>,
     }
 }
 
@@ -152,8 +255,9 @@ with_value_x! {
     /// A `component` of an Observation.
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct VitalComponent {
-        code: CodeableConcept,
+    struct VitalComponent<'a> {
+        #[serde(borrow)]
+        code: Concept<'a>,
         #[serde(default)]
         data_absent_reason: Option<IgnoredAny>,
     }
@@ -161,29 +265,22 @@ with_value_x! {
 
 /// One `value[x]`, borrowed.
 enum Valued<'a> {
-    Quantity(&'a Quantity),
-    Concept(&'a CodeableConcept),
+    Quantity(&'a Quantity<'a>),
+    Concept(&'a Concept<'a>),
     Text(&'a str),
     Flag(bool),
     /// Another type, by its element name.
     Other(&'static str),
 }
 
-/// A Bundle read in one pass, each entry's resource as a [`VitalSign`]. A
-/// Bundle this cannot read (an entry with an element of another type
-/// under a name an Observation uses) is read again entry by entry.
+/// An entry of a Bundle read in one pass, its resource as a
+/// [`VitalSign`]. A Bundle this cannot read (an entry with an element of
+/// another type under a name an Observation uses) is read again entry by
+/// entry.
 #[derive(Deserialize)]
-struct WholeBundle {
-    #[serde(rename = "type", default)]
-    bundle_type: Option<String>,
-    #[serde(default)]
-    entry: Vec<WholeEntry>,
-}
-
-#[derive(Deserialize)]
-struct WholeEntry {
-    #[serde(default)]
-    resource: Option<VitalSign>,
+struct WholeEntry<'a> {
+    #[serde(borrow, default)]
+    resource: Option<VitalSign<'a>>,
 }
 
 /// The Bundle types whose entries are resources to read.
@@ -199,29 +296,31 @@ pub fn read(payload: &[u8], codes: &CodeSet) -> Translated {
 /// harmless.
 pub fn read_new(payload: &[u8], codes: &CodeSet, seen: &dyn Fn(&str) -> bool) -> Translated {
     let mut out = Translated::default();
-    // Most messages are one Observation: read it at once when that is what
-    // it looks like, and through the envelope otherwise (or if it was not).
-    if first_resource_type(payload) == Some(b"Observation".as_slice())
-        && let Ok(observation) = serde_json::from_slice::<VitalSign>(payload)
-        && observation.resource_type.as_deref() == Some("Observation")
-    {
-        let location = located("", "Observation", observation.id.as_deref());
-        let part = Part {
-            entry: 0,
-            location: &location,
-            seen,
-        };
-        read_vital_sign(Ok(observation), &part, codes, &mut out);
-        return out;
-    }
-    if first_resource_type(payload) == Some(b"Bundle".as_slice())
-        && let Ok(bundle) = serde_json::from_slice::<WholeBundle>(payload)
-        && BUNDLE_TYPES.contains(&bundle.bundle_type.as_deref().unwrap_or(""))
-    {
-        for (i, entry) in bundle.entry.into_iter().enumerate() {
-            read_whole_entry(i, entry, codes, seen, &mut out);
+    // One pass reads an Observation or a whole Bundle of them; a message it
+    // cannot read is read again through the envelope, which names what is
+    // wrong and where.
+    if let Ok(message) = serde_json::from_slice::<VitalSign>(payload) {
+        match message.resource_type.as_deref() {
+            Some("Observation") => {
+                let location = located("", "Observation", message.id.as_deref());
+                let part = Part {
+                    entry: 0,
+                    location: &location,
+                    seen,
+                };
+                read_vital_sign(Ok(message), &part, codes, &mut out);
+                return out;
+            }
+            Some("Bundle")
+                if BUNDLE_TYPES.contains(&message.bundle_type.as_deref().unwrap_or("")) =>
+            {
+                for (i, entry) in message.entry.into_iter().enumerate() {
+                    read_whole_entry(i, entry, codes, seen, &mut out);
+                }
+                return out;
+            }
+            _ => {}
         }
-        return out;
     }
     let head: Head<'_> = match serde_json::from_slice(payload) {
         Ok(head) => head,
@@ -364,7 +463,7 @@ fn not_an_observation(
 /// One entry of a Bundle read in one pass.
 fn read_whole_entry(
     i: usize,
-    entry: WholeEntry,
+    entry: WholeEntry<'_>,
     codes: &CodeSet,
     seen: &dyn Fn(&str) -> bool,
     out: &mut Translated,
@@ -397,21 +496,6 @@ fn read_whole_entry(
     read_vital_sign(Ok(resource), &part, codes, out);
 }
 
-/// The value of the first `"resourceType"` key in the first bytes, if it
-/// is there: a hint of what the message is (nested resources can come
-/// first, so what it says is checked after parsing).
-fn first_resource_type(payload: &[u8]) -> Option<&[u8]> {
-    const KEY: &[u8] = b"\"resourceType\"";
-    let head = &payload[..payload.len().min(512)];
-    let at = head.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let rest = &head[at..];
-    let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
-    let rest = rest.strip_prefix(b":")?;
-    let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
-    let rest = rest.strip_prefix(b"\"")?;
-    Some(&rest[..rest.iter().position(|b| *b == b'"')?])
-}
-
 /// Mark the last rejection as concerning entry `i`.
 fn rejection_at_entry(out: &mut Translated, i: usize) {
     if let Some(last) = out.rejections.last_mut() {
@@ -420,7 +504,7 @@ fn rejection_at_entry(out: &mut Translated, i: usize) {
 }
 
 fn read_vital_sign(
-    parsed: Result<VitalSign, serde_json::Error>,
+    parsed: Result<VitalSign<'_>, serde_json::Error>,
     part: &Part<'_>,
     codes: &CodeSet,
     out: &mut Translated,
@@ -437,7 +521,7 @@ fn read_vital_sign(
                 format!("not a valid Observation: missing field `{missing}` (required, 1..1)"),
             )
             .at(part.location);
-            rejection.id = observation.id.clone();
+            rejection.id = observation.id.as_deref().map(str::to_string);
             rejection.entry = Some(part.entry);
             out.reject(rejection);
         }
@@ -449,10 +533,12 @@ fn read_vital_sign(
                 return;
             }
             match observation_into(&observation, part, codes, out) {
-                Ok(()) => out.contributed.push((part.entry, observation.id.clone())),
+                Ok(()) => out
+                    .contributed
+                    .push((part.entry, observation.id.as_deref().map(str::to_string))),
                 Err(mut rejection) => {
                     rejection = rejection.at(part.location);
-                    rejection.id = observation.id.clone();
+                    rejection.id = observation.id.as_deref().map(str::to_string);
                     rejection.entry = Some(part.entry);
                     out.reject(rejection);
                 }
@@ -473,12 +559,12 @@ fn read_vital_sign(
 /// Add one Observation's values to its patient's reading at its instant, or
 /// say why none of them can be.
 fn observation_into(
-    obs: &VitalSign,
+    obs: &VitalSign<'_>,
     part: &Part<'_>,
     codes: &CodeSet,
     out: &mut Translated,
 ) -> Result<(), Rejection> {
-    let (Some(status), Some(code)) = (obs.status, obs.code.as_ref()) else {
+    let (Some(Parsed(status)), Some(code)) = (&obs.status, obs.code.as_ref()) else {
         return Err(Rejection::new(
             RejectionKind::Invalid,
             "not a valid Observation",
@@ -573,7 +659,7 @@ fn observation_into(
 }
 
 fn components(
-    obs: &VitalSign,
+    obs: &VitalSign<'_>,
     codes: &CodeSet,
     values: &mut Vec<(Param, Value)>,
 ) -> Result<(), Rejection> {
@@ -600,8 +686,8 @@ fn components(
 }
 
 /// The first coding whose system and code name something.
-fn meaning_of(concept: &CodeableConcept, codes: &CodeSet) -> Option<Meaning> {
-    concept.coding.iter().flatten().find_map(|coding| {
+fn meaning_of(concept: &Concept<'_>, codes: &CodeSet) -> Option<Meaning> {
+    concept.coding.iter().find_map(|coding| {
         let (Some(system), Some(code)) = (&coding.system, &coding.code) else {
             return None;
         };
@@ -610,11 +696,10 @@ fn meaning_of(concept: &CodeableConcept, codes: &CodeSet) -> Option<Meaning> {
 }
 
 /// `system|code` of every coding, for a reason.
-fn codings(concept: &CodeableConcept) -> String {
+fn codings(concept: &Concept<'_>) -> String {
     let list: Vec<String> = concept
         .coding
         .iter()
-        .flatten()
         .map(|c| {
             format!(
                 "{}|{}",
@@ -630,7 +715,7 @@ fn codings(concept: &CodeableConcept) -> String {
     }
 }
 
-fn quantity_value(param: Param, q: &Quantity) -> Result<Value, Rejection> {
+fn quantity_value(param: Param, q: &Quantity<'_>) -> Result<Value, Rejection> {
     let value = q.value.ok_or_else(|| {
         Rejection::new(
             RejectionKind::BadValue,
@@ -659,12 +744,12 @@ fn wrong_type(param: Param, got: &str) -> Rejection {
 
 fn letter(
     param: Param,
-    concept: Option<&CodeableConcept>,
+    concept: Option<&Concept<'_>>,
     text: Option<&str>,
     codes: &CodeSet,
 ) -> Result<Value, Rejection> {
     let found = match (concept, text) {
-        (Some(concept), _) => concept.coding.iter().flatten().find_map(|c| {
+        (Some(concept), _) => concept.coding.iter().find_map(|c| {
             c.code
                 .as_deref()
                 .and_then(|code| codes.consciousness(c.system.as_deref(), code))
@@ -710,7 +795,7 @@ fn valued_name(value: &Valued<'_>) -> &'static str {
 
 /// The patient's id from `subject`: `Patient/P1`, an absolute URL ending
 /// in `Patient/P1`, or a logical reference by identifier.
-fn patient_id(subject: Option<&Reference>) -> Result<String, Rejection> {
+fn patient_id(subject: Option<&Reference<'_>>) -> Result<String, Rejection> {
     let invalid = |why: String| Rejection::new(RejectionKind::Invalid, why);
     let subject =
         subject.ok_or_else(|| invalid("no subject: a reading needs its patient".into()))?;
@@ -750,11 +835,13 @@ fn instant_ms(instant: &Instant) -> i64 {
 
 /// The reading's instant: `effectiveDateTime` with a time of day, or
 /// `effectiveInstant`.
-fn effective_ms(obs: &VitalSign) -> Result<i64, Rejection> {
+fn effective_ms(obs: &VitalSign<'_>) -> Result<i64, Rejection> {
     let bad = |why: &str| Rejection::new(RejectionKind::BadTime, why.to_string());
     match (&obs.effective_date_time, &obs.effective_instant) {
-        (Some(DateTime::DateTime(instant)), _) | (None, Some(instant)) => Ok(instant_ms(instant)),
-        (Some(DateTime::Date(date)), _) => Err(bad(&format!(
+        (Some(Parsed(DateTime::DateTime(instant))), _) | (None, Some(Parsed(instant))) => {
+            Ok(instant_ms(instant))
+        }
+        (Some(Parsed(DateTime::Date(date))), _) => Err(bad(&format!(
             "effectiveDateTime `{}` has no time of day: a reading needs an instant",
             serde_json::to_string(date)
                 .unwrap_or_default()
@@ -828,6 +915,47 @@ mod tests {
     }
 
     #[test]
+    fn a_bundle_reads_whatever_the_order_of_its_keys() {
+        let hr = obs(
+            "8867-4",
+            r#""valueQuantity":{"value":82,"system":"http://unitsofmeasure.org","code":"/min"}"#,
+        );
+        let rr = obs(
+            "9279-1",
+            r#""valueQuantity":{"value":18,"system":"http://unitsofmeasure.org","code":"/min"}"#,
+        )
+        .replace("\"o1\"", "\"o2\"");
+        // serde_json's maps write keys sorted: `entry` first, and the first
+        // `resourceType` in the text is an entry's.
+        for bundle in [
+            format!(
+                r#"{{"entry":[{{"request":{{"method":"POST"}},"resource":{hr}}},{{"resource":{rr}}}],"resourceType":"Bundle","type":"transaction"}}"#
+            ),
+            format!(
+                r#"{{"resourceType":"Bundle","type":"batch","entry":[{{"resource":{hr}}},{{"resource":{rr}}}]}}"#
+            ),
+        ] {
+            let t = read_one(&bundle);
+            assert!(t.rejections.is_empty(), "{:?}", t.rejections);
+            assert_eq!(t.readings.len(), 1, "one patient, one instant");
+            assert_eq!(t.readings[0].heart_rate, Some(82));
+            assert_eq!(t.readings[0].respiratory_rate, Some(18));
+            assert_eq!(t.parts[0], [0, 1]);
+        }
+        // A searchset is not a Bundle of readings, whatever comes first.
+        let searchset = format!(
+            r#"{{"entry":[{{"resource":{hr}}}],"resourceType":"Bundle","type":"searchset"}}"#
+        );
+        let t = read_one(&searchset);
+        assert!(t.readings.is_empty());
+        assert!(
+            t.rejections[0].reason.contains("searchset"),
+            "{}",
+            t.rejections[0].reason
+        );
+    }
+
+    #[test]
     fn entered_in_error_unknown_codes_and_bad_units_are_named() {
         let e = read_one(&obs("8867-4", r#""valueQuantity":{"value":82,"system":"http://unitsofmeasure.org","code":"/min"}"#).replace("\"final\"", "\"entered-in-error\""));
         assert_eq!(e.rejections[0].kind, RejectionKind::NotAResult);
@@ -854,27 +982,5 @@ mod tests {
         ));
         assert_eq!(b.rejections[0].kind, RejectionKind::BadUnit);
         assert!(b.readings.is_empty());
-    }
-}
-
-#[cfg(test)]
-mod hint_tests {
-    use super::first_resource_type;
-
-    #[test]
-    fn the_resource_type_hint_reads_the_first_key_or_nothing() {
-        let hint = |s: &str| {
-            first_resource_type(s.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
-        };
-        assert_eq!(
-            hint(r#"{"resourceType" : "Observation","id":"x"}"#).as_deref(),
-            Some("Observation")
-        );
-        assert_eq!(
-            hint(r#"{"id":"x","resourceType":"Bundle"}"#).as_deref(),
-            Some("Bundle")
-        );
-        assert_eq!(hint(r#"{"resourceType":7}"#), None);
-        assert_eq!(hint("not json"), None);
     }
 }
