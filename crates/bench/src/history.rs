@@ -54,6 +54,8 @@ sources:
     path: \"{}\"
     partition_by_date: ts
     sort_by: [patient_id, ts]
+    compression: lz4
+    page_rows: 1024
   late:
     kind: parquet
     input: monitors_late_events
