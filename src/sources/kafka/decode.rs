@@ -281,7 +281,7 @@ impl MessageDecoder {
         let mut dead = DeadLetterBuilder::new(&self.source, now_ms, self.dead_letter_payload);
         let mut rejected = BTreeMap::new();
         let (rows, message_of_row) = match self.translator.take() {
-            None => self.decode_records(raw, None, &mut dead, &mut rejected, now_ms)?,
+            None => self.decode_records(raw, &mut dead, &mut rejected, now_ms)?,
             Some(translator) => {
                 let decoded =
                     self.decode_translated(&translator, raw, &mut dead, &mut rejected, now_ms);
@@ -384,19 +384,15 @@ impl MessageDecoder {
     }
 
     /// JSON records -> rows of the schema, and per row its record. Dead
-    /// letters name the record, or with `origin` the message it came from.
+    /// letters name the record.
     fn decode_records(
         &mut self,
         raw: &RawMessages,
-        origin: Option<&Origin<'_>>,
         dead: &mut DeadLetterBuilder,
         rejected: &mut BTreeMap<&'static str, u64>,
         now_ms: i64,
     ) -> Result<(RecordBatch, Vec<usize>), SourceError> {
-        let letter = |i: usize, kind: ReasonKind, reason: String| match origin {
-            Some(origin) => origin.dead_letter(i, kind, reason),
-            None => raw.dead_letter(i, kind, reason),
-        };
+        let letter = |i: usize, kind: ReasonKind, reason: String| raw.dead_letter(i, kind, reason);
 
         // Exact types first: what arrow-json would silently coerce is refused.
         let mut accepted = Vec::with_capacity(raw.len());
