@@ -1058,6 +1058,22 @@ async fn broker_down_at_startup_and_killed_mid_stream_loses_nothing() {
         "timed out after 120 s waiting for the pipeline to restart from its checkpoint and wait for the broker:\n{}",
         instance.log()
     );
+    // The failed source closed its consumer before the restart, within the
+    // bounded wait (or said it goes on closing in the background), and the
+    // log says why it failed.
+    let log = instance.log();
+    let since = &log[before..];
+    let closing = since
+        .find("the Kafka source failed; closing its consumer")
+        .unwrap_or_else(|| panic!("no closing line:\n{since}"));
+    let closed = since[closing..]
+        .find("Kafka consumer closed")
+        .or_else(|| since[closing..].find("goes on closing in the background"))
+        .unwrap_or_else(|| panic!("no closed line:\n{since}"));
+    assert!(
+        since[closing + closed..].contains(restarted),
+        "the restart follows the close:\n{since}"
+    );
     broker.spawn();
 
     assert_eq!(producer.await.unwrap(), n);
