@@ -27,7 +27,7 @@ mod units;
 
 pub use codes::{CodeSet, Param, VitalCodes};
 pub use error::{Rejection, RejectionKind, SettingsError};
-pub use reading::{Reading, Translated};
+pub use reading::{FieldKind, FieldValue, READING_FIELDS, Reading, Translated, field_kind};
 
 /// The formats a source can read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]

@@ -43,6 +43,68 @@ fn rfc3339_ms<S: serde::Serializer>(ts: &i64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// What a field of a reading holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// `patient_id`, `consciousness` (an ACVPU letter).
+    Text,
+    /// `ts`: epoch milliseconds, UTC.
+    Time,
+    /// A whole number: heart rate, SpO2, blood pressures, respiratory rate.
+    Whole,
+    /// `temperature`.
+    Decimal,
+    /// `on_oxygen`.
+    Flag,
+}
+
+/// Every field of a reading, in its JSON record's order: the one list the
+/// Kafka source's settings check, its decoder's columns and the
+/// simulator's round trip read.
+pub const READING_FIELDS: [(&str, FieldKind); 10] = [
+    ("patient_id", FieldKind::Text),
+    ("ts", FieldKind::Time),
+    ("heart_rate", FieldKind::Whole),
+    ("spo2", FieldKind::Whole),
+    ("systolic_bp", FieldKind::Whole),
+    ("diastolic_bp", FieldKind::Whole),
+    ("respiratory_rate", FieldKind::Whole),
+    ("temperature", FieldKind::Decimal),
+    ("consciousness", FieldKind::Text),
+    ("on_oxygen", FieldKind::Flag),
+];
+
+/// The kind of the reading's field `name`, if it has one.
+pub fn field_kind(name: &str) -> Option<FieldKind> {
+    READING_FIELDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, kind)| *kind)
+}
+
+/// One field's value in one reading (`None` inside: not given).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue<'a> {
+    Text(Option<&'a str>),
+    Time(i64),
+    Whole(Option<i32>),
+    Decimal(Option<f64>),
+    Flag(Option<bool>),
+}
+
+impl FieldValue<'_> {
+    /// Whether the reading has a value there.
+    pub fn is_present(&self) -> bool {
+        match self {
+            FieldValue::Text(v) => v.is_some(),
+            FieldValue::Time(_) => true,
+            FieldValue::Whole(v) => v.is_some(),
+            FieldValue::Decimal(v) => v.is_some(),
+            FieldValue::Flag(v) => v.is_some(),
+        }
+    }
+}
+
 /// One parameter's value, already in the pipeline's unit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -58,6 +120,23 @@ impl Reading {
             ts,
             ..Reading::default()
         }
+    }
+
+    /// The field `name` (one of [`READING_FIELDS`]).
+    pub fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "patient_id" => FieldValue::Text(Some(&self.patient_id)),
+            "ts" => FieldValue::Time(self.ts),
+            "heart_rate" => FieldValue::Whole(self.heart_rate),
+            "spo2" => FieldValue::Whole(self.spo2),
+            "systolic_bp" => FieldValue::Whole(self.systolic_bp),
+            "diastolic_bp" => FieldValue::Whole(self.diastolic_bp),
+            "respiratory_rate" => FieldValue::Whole(self.respiratory_rate),
+            "temperature" => FieldValue::Decimal(self.temperature),
+            "consciousness" => FieldValue::Text(self.consciousness.as_deref()),
+            "on_oxygen" => FieldValue::Flag(self.on_oxygen),
+            _ => return None,
+        })
     }
 
     /// The JSON record, one line, fields as the Kafka source declares them.
@@ -181,6 +260,45 @@ impl Translated {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_field_is_read_with_its_kind_and_is_in_the_record() {
+        let mut r = Reading::new("P1", 1_764_496_800_000);
+        for (param, value) in [
+            (Param::HeartRate, Value::Number(80.0)),
+            (Param::Spo2, Value::Number(97.0)),
+            (Param::SystolicBp, Value::Number(120.0)),
+            (Param::DiastolicBp, Value::Number(80.0)),
+            (Param::RespiratoryRate, Value::Number(16.0)),
+            (Param::Temperature, Value::Number(36.8)),
+            (Param::Consciousness, Value::Letter('A')),
+            (Param::OnOxygen, Value::Flag(false)),
+        ] {
+            r.set(param, value).unwrap();
+        }
+        let json: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
+        let record = json.as_object().unwrap();
+        assert_eq!(record.len(), READING_FIELDS.len());
+        for (name, kind) in READING_FIELDS {
+            let value = r.field(name).unwrap();
+            let read_as = match value {
+                FieldValue::Text(_) => FieldKind::Text,
+                FieldValue::Time(_) => FieldKind::Time,
+                FieldValue::Whole(_) => FieldKind::Whole,
+                FieldValue::Decimal(_) => FieldKind::Decimal,
+                FieldValue::Flag(_) => FieldKind::Flag,
+            };
+            assert_eq!(read_as, kind, "{name}");
+            assert_eq!(field_kind(name), Some(kind));
+            assert!(value.is_present(), "{name}");
+            assert!(record.contains_key(name), "{name} is in the record");
+        }
+        assert_eq!(r.field("weight"), None);
+        assert_eq!(field_kind("weight"), None);
+        let empty = Reading::new("P2", 0);
+        assert!(!empty.field("heart_rate").unwrap().is_present());
+        assert!(empty.field("ts").unwrap().is_present());
+    }
 
     #[test]
     fn the_record_has_the_set_parameters_and_an_rfc3339_time() {

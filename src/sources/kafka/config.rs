@@ -12,7 +12,9 @@ use super::schema::FieldType;
 use super::schema::{FieldSpec, RecordSchema};
 use crate::common::{EnvString, HumanBytes, HumanDuration};
 use crate::interop::hl7v2::Hl7Options;
-use crate::interop::{Format, Param, Translator, VitalCodes};
+use crate::interop::{
+    FieldKind, Format, Param, READING_FIELDS, Translator, VitalCodes, field_kind,
+};
 use crate::kafka::{ClientSettings, TopicSettings};
 
 /// `kind: kafka`.
@@ -72,34 +74,16 @@ pub struct KafkaSourceConfig {
     pub hl7v2: Hl7Options,
 }
 
-/// The reading's fields and the declared types each may take.
-const READING_FIELDS: [(&str, &[FieldType]); 10] = [
-    ("patient_id", &[FieldType::String]),
-    ("ts", &[FieldType::Timestamp]),
-    (
-        "heart_rate",
-        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
-    ),
-    (
-        "spo2",
-        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
-    ),
-    (
-        "systolic_bp",
-        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
-    ),
-    (
-        "diastolic_bp",
-        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
-    ),
-    (
-        "respiratory_rate",
-        &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
-    ),
-    ("temperature", &[FieldType::Float64]),
-    ("consciousness", &[FieldType::String]),
-    ("on_oxygen", &[FieldType::Boolean]),
-];
+/// The declared types a reading's field of `kind` may take.
+fn declared_types(kind: FieldKind) -> &'static [FieldType] {
+    match kind {
+        FieldKind::Text => &[FieldType::String],
+        FieldKind::Time => &[FieldType::Timestamp],
+        FieldKind::Whole => &[FieldType::Int32, FieldType::Int64, FieldType::Float64],
+        FieldKind::Decimal => &[FieldType::Float64],
+        FieldKind::Flag => &[FieldType::Boolean],
+    }
+}
 
 /// `start: earliest | latest`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -290,7 +274,7 @@ pub fn translator_for(
         return Ok(None);
     }
     for field in schema {
-        let Some((_, types)) = READING_FIELDS.iter().find(|(n, _)| *n == field.name) else {
+        let Some(kind) = field_kind(&field.name) else {
             let names: Vec<&str> = READING_FIELDS.iter().map(|(n, _)| *n).collect();
             return Err(refuse(format!(
                 "schema field `{}` is not a field of a reading ({})",
@@ -298,6 +282,7 @@ pub fn translator_for(
                 names.join(", ")
             )));
         };
+        let types = declared_types(kind);
         if !types.contains(&field.field_type) {
             return Err(refuse(format!(
                 "schema field `{}` is {:?}; a reading's {} is one of {types:?}",

@@ -26,7 +26,7 @@ use arrow::json::reader::{Decoder, ReaderBuilder};
 use super::dead_letters::{DeadLetter, DeadLetterBuilder, ReasonKind};
 use super::schema::{FieldSpec, FieldType, RecordSchema};
 use crate::common::{ErrorChain, Offsets, TopicPartition};
-use crate::interop::{Reading, Translator};
+use crate::interop::{FieldKind, Reading, Translator, field_kind};
 use crate::sources::SourceError;
 
 /// Where one message sits in [`RawMessages`].
@@ -529,88 +529,71 @@ impl MessageDecoder {
 
 /// Whether `reading` has a value for the schema field `name`.
 fn has_field(reading: &Reading, name: &str) -> bool {
-    match name {
-        "patient_id" | "ts" => true,
-        "heart_rate" => reading.heart_rate.is_some(),
-        "spo2" => reading.spo2.is_some(),
-        "systolic_bp" => reading.systolic_bp.is_some(),
-        "diastolic_bp" => reading.diastolic_bp.is_some(),
-        "respiratory_rate" => reading.respiratory_rate.is_some(),
-        "temperature" => reading.temperature.is_some(),
-        "consciousness" => reading.consciousness.is_some(),
-        "on_oxygen" => reading.on_oxygen.is_some(),
-        _ => false,
-    }
-}
-
-/// The integer parameter `name` of a reading.
-fn int_param(reading: &Reading, name: &str) -> Option<i32> {
-    match name {
-        "heart_rate" => reading.heart_rate,
-        "spo2" => reading.spo2,
-        "systolic_bp" => reading.systolic_bp,
-        "diastolic_bp" => reading.diastolic_bp,
-        "respiratory_rate" => reading.respiratory_rate,
-        _ => None,
-    }
+    reading.field(name).is_some_and(|v| v.is_present())
 }
 
 /// The column of `spec` for these readings (the source's settings checked
 /// that every declared field is a reading's, of a type it can take).
 fn reading_column(spec: &FieldSpec, readings: &[&Reading]) -> Result<ArrayRef, SourceError> {
+    use crate::interop::FieldValue as V;
     use arrow::array::{
         BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
     };
     let name = spec.name.as_str();
-    Ok(match (name, spec.field_type) {
-        ("patient_id", FieldType::String) => Arc::new(StringArray::from_iter_values(
-            readings.iter().map(|r| r.patient_id.as_str()),
-        )),
-        ("consciousness", FieldType::String) => Arc::new(
-            readings
-                .iter()
-                .map(|r| r.consciousness.as_deref())
+    let values = || readings.iter().map(|r| r.field(name));
+    let whole = |v: Option<V<'_>>| match v {
+        Some(V::Whole(v)) => v,
+        _ => None,
+    };
+    let refused = || {
+        SourceError::Internal(format!(
+            "a reading has no {:?} field `{name}`",
+            spec.field_type
+        ))
+    };
+    Ok(match (field_kind(name), spec.field_type) {
+        (Some(FieldKind::Text), FieldType::String) => Arc::new(
+            values()
+                .map(|v| match v {
+                    Some(V::Text(v)) => v,
+                    _ => None,
+                })
                 .collect::<StringArray>(),
         ),
-        ("ts", FieldType::Timestamp) => Arc::new(
+        (Some(FieldKind::Time), FieldType::Timestamp) => Arc::new(
             TimestampMillisecondArray::from_iter_values(readings.iter().map(|r| r.ts))
                 .with_timezone("UTC"),
         ),
-        ("on_oxygen", FieldType::Boolean) => Arc::new(
-            readings
-                .iter()
-                .map(|r| r.on_oxygen)
+        (Some(FieldKind::Flag), FieldType::Boolean) => Arc::new(
+            values()
+                .map(|v| match v {
+                    Some(V::Flag(v)) => v,
+                    _ => None,
+                })
                 .collect::<BooleanArray>(),
         ),
-        ("temperature", FieldType::Float64) => Arc::new(
-            readings
-                .iter()
-                .map(|r| r.temperature)
+        (Some(FieldKind::Decimal), FieldType::Float64) => Arc::new(
+            values()
+                .map(|v| match v {
+                    Some(V::Decimal(v)) => v,
+                    _ => None,
+                })
                 .collect::<Float64Array>(),
         ),
-        (_, FieldType::Int32) => Arc::new(
-            readings
-                .iter()
-                .map(|r| int_param(r, name))
-                .collect::<Int32Array>(),
-        ),
-        (_, FieldType::Int64) => Arc::new(
-            readings
-                .iter()
-                .map(|r| int_param(r, name).map(i64::from))
+        (Some(FieldKind::Whole), FieldType::Int32) => {
+            Arc::new(values().map(whole).collect::<Int32Array>())
+        }
+        (Some(FieldKind::Whole), FieldType::Int64) => Arc::new(
+            values()
+                .map(|v| whole(v).map(i64::from))
                 .collect::<Int64Array>(),
         ),
-        (_, FieldType::Float64) => Arc::new(
-            readings
-                .iter()
-                .map(|r| int_param(r, name).map(f64::from))
+        (Some(FieldKind::Whole), FieldType::Float64) => Arc::new(
+            values()
+                .map(|v| whole(v).map(f64::from))
                 .collect::<Float64Array>(),
         ),
-        (_, other) => {
-            return Err(SourceError::Internal(format!(
-                "a reading has no {other:?} field `{name}`"
-            )));
-        }
+        _ => return Err(refused()),
     })
 }
 
@@ -643,14 +626,9 @@ mod tests {
 
     fn schema() -> RecordSchema {
         let field = |name: &str, field_type, min, max| FieldSpec {
-            name: name.into(),
-            field_type,
-            required: true,
             min,
             max,
-            values: None,
-            max_future: None,
-            max_past: None,
+            ..FieldSpec::new(name, field_type)
         };
         RecordSchema::try_new(&[
             field("patient_id", FieldType::String, None, None),

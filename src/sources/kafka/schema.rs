@@ -42,6 +42,22 @@ pub struct FieldSpec {
     pub max_past: Option<HumanDuration>,
 }
 
+impl FieldSpec {
+    /// A required field of `field_type` with no further checks.
+    pub fn new(name: &str, field_type: FieldType) -> Self {
+        FieldSpec {
+            name: name.to_string(),
+            field_type,
+            required: true,
+            min: None,
+            max: None,
+            values: None,
+            max_future: None,
+            max_past: None,
+        }
+    }
+}
+
 fn default_required() -> bool {
     true
 }
@@ -299,16 +315,7 @@ pub(crate) mod tests {
     /// A required field with no value rules (tests of this module and of
     /// the decoder build on it).
     pub(crate) fn field(name: &str, field_type: FieldType) -> FieldSpec {
-        FieldSpec {
-            name: name.into(),
-            field_type,
-            required: true,
-            min: None,
-            max: None,
-            values: None,
-            max_future: None,
-            max_past: None,
-        }
+        FieldSpec::new(name, field_type)
     }
 
     #[test]

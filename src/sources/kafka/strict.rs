@@ -299,14 +299,8 @@ mod tests {
 
     fn field(name: &str, field_type: FieldType, required: bool) -> FieldSpec {
         FieldSpec {
-            name: name.into(),
-            field_type,
             required,
-            min: None,
-            max: None,
-            values: None,
-            max_future: None,
-            max_past: None,
+            ..FieldSpec::new(name, field_type)
         }
     }
 

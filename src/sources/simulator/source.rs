@@ -9,7 +9,7 @@ use super::config::{Pacing, SimulatorConfig};
 use super::generator::VitalsGenerator;
 use super::{encode_messages, vitals_schema};
 use crate::interop::hl7v2::Hl7Options;
-use crate::interop::{CodeSet, Format, Translator};
+use crate::interop::{CodeSet, FieldKind, Format, Translator, field_kind};
 use crate::sources::kafka::{FieldSpec, FieldType, MessageDecoder, RawMessages, RecordSchema};
 use crate::sources::{Source, SourceBatch, SourceContext, SourceError, SourceEvent, SourceSummary};
 
@@ -26,26 +26,28 @@ impl WireRoundTrip {
         else {
             return Ok(None);
         };
-        let fields: Vec<FieldSpec> = vitals_schema()
+        // The simulator's columns as a reading's fields, of the types its
+        // schema gives them.
+        let fields = vitals_schema()
             .fields()
             .iter()
-            .map(|f| FieldSpec {
-                name: f.name().clone(),
-                field_type: match f.name().as_str() {
-                    "patient_id" | "consciousness" => FieldType::String,
-                    "ts" => FieldType::Timestamp,
-                    "temperature" => FieldType::Float64,
-                    "on_oxygen" => FieldType::Boolean,
-                    _ => FieldType::Int32,
-                },
-                required: true,
-                min: None,
-                max: None,
-                values: None,
-                max_future: None,
-                max_past: None,
+            .map(|f| {
+                let field_type = match field_kind(f.name()) {
+                    Some(FieldKind::Text) => FieldType::String,
+                    Some(FieldKind::Time) => FieldType::Timestamp,
+                    Some(FieldKind::Whole) => FieldType::Int32,
+                    Some(FieldKind::Decimal) => FieldType::Float64,
+                    Some(FieldKind::Flag) => FieldType::Boolean,
+                    None => {
+                        return Err(SourceError::Internal(format!(
+                            "the simulator's column `{}` is not a field of a reading",
+                            f.name()
+                        )));
+                    }
+                };
+                Ok(FieldSpec::new(f.name(), field_type))
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         let schema = RecordSchema::try_new(&fields)
             .map_err(|e| SourceError::Internal(format!("the reading's schema: {e}")))?;
         let decoder = MessageDecoder::new(name, schema, 1 << 20)?.with_translator(Some(translator));
