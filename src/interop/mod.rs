@@ -27,7 +27,10 @@ mod units;
 
 pub use codes::{CodeSet, Param, VitalCodes};
 pub use error::{Rejection, RejectionKind, SettingsError};
-pub use reading::{FieldKind, FieldValue, READING_FIELDS, Reading, Translated, field_kind};
+pub use reading::{
+    FieldKind, FieldValue, READING_FIELDS, Reading, ReadingField, Translated, field_kind,
+    reading_field,
+};
 
 /// The formats a source can read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]

@@ -58,28 +58,79 @@ pub enum FieldKind {
     Flag,
 }
 
+/// One field of a reading: its name, its kind and how to read it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadingField {
+    pub name: &'static str,
+    pub kind: FieldKind,
+    pub get: fn(&Reading) -> FieldValue<'_>,
+}
+
 /// Every field of a reading, in its JSON record's order: the one list the
 /// Kafka source's settings check, its decoder's columns and the
 /// simulator's round trip read.
-pub const READING_FIELDS: [(&str, FieldKind); 10] = [
-    ("patient_id", FieldKind::Text),
-    ("ts", FieldKind::Time),
-    ("heart_rate", FieldKind::Whole),
-    ("spo2", FieldKind::Whole),
-    ("systolic_bp", FieldKind::Whole),
-    ("diastolic_bp", FieldKind::Whole),
-    ("respiratory_rate", FieldKind::Whole),
-    ("temperature", FieldKind::Decimal),
-    ("consciousness", FieldKind::Text),
-    ("on_oxygen", FieldKind::Flag),
+pub const READING_FIELDS: [ReadingField; 10] = [
+    ReadingField {
+        name: "patient_id",
+        kind: FieldKind::Text,
+        get: |r| FieldValue::Text(Some(&r.patient_id)),
+    },
+    ReadingField {
+        name: "ts",
+        kind: FieldKind::Time,
+        get: |r| FieldValue::Time(r.ts),
+    },
+    ReadingField {
+        name: "heart_rate",
+        kind: FieldKind::Whole,
+        get: |r| FieldValue::Whole(r.heart_rate),
+    },
+    ReadingField {
+        name: "spo2",
+        kind: FieldKind::Whole,
+        get: |r| FieldValue::Whole(r.spo2),
+    },
+    ReadingField {
+        name: "systolic_bp",
+        kind: FieldKind::Whole,
+        get: |r| FieldValue::Whole(r.systolic_bp),
+    },
+    ReadingField {
+        name: "diastolic_bp",
+        kind: FieldKind::Whole,
+        get: |r| FieldValue::Whole(r.diastolic_bp),
+    },
+    ReadingField {
+        name: "respiratory_rate",
+        kind: FieldKind::Whole,
+        get: |r| FieldValue::Whole(r.respiratory_rate),
+    },
+    ReadingField {
+        name: "temperature",
+        kind: FieldKind::Decimal,
+        get: |r| FieldValue::Decimal(r.temperature),
+    },
+    ReadingField {
+        name: "consciousness",
+        kind: FieldKind::Text,
+        get: |r| FieldValue::Text(r.consciousness.as_deref()),
+    },
+    ReadingField {
+        name: "on_oxygen",
+        kind: FieldKind::Flag,
+        get: |r| FieldValue::Flag(r.on_oxygen),
+    },
 ];
+
+/// The reading's field `name`, if it has one (look it up once, then read
+/// every reading through its `get`).
+pub fn reading_field(name: &str) -> Option<&'static ReadingField> {
+    READING_FIELDS.iter().find(|f| f.name == name)
+}
 
 /// The kind of the reading's field `name`, if it has one.
 pub fn field_kind(name: &str) -> Option<FieldKind> {
-    READING_FIELDS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, kind)| *kind)
+    reading_field(name).map(|f| f.kind)
 }
 
 /// One field's value in one reading (`None` inside: not given).
@@ -92,7 +143,35 @@ pub enum FieldValue<'a> {
     Flag(Option<bool>),
 }
 
-impl FieldValue<'_> {
+impl<'a> FieldValue<'a> {
+    pub fn text(self) -> Option<&'a str> {
+        match self {
+            FieldValue::Text(v) => v,
+            _ => None,
+        }
+    }
+
+    pub fn whole(self) -> Option<i32> {
+        match self {
+            FieldValue::Whole(v) => v,
+            _ => None,
+        }
+    }
+
+    pub fn decimal(self) -> Option<f64> {
+        match self {
+            FieldValue::Decimal(v) => v,
+            _ => None,
+        }
+    }
+
+    pub fn flag(self) -> Option<bool> {
+        match self {
+            FieldValue::Flag(v) => v,
+            _ => None,
+        }
+    }
+
     /// Whether the reading has a value there.
     pub fn is_present(&self) -> bool {
         match self {
@@ -124,19 +203,7 @@ impl Reading {
 
     /// The field `name` (one of [`READING_FIELDS`]).
     pub fn field(&self, name: &str) -> Option<FieldValue<'_>> {
-        Some(match name {
-            "patient_id" => FieldValue::Text(Some(&self.patient_id)),
-            "ts" => FieldValue::Time(self.ts),
-            "heart_rate" => FieldValue::Whole(self.heart_rate),
-            "spo2" => FieldValue::Whole(self.spo2),
-            "systolic_bp" => FieldValue::Whole(self.systolic_bp),
-            "diastolic_bp" => FieldValue::Whole(self.diastolic_bp),
-            "respiratory_rate" => FieldValue::Whole(self.respiratory_rate),
-            "temperature" => FieldValue::Decimal(self.temperature),
-            "consciousness" => FieldValue::Text(self.consciousness.as_deref()),
-            "on_oxygen" => FieldValue::Flag(self.on_oxygen),
-            _ => return None,
-        })
+        reading_field(name).map(|f| (f.get)(self))
     }
 
     /// The JSON record, one line, fields as the Kafka source declares them.
@@ -279,7 +346,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
         let record = json.as_object().unwrap();
         assert_eq!(record.len(), READING_FIELDS.len());
-        for (name, kind) in READING_FIELDS {
+        for ReadingField { name, kind, .. } in READING_FIELDS {
             let value = r.field(name).unwrap();
             let read_as = match value {
                 FieldValue::Text(_) => FieldKind::Text,

@@ -275,7 +275,7 @@ pub fn translator_for(
     }
     for field in schema {
         let Some(kind) = field_kind(&field.name) else {
-            let names: Vec<&str> = READING_FIELDS.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = READING_FIELDS.iter().map(|f| f.name).collect();
             return Err(refuse(format!(
                 "schema field `{}` is not a field of a reading ({})",
                 field.name,

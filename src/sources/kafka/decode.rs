@@ -26,7 +26,7 @@ use arrow::json::reader::{Decoder, ReaderBuilder};
 use super::dead_letters::{DeadLetter, DeadLetterBuilder, ReasonKind};
 use super::schema::{FieldSpec, FieldType, RecordSchema};
 use crate::common::{ErrorChain, Offsets, TopicPartition};
-use crate::interop::{FieldKind, Reading, Translator, field_kind};
+use crate::interop::{FieldKind, FieldValue, Reading, Translator, reading_field};
 use crate::sources::SourceError;
 
 /// Where one message sits in [`RawMessages`].
@@ -535,62 +535,42 @@ fn has_field(reading: &Reading, name: &str) -> bool {
 /// The column of `spec` for these readings (the source's settings checked
 /// that every declared field is a reading's, of a type it can take).
 fn reading_column(spec: &FieldSpec, readings: &[&Reading]) -> Result<ArrayRef, SourceError> {
-    use crate::interop::FieldValue as V;
     use arrow::array::{
         BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
     };
-    let name = spec.name.as_str();
-    let values = || readings.iter().map(|r| r.field(name));
-    let whole = |v: Option<V<'_>>| match v {
-        Some(V::Whole(v)) => v,
-        _ => None,
-    };
     let refused = || {
         SourceError::Internal(format!(
-            "a reading has no {:?} field `{name}`",
-            spec.field_type
+            "a reading has no {:?} field `{}`",
+            spec.field_type, spec.name
         ))
     };
-    Ok(match (field_kind(name), spec.field_type) {
-        (Some(FieldKind::Text), FieldType::String) => Arc::new(
-            values()
-                .map(|v| match v {
-                    Some(V::Text(v)) => v,
-                    _ => None,
-                })
-                .collect::<StringArray>(),
-        ),
-        (Some(FieldKind::Time), FieldType::Timestamp) => Arc::new(
+    let field = reading_field(&spec.name).ok_or_else(refused)?;
+    let values = || readings.iter().map(|r| (field.get)(r));
+    Ok(match (field.kind, spec.field_type) {
+        (FieldKind::Text, FieldType::String) => {
+            Arc::new(values().map(FieldValue::text).collect::<StringArray>())
+        }
+        (FieldKind::Time, FieldType::Timestamp) => Arc::new(
             TimestampMillisecondArray::from_iter_values(readings.iter().map(|r| r.ts))
                 .with_timezone("UTC"),
         ),
-        (Some(FieldKind::Flag), FieldType::Boolean) => Arc::new(
-            values()
-                .map(|v| match v {
-                    Some(V::Flag(v)) => v,
-                    _ => None,
-                })
-                .collect::<BooleanArray>(),
-        ),
-        (Some(FieldKind::Decimal), FieldType::Float64) => Arc::new(
-            values()
-                .map(|v| match v {
-                    Some(V::Decimal(v)) => v,
-                    _ => None,
-                })
-                .collect::<Float64Array>(),
-        ),
-        (Some(FieldKind::Whole), FieldType::Int32) => {
-            Arc::new(values().map(whole).collect::<Int32Array>())
+        (FieldKind::Flag, FieldType::Boolean) => {
+            Arc::new(values().map(FieldValue::flag).collect::<BooleanArray>())
         }
-        (Some(FieldKind::Whole), FieldType::Int64) => Arc::new(
+        (FieldKind::Decimal, FieldType::Float64) => {
+            Arc::new(values().map(FieldValue::decimal).collect::<Float64Array>())
+        }
+        (FieldKind::Whole, FieldType::Int32) => {
+            Arc::new(values().map(FieldValue::whole).collect::<Int32Array>())
+        }
+        (FieldKind::Whole, FieldType::Int64) => Arc::new(
             values()
-                .map(|v| whole(v).map(i64::from))
+                .map(|v| v.whole().map(i64::from))
                 .collect::<Int64Array>(),
         ),
-        (Some(FieldKind::Whole), FieldType::Float64) => Arc::new(
+        (FieldKind::Whole, FieldType::Float64) => Arc::new(
             values()
-                .map(|v| whole(v).map(f64::from))
+                .map(|v| v.whole().map(f64::from))
                 .collect::<Float64Array>(),
         ),
         _ => return Err(refused()),
