@@ -1,10 +1,12 @@
 //! Exact path-dependent TreeSHAP with the input-independent work done once,
 //! at load: the same values as [`treeshap`](super::treeshap) (Algorithm 2
-//! of Lundberg et al. 2018), several times faster per explanation. The idea
+//! of Lundberg et al. 2018), many times faster per explanation. The idea
 //! is Fast TreeSHAP v2's (Yang 2021, "Fast TreeSHAP: Accelerating SHAP Value
 //! Computation for Trees"): precompute, per leaf, a table over the subsets
 //! of the features on its path; derived and written here from the Shapley
-//! formula below, not from that paper's code.
+//! formula below, not from that paper's code. Leaves are then merged into
+//! subtrees ("units", below), so an explanation reads one table row per
+//! unit instead of one per leaf.
 //!
 //! For one leaf with value `v`, let `U` be the distinct features split on
 //! from the root to it (`k = |U|`), `z_j` the product of the cover ratios
@@ -22,155 +24,198 @@
 //!
 //! `K` and `M` depend on the tree only: both are subset sums over `U`
 //! (computed in `O(k·2^k)` per leaf), and so is each feature's entry for
-//! every `A`. At explanation time each leaf's `A` comes from `k` interval
-//! tests on the input, and each feature of `U` gets one addition: `O(k)`
-//! per leaf, no tree walk, no branch on the data, against `O(depth²)` per
-//! leaf for Algorithm 2. Memory: `k · 2^k` floats per leaf (`k ≤ depth`);
-//! an ensemble whose tables would pass [`MAX_TABLE_ENTRIES`] gets no fast
-//! explainer and keeps Algorithm 2.
+//! every `A`.
+//!
+//! **Units.** A leaf's `A` is a function of a few yes/no tests on the input:
+//! for each feature of its path, whether the input falls in the interval
+//! the path's splits on it leave open. A subtree rooted at node `n` (a
+//! unit) is then a function of `b = k' + s` tests: the `k'` intervals of
+//! the path from the root to `n`, and the `s` splits inside the subtree
+//! (`x ≤ t`, the interval `(−∞, t]`). Every leaf's `A` follows from those
+//! `b` bits, so the sum of the unit's leaves' rows is a table of `2^b` rows
+//! indexed by them. At explanation time each unit costs `b` interval tests
+//! and one table row (a cache line for up to [`DENSE`] features): no tree
+//! walk, no branch on the data. A unit of one leaf (`s = 0`) is the
+//! per-leaf table above; a unit is made as large as `b ≤ unit_bits`
+//! allows. Inside a subtree the features are often new to the path, and
+//! then the merged table is no larger than its leaves' tables together:
+//! the shipped forest's units are a fraction of its leaves in number, for
+//! tables of about the same size (`cargo bench --bench explain` prints
+//! both). An ensemble whose tables would pass [`MAX_TABLE_ENTRIES`] gets
+//! no fast explainer and keeps Algorithm 2.
 
 use super::ensemble::{Tree, TreeEnsemble};
 
-/// Table entries (over all leaves) above which no fast explainer is built:
+/// Table entries (over all units) above which no fast explainer is built:
 /// 4M entries are 32 MiB.
 pub const MAX_TABLE_ENTRIES: usize = 1 << 22;
 
-/// Features a leaf's path may split on for the fast explainer (its agree
-/// set indexes a table of `2^k · k` entries).
-const MAX_PATH_FEATURES: usize = 16;
+/// Tests a unit may have: its table has `2^b` rows.
+const MAX_TESTS: usize = 16;
 
-/// The precomputed explainer of one ensemble: every leaf of every tree,
-/// grouped by `k` so that the loops over a leaf's features have a fixed
-/// length within a group (a data-dependent loop length costs a branch
-/// misprediction or two per leaf, most of the time otherwise).
-///
-/// Per leaf, each distinct feature `j` of its path is an interval
-/// `(lo, hi]` of the scaled input: the input agrees with every split on `j`
-/// exactly when it falls inside (a left turn at threshold `t` is `x <= t`,
-/// a right turn `x > t`, and a missing or NaN value goes right, as in
-/// [`Tree::children`]). The agree set `A` is then computed without walking
-/// the tree, and `φ` gets, for every `j`, the entry `E[A][j]`: `−K[A]` when
-/// `j ∉ A`, `(1 − z_j)(M[A] − M[A∖j])` when `j ∈ A`. Reading the leaves in
-/// order, with no branch on the data, keeps many table reads in flight at
-/// once; the tables (a few MiB) stay in the last-level cache.
-#[derive(Debug, Clone)]
-pub struct FastTreeShap {
-    /// `groups[k]`: the leaves whose paths split on `k` distinct features.
-    groups: Vec<Group>,
-    n_features: usize,
-    /// At most [`DENSE`] features: each table row holds all of them (zeros
-    /// off the path), so a leaf adds one short vector to a local
-    /// accumulator instead of scattering `k` values.
-    dense: bool,
-}
+/// The largest merged unit [`FastTreeShap::new`] makes (`b` tests): 2^10
+/// rows of 64 bytes, 64 KiB, at most.
+pub const DEFAULT_UNIT_BITS: usize = 10;
+
+/// Table rows held that weigh as much as one row read per explanation
+/// when choosing units ([`FastTreeShap::plan`]).
+const ROWS_PER_READ: f64 = 256.0;
 
 /// Features a dense table row holds.
 const DENSE: usize = 8;
 
-/// Leaves with the same `k`, as flat arrays (`k` entries per leaf, and
-/// `2^k · k` table entries per leaf).
+/// The precomputed explainer of one ensemble: every unit of every tree,
+/// grouped by its number of tests `b`, so that the loops over a unit's
+/// tests have a fixed length within a group (a data-dependent loop length
+/// costs a branch misprediction or two per unit, most of the time
+/// otherwise).
+///
+/// Each test is an interval `(lo, hi]` of one scaled input feature (a left
+/// turn at threshold `t` is `x <= t`, a right turn `x > t`, and a missing
+/// or NaN value goes right, as in [`Tree::children`]); the tests' bits are
+/// the row of the unit's table, which `φ` gets added. Reading the units in
+/// order, with no branch on the data, keeps many table reads in flight at
+/// once.
+#[derive(Debug, Clone)]
+pub struct FastTreeShap {
+    /// `groups[b]`: the units with `b` tests.
+    groups: Vec<Group>,
+    n_features: usize,
+    /// At most [`DENSE`] features: each table row holds all of them (zeros
+    /// elsewhere), so a unit adds one short vector to a local accumulator
+    /// instead of scattering its values.
+    dense: bool,
+    /// Units over all groups, and the leaves they hold.
+    units: usize,
+    leaves: usize,
+}
+
+/// Units with the same number of tests `b`, as flat arrays (`b` tests per
+/// unit; dense: `2^b · DENSE` table entries per unit).
 #[derive(Debug, Clone, Default)]
 struct Group {
     features: Vec<u32>,
-    /// `x > lo` (a right turn at `lo`; `-inf` when none).
+    /// `x > lo` (`-inf` when none).
     lo: Vec<f32>,
-    /// `x <= hi` (a left turn at `hi`; `+inf` when none).
+    /// `x <= hi` (`+inf` when none).
     hi: Vec<f32>,
-    /// `E[A][j]`, `A`-major, leaf value included.
+    /// Dense: `units · 2^b` rows of [`DENSE`] entries. Otherwise unit `u`'s
+    /// rows of `columns[column_start[u]..column_start[u + 1]]` entries from
+    /// `table_start[u]`.
     table: Vec<f64>,
+    columns: Vec<u32>,
+    column_start: Vec<usize>,
+    table_start: Vec<usize>,
 }
 
 impl Group {
-    fn leaves(&self, k: usize) -> usize {
-        self.features.len().checked_div(k).unwrap_or(0)
+    fn units(&self, b: usize) -> usize {
+        self.features.len().checked_div(b).unwrap_or(0)
     }
 
-    /// Leaves `start..end` of this group (`k` features each, `stride`
-    /// table entries per agree set), borrowed.
-    fn slice(&self, k: usize, start: usize, end: usize, stride: usize) -> GroupSlice<'_> {
-        let size = (1 << k) * stride;
+    /// Units `start..end` of this group (`b` tests each), borrowed.
+    fn slice(&self, b: usize, start: usize, end: usize) -> GroupSlice<'_> {
         GroupSlice {
-            features: &self.features[start * k..end * k],
-            lo: &self.lo[start * k..end * k],
-            hi: &self.hi[start * k..end * k],
-            table: &self.table[start * size..end * size],
+            b,
+            start,
+            end,
+            group: self,
         }
     }
 
-    fn all(&self, k: usize, stride: usize) -> GroupSlice<'_> {
-        self.slice(k, 0, self.leaves(k), stride)
+    fn all(&self, b: usize) -> GroupSlice<'_> {
+        self.slice(b, 0, self.units(b))
+    }
+
+    /// Append a unit: its tests and its table (dense rows, or rows of
+    /// `columns` entries).
+    fn push(&mut self, tests: &[Test], table: Vec<f64>, columns: Option<&[u32]>) {
+        for t in tests {
+            self.features.push(t.feature);
+            self.lo.push(t.lo);
+            self.hi.push(t.hi);
+        }
+        if let Some(columns) = columns {
+            if self.column_start.is_empty() {
+                self.column_start.push(0);
+                self.table_start.push(0);
+            }
+            self.columns.extend_from_slice(columns);
+            self.column_start.push(self.columns.len());
+            self.table_start.push(self.table.len() + table.len());
+        }
+        self.table.extend(table);
     }
 }
 
-/// Some leaves of one group.
+/// Units `start..end` of one group.
 struct GroupSlice<'a> {
-    features: &'a [u32],
-    lo: &'a [f32],
-    hi: &'a [f32],
-    table: &'a [f64],
+    b: usize,
+    start: usize,
+    end: usize,
+    group: &'a Group,
 }
 
 impl GroupSlice<'_> {
-    /// Add the contributions of these leaves (`k` features each) at input
-    /// `x` to `phi`; the common sizes get loops of a fixed length.
-    fn add_k(&self, k: usize, x: &[f32], phi: &mut [f64]) {
-        match k {
-            0 => {}
-            1 => self.add::<1>(x, phi),
-            2 => self.add::<2>(x, phi),
-            3 => self.add::<3>(x, phi),
-            4 => self.add::<4>(x, phi),
-            5 => self.add::<5>(x, phi),
-            6 => self.add::<6>(x, phi),
-            7 => self.add::<7>(x, phi),
-            8 => self.add::<8>(x, phi),
-            _ => self.add_any(k, x, phi),
+    /// The table row of unit `u` (an index into the group) at input `x`.
+    #[inline(always)]
+    fn row_of<const B: usize>(&self, u: usize, x: &[f32]) -> usize {
+        let g = self.group;
+        let (features, lo, hi) = (
+            &g.features[u * B..u * B + B],
+            &g.lo[u * B..u * B + B],
+            &g.hi[u * B..u * B + B],
+        );
+        let mut a = 0usize;
+        for j in 0..B {
+            a |= usize::from(agrees(x[features[j] as usize], lo[j], hi[j])) << j;
         }
+        a
     }
 
-    /// [`GroupSlice::add_k`] with dense table rows ([`DENSE`] entries).
-    fn add_dense_k(&self, k: usize, x: &[f32], acc: &mut [f64; DENSE]) {
-        match k {
+    /// Add these units' contributions at input `x` to `acc` (dense rows);
+    /// the common sizes get loops of a fixed length.
+    fn add_dense(&self, x: &[f32], acc: &mut [f64; DENSE]) {
+        match self.b {
             0 => {}
-            1 => self.add_dense::<1>(x, acc),
-            2 => self.add_dense::<2>(x, acc),
-            3 => self.add_dense::<3>(x, acc),
-            4 => self.add_dense::<4>(x, acc),
-            5 => self.add_dense::<5>(x, acc),
-            6 => self.add_dense::<6>(x, acc),
-            7 => self.add_dense::<7>(x, acc),
-            _ => self.add_dense::<8>(x, acc),
+            1 => self.add_dense_b::<1>(x, acc),
+            2 => self.add_dense_b::<2>(x, acc),
+            3 => self.add_dense_b::<3>(x, acc),
+            4 => self.add_dense_b::<4>(x, acc),
+            5 => self.add_dense_b::<5>(x, acc),
+            6 => self.add_dense_b::<6>(x, acc),
+            7 => self.add_dense_b::<7>(x, acc),
+            8 => self.add_dense_b::<8>(x, acc),
+            9 => self.add_dense_b::<9>(x, acc),
+            10 => self.add_dense_b::<10>(x, acc),
+            11 => self.add_dense_b::<11>(x, acc),
+            12 => self.add_dense_b::<12>(x, acc),
+            13 => self.add_dense_b::<13>(x, acc),
+            14 => self.add_dense_b::<14>(x, acc),
+            15 => self.add_dense_b::<15>(x, acc),
+            _ => self.add_dense_b::<16>(x, acc),
         }
     }
 
     #[inline]
-    fn add_dense<const K: usize>(&self, x: &[f32], acc: &mut [f64; DENSE]) {
-        // Two passes over each chunk of leaves: first every leaf's row (the
-        // interval tests, no memory beyond the leaf arrays), then the rows'
+    fn add_dense_b<const B: usize>(&self, x: &[f32], acc: &mut [f64; DENSE]) {
+        // Two passes over each chunk of units: first every unit's row (the
+        // interval tests, no memory beyond the test arrays), then the rows'
         // loads back to back, so many table reads are in flight at once
         // (the tables are larger than L2).
         const CHUNK: usize = 32;
-        let size = (1 << K) * DENSE;
+        let size = (1 << B) * DENSE;
+        let table = &self.group.table;
         let mut rows = [0usize; CHUNK];
-        let leaves = self.features.len() / K;
-        let mut start = 0;
-        while start < leaves {
-            let end = (start + CHUNK).min(leaves);
-            for (slot, leaf) in rows.iter_mut().zip(start..end) {
-                let (features, lo, hi) = (
-                    &self.features[leaf * K..leaf * K + K],
-                    &self.lo[leaf * K..leaf * K + K],
-                    &self.hi[leaf * K..leaf * K + K],
-                );
-                let mut a = 0usize;
-                for j in 0..K {
-                    a |= usize::from(agrees(x[features[j] as usize], lo[j], hi[j])) << j;
-                }
-                *slot = leaf * size + a * DENSE;
-                prefetch(&self.table[*slot]);
+        let mut start = self.start;
+        while start < self.end {
+            let end = (start + CHUNK).min(self.end);
+            for (slot, u) in rows.iter_mut().zip(start..end) {
+                *slot = u * size + self.row_of::<B>(u, x) * DENSE;
+                prefetch(&table[*slot]);
             }
             for &offset in &rows[..end - start] {
-                let row = &self.table[offset..offset + DENSE];
+                let row = &table[offset..offset + DENSE];
                 for j in 0..DENSE {
                     acc[j] += row[j];
                 }
@@ -179,40 +224,21 @@ impl GroupSlice<'_> {
         }
     }
 
-    #[inline]
-    fn add<const K: usize>(&self, x: &[f32], phi: &mut [f64]) {
-        let size = (1 << K) * K;
-        for ((features, (lo, hi)), table) in self
-            .features
-            .chunks_exact(K)
-            .zip(self.lo.chunks_exact(K).zip(self.hi.chunks_exact(K)))
-            .zip(self.table.chunks_exact(size))
-        {
+    /// Add these units' contributions at input `x` to `phi` (rows of each
+    /// unit's own columns).
+    fn add_sparse(&self, x: &[f32], phi: &mut [f64]) {
+        let (g, b) = (self.group, self.b);
+        for u in self.start..self.end {
             let mut a = 0usize;
-            for j in 0..K {
-                a |= usize::from(agrees(x[features[j] as usize], lo[j], hi[j])) << j;
+            for j in 0..b {
+                let t = u * b + j;
+                a |= usize::from(agrees(x[g.features[t] as usize], g.lo[t], g.hi[t])) << j;
             }
-            let entries = &table[a * K..a * K + K];
-            for j in 0..K {
-                phi[features[j] as usize] += entries[j];
-            }
-        }
-    }
-
-    fn add_any(&self, k: usize, x: &[f32], phi: &mut [f64]) {
-        let size = (1 << k) * k;
-        for ((features, (lo, hi)), table) in self
-            .features
-            .chunks_exact(k)
-            .zip(self.lo.chunks_exact(k).zip(self.hi.chunks_exact(k)))
-            .zip(self.table.chunks_exact(size))
-        {
-            let mut a = 0usize;
-            for j in 0..k {
-                a |= usize::from(agrees(x[features[j] as usize], lo[j], hi[j])) << j;
-            }
-            for (f, e) in features.iter().zip(&table[a * k..a * k + k]) {
-                phi[*f as usize] += e;
+            let columns = &g.columns[g.column_start[u]..g.column_start[u + 1]];
+            let m = columns.len();
+            let row = &g.table[g.table_start[u] + a * m..g.table_start[u] + a * m + m];
+            for (c, e) in columns.iter().zip(row) {
+                phi[*c as usize] += e;
             }
         }
     }
@@ -233,48 +259,251 @@ fn prefetch(value: &f64) {
     let _ = value;
 }
 
-/// Whether `v` follows a path's turns on one feature: inside `(lo, hi]`,
-/// where a NaN (a missing value) fails every left turn and passes every
-/// right turn, as at a split.
+/// Whether `v` falls in `(lo, hi]`, the way splits send it: a NaN (a
+/// missing value) fails every left turn (`hi` finite) and passes every
+/// right turn.
 #[inline]
 fn agrees(v: f32, lo: f32, hi: f32) -> bool {
     let left_ok = (v <= hi) | (hi == f32::INFINITY);
-    let right_ok = (v > lo) | v.is_nan();
+    let right_ok = (v > lo) | v.is_nan() | (lo == f32::NEG_INFINITY);
     left_ok & right_ok
 }
 
-/// One split on a leaf's path: feature, threshold, whether the path turns
-/// left (`x <= threshold`), and the child's share of the node's cover.
+/// One test of a unit: the input's `feature` in `(lo, hi]`.
+#[derive(Debug, Clone, Copy)]
+struct Test {
+    feature: u32,
+    lo: f32,
+    hi: f32,
+}
+
+/// One split on a path: feature, threshold, whether the path turns left
+/// (`x <= threshold`), the child's share of the node's cover, and the
+/// unit's test that decides this turn: for a split above the unit's root
+/// the interval of its feature (the bit must be 1), for one inside it the
+/// split's own test (1 means left).
 #[derive(Debug, Clone, Copy)]
 struct Step {
     feature: u32,
     threshold: f32,
     left: bool,
     ratio: f64,
+    test: usize,
+    inside: bool,
+}
+
+/// A leaf of a unit, with what its agree set needs of the unit's bits.
+struct UnitLeaf {
+    /// Distinct features of the leaf's path, in order of first split.
+    features: Vec<u32>,
+    /// Per feature: the bits that decide it and the values they must have.
+    need_mask: Vec<usize>,
+    need_value: Vec<usize>,
+    /// Per feature: the product of its cover ratios.
+    z: Vec<f64>,
+    /// `K[A]` and `M[A]` over the subsets `A` of `features`.
+    k_sums: Vec<f64>,
+    m_sums: Vec<f64>,
+}
+
+impl UnitLeaf {
+    fn new(path: &[Step], value: f64) -> Self {
+        let mut features: Vec<u32> = Vec::with_capacity(path.len());
+        let (mut z, mut need_mask, mut need_value) = (Vec::new(), Vec::new(), Vec::new());
+        for step in path {
+            let at = match features.iter().position(|&f| f == step.feature) {
+                Some(at) => {
+                    z[at] *= step.ratio;
+                    at
+                }
+                None => {
+                    features.push(step.feature);
+                    z.push(step.ratio);
+                    need_mask.push(0);
+                    need_value.push(0);
+                    features.len() - 1
+                }
+            };
+            need_mask[at] |= 1 << step.test;
+            if !step.inside || step.left {
+                need_value[at] |= 1 << step.test;
+            }
+        }
+        let (k_sums, m_sums) = leaf_sums(value, &z);
+        Self {
+            features,
+            need_mask,
+            need_value,
+            z,
+            k_sums,
+            m_sums,
+        }
+    }
+
+    /// Add this leaf's entries for the unit's bits `bits` to `row`, each at
+    /// `column(feature)`.
+    fn add_row(&self, bits: usize, row: &mut [f64], column: impl Fn(u32) -> usize) {
+        let mut a = 0usize;
+        for (j, (mask, value)) in self.need_mask.iter().zip(&self.need_value).enumerate() {
+            a |= usize::from(bits & mask == *value) << j;
+        }
+        for (j, f) in self.features.iter().enumerate() {
+            let bit = 1 << j;
+            row[column(*f)] += if a & bit != 0 {
+                (1.0 - self.z[j]) * (self.m_sums[a] - self.m_sums[a ^ bit])
+            } else {
+                -self.k_sums[a]
+            };
+        }
+    }
+}
+
+/// `K[A]` and `M[A]` of a leaf with value `value` and cover-ratio products
+/// `z` (one per distinct path feature), for every subset `A` (a bit mask).
+fn leaf_sums(value: f64, z: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let k = z.len();
+    let size = 1usize << k;
+    // w(s) = s! (k − s − 1)! / k! = 1 / (k · C(k − 1, s)), s < k.
+    let weights: Vec<f64> = (0..=k)
+        .map(|s| {
+            if s >= k {
+                return 0.0;
+            }
+            let mut binom = 1.0;
+            for j in 0..s {
+                binom = binom * (k - 1 - j) as f64 / (j + 1) as f64;
+            }
+            1.0 / (k as f64 * binom)
+        })
+        .collect();
+    let mut k_sums = vec![0.0; size];
+    let mut m_sums = vec![0.0; size];
+    for subset in 0..size {
+        // Z(U ∖ S)
+        let mut rest = 1.0;
+        for (j, zj) in z.iter().enumerate() {
+            if subset & (1 << j) == 0 {
+                rest *= zj;
+            }
+        }
+        let s = subset.count_ones() as usize;
+        k_sums[subset] = value * weights[s] * rest;
+        if s > 0 {
+            m_sums[subset] = value * weights[s - 1] * rest;
+        }
+    }
+    // Subset sums: T[B] = Σ_{S ⊆ B} g[S].
+    for bit in 0..k {
+        for subset in 0..size {
+            if subset & (1 << bit) != 0 {
+                k_sums[subset] += k_sums[subset ^ (1 << bit)];
+                m_sums[subset] += m_sums[subset ^ (1 << bit)];
+            }
+        }
+    }
+    (k_sums, m_sums)
 }
 
 impl FastTreeShap {
-    /// The explainer of `ensemble`, or `None` when its tables would be too
-    /// large (use Algorithm 2 then).
+    /// The explainer of `ensemble` with units of up to
+    /// [`DEFAULT_UNIT_BITS`] tests (one per leaf if those tables would be
+    /// too large), or `None` when even per-leaf tables would be too large
+    /// (use Algorithm 2 then).
     pub fn new(ensemble: &TreeEnsemble) -> Option<Self> {
+        Self::with_unit_bits(ensemble, DEFAULT_UNIT_BITS)
+            .or_else(|| Self::with_unit_bits(ensemble, 0))
+    }
+
+    /// The explainer with units of up to `unit_bits` tests (0: a unit per
+    /// leaf, the per-leaf tables), or `None` when its tables would pass
+    /// [`MAX_TABLE_ENTRIES`] or a leaf's path splits on more than 16
+    /// features.
+    pub fn with_unit_bits(ensemble: &TreeEnsemble, unit_bits: usize) -> Option<Self> {
         let mut this = Self {
-            groups: vec![Group::default(); MAX_PATH_FEATURES + 1],
+            groups: vec![Group::default(); MAX_TESTS + 1],
             n_features: ensemble.n_features(),
             dense: ensemble.n_features() <= DENSE,
+            units: 0,
+            leaves: 0,
         };
         let mut path = Vec::with_capacity(ensemble.max_depth() + 1);
         for tree in ensemble.trees() {
+            // Splits in each node's subtree (children come after their
+            // parent, so one backward pass counts them).
+            let mut splits = vec![0usize; tree.len()];
+            for node in (0..tree.len()).rev() {
+                if !tree.is_leaf(node) {
+                    splits[node] =
+                        1 + splits[tree.left[node] as usize] + splits[tree.right[node] as usize];
+                }
+            }
+            let mut unit = vec![false; tree.len()];
+            Self::plan(tree, 0, &splits, unit_bits, &mut Vec::new(), &mut unit);
             path.clear();
-            if !this.add_leaves(tree, 0, &mut path) {
+            if !this.add_units(tree, 0, &splits, &unit, &mut path) {
                 return None;
             }
         }
         Some(this)
     }
 
-    fn add_leaves(&mut self, tree: &Tree, node: usize, path: &mut Vec<Step>) -> bool {
+    /// Choose the units of the subtree at `node` (reached by `path`):
+    /// itself when its tests fit in `unit_bits` and one table of its size
+    /// costs less than its children's units (a table row read weighs as
+    /// much as [`ROWS_PER_READ`] rows held), else its children's choices.
+    /// Returns the cost and marks the chosen roots in `unit`.
+    fn plan(
+        tree: &Tree,
+        node: usize,
+        splits: &[usize],
+        unit_bits: usize,
+        above: &mut Vec<u32>,
+        unit: &mut [bool],
+    ) -> f64 {
+        let mut features = above.clone();
+        features.sort_unstable();
+        features.dedup();
+        let b = features.len() + splits[node];
+        let own = 1.0 + (b.min(63) as f64).exp2() / ROWS_PER_READ;
         if tree.is_leaf(node) {
-            return self.add_leaf(path, tree.value[node]);
+            unit[node] = true;
+            return own;
+        }
+        above.push(tree.feature[node]);
+        let children = Self::plan(
+            tree,
+            tree.left[node] as usize,
+            splits,
+            unit_bits,
+            above,
+            unit,
+        ) + Self::plan(
+            tree,
+            tree.right[node] as usize,
+            splits,
+            unit_bits,
+            above,
+            unit,
+        );
+        above.pop();
+        unit[node] = b <= unit_bits && own <= children;
+        if unit[node] { own } else { children }
+    }
+
+    /// Add the units chosen by [`plan`](Self::plan) below `node`.
+    fn add_units(
+        &mut self,
+        tree: &Tree,
+        node: usize,
+        splits: &[usize],
+        unit: &[bool],
+        path: &mut Vec<Step>,
+    ) -> bool {
+        if unit[node] {
+            let mut above: Vec<u32> = path.iter().map(|s| s.feature).collect();
+            above.sort_unstable();
+            above.dedup();
+            return self.add_unit(tree, node, path, above.len() + splits[node]);
         }
         let cover = tree.cover[node];
         for (child, left) in [
@@ -286,8 +515,10 @@ impl FastTreeShap {
                 threshold: tree.threshold[node],
                 left,
                 ratio: tree.cover[child] / cover,
+                test: 0,
+                inside: false,
             });
-            let ok = self.add_leaves(tree, child, path);
+            let ok = self.add_units(tree, child, splits, unit, path);
             path.pop();
             if !ok {
                 return false;
@@ -296,108 +527,73 @@ impl FastTreeShap {
         true
     }
 
-    fn add_leaf(&mut self, path: &[Step], value: f64) -> bool {
-        // Distinct features in order of first split: the product of their
-        // cover ratios and the interval of inputs that follow the path.
-        let mut features: Vec<u32> = Vec::with_capacity(path.len());
-        let mut z: Vec<f64> = Vec::new();
-        let mut lo: Vec<f32> = Vec::new();
-        let mut hi: Vec<f32> = Vec::new();
+    /// Add the subtree at `node`, reached by `path`, as one unit of `b`
+    /// tests.
+    fn add_unit(&mut self, tree: &Tree, node: usize, path: &[Step], b: usize) -> bool {
+        if b > MAX_TESTS {
+            return false;
+        }
+        if b == 0 {
+            // A tree that is one leaf: its value is all base value.
+            self.leaves += 1;
+            return true;
+        }
+        // The intervals of the path's features, then the splits inside.
+        let mut tests: Vec<Test> = Vec::with_capacity(b);
+        let mut steps: Vec<Step> = Vec::with_capacity(path.len() + b);
         for step in path {
-            let at = match features.iter().position(|&f| f == step.feature) {
-                Some(at) => {
-                    z[at] *= step.ratio;
-                    at
-                }
+            let test = match tests.iter().position(|t| t.feature == step.feature) {
+                Some(at) => at,
                 None => {
-                    features.push(step.feature);
-                    z.push(step.ratio);
-                    lo.push(f32::NEG_INFINITY);
-                    hi.push(f32::INFINITY);
-                    features.len() - 1
+                    tests.push(Test {
+                        feature: step.feature,
+                        lo: f32::NEG_INFINITY,
+                        hi: f32::INFINITY,
+                    });
+                    tests.len() - 1
                 }
             };
             if step.left {
-                hi[at] = hi[at].min(step.threshold);
+                tests[test].hi = tests[test].hi.min(step.threshold);
             } else {
-                lo[at] = lo[at].max(step.threshold);
+                tests[test].lo = tests[test].lo.max(step.threshold);
+            }
+            steps.push(Step {
+                test,
+                inside: false,
+                ..*step
+            });
+        }
+        let mut leaves = Vec::new();
+        collect_leaves(tree, node, &mut steps, &mut tests, &mut leaves);
+        debug_assert_eq!(tests.len(), b);
+        let mut columns: Vec<u32> = Vec::with_capacity(b);
+        for t in &tests {
+            if !columns.contains(&t.feature) {
+                columns.push(t.feature);
             }
         }
-        let k = features.len();
-        if k > MAX_PATH_FEATURES {
+        let width = if self.dense { DENSE } else { columns.len() };
+        let size = (1usize << b) * width;
+        if self.table_entries() + size > MAX_TABLE_ENTRIES {
             return false;
         }
-        let size = 1usize << k;
-        let stride = if self.dense { DENSE } else { k };
-        if self.table_entries() + size * stride > MAX_TABLE_ENTRIES {
-            return false;
-        }
-        if k == 0 {
-            // A tree that is one leaf: its value is all base value.
-            return true;
-        }
-        // w(s) = s! (k − s − 1)! / k! = 1 / (k · C(k − 1, s)), s < k.
-        let weights: Vec<f64> = (0..=k)
-            .map(|s| {
-                if s >= k {
-                    return 0.0;
-                }
-                let mut binom = 1.0;
-                for j in 0..s {
-                    binom = binom * (k - 1 - j) as f64 / (j + 1) as f64;
-                }
-                1.0 / (k as f64 * binom)
-            })
-            .collect();
-        let mut k_sums = vec![0.0; size];
-        let mut m_sums = vec![0.0; size];
-        for subset in 0..size {
-            // Z(U ∖ S)
-            let mut rest = 1.0;
-            for (j, zj) in z.iter().enumerate() {
-                if subset & (1 << j) == 0 {
-                    rest *= zj;
-                }
-            }
-            let s = subset.count_ones() as usize;
-            k_sums[subset] = value * weights[s] * rest;
-            if s > 0 {
-                m_sums[subset] = value * weights[s - 1] * rest;
-            }
-        }
-        // Subset sums: T[B] = Σ_{S ⊆ B} g[S].
-        for bit in 0..k {
-            for subset in 0..size {
-                if subset & (1 << bit) != 0 {
-                    k_sums[subset] += k_sums[subset ^ (1 << bit)];
-                    m_sums[subset] += m_sums[subset ^ (1 << bit)];
-                }
-            }
-        }
-        let dense = self.dense;
-        let group = &mut self.groups[k];
-        for a in 0..size {
-            let entry = |j: usize| {
-                let bit = 1 << j;
-                if a & bit != 0 {
-                    (1.0 - z[j]) * (m_sums[a] - m_sums[a ^ bit])
+        let mut table = vec![0.0; size];
+        for (bits, row) in table.chunks_exact_mut(width).enumerate() {
+            for leaf in &leaves {
+                if self.dense {
+                    leaf.add_row(bits, row, |f| f as usize);
                 } else {
-                    -k_sums[a]
+                    leaf.add_row(bits, row, |f| {
+                        columns.iter().position(|c| *c == f).unwrap_or_default()
+                    });
                 }
-            };
-            if dense {
-                let mut row = [0.0; DENSE];
-                for (j, f) in features.iter().enumerate() {
-                    row[*f as usize] = entry(j);
-                }
-                group.table.extend(row);
-            } else {
-                group.table.extend((0..k).map(entry));
             }
         }
-        group.features.extend(features);
-        group.lo.extend(lo);
-        group.hi.extend(hi);
+        let columns = (!self.dense).then_some(&columns[..]);
+        self.groups[b].push(&tests, table, columns);
+        self.units += 1;
+        self.leaves += leaves.len();
         true
     }
 
@@ -405,49 +601,59 @@ impl FastTreeShap {
     pub fn shap_values(&self, x: &[f32]) -> Vec<f64> {
         let mut phi = vec![0.0; x.len().max(self.n_features)];
         let x = self.padded(x);
-        if self.dense {
-            let mut acc = [0.0; DENSE];
-            for (k, group) in self.groups.iter().enumerate() {
-                group.all(k, DENSE).add_dense_k(k, &x, &mut acc);
-            }
-            for (p, a) in phi.iter_mut().zip(acc) {
-                *p += a;
-            }
-            return phi;
-        }
-        for (k, group) in self.groups.iter().enumerate() {
-            group.all(k, k).add_k(k, &x, &mut phi);
+        for (b, group) in self.groups.iter().enumerate() {
+            self.add(group.all(b), &x, &mut phi);
         }
         phi
     }
 
+    /// Add some units' contributions at `x` (padded) to `phi`.
+    #[inline]
+    fn add(&self, units: GroupSlice<'_>, x: &[f32], phi: &mut [f64]) {
+        if self.dense {
+            let mut acc = [0.0; DENSE];
+            units.add_dense(x, &mut acc);
+            for (p, a) in phi.iter_mut().zip(acc) {
+                *p += a;
+            }
+        } else {
+            units.add_sparse(x, phi);
+        }
+    }
+
     /// SHAP values of every row of `rows` (row-major, `n` values each), a
-    /// block of leaves at a time for all rows, so the block's tables are
-    /// read from memory once for the whole batch.
+    /// block of units at a time for all rows, so the block's tables are
+    /// read from memory once for the whole batch. Each row's values are
+    /// summed in the same order as [`shap_values`](Self::shap_values)
+    /// sums them: equal to the last bit, whatever else is in the batch.
     pub fn shap_values_batch(&self, rows: &[f32], n: usize) -> Vec<Vec<f64>> {
         let n = n.max(1);
         let padded: Vec<Vec<f32>> = rows.chunks_exact(n).map(|r| self.padded(r)).collect();
         let mut out = vec![vec![0.0; n.max(self.n_features)]; padded.len()];
-        for (k, group) in self.groups.iter().enumerate() {
-            let leaves = group.leaves(k);
+        let mut acc = vec![[0.0; DENSE]; padded.len()];
+        for (b, group) in self.groups.iter().enumerate() {
+            let units = group.units(b);
             // ~256 KiB of table per block: it stays in L2 for all rows.
-            let block = ((256 << 10) / ((8 * self.stride(k).max(1)) << k)).max(1);
+            let block = ((256 << 10) / ((8 * DENSE) << b)).max(1);
             let mut start = 0;
-            while start < leaves {
-                let end = (start + block).min(leaves);
-                let part = group.slice(k, start, end, self.stride(k));
-                for (x, phi) in padded.iter().zip(&mut out) {
+            while start < units {
+                let end = (start + block).min(units);
+                for ((x, phi), acc) in padded.iter().zip(&mut out).zip(&mut acc) {
+                    let units = group.slice(b, start, end);
                     if self.dense {
-                        let mut acc = [0.0; DENSE];
-                        part.add_dense_k(k, x, &mut acc);
-                        for (p, a) in phi.iter_mut().zip(acc) {
-                            *p += a;
-                        }
+                        units.add_dense(x, acc);
                     } else {
-                        part.add_k(k, x, phi);
+                        units.add_sparse(x, phi);
                     }
                 }
                 start = end;
+            }
+            if self.dense {
+                for (phi, acc) in out.iter_mut().zip(&mut acc) {
+                    for (p, a) in phi.iter_mut().zip(acc.iter_mut()) {
+                        *p += std::mem::take(a);
+                    }
+                }
             }
         }
         out
@@ -463,17 +669,54 @@ impl FastTreeShap {
         padded
     }
 
-    /// Table entries per agree set of a leaf with `k` path features.
-    fn stride(&self, k: usize) -> usize {
-        if self.dense { DENSE } else { k }
-    }
-
     /// Floats held in the tables (for the log and the benchmark).
     pub fn table_entries(&self) -> usize {
         self.groups.iter().map(|g| g.table.len()).sum()
     }
+
+    /// Units (one table row read per explanation each) and the leaves they
+    /// hold, for the benchmark.
+    pub fn units(&self) -> (usize, usize) {
+        (self.units, self.leaves)
+    }
 }
 
+/// Add the splits of the subtree at `node` as tests, and its leaves with
+/// their full paths (`steps`: the path to `node`, then the turns inside).
+fn collect_leaves(
+    tree: &Tree,
+    node: usize,
+    steps: &mut Vec<Step>,
+    tests: &mut Vec<Test>,
+    leaves: &mut Vec<UnitLeaf>,
+) {
+    if tree.is_leaf(node) {
+        leaves.push(UnitLeaf::new(steps, tree.value[node]));
+        return;
+    }
+    let test = tests.len();
+    tests.push(Test {
+        feature: tree.feature[node],
+        lo: f32::NEG_INFINITY,
+        hi: tree.threshold[node],
+    });
+    let cover = tree.cover[node];
+    for (child, left) in [
+        (tree.left[node] as usize, true),
+        (tree.right[node] as usize, false),
+    ] {
+        steps.push(Step {
+            feature: tree.feature[node],
+            threshold: tree.threshold[node],
+            left,
+            ratio: tree.cover[child] / cover,
+            test,
+            inside: true,
+        });
+        collect_leaves(tree, child, steps, tests, leaves);
+        steps.pop();
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,13 +766,27 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(96))]
         #[test]
         fn equals_algorithm_2_on_random_forests(seed in any::<u64>(), n_trees in 1usize..6,
-                                                 m in 1u32..12, xs in proptest::collection::vec(-1.2f32..1.2, 12)) {
+                                                 m in 1u32..12, unit_bits in 0usize..12,
+                                                 xs in proptest::collection::vec(-1.2f32..1.2, 12)) {
+            // Units of every size, from one per leaf to whole subtrees.
             let forest = random_forest(seed, n_trees, m);
-            let fast = FastTreeShap::new(&forest).unwrap();
+            let fast = FastTreeShap::with_unit_bits(&forest, unit_bits).unwrap();
             let x = &xs[..m as usize];
             let want = shap_values(&forest, x);
             let got = fast.shap_values(x);
             prop_assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{:?} vs {:?}", got, want);
+            }
+            // Inputs exactly on thresholds (a split sends them left).
+            let on: Vec<f32> = (0..m)
+                .map(|j| {
+                    let t = &forest.trees()[j as usize % n_trees];
+                    (0..t.len()).find(|&i| !t.is_leaf(i) && t.feature[i] == j)
+                        .map_or(xs[j as usize], |i| t.threshold[i])
+                })
+                .collect();
+            let (got, want) = (fast.shap_values(&on), shap_values(&forest, &on));
             for (g, w) in got.iter().zip(&want) {
                 prop_assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{:?} vs {:?}", got, want);
             }
@@ -540,13 +797,12 @@ mod tests {
             for (g, w) in got.iter().zip(&want) {
                 prop_assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{:?} vs {:?}", got, want);
             }
-            // A batch gives each row's values.
+            // A batch gives each row's values, bit for bit.
             let batch = fast.shap_values_batch(&xs[..2 * (m as usize).min(3)], (m as usize).min(3));
             for (row, values) in xs.chunks_exact((m as usize).min(3)).zip(&batch) {
-                // (Summed in another order: equal to the last bits.)
-                for (b, s) in values.iter().zip(&fast.shap_values(row)) {
-                    prop_assert!((b - s).abs() <= 1e-12, "{:?} vs {:?}", values, fast.shap_values(row));
-                }
+                let alone = fast.shap_values(row);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(values), bits(&alone), "{:?} vs {:?}", values, alone);
             }
         }
     }

@@ -11,7 +11,7 @@
 //! - [`ensemble`]: the forest's trees, validated, and their predictions.
 //! - [`ensemble_proto`]: those trees read from the same ONNX protobuf.
 //! - [`treeshap`]: exact path-dependent TreeSHAP over those trees (Algorithm 2).
-//! - [`fast_treeshap`]: the same values from per-leaf tables built at load.
+//! - [`fast_treeshap`]: the same values from tables of merged subtrees built at load.
 //! - [`error`]: [`ModelError`], and the typed problems it reports for a file.
 //!
 //! The file formats and their exact semantics are documented in

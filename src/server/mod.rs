@@ -12,6 +12,7 @@ mod http_metrics;
 pub mod limits;
 mod listen;
 mod login;
+pub mod model_workers;
 pub mod rate_limit;
 pub mod state;
 mod timeout;

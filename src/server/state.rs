@@ -18,6 +18,7 @@ use crate::audit::AuditLog;
 use crate::auth::{Authenticator, Sessions};
 use crate::models::RiskModel;
 use crate::query::QuerySession;
+use crate::server::model_workers::ModelWorkers;
 
 /// What clients are told when the model did not load (the reason, with
 /// its paths, is in the server log).
@@ -87,10 +88,12 @@ pub struct AppStateInner {
     pub ingest: crate::common::IngestHubs,
 }
 
-/// A model with the request rules derived from its metadata.
+/// A model with the request rules derived from its metadata, and the
+/// threads that run its single-row requests.
 pub struct LoadedModel {
-    pub model: RiskModel,
+    pub model: Arc<RiskModel>,
     pub rules: FeatureRules,
+    pub workers: ModelWorkers,
 }
 
 impl AppState {
@@ -100,7 +103,13 @@ impl AppState {
         let model = model
             .and_then(|model| {
                 let rules = FeatureRules::for_model(model.metadata()).map_err(|e| e.to_string())?;
-                Ok(Arc::new(LoadedModel { model, rules }))
+                let model = Arc::new(model);
+                let workers = ModelWorkers::per_core(model.clone());
+                Ok(Arc::new(LoadedModel {
+                    model,
+                    rules,
+                    workers,
+                }))
             })
             .map_err(|why| {
                 // The reason names files and paths: it goes to the log;

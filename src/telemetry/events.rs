@@ -113,6 +113,20 @@ impl ModelInvoked {
     }
 }
 
+/// A model worker ran `rows` queued single-row requests as one batch.
+pub struct ModelBatched {
+    /// `predict` or `explain`: a fixed label set.
+    pub operation: &'static str,
+    pub rows: usize,
+}
+
+impl ModelBatched {
+    pub fn emit(&self) {
+        metrics::histogram!("vitalflow_model_batch_rows", "operation" => self.operation)
+            .record(self.rows as f64);
+    }
+}
+
 /// The simulator handed messages to the Kafka producer.
 pub struct SimulatorProduced {
     pub messages: usize,

@@ -14,6 +14,7 @@ use super::types::{
 use crate::models::ModelError;
 use crate::server::auth::AuditDetail;
 use crate::server::error::ApiError;
+use crate::server::model_workers::WorkerError;
 use crate::server::state::{AppState, LoadedModel};
 use crate::telemetry::events::ModelInvoked;
 
@@ -21,9 +22,11 @@ fn loaded(state: &AppState) -> Result<Arc<LoadedModel>, ApiError> {
     state.model.clone().map_err(ApiError::ModelUnavailable)
 }
 
-/// Run the model on tokio's blocking pool: scoring a batch or computing
-/// TreeSHAP is CPU work that must not hold an async worker (they serve
-/// every other request, and in `up` the pipeline too).
+/// Run a batch request on tokio's blocking pool: scoring up to 1,000 rows
+/// or explaining them is CPU work that must not hold an async worker (they
+/// serve every other request, and in `up` the pipeline too). Single rows
+/// go to the model's own workers instead ([`crate::server::model_workers`]),
+/// which batch concurrent requests.
 async fn off_the_workers<M: Send + Sync + 'static, T: Send + 'static>(
     model: &Arc<M>,
     work: impl FnOnce(&M) -> Result<T, ModelError> + Send + 'static,
@@ -33,6 +36,10 @@ async fn off_the_workers<M: Send + Sync + 'static, T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(format!("model task failed: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn worker_failed(e: WorkerError) -> ApiError {
+    ApiError::Internal(e.to_string())
 }
 
 fn prediction(model: &LoadedModel, probability: f64) -> Prediction {
@@ -61,17 +68,13 @@ pub async fn predict(
     let model = loaded(&state)?;
     let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
     let started = Instant::now();
-    let probabilities = off_the_workers(&model, move |m| m.model.predict_trees(&row)).await?;
+    let p = model.workers.predict(row).await.map_err(worker_failed)?;
     ModelInvoked {
         operation: "predict",
         rows: 1,
         elapsed: started.elapsed(),
     }
     .emit();
-    let p = probabilities
-        .first()
-        .copied()
-        .ok_or_else(|| ApiError::Internal("model returned no prediction".into()))?;
     Ok((Extension(AuditDetail::rows(1)), Json(prediction(&model, p))))
 }
 
@@ -130,10 +133,11 @@ pub async fn explain(
     let model = loaded(&state)?;
     let row = model.rules.parse_one(&body).map_err(ApiError::Validation)?;
     let started = Instant::now();
-    let explanation = {
-        let row = row.clone();
-        off_the_workers(&model, move |m| m.model.explain(&row)).await?
-    };
+    let explanation = model
+        .workers
+        .explain(row.clone())
+        .await
+        .map_err(worker_failed)?;
     ModelInvoked {
         operation: "explain",
         rows: 1,
