@@ -1,6 +1,7 @@
 //! The model's own worker threads. Single-row predictions and explanations
 //! from concurrent requests queue here and run in batches, off the async
-//! workers (which serve every other request, and in `up` the pipeline too).
+//! workers (which serve every other request, and in `up` the pipeline too),
+//! on one thread per core but one.
 //!
 //! Why not one task per request on tokio's blocking pool: an explanation is
 //! tens of microseconds of CPU, a prediction a few, and handing each to a
@@ -69,10 +70,11 @@ impl ModelWorkers {
         }
     }
 
-    /// One worker per core.
+    /// One worker per core but one (at least one): the async workers keep
+    /// a core for the HTTP work around the model's.
     pub fn per_core(model: Arc<RiskModel>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::new(model, cores)
+        Self::new(model, cores.saturating_sub(1))
     }
 
     /// P(positive) for one raw row.
