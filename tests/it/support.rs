@@ -500,7 +500,9 @@ where
 }
 
 /// The tokens file and admin token every in-process test server admits
-/// (one per test process; the file lives in a kept temporary directory).
+/// (one per test process; the file lives in a kept temporary directory
+/// under the build's `target/tmp`, not the system's, so runs do not pile
+/// up there).
 pub struct TestCredentials {
     pub tokens: PathBuf,
     pub admin: String,
@@ -511,7 +513,7 @@ pub fn credentials() -> &'static TestCredentials {
     CREDENTIALS.get_or_init(|| {
         let dir = tempfile::Builder::new()
             .prefix("vitalflow-test-tokens")
-            .tempdir()
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap()
             .keep();
         let tokens = dir.join("tokens.yaml");
