@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
         ensemble.max_depth(),
         rows.len()
     );
-    let (units, _) = fast.units();
+    let units = fast.units();
     println!(
         "per-leaf tables: {} rows read per explanation, {} floats ({:.1} MiB)",
         leaves,

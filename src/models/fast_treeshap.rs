@@ -85,9 +85,8 @@ pub struct FastTreeShap {
     /// elsewhere), so a unit adds one short vector to a local accumulator
     /// instead of scattering its values.
     dense: bool,
-    /// Units over all groups, and the leaves they hold.
+    /// Units over all groups.
     units: usize,
-    leaves: usize,
 }
 
 /// Units with the same number of tests `b`, as flat arrays (`b` tests per
@@ -292,6 +291,26 @@ struct Step {
     inside: bool,
 }
 
+impl Step {
+    /// The two turns at internal `node` (left, then right), each with the
+    /// child it leads to.
+    fn turns(tree: &Tree, node: usize, test: usize, inside: bool) -> [(usize, Step); 2] {
+        let turn = |child: u32, left: bool| {
+            let child = child as usize;
+            let step = Step {
+                feature: tree.feature[node],
+                threshold: tree.threshold[node],
+                left,
+                ratio: tree.cover[child] / tree.cover[node],
+                test,
+                inside,
+            };
+            (child, step)
+        };
+        [turn(tree.left[node], true), turn(tree.right[node], false)]
+    }
+}
+
 /// A leaf of a unit, with what its agree set needs of the unit's bits.
 struct UnitLeaf {
     /// Distinct features of the leaf's path, in order of first split.
@@ -424,7 +443,6 @@ impl FastTreeShap {
             n_features: ensemble.n_features(),
             dense: ensemble.n_features() <= DENSE,
             units: 0,
-            leaves: 0,
         };
         let mut path = Vec::with_capacity(ensemble.max_depth() + 1);
         for tree in ensemble.trees() {
@@ -505,19 +523,8 @@ impl FastTreeShap {
             above.dedup();
             return self.add_unit(tree, node, path, above.len() + splits[node]);
         }
-        let cover = tree.cover[node];
-        for (child, left) in [
-            (tree.left[node] as usize, true),
-            (tree.right[node] as usize, false),
-        ] {
-            path.push(Step {
-                feature: tree.feature[node],
-                threshold: tree.threshold[node],
-                left,
-                ratio: tree.cover[child] / cover,
-                test: 0,
-                inside: false,
-            });
+        for (child, step) in Step::turns(tree, node, 0, false) {
+            path.push(step);
             let ok = self.add_units(tree, child, splits, unit, path);
             path.pop();
             if !ok {
@@ -535,7 +542,6 @@ impl FastTreeShap {
         }
         if b == 0 {
             // A tree that is one leaf: its value is all base value.
-            self.leaves += 1;
             return true;
         }
         // The intervals of the path's features, then the splits inside.
@@ -593,7 +599,6 @@ impl FastTreeShap {
         let columns = (!self.dense).then_some(&columns[..]);
         self.groups[b].push(&tests, table, columns);
         self.units += 1;
-        self.leaves += leaves.len();
         true
     }
 
@@ -674,10 +679,9 @@ impl FastTreeShap {
         self.groups.iter().map(|g| g.table.len()).sum()
     }
 
-    /// Units (one table row read per explanation each) and the leaves they
-    /// hold, for the benchmark.
-    pub fn units(&self) -> (usize, usize) {
-        (self.units, self.leaves)
+    /// Units (one table row read per explanation each), for the benchmark.
+    pub fn units(&self) -> usize {
+        self.units
     }
 }
 
@@ -700,19 +704,8 @@ fn collect_leaves(
         lo: f32::NEG_INFINITY,
         hi: tree.threshold[node],
     });
-    let cover = tree.cover[node];
-    for (child, left) in [
-        (tree.left[node] as usize, true),
-        (tree.right[node] as usize, false),
-    ] {
-        steps.push(Step {
-            feature: tree.feature[node],
-            threshold: tree.threshold[node],
-            left,
-            ratio: tree.cover[child] / cover,
-            test,
-            inside: true,
-        });
+    for (child, step) in Step::turns(tree, node, test, true) {
+        steps.push(step);
         collect_leaves(tree, child, steps, tests, leaves);
         steps.pop();
     }
