@@ -39,6 +39,8 @@ pub enum Command {
     Query(QueryArgs),
     /// Show a pipeline's checkpoints: instances, the partitions each owns, offsets, ages.
     Status(StatusArgs),
+    /// Merge each closed day of a pipeline's Parquet datasets into one file sorted by `sort_by`.
+    Compact(CompactArgs),
     /// Serve the dashboard, the REST API (predict, explain), its OpenAPI docs and metrics.
     Serve(ServeArgs),
     /// Publish the simulated ward to Kafka as JSON, keyed by patient.
@@ -329,6 +331,25 @@ pub struct StatusArgs {
     /// The pipeline whose checkpoint directory to read.
     #[arg(long, default_value = DEFAULT_PIPELINE)]
     pub pipeline: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The pipeline whose Parquet sinks' datasets to compact.
+    #[arg(long, default_value = DEFAULT_PIPELINE)]
+    pub pipeline: PathBuf,
+    /// Only these sinks (repeat for several); every local, date-partitioned one if absent.
+    #[arg(long = "sink")]
+    pub sinks: Vec<String>,
+    /// Compact this day (YYYY-MM-DD) now, closed or not, instead of every closed day.
+    #[arg(long)]
+    pub day: Option<chrono::NaiveDate>,
+    /// A past day is closed once none of its files changed for this long.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub quiet: std::time::Duration,
+    /// Memory the merge sort may hold before it spills to disk, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub memory_mib: usize,
 }
 
 #[derive(Debug, Args)]

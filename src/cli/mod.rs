@@ -2,6 +2,7 @@
 
 mod args;
 pub mod bench;
+mod compact;
 mod query;
 mod run;
 mod serve;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => validate::validate(args).await,
         Command::Query(args) => query::query(args).await,
         Command::Status(args) => status::status(args),
+        Command::Compact(args) => compact::compact(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
         Command::Bench(args) => bench::bench(args).await,

@@ -220,29 +220,46 @@ impl QuerySession {
         let sql = sql.to_string();
         let memory = self.limits.memory;
         let work = async move {
-            let mut frame = ctx.sql_with_options(&sql, options).await?;
-            if !params.is_empty() {
-                frame = frame.with_param_values(params)?;
-            }
-            if let Some(table) = reads_one_of(frame.logical_plan(), denied)? {
-                return Ok(Err(table));
-            }
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            // EXPLAIN [ANALYZE] must stay the root of its plan.
-            let explains = matches!(
-                frame.logical_plan(),
-                LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
-            );
-            if fetch.is_some() && !explains {
-                frame = frame.limit(0, fetch)?;
-            }
-            let mut stream = frame.execute_stream().await?;
-            while let Some(batch) = stream.next().await {
-                if collector.take(batch?).is_break() {
-                    break;
+            // A file listed by the plan can vanish before it is opened: a
+            // compaction swapped its day for the merged file. The query is
+            // planned again once, if it has returned no rows yet.
+            let mut attempt = 0;
+            loop {
+                let mut taken = false;
+                let result = async {
+                    let mut frame = ctx.sql_with_options(&sql, options).await?;
+                    if !params.is_empty() {
+                        frame = frame.with_param_values(params.clone())?;
+                    }
+                    if let Some(table) = reads_one_of(frame.logical_plan(), denied)? {
+                        return Ok(Err(table));
+                    }
+                    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                    // EXPLAIN [ANALYZE] must stay the root of its plan.
+                    let explains = matches!(
+                        frame.logical_plan(),
+                        LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
+                    );
+                    if fetch.is_some() && !explains {
+                        frame = frame.limit(0, fetch)?;
+                    }
+                    let mut stream = frame.execute_stream().await?;
+                    while let Some(batch) = stream.next().await {
+                        taken = true;
+                        if collector.take(batch?).is_break() {
+                            break;
+                        }
+                    }
+                    Ok::<_, DataFusionError>(Ok(schema))
+                }
+                .await;
+                match result {
+                    Err(e) if attempt == 0 && !taken && is_vanished_file(&e) => attempt += 1,
+                    Err(e) => return Err(e),
+                    Ok(Err(table)) => return Ok(Err(table)),
+                    Ok(Ok(schema)) => return Ok(Ok((schema, collector))),
                 }
             }
-            Ok::<_, DataFusionError>(Ok((schema, collector)))
         };
         let task = self.runtime.handle().spawn(collect_warnings(work));
         let _abort = AbortOnDrop(task.abort_handle());
@@ -259,6 +276,28 @@ impl QuerySession {
             warnings,
         })
     }
+}
+
+/// Whether `e` says a file was not found (a listed file that was gone
+/// when it was opened).
+fn is_vanished_file(e: &DataFusionError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        let not_found = error
+            .downcast_ref::<object_store::Error>()
+            .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. }))
+            || error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            || error
+                .downcast_ref::<DataFusionError>()
+                .is_some_and(|e| matches!(e, DataFusionError::ObjectStore(o) if matches!(**o, object_store::Error::NotFound { .. })));
+        if not_found {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// The first of `denied` that `plan` scans, subqueries included.

@@ -119,6 +119,14 @@ pub enum SinkError {
         source: Box<SinkError>,
     },
 
+    /// A dataset that cannot be compacted, and why.
+    #[error("sink `{sink}` cannot be compacted: {reason}")]
+    Compaction { sink: String, reason: String },
+
+    /// Reading and sorting a day's files for compaction (DataFusion) failed.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
     /// A broken invariant inside vitalflow: a bug, please report it.
     #[error("internal error (this is a bug in vitalflow, please report it): {0}")]
     Internal(String),

@@ -6,8 +6,10 @@
 //! - [`spool`]: the local directory where a remote dataset's completed files wait.
 //! - [`forward`]: the task that uploads them, in order, exactly once.
 //! - [`overlay`]: the read view (store plus spool) that queries use.
+//! - [`compaction`]: the record of what a compacted date partition absorbed, and its atomic swap.
 //! - [`status`]: per target, degraded or not and how much waits, for `/health`.
 
+pub mod compaction;
 mod error;
 mod events;
 pub mod forward;

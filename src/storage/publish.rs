@@ -32,11 +32,18 @@ pub struct StagedFile {
 pub enum Published {
     /// The rename happened now.
     Renamed,
-    /// An earlier attempt (or a concurrent recovery) already published it.
+    /// An earlier attempt (or a concurrent recovery) already published it
+    /// (and a compaction may since have merged it into another file).
     AlreadyPublished,
 }
 
 impl StagedFile {
+    /// Whether the file reached the dataset: it is there, it was handed to
+    /// a remote store's uploader, or a compaction absorbed it.
+    pub fn was_published(&self) -> bool {
+        self.spooled || self.published.exists() || super::compaction::was_absorbed(&self.published)
+    }
+
     /// Rename the staged file to its published name and make the rename
     /// durable. Idempotent: publishing an already published file is a no-op,
     /// which is what makes rolling a manifest forward safe to repeat.
@@ -46,10 +53,7 @@ impl StagedFile {
                 sync_parent(&self.published)?;
                 Ok(Published::Renamed)
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && (self.spooled || self.published.exists()) =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.was_published() => {
                 Ok(Published::AlreadyPublished)
             }
             Err(e) => Err(e).io_context(|| {

@@ -7,6 +7,7 @@ mod browser;
 mod cli_bench;
 mod cli_query;
 mod cli_validate;
+mod compaction;
 mod compose;
 mod crash_safety;
 mod exact_numbers;

@@ -105,6 +105,20 @@ pub struct HistoryReport {
     /// The same patient-day read raw through the same query session.
     pub raw: Latencies,
     pub raw_rows: u64,
+    /// Compacting the day afterwards, per dataset.
+    pub compaction: Vec<Compaction>,
+    /// The endpoint again, with and without the rollup, on the compacted day.
+    pub compacted: Latencies,
+    pub compacted_no_rollup: Latencies,
+}
+
+/// One dataset's day merged by `vitalflow compact`.
+pub struct Compaction {
+    pub dataset: String,
+    pub files_in: usize,
+    pub files_out: usize,
+    pub rows: u64,
+    pub elapsed: Duration,
 }
 
 impl std::fmt::Display for HistoryReport {
@@ -146,11 +160,39 @@ impl std::fmt::Display for HistoryReport {
             &self.raw,
         )?;
         writeln!(f, "  {} rows per read", self.raw_rows)?;
-        write!(
+        writeln!(
             f,
             "ratio at p95: readings-only/endpoint {:.2}, raw read/endpoint {:.2}",
             self.endpoint_no_rollup.quantile_ms(0.95) / self.endpoint.quantile_ms(0.95),
             self.raw.quantile_ms(0.95) / self.endpoint.quantile_ms(0.95)
+        )?;
+        writeln!(f, "-- the day compacted (vitalflow compact) --")?;
+        for c in &self.compaction {
+            writeln!(
+                f,
+                "{}: {} files -> {} ({} rows) in {:.1} s",
+                c.dataset,
+                c.files_in,
+                c.files_out,
+                c.rows,
+                c.elapsed.as_secs_f64()
+            )?;
+        }
+        line(
+            f,
+            "history endpoint, compacted day (HTTP)        ",
+            &self.compacted,
+        )?;
+        line(
+            f,
+            "the same, server without the rollup table     ",
+            &self.compacted_no_rollup,
+        )?;
+        write!(
+            f,
+            "ratio at p95: compacted/uncompacted endpoint {:.2}, without the rollup {:.2}",
+            self.compacted.quantile_ms(0.95) / self.endpoint.quantile_ms(0.95),
+            self.compacted_no_rollup.quantile_ms(0.95) / self.endpoint_no_rollup.quantile_ms(0.95)
         )
     }
 }

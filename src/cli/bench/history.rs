@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
-use vitalflow_bench::history::{DAY, HistoryReport, Latencies, dataset_yaml};
+use vitalflow_bench::history::{Compaction, DAY, HistoryReport, Latencies, dataset_yaml};
 use vitalflow_bench::{BenchReport, memory};
 
 use crate::auth::{Authenticator, Role, Sessions, TokensFile, tokens};
 use crate::engine::{self, RunOptions};
 use crate::query::{QueryLimits, QuerySession, datasets_of};
 use crate::server::{self, AppState};
+use crate::sinks::parquet::compact::{CompactionPolicy, Compactor};
 use crate::spec;
 
 /// The server's default query limits (`--query-memory`, `--query-threads`).
@@ -81,40 +82,18 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
         .to_string();
     let width = patients.to_string().len().max(5);
     let patient = |i: u32| format!("P{i:0width$}");
+    let trends = Trends {
+        http: &http,
+        bases: &bases,
+        token: &token,
+        from: &from,
+        to: &to,
+        patients,
+        width,
+    };
+    let (endpoint, endpoint_no_rollup, max_points, readings_per_answer) =
+        trends.time(requests).await?;
     let mut rng = rand::rng();
-    let mut endpoint = Latencies::default();
-    let mut endpoint_no_rollup = Latencies::default();
-    let (mut max_points, mut readings_per_answer) = (0, 0);
-    // Three warm-up requests (first listing, first file footers), not
-    // timed; the two servers alternate.
-    for i in 0..2 * (requests + 3) {
-        let id = patient(rng.random_range(1..=patients));
-        let base = &bases[i % 2];
-        let url = format!("{base}/api/patients/{id}/history?from={from}&to={to}");
-        let started = Instant::now();
-        let response = http.get(&url).bearer_auth(&token).send().await?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await?;
-        let took = started.elapsed();
-        anyhow::ensure!(status.is_success(), "{url}: HTTP {status}: {body}");
-        let points = body["t"].as_array().map_or(0, Vec::len);
-        let readings: u64 = body["readings"]
-            .as_array()
-            .map_or(0, |r| r.iter().filter_map(serde_json::Value::as_u64).sum());
-        anyhow::ensure!(
-            points <= 500 && readings == vitalflow_bench::history::READINGS_PER_PATIENT,
-            "{id}: {points} points summarising {readings} readings"
-        );
-        max_points = max_points.max(points);
-        readings_per_answer = readings;
-        if i >= 6 {
-            if i % 2 == 0 {
-                endpoint.0.push(took);
-            } else {
-                endpoint_no_rollup.0.push(took);
-            }
-        }
-    }
     let mut raw = Latencies::default();
     let mut raw_rows = 0;
     for i in 0..requests + 3 {
@@ -131,6 +110,30 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
             raw.0.push(took);
         }
     }
+    // What the compactor does once the day has closed: one sorted file
+    // per dataset instead of one per checkpoint. The servers stay up (their
+    // next listing sees the swapped directories).
+    let mut compaction = Vec::new();
+    for sink in &planned.spec.sinks {
+        let crate::sinks::SinkConfig::Parquet(config) = &sink.config else {
+            continue;
+        };
+        // Datasets not partitioned by date (`late`) have no day to close.
+        let Ok(compactor) = Compactor::new(&sink.name, config, CompactionPolicy::default()) else {
+            continue;
+        };
+        let day = chrono::NaiveDate::parse_from_str(DAY, "%Y-%m-%d")?;
+        if let Some(done) = compactor.compact_day(day).await? {
+            compaction.push(Compaction {
+                dataset: sink.name.clone(),
+                files_in: done.files_in,
+                files_out: done.files_out,
+                rows: done.rows,
+                elapsed: done.elapsed,
+            });
+        }
+    }
+    let (compacted, compacted_no_rollup, _, _) = trends.time(requests).await?;
     stop.cancel();
     for served in servers {
         served.await??;
@@ -144,5 +147,73 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
         readings_per_answer,
         raw,
         raw_rows,
+        compaction,
+        compacted,
+        compacted_no_rollup,
     })
+}
+
+/// Whole-day trend requests for random patients to the two servers (with
+/// and without the rollup), alternating.
+struct Trends<'a> {
+    http: &'a reqwest::Client,
+    bases: &'a [String],
+    token: &'a str,
+    from: &'a str,
+    to: &'a str,
+    patients: u32,
+    width: usize,
+}
+
+impl Trends<'_> {
+    /// `requests` timed to each server after three untimed ones (first
+    /// listing, first file footers): latencies with and without the
+    /// rollup, the most points an answer had, and readings per answer.
+    async fn time(&self, requests: usize) -> anyhow::Result<(Latencies, Latencies, usize, u64)> {
+        let mut rng = rand::rng();
+        let mut endpoint = Latencies::default();
+        let mut endpoint_no_rollup = Latencies::default();
+        let (mut max_points, mut readings_per_answer) = (0, 0);
+        for i in 0..2 * (requests + 3) {
+            let id = format!(
+                "P{:0width$}",
+                rng.random_range(1..=self.patients),
+                width = self.width
+            );
+            let base = &self.bases[i % 2];
+            let url = format!(
+                "{base}/api/patients/{id}/history?from={}&to={}",
+                self.from, self.to
+            );
+            let started = Instant::now();
+            let response = self.http.get(&url).bearer_auth(self.token).send().await?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await?;
+            let took = started.elapsed();
+            anyhow::ensure!(status.is_success(), "{url}: HTTP {status}: {body}");
+            let points = body["t"].as_array().map_or(0, Vec::len);
+            let readings: u64 = body["readings"]
+                .as_array()
+                .map_or(0, |r| r.iter().filter_map(serde_json::Value::as_u64).sum());
+            anyhow::ensure!(
+                points <= 500 && readings == vitalflow_bench::history::READINGS_PER_PATIENT,
+                "{id}: {points} points summarising {readings} readings"
+            );
+            max_points = max_points.max(points);
+            readings_per_answer = readings;
+            if i >= 6 {
+                if i % 2 == 0 {
+                    endpoint.0.push(took);
+                } else {
+                    endpoint_no_rollup.0.push(took);
+                }
+            }
+        }
+        Ok((
+            endpoint,
+            endpoint_no_rollup,
+            max_points,
+            readings_per_answer,
+        ))
+    }
 }

@@ -321,7 +321,7 @@ impl CheckpointStore {
         let mut recovery = Recovery::default();
         for writer in status(&self.files)? {
             for file in &writer.published {
-                if file.spooled || file.staged.exists() || file.published.exists() {
+                if file.staged.exists() || file.was_published() {
                     if file.publish()? == Published::Renamed {
                         recovery.rolled_forward.push(file.published.clone());
                     }
@@ -824,6 +824,32 @@ mod tests {
             message.contains("c.parquet") && message.contains("outside vitalflow"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_file_a_compaction_absorbed_counts_as_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let mut store = CheckpointStore::open(&state, "p").unwrap();
+        let file = staged(dir.path(), "d.parquet");
+        store
+            .commit(
+                &BTreeMap::new(),
+                std::slice::from_ref(&file),
+                &StateToSave::default(),
+            )
+            .unwrap();
+        // The day was compacted: the file's rows moved into a merged file.
+        std::fs::remove_file(&file.published).unwrap();
+        crate::storage::compaction::CompactionRecord {
+            absorbed: ["d.parquet".to_string()].into(),
+            ..Default::default()
+        }
+        .write(dir.path())
+        .unwrap();
+        let recovery = store.recover().unwrap();
+        assert!(recovery.rolled_forward.is_empty());
+        assert!(!file.published.exists(), "nothing is recreated");
     }
 
     fn state_of(values: &[(&str, i64)]) -> RecordBatch {

@@ -1,5 +1,6 @@
 //! Parquet sink: rolling files, Hive-style date partitions, atomic publish.
 
+pub mod compact;
 mod config;
 mod events;
 mod naming;

@@ -3,14 +3,17 @@
 //! `part-<UTC creation time>-<writer id>-<sequence>.parquet`: the creation
 //! time makes names sort in write order, the random writer id keeps two
 //! writers (or a restarted one) from ever choosing the same name. A file
-//! being written is `.<final name>.inprogress` in the same directory, so the
-//! rename that publishes it is atomic, and readers that list `*.parquet`
-//! never see it.
+//! being written is `.staging/.<final name>.inprogress` below the dataset's
+//! root (the same file system, so the rename that publishes it is atomic),
+//! and readers, which list `*.parquet` outside hidden directories, never
+//! see it.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub const DATA_FILE_SUFFIX: &str = ".parquet";
 pub const IN_PROGRESS_SUFFIX: &str = ".inprogress";
+/// Where files are written before they are published, below the root.
+pub const STAGING_DIR: &str = ".staging";
 /// Hive's name for rows whose partition value is null.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::config::{Compression, ParquetSinkConfig};
 use super::events::{ParquetFileStaged, SinkPaused, SinkResumed};
-use super::naming::{data_file_name, date_partition, is_in_progress_file};
+use super::naming::{STAGING_DIR, data_file_name, date_partition, is_in_progress_file};
 use super::writer::RollingFile;
 use crate::common::ErrorChain;
 use crate::sinks::{Sink, SinkError, SinkMessage, SinkResultExt, SinkSummary};
@@ -88,7 +88,7 @@ impl ParquetSink {
             .collect::<Result<Vec<_>, SinkError>>()?
             .into();
         let partition_column = config.partition_by_date.as_deref().map(index).transpose()?;
-        let properties = writer_properties(&config, &schema, &sort_by);
+        let properties = writer_properties(&config, &schema, &sort_by, false);
         let writer_id = format!("{:08x}", rand::random::<u32>());
         Ok(Self {
             name: name.to_string(),
@@ -194,6 +194,7 @@ impl ParquetSink {
             let name = data_file_name(chrono::Utc::now(), &self.writer_id, self.next_file);
             self.next_file += 1;
             let file = RollingFile::create(
+                &self.root.join(STAGING_DIR),
                 &dir,
                 &name,
                 self.schema.clone(),
@@ -353,10 +354,14 @@ fn is_older_than(path: &Path, age: Duration) -> bool {
         .is_some_and(|elapsed| elapsed > age)
 }
 
-fn writer_properties(
+/// The sink's Parquet settings; `sort_by` is declared as the files' order
+/// when every row group is one sorted run (`whole_row_groups_sorted`, or
+/// `sort_rows` covering a row group).
+pub(super) fn writer_properties(
     config: &ParquetSinkConfig,
     schema: &SchemaRef,
     sort_by: &[usize],
+    whole_row_groups_sorted: bool,
 ) -> WriterProperties {
     let compression = match config.compression {
         Compression::Snappy => ParquetCompression::SNAPPY,
@@ -375,7 +380,8 @@ fn writer_properties(
         .set_created_by(format!("vitalflow {}", env!("CARGO_PKG_VERSION")));
     // A row group is sorted only when it is one run: declared then, never
     // otherwise (a reader may rely on the declaration).
-    if !sort_by.is_empty() && config.sort_rows >= config.row_group_rows {
+    if !sort_by.is_empty() && (whole_row_groups_sorted || config.sort_rows >= config.row_group_rows)
+    {
         builder = builder.set_sorting_columns(Some(
             sort_by
                 .iter()

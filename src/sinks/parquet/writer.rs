@@ -34,7 +34,12 @@ pub struct RollingFile {
 }
 
 impl RollingFile {
+    /// A file to be published as `dir/final_name`, written meanwhile under
+    /// a hidden name in `staging` (the dataset's `.staging/`, outside every
+    /// date partition, so that compacting a partition never moves a file a
+    /// writer still has open).
     pub fn create(
+        staging: &Path,
         dir: &Path,
         final_name: &str,
         schema: SchemaRef,
@@ -42,9 +47,11 @@ impl RollingFile {
         sort_rows: usize,
         sort_by: Arc<[usize]>,
     ) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SinkError::io(format!("creating directory {}", dir.display()), e))?;
-        let in_progress = dir.join(in_progress_name(final_name));
+        for dir in [staging, dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| SinkError::io(format!("creating directory {}", dir.display()), e))?;
+        }
+        let in_progress = staging.join(in_progress_name(final_name));
         let file = File::create(&in_progress)
             .map_err(|e| SinkError::io(format!("creating {}", in_progress.display()), e))?;
         let writer = ArrowWriter::try_new(file, schema, Some(properties))
@@ -239,6 +246,7 @@ mod tests {
             .collect();
         let dir = tempfile::tempdir().unwrap();
         let mut file = RollingFile::create(
+            &dir.path().join(".staging"),
             dir.path(),
             "part.parquet",
             schema.clone(),
