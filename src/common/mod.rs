@@ -14,6 +14,7 @@
 //! - [`error_chain`]: an error and its causes on one line, for logs.
 //! - [`partition_board`]: the partitions this instance owns, for `/health`.
 //! - [`ingest`]: the channel between the server and an ingest source.
+//! - [`priority`]: background threads at a lower CPU priority.
 
 pub mod backoff;
 pub mod digest;
@@ -23,6 +24,7 @@ pub mod event_time;
 pub mod ingest;
 pub mod offsets;
 pub mod partition_board;
+pub mod priority;
 pub mod tagged;
 pub mod units;
 

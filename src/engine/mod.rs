@@ -9,9 +9,12 @@
 //!   operator that holds partial aggregates, the [`alert`] operator; state
 //!   keyed by the source's key lives per source partition.
 //! - [`watermark`] tracks event time per source and partition.
+//! - `compaction.rs`: threads that merge closed days of the datasets while
+//!   the pipeline runs.
 
 pub mod alert;
 pub mod checkpoint;
+mod compaction;
 mod error;
 mod events;
 mod micro_batch;

@@ -25,6 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::checkpoint::{CheckpointFiles, CheckpointStore, OwnedPartition, StateToSave};
+use super::compaction::CompactionThreads;
 use super::error::{EngineError, StoppedUnexpectedly};
 use super::events::{
     BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, PartitionCheckpointed,
@@ -145,6 +146,8 @@ struct RunningPipeline<'a> {
     /// Ends the task that releases sinks waiting on a full spool, once the
     /// run is over.
     _run_over: DropGuard,
+    /// Merging closed days of the datasets, until the run ends.
+    _compaction: CompactionThreads,
 }
 
 /// Build the running pipeline: finish what an earlier run left half-done,
@@ -182,6 +185,7 @@ async fn start<'a>(
     let sources = start_sources(planned, options, &source_shutdown, store.as_ref())?;
     let forwarders: Vec<_> = forwarders.into_iter().map(Forwarder::spawn).collect();
     let run_over = release_spools_on_shutdown(&forwarders, shutdown);
+    let compaction = CompactionThreads::start(&spec.sinks)?;
 
     let engine = EngineLoop {
         planned,
@@ -207,6 +211,7 @@ async fn start<'a>(
         forwarders,
         checkpoint_wanted,
         _run_over: run_over,
+        _compaction: compaction,
     })
 }
 
@@ -440,6 +445,7 @@ impl RunningPipeline<'_> {
             forwarders,
             checkpoint_wanted: _,
             _run_over,
+            _compaction,
         } = self;
         // Open windows: emitted when the input really ended; kept in the final
         // checkpoint (and continued on restart) when the run was stopped.

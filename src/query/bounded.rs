@@ -141,7 +141,9 @@ impl QueryRuntime {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("vitalflow-query")
-            .on_thread_start(lower_priority)
+            // Analysts' queries are background work beside the pipeline and
+            // the model API.
+            .on_thread_start(crate::common::priority::lower_thread_priority)
             .enable_all()
             .build()?;
         Ok(Self(Some(runtime)))
@@ -151,21 +153,6 @@ impl QueryRuntime {
         self.0.as_ref().expect("runtime kept until drop").handle()
     }
 }
-
-/// Analysts' queries are background work beside the pipeline and the model
-/// API: their threads run at nice 10, so on a busy machine the kernel gives
-/// the latency-critical threads the CPU first (queries still get all idle
-/// CPU). Linux applies nice per thread (`who = 0` is the calling thread).
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority(2) on the calling thread; no memory is involved.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, QUERY_NICE);
-    }
-}
-
-/// Nice value of query threads (0 is normal, 19 the lowest priority).
-const QUERY_NICE: i32 = 10;
 
 impl Drop for QueryRuntime {
     fn drop(&mut self) {

@@ -209,3 +209,51 @@ async fn readers_see_every_row_once_while_days_are_swapped() {
         EVENTS as i64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_pipeline_compacts_closed_days_beside_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vitals");
+    // Two past days written as many files, by a run that does not compact
+    // (its files are fresh, the default quiet time is 15 minutes).
+    run_pipeline(&write_pipeline(dir.path(), &yaml(&out))).await;
+    assert!(day_files(&out, "2026-03-01").len() > 1);
+
+    // A live run writing today into the same dataset, compacting as it goes.
+    let live = yaml(&out)
+        .replace("pacing: unpaced", "pacing: realtime\n    interval: 100ms")
+        .replace(&format!("    limit: {EVENTS}\n"), "")
+        .replace("patients: 37", "patients: 3")
+        .replace("start: \"2026-03-01T23:55:00Z\"", "")
+        .replace(
+            "    roll:\n",
+            "    compact:\n      quiet: 0s\n      every: 200ms\n    roll:\n      max_age: 1s\n",
+        );
+    let spec = vitalflow::spec::parse(&live, &dir.path().join("live.yaml")).unwrap();
+    let planned = vitalflow::engine::plan(spec).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            vitalflow::engine::run(&planned, stop, vitalflow::engine::RunOptions::default()).await
+        }
+    });
+    wait_until(Duration::from_secs(60), "both past days compacted", || {
+        let out = out.clone();
+        async move {
+            day_files(&out, "2026-03-01").len() == 1 && day_files(&out, "2026-03-02").len() == 1
+        }
+    })
+    .await;
+    stop.cancel();
+    let summary = run.await.unwrap().unwrap();
+    assert!(summary.records_in() > 0);
+    let stored = scalar_i64(&out, "SELECT count(*) FROM t").await;
+    assert_eq!(stored, EVENTS as i64 + summary.records_in() as i64);
+    let distinct = scalar_i64(
+        &out,
+        "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)",
+    )
+    .await;
+    assert_eq!(distinct, stored, "no row twice");
+}

@@ -195,6 +195,38 @@ pub struct Compactor {
 struct DatasetLock(#[allow(dead_code)] File);
 
 impl Compactor {
+    /// Compact closed days every `every` (the first time now) until
+    /// `stop`; failures are reported and tried again the next time.
+    pub async fn run_every(&self, every: Duration, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            let pass = self.compact_closed_days(SystemTime::now());
+            let result = tokio::select! {
+                result = pass => result,
+                () = stop.cancelled() => return,
+            };
+            match result {
+                Ok(done) => {
+                    for day in done.unwrap_or_default() {
+                        super::events::DayCompacted {
+                            sink: &self.sink,
+                            day: &day,
+                        }
+                        .emit();
+                    }
+                }
+                Err(error) => super::events::CompactionFailed {
+                    sink: &self.sink,
+                    error: &error,
+                }
+                .emit(),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
     /// A compactor for the sink `sink`; only local, date-partitioned
     /// datasets can be compacted (an object store has no atomic swap).
     pub fn new(

@@ -75,6 +75,56 @@ pub struct ParquetSinkConfig {
     /// so hostile timestamps cannot exhaust file handles or memory.
     #[serde(default = "default_max_open_partitions")]
     pub max_open_partitions: usize,
+    /// Merging closed days into one sorted file, while the pipeline runs
+    /// (local, date-partitioned datasets; `vitalflow compact` does it on
+    /// demand).
+    #[serde(default)]
+    pub compact: CompactConfig,
+}
+
+/// `compact:` of a Parquet sink.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactConfig {
+    /// Compact closed days while the pipeline runs.
+    #[serde(default = "default_compact_enabled")]
+    pub enabled: bool,
+    /// How often to look for closed days (and once at start).
+    #[serde(default = "default_compact_every")]
+    pub every: HumanDuration,
+    /// A past day is closed once none of its files changed for this long.
+    #[serde(default = "default_compact_quiet")]
+    pub quiet: HumanDuration,
+    /// Memory the merge sort may hold before it spills to disk.
+    #[serde(default = "default_compact_memory")]
+    pub memory: HumanBytes,
+}
+
+impl Default for CompactConfig {
+    fn default() -> Self {
+        Self {
+            enabled: default_compact_enabled(),
+            every: default_compact_every(),
+            quiet: default_compact_quiet(),
+            memory: default_compact_memory(),
+        }
+    }
+}
+
+fn default_compact_enabled() -> bool {
+    true
+}
+
+fn default_compact_every() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10 * 60))
+}
+
+fn default_compact_quiet() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15 * 60))
+}
+
+fn default_compact_memory() -> HumanBytes {
+    HumanBytes(256 << 20)
 }
 
 fn default_max_open_partitions() -> usize {

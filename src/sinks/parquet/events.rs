@@ -59,3 +59,49 @@ impl SinkResumed<'_> {
         metrics::gauge!("vitalflow_sink_paused", "sink" => self.sink.to_owned()).set(0.0);
     }
 }
+
+/// A closed day was merged into sorted files.
+pub struct DayCompacted<'a> {
+    pub sink: &'a str,
+    pub day: &'a super::compact::DayCompacted,
+}
+
+impl DayCompacted<'_> {
+    pub fn emit(&self) {
+        let d = self.day;
+        tracing::info!(
+            sink = self.sink,
+            day = %d.day,
+            files_in = d.files_in,
+            files_out = d.files_out,
+            rows = d.rows,
+            bytes_in = d.bytes_in,
+            bytes_out = d.bytes_out,
+            late_files = d.late_files,
+            seconds = d.elapsed.as_secs_f64(),
+            "day compacted"
+        );
+        metrics::counter!("vitalflow_compacted_days_total", "sink" => self.sink.to_owned())
+            .increment(1);
+        metrics::counter!("vitalflow_compacted_files_total", "sink" => self.sink.to_owned())
+            .increment(d.files_in as u64);
+    }
+}
+
+/// A compaction failed; the day stays as it was and is tried again later.
+pub struct CompactionFailed<'a> {
+    pub sink: &'a str,
+    pub error: &'a crate::sinks::SinkError,
+}
+
+impl CompactionFailed<'_> {
+    pub fn emit(&self) {
+        tracing::error!(
+            sink = self.sink,
+            error = %crate::common::ErrorChain(self.error),
+            "compaction failed; the day's files stay as they were and it is tried again later"
+        );
+        metrics::counter!("vitalflow_compaction_errors_total", "sink" => self.sink.to_owned())
+            .increment(1);
+    }
+}
