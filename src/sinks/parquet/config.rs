@@ -216,6 +216,20 @@ fn default_max_age() -> HumanDuration {
 
 impl ParquetSinkConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.compact.enabled && self.compact.every.0 < std::time::Duration::from_millis(100) {
+            return Err(ConfigError::Invalid(format!(
+                "`compact.every` ({:?}) must be at least 100ms: it is how often the dataset is \
+                 listed for closed days",
+                self.compact.every.0
+            )));
+        }
+        if self.compact.enabled && self.compact.memory.0 < (16 << 20) {
+            return Err(ConfigError::Invalid(format!(
+                "`compact.memory` ({} bytes) must be at least 16MiB: the merge sort needs room \
+                 for a batch of every file it merges",
+                self.compact.memory.0
+            )));
+        }
         let location = Location::parse(self.path.as_str(), Path::new("."))
             .map_err(|error| ConfigError::Location { key: "path", error })?;
         match &location {
@@ -387,4 +401,41 @@ fn column_list(schema: &SchemaRef) -> String {
         .map(|f| f.name().as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> ParquetSinkConfig {
+        serde_saphyr::from_str(&format!("input: t\npath: /tmp/v\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn compaction_settings_are_checked() {
+        let defaults = config("");
+        assert!(defaults.compact.enabled);
+        assert_eq!(
+            defaults.compact.quiet.0,
+            std::time::Duration::from_secs(900)
+        );
+        defaults.validate().unwrap();
+        let spin = config("compact: {every: 0s}")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(spin.contains("`compact.every`"), "{spin}");
+        let small = config("compact: {memory: 1MiB}")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(small.contains("`compact.memory`"), "{small}");
+        config("compact: {enabled: false, every: 0s}")
+            .validate()
+            .unwrap();
+        assert!(
+            serde_saphyr::from_str::<ParquetSinkConfig>("input: t\npath: /v\ncompact: {evry: 1m}")
+                .is_err()
+        );
+    }
 }
