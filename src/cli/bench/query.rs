@@ -11,15 +11,12 @@ use std::time::Instant;
 use anyhow::Context;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use tokio_util::sync::CancellationToken;
 use vitalflow_bench::query::{
     PATIENTS, QUERIES, QueryReport, QueryResult, Run, dataset_yaml, duckdb_binary,
 };
 
-use crate::engine::{self, RunOptions};
-use crate::spec;
 
-/// Build (or reuse: `VITALFLOW_BENCH_QUERY_DATA`, a directory a previous
+/// Build (with `vitalflow run`, or reuse: `VITALFLOW_BENCH_QUERY_DATA`, a directory a previous
 /// run left) the dataset, then time every query `runs` times per engine,
 /// the engines alternating.
 pub async fn run(work: &Path, vitalflow: &Path, runs: usize) -> anyhow::Result<QueryReport> {
@@ -33,8 +30,16 @@ pub async fn run(work: &Path, vitalflow: &Path, runs: usize) -> anyhow::Result<Q
     if !vitals.exists() {
         std::fs::create_dir_all(&data)?;
         std::fs::write(&pipeline, &yaml)?;
-        let planned = engine::plan(spec::parse(&yaml, &pipeline)?).await?;
-        engine::run(&planned, CancellationToken::new(), RunOptions::default()).await?;
+        // In a child process: a query's peak RSS is read from `wait4`, and
+        // a child spawned by a process that had built the dataset itself
+        // would report this process's high-water mark (the kernel keeps the
+        // parent's at exec), whatever the query used.
+        let status = Command::new(vitalflow)
+            .args(["--log", "warn", "run"])
+            .arg(&pipeline)
+            .status()
+            .with_context(|| format!("starting {}", vitalflow.display()))?;
+        anyhow::ensure!(status.success(), "building the dataset: {status}");
         write_patients(&data.join("patients"))?;
     }
     let (mut rows, mut files, mut bytes) = (0u64, 0u64, 0u64);
