@@ -347,6 +347,10 @@ pub struct CompactArgs {
     /// A past day is closed once none of its files changed for this long.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub quiet: std::time::Duration,
+    /// Also merge today's files older than `--quiet` once this many are
+    /// not merged yet (0: only closed days).
+    #[arg(long, default_value_t = 0)]
+    pub open_day_files: usize,
     /// Memory the merge sort may hold before it spills to disk, in MiB.
     #[arg(long, default_value_t = 256)]
     pub memory_mib: usize,

@@ -14,6 +14,7 @@ pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     let spec = spec::load(&args.pipeline)?;
     let policy = CompactionPolicy {
         quiet: args.quiet,
+        open_day_files: args.open_day_files,
         memory: args.memory_mib << 20,
     };
     for name in &args.sinks {

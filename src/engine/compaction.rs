@@ -51,6 +51,7 @@ fn running_compactors(sinks: &[SinkSpec]) -> Vec<(Compactor, std::time::Duration
             SinkConfig::Parquet(c) if c.compact.enabled && c.partition_by_date.is_some() => {
                 let policy = CompactionPolicy {
                     quiet: c.compact.quiet.0,
+                    open_day_files: c.compact.open_day_files,
                     memory: c.compact.memory.0 as usize,
                 };
                 Compactor::new(&sink.name, c, policy)

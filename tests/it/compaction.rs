@@ -1,7 +1,8 @@
 //! `vitalflow compact`: a pipeline's closed days merged into one file per
 //! day sorted by `sort_by`, with exactly the rows they had; readers that
 //! query while a day is swapped see every row once, never twice or not at
-//! all.
+//! all; a running pipeline merges past days and today's settled files while
+//! it writes, and stores every row once.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -227,7 +228,7 @@ async fn a_running_pipeline_compacts_closed_days_beside_its_writes() {
         .replace("start: \"2026-03-01T23:55:00Z\"", "")
         .replace(
             "    roll:\n",
-            "    compact:\n      quiet: 0s\n      every: 200ms\n    roll:\n      max_age: 1s\n",
+            "    compact:\n      quiet: 0s\n      every: 200ms\n      open_day_files: 3\n    roll:\n      max_age: 300ms\n",
         );
     let spec = vitalflow::spec::parse(&live, &dir.path().join("live.yaml")).unwrap();
     let planned = vitalflow::engine::plan(spec).await.unwrap();
@@ -238,12 +239,22 @@ async fn a_running_pipeline_compacts_closed_days_beside_its_writes() {
             vitalflow::engine::run(&planned, stop, vitalflow::engine::RunOptions::default()).await
         }
     });
-    wait_until(Duration::from_secs(60), "both past days compacted", || {
-        let out = out.clone();
-        async move {
-            day_files(&out, "2026-03-01").len() == 1 && day_files(&out, "2026-03-02").len() == 1
-        }
-    })
+    // Today (the live run's day) is merged so far as it is written.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    wait_until(
+        Duration::from_secs(60),
+        "both past days compacted, and today merged so far",
+        || {
+            let (out, today) = (out.clone(), today.clone());
+            async move {
+                day_files(&out, "2026-03-01").len() == 1
+                    && day_files(&out, "2026-03-02").len() == 1
+                    && day_files(&out, &today)
+                        .iter()
+                        .any(|f| f.to_string_lossy().contains("-compact-"))
+            }
+        },
+    )
     .await;
     stop.cancel();
     let summary = run.await.unwrap().unwrap();

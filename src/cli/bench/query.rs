@@ -15,7 +15,6 @@ use vitalflow_bench::query::{
     PATIENTS, QUERIES, QueryReport, QueryResult, Run, dataset_yaml, duckdb_binary,
 };
 
-
 /// Build (with `vitalflow run`, or reuse: `VITALFLOW_BENCH_QUERY_DATA`, a directory a previous
 /// run left) the dataset, then time every query `runs` times per engine,
 /// the engines alternating.

@@ -23,10 +23,11 @@
 //!   died half-way is finished or undone by the next one
 //!   ([`recover_leftovers`]).
 //!
-//! Which days are closed is decided by [`closed_days`], a pure function of
-//! the listing and the clock.
+//! What to merge is decided by [`plan_merges`], a pure function of the
+//! listing and the clock: closed past days whole, and the open day so far
+//! once enough of its files have settled.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,11 +59,15 @@ const WORK_PREFIX: &str = ".compacting-";
 /// covering its own range of `sort_by`).
 const MAX_FILE_ROWS: u64 = 64 << 20;
 
-/// When a day counts as closed.
+/// When a day is merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompactionPolicy {
-    /// No file of the day changed for this long.
+    /// A past day is closed once no file of it changed for this long; in
+    /// the open day, only files this old are merged.
     pub quiet: Duration,
+    /// The open day (today, UTC) is merged so far once it has this many
+    /// quiet files not yet merged; 0: never before it closes.
+    pub open_day_files: usize,
     /// Memory the merge sort may hold before it spills to disk.
     pub memory: usize,
 }
@@ -71,9 +76,19 @@ impl Default for CompactionPolicy {
     fn default() -> Self {
         Self {
             quiet: Duration::from_secs(15 * 60),
+            open_day_files: 32,
             memory: 256 << 20,
         }
     }
+}
+
+/// One published data file of a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayFile {
+    /// When it was published.
+    pub modified: Option<SystemTime>,
+    /// Written by the day's last compaction.
+    pub merged: bool,
 }
 
 /// One `date=` directory as listed.
@@ -81,15 +96,18 @@ impl Default for CompactionPolicy {
 pub struct DayListing {
     pub dir: PathBuf,
     pub day: NaiveDate,
-    /// Published data files (names).
-    pub files: BTreeSet<String>,
-    /// Files written by the last compaction that are still there.
-    pub merged: usize,
-    /// When the newest file was published.
-    pub newest: Option<SystemTime>,
+    /// Published data files by name.
+    pub files: BTreeMap<String, DayFile>,
     /// A file is being written inside the directory (only by builds that
-    /// staged files next to the data): not closed.
+    /// staged files next to the data): left alone.
     pub in_progress: bool,
+}
+
+/// The files of one day to merge into one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge<'a> {
+    pub day: &'a DayListing,
+    pub inputs: BTreeSet<String>,
 }
 
 /// The `date=` directories of the dataset at `root`, oldest day first.
@@ -123,9 +141,7 @@ fn list_day(dir: &Path, day: NaiveDate) -> Result<DayListing, SinkError> {
     let mut listing = DayListing {
         dir: dir.to_path_buf(),
         day,
-        files: BTreeSet::new(),
-        merged: 0,
-        newest: None,
+        files: BTreeMap::new(),
         in_progress: false,
     };
     for entry in std::fs::read_dir(dir).map_err(|e| SinkError::io(context(), e))? {
@@ -134,12 +150,11 @@ fn list_day(dir: &Path, day: NaiveDate) -> Result<DayListing, SinkError> {
         if is_in_progress_file(&name) {
             listing.in_progress = true;
         } else if is_data_file(&name) {
-            let modified = entry.metadata().and_then(|m| m.modified()).ok();
-            listing.newest = listing.newest.max(modified);
-            if record.as_ref().is_some_and(|r| r.files.contains(&name)) {
-                listing.merged += 1;
-            }
-            listing.files.insert(name);
+            let file = DayFile {
+                modified: entry.metadata().and_then(|m| m.modified()).ok(),
+                merged: record.as_ref().is_some_and(|r| r.files.contains(&name)),
+            };
+            listing.files.insert(name, file);
         }
     }
     Ok(listing)
@@ -149,24 +164,44 @@ fn is_data_file(name: &str) -> bool {
     !name.starts_with('.') && !name.starts_with('_') && name.ends_with(DATA_FILE_SUFFIX)
 }
 
-/// The days worth compacting now: before `today` (UTC), quiet for
-/// `policy.quiet`, nothing being written in them, and more than one file
-/// (or files besides the last compaction's).
-pub fn closed_days<'a>(
+/// What to merge now. A past day (before `today`, UTC) is merged whole
+/// once it is closed: no file changed for `policy.quiet`, and something is
+/// not merged yet. The open day (today, or a future-dated one) is merged
+/// so far: its files older than `policy.quiet`, once `open_day_files` of
+/// them are not merged yet; newer files stay as they are. A day with a
+/// file being written inside it is left alone.
+pub fn plan_merges<'a>(
     days: &'a [DayListing],
     today: NaiveDate,
     now: SystemTime,
     policy: &CompactionPolicy,
-) -> Vec<&'a DayListing> {
-    days.iter()
-        .filter(|d| {
-            let quiet = d
-                .newest
-                .is_none_or(|t| now.duration_since(t).is_ok_and(|age| age >= policy.quiet));
-            let unmerged = d.files.len() - d.merged;
-            d.day < today && quiet && !d.in_progress && d.files.len() > 1 && unmerged > 0
-        })
-        .collect()
+) -> Vec<Merge<'a>> {
+    let quiet = |f: &DayFile| {
+        f.modified
+            .is_none_or(|t| now.duration_since(t).is_ok_and(|age| age >= policy.quiet))
+    };
+    let mut merges = Vec::new();
+    for day in days.iter().filter(|d| !d.in_progress) {
+        let settled: BTreeSet<String> = day
+            .files
+            .iter()
+            .filter(|(_, f)| quiet(f))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let unmerged = settled.iter().filter(|n| !day.files[*n].merged).count();
+        let wanted = if day.day < today {
+            settled.len() == day.files.len() && settled.len() > 1 && unmerged > 0
+        } else {
+            policy.open_day_files > 0 && unmerged >= policy.open_day_files && settled.len() > 1
+        };
+        if wanted {
+            merges.push(Merge {
+                day,
+                inputs: settled,
+            });
+        }
+    }
+    merges
 }
 
 /// What compacting one day did.
@@ -282,8 +317,8 @@ impl Compactor {
         let days = list_days(&self.root)?;
         let today = chrono::DateTime::<chrono::Utc>::from(now).date_naive();
         let mut done = Vec::new();
-        for day in closed_days(&days, today, now, &self.policy) {
-            done.push(self.compact_locked(day).await?);
+        for merge in plan_merges(&days, today, now, &self.policy) {
+            done.push(self.compact_locked(merge.day, &merge.inputs).await?);
         }
         Ok(Some(done))
     }
@@ -303,7 +338,8 @@ impl Compactor {
         if listing.in_progress || listing.files.len() < 2 {
             return Ok(None);
         }
-        self.compact_locked(&listing).await.map(Some)
+        let inputs = listing.files.keys().cloned().collect();
+        self.compact_locked(&listing, &inputs).await.map(Some)
     }
 
     fn lock(&self) -> Result<Option<DatasetLock>, SinkError> {
@@ -346,7 +382,13 @@ impl Compactor {
         Ok(())
     }
 
-    async fn compact_locked(&self, day: &DayListing) -> Result<DayCompacted, SinkError> {
+    /// Merge `inputs` (names in `day`) into one file and swap the day for
+    /// the merged file plus the day's other files.
+    async fn compact_locked(
+        &self,
+        day: &DayListing,
+        inputs: &BTreeSet<String>,
+    ) -> Result<DayCompacted, SinkError> {
         let started = Instant::now();
         let day_name = day.day.format("%Y-%m-%d").to_string();
         let work = self.root.join(format!("{WORK_PREFIX}{day_name}"));
@@ -361,11 +403,10 @@ impl Compactor {
         std::fs::create_dir_all(&work)
             .map_err(|e| SinkError::io(format!("creating {}", work.display()), e))?;
 
-        let inputs: Vec<PathBuf> = day.files.iter().map(|f| day.dir.join(f)).collect();
-        let (rows_in, bytes_in) =
-            count_rows(&inputs).with_context(|| context("reading footers"))?;
+        let paths: Vec<PathBuf> = inputs.iter().map(|f| day.dir.join(f)).collect();
+        let (rows_in, bytes_in) = count_rows(&paths).with_context(|| context("reading footers"))?;
         let written = self
-            .merge(&inputs, &work)
+            .merge(&paths, &work)
             .await
             .map_err(|e| e.context(context("merging")))?;
         let rows_out: u64 = written.iter().map(|(_, rows, _)| rows).sum();
@@ -380,7 +421,7 @@ impl Compactor {
             .with_context(|| context("reading the previous record"))?
             .map(|r| r.absorbed)
             .unwrap_or_default();
-        absorbed.extend(day.files.iter().cloned());
+        absorbed.extend(inputs.iter().cloned());
         let record = CompactionRecord {
             absorbed,
             compacted_at: chrono::Utc::now().to_rfc3339(),
@@ -390,14 +431,20 @@ impl Compactor {
         record
             .write(&work)
             .with_context(|| context("writing the record"))?;
+        // The day's other files (newer ones of the open day) stay: linked
+        // into the new directory, so that no reader misses them at the swap.
+        for name in day.files.keys().filter(|n| !inputs.contains(*n)) {
+            std::fs::hard_link(day.dir.join(name), work.join(name))
+                .map_err(|e| SinkError::io(context(&format!("keeping {name}")), e))?;
+        }
         exchange_dirs(&work, &day.dir).with_context(|| context("swapping"))?;
         // `work` now holds the old files: any the listing did not see were
         // published meanwhile and belong to the day.
-        let late_files = adopt_late_files(&work, &day.dir, &day.files)?;
+        let late_files = adopt_late_files(&work, &day.dir, inputs)?;
         remove_dir(&work)?;
         Ok(DayCompacted {
             day: day.day,
-            files_in: day.files.len(),
+            files_in: inputs.len(),
             bytes_in,
             files_out: written.len(),
             bytes_out: written.iter().map(|(_, _, bytes)| bytes).sum(),
@@ -572,40 +619,71 @@ fn remove_dir(dir: &Path) -> Result<(), SinkError> {
 mod tests {
     use super::*;
 
-    fn day(d: &str, files: usize, merged: usize, age_s: u64, now: SystemTime) -> DayListing {
+    /// A day of files with these ages in seconds; the first `merged` of
+    /// them written by the last compaction.
+    fn day(d: &str, ages: &[u64], merged: usize, now: SystemTime) -> DayListing {
         DayListing {
             dir: PathBuf::from(format!("date={d}")),
             day: NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap(),
-            files: (0..files).map(|i| format!("part-{i}.parquet")).collect(),
-            merged,
-            newest: Some(now - Duration::from_secs(age_s)),
+            files: ages
+                .iter()
+                .enumerate()
+                .map(|(i, &age)| {
+                    let file = DayFile {
+                        modified: Some(now - Duration::from_secs(age)),
+                        merged: i < merged,
+                    };
+                    (format!("part-{i:03}.parquet"), file)
+                })
+                .collect(),
             in_progress: false,
         }
     }
 
-    #[test]
-    fn only_quiet_past_days_with_something_to_merge_are_closed() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    fn planned(days: &[DayListing], policy: &CompactionPolicy, now: SystemTime) -> Vec<String> {
         let today = NaiveDate::from_ymd_opt(2027, 1, 15).unwrap();
-        let policy = CompactionPolicy::default();
-        let mut busy = day("2027-01-13", 5, 0, 3600, now);
+        plan_merges(days, today, now, policy)
+            .into_iter()
+            .map(|m| format!("{} {}", m.day.day, m.inputs.len()))
+            .collect()
+    }
+
+    #[test]
+    fn closed_days_merge_whole_and_the_open_day_its_settled_files() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let policy = CompactionPolicy {
+            open_day_files: 4,
+            ..CompactionPolicy::default()
+        };
+        let day_old = 86_400;
+        let mut busy = day("2027-01-13", &[3600; 5], 0, now);
         busy.in_progress = true;
         let days = [
-            day("2027-01-10", 40, 0, 86_400, now),  // closed
-            day("2027-01-11", 1, 1, 86_400, now),   // already one merged file
-            day("2027-01-12", 3, 1, 86_400, now),   // merged + two late files
-            busy,                                   // a file being written
-            day("2027-01-14", 30, 0, 60, now),      // written a minute ago
-            day("2027-01-15", 200, 0, 86_400, now), // today
-            day("2027-01-09", 1, 0, 86_400, now),   // a single file
+            day("2027-01-09", &[day_old], 0, now),     // a single file
+            day("2027-01-10", &[day_old; 40], 0, now), // closed
+            day("2027-01-11", &[day_old], 1, now),     // one merged file
+            day("2027-01-12", &[day_old; 3], 1, now),  // merged + two late files
+            busy,                                      // a file being written
+            day("2027-01-14", &[day_old, 60], 0, now), // a file a minute old
+            // Today: the merged file, four settled files, two fresh ones.
+            day("2027-01-15", &[3600, 3000, 2000, 1000, 901, 60, 1], 1, now),
         ];
-        let closed: Vec<String> = closed_days(&days, today, now, &policy)
-            .into_iter()
-            .map(|d| d.day.to_string())
-            .collect();
-        assert_eq!(closed, ["2027-01-10", "2027-01-12"]);
-        let two_files_merged = [day("2027-01-10", 2, 2, 86_400, now)];
-        assert!(closed_days(&two_files_merged, today, now, &policy).is_empty());
+        assert_eq!(
+            planned(&days, &policy, now),
+            ["2027-01-10 40", "2027-01-12 3", "2027-01-15 5"]
+        );
+        // Three settled files not merged yet are not enough for today.
+        let today = [day("2027-01-15", &[3600, 3000, 2000, 1000, 60], 1, now)];
+        assert!(planned(&today, &policy, now).is_empty());
+        // 0 turns the open day's merges off; a future-dated day counts as open.
+        let never = CompactionPolicy {
+            open_day_files: 0,
+            ..policy
+        };
+        assert!(planned(&days[6..], &never, now).is_empty());
+        let future = [day("2027-02-01", &[day_old; 5], 0, now)];
+        assert_eq!(planned(&future, &policy, now), ["2027-02-01 5"]);
+        assert!(planned(&[day("2027-01-10", &[day_old; 2], 2, now)], &policy, now).is_empty());
     }
 
     use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
@@ -691,6 +769,7 @@ mod tests {
             Compactor::new("t", &config(root.path()), CompactionPolicy::default()).unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let listing = list_day(&day_dir, day).unwrap();
+        let inputs: BTreeSet<String> = listing.files.keys().cloned().collect();
         // Published after the listing, before the swap: not absorbed.
         write_file(&day_dir, "part-4-cccc-000000.parquet", &[("z", 5)]);
         let _lock = compactor.lock().unwrap().unwrap();
@@ -698,7 +777,7 @@ mod tests {
             compactor.lock().unwrap().is_none(),
             "one compaction at a time"
         );
-        let done = compactor.compact_locked(&listing).await.unwrap();
+        let done = compactor.compact_locked(&listing, &inputs).await.unwrap();
         assert_eq!((done.files_in, done.files_out, done.rows), (3, 1, 7));
         assert_eq!(done.late_files, 1);
 
@@ -780,6 +859,40 @@ mod tests {
             compactor.compact_day(day).await.unwrap().is_none(),
             "one file: nothing to do"
         );
+    }
+
+    #[tokio::test]
+    async fn merging_part_of_a_day_keeps_its_other_files_in_place() {
+        let root = tempfile::tempdir().unwrap();
+        let day_dir = root.path().join("date=2026-03-04");
+        write_file(&day_dir, "part-1-aaaa-000000.parquet", &[("b", 1)]);
+        write_file(&day_dir, "part-2-aaaa-000001.parquet", &[("a", 2)]);
+        write_file(&day_dir, "part-3-aaaa-000002.parquet", &[("c", 3)]);
+        let compactor =
+            Compactor::new("t", &config(root.path()), CompactionPolicy::default()).unwrap();
+        let listing = list_day(&day_dir, NaiveDate::from_ymd_opt(2026, 3, 4).unwrap()).unwrap();
+        let inputs: BTreeSet<String> = [
+            "part-1-aaaa-000000.parquet".into(),
+            "part-2-aaaa-000001.parquet".into(),
+        ]
+        .into();
+        let done = compactor.compact_locked(&listing, &inputs).await.unwrap();
+        assert_eq!((done.files_in, done.files_out, done.late_files), (2, 1, 0));
+        let rows = rows_of(&day_dir);
+        let kept: Vec<_> = rows.iter().filter(|r| !is_merged_output(&r.0)).collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            (kept[0].0.as_str(), kept[0].1.as_str()),
+            ("part-3-aaaa-000002.parquet", "c")
+        );
+        let merged: Vec<_> = rows
+            .iter()
+            .filter(|r| is_merged_output(&r.0))
+            .map(|r| r.1.as_str())
+            .collect();
+        assert_eq!(merged, ["a", "b"]);
+        let record = CompactionRecord::read(&day_dir).unwrap().unwrap();
+        assert_eq!(record.absorbed, inputs);
     }
 
     #[tokio::test]

@@ -92,9 +92,15 @@ pub struct CompactConfig {
     /// How often to look for closed days (and once at start).
     #[serde(default = "default_compact_every")]
     pub every: HumanDuration,
-    /// A past day is closed once none of its files changed for this long.
+    /// A past day is closed once none of its files changed for this long;
+    /// in today's, only files this old are merged.
     #[serde(default = "default_compact_quiet")]
     pub quiet: HumanDuration,
+    /// Merge today's files so far once this many (older than `quiet`) are
+    /// not merged yet: a day written a file a minute is then a few files,
+    /// not hundreds, before it closes. 0: only closed days.
+    #[serde(default = "default_compact_open_day_files")]
+    pub open_day_files: usize,
     /// Memory the merge sort may hold before it spills to disk.
     #[serde(default = "default_compact_memory")]
     pub memory: HumanBytes,
@@ -106,6 +112,7 @@ impl Default for CompactConfig {
             enabled: default_compact_enabled(),
             every: default_compact_every(),
             quiet: default_compact_quiet(),
+            open_day_files: default_compact_open_day_files(),
             memory: default_compact_memory(),
         }
     }
@@ -121,6 +128,10 @@ fn default_compact_every() -> HumanDuration {
 
 fn default_compact_quiet() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(15 * 60))
+}
+
+fn default_compact_open_day_files() -> usize {
+    32
 }
 
 fn default_compact_memory() -> HumanBytes {
