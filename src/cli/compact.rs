@@ -26,7 +26,7 @@ pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
             spec.name
         );
     }
-    let mut compacted = 0;
+    let (mut compacted, mut failed) = (0, 0);
     for sink in &spec.sinks {
         let SinkConfig::Parquet(config) = &sink.config else {
             continue;
@@ -45,7 +45,10 @@ pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
             }
         };
         let done = match args.day {
-            Some(day) => compactor.compact_day(day).await.map(|d| d.map(|d| vec![d])),
+            Some(day) => compactor
+                .compact_day(day)
+                .await
+                .map(|d| d.map(|d| vec![Ok(d)])),
             None => compactor.compact_closed_days(SystemTime::now()).await,
         }
         .with_context(|| format!("compacting sink `{}`", sink.name))?;
@@ -65,11 +68,23 @@ pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
             println!("{}: no closed day to compact", sink.name);
         }
         for day in &done {
-            println!("{}: {}", sink.name, describe(day));
+            match day {
+                Ok(day) => {
+                    println!("{}: {}", sink.name, describe(day));
+                    compacted += 1;
+                }
+                Err(e) => {
+                    println!("{}: failed: {}", sink.name, crate::common::ErrorChain(e));
+                    failed += 1;
+                }
+            }
         }
-        compacted += done.len();
     }
     println!("{compacted} day(s) compacted");
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} day(s) could not be compacted (left as they were)"
+    );
     Ok(())
 }
 

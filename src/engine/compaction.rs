@@ -1,9 +1,13 @@
 //! Compaction beside the running pipeline: for each Parquet sink that asks
 //! for it (`compact:`, on by default for local date-partitioned datasets),
 //! a thread at background priority with its own small runtime merges the
-//! closed days (see `sinks::parquet::compact`). The merge's CPU and memory
-//! stay off the pipeline's workers; stopping the pipeline stops it at the
-//! next await, and a merge stopped half-way is cleaned up by the next one.
+//! closed days, and today's settled files (see `sinks::parquet::compact`).
+//! The merge's CPU and memory stay off the pipeline's workers. Stopping
+//! the run cancels a merge at its next await (before the day is touched;
+//! the next pass removes what it left) and waits for the thread, so a swap
+//! is never cut between its steps by a clean exit.
+
+use std::thread::JoinHandle;
 
 use tokio_util::sync::CancellationToken;
 
@@ -12,43 +16,64 @@ use crate::sinks::SinkConfig;
 use crate::sinks::parquet::compact::{CompactionPolicy, Compactor};
 use crate::spec::SinkSpec;
 
-/// The compaction threads of one run; stopped when dropped.
+/// The compaction threads of one run; stopped (and joined) when dropped.
 pub struct CompactionThreads {
     stop: CancellationToken,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl CompactionThreads {
     pub fn start(sinks: &[SinkSpec]) -> Result<Self, EngineError> {
-        let stop = CancellationToken::new();
-        for (compactor, every) in running_compactors(sinks) {
-            let stop = stop.clone();
+        // Built first: if a later thread fails to start, dropping `this`
+        // stops the ones already running.
+        let mut this = Self {
+            stop: CancellationToken::new(),
+            threads: Vec::new(),
+        };
+        for (compactor, every) in compactors(sinks, true) {
+            let stop = this.stop.clone();
+            let name = compactor.sink().to_string();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| {
-                    EngineError::Internal(format!("starting a compaction runtime: {e}"))
-                })?;
-            std::thread::Builder::new()
+                .map_err(|e| EngineError::component("compaction of sink", &name, e))?;
+            let thread = std::thread::Builder::new()
                 .name("compaction".into())
                 .spawn(move || {
                     crate::common::priority::lower_thread_priority();
                     runtime.block_on(compactor.run_every(every, stop));
                 })
-                .map_err(|e| EngineError::Internal(format!("starting a compaction thread: {e}")))?;
+                .map_err(|e| EngineError::component("compaction of sink", &name, e))?;
+            this.threads.push(thread);
         }
-        Ok(Self { stop })
+        Ok(this)
     }
 }
 
-/// Compactors for the sinks that ask for compaction while the pipeline
-/// runs (`compact.enabled`, local, date-partitioned), with how often each
-/// looks for closed days. Remote datasets are left alone quietly (their
+/// Finish what a compaction that died left behind in every local,
+/// date-partitioned dataset (files published during its merge wait in its
+/// work directory), before the checkpoints are recovered: a manifest may
+/// name those files.
+pub fn recover_interrupted(sinks: &[SinkSpec]) -> Result<(), EngineError> {
+    for (compactor, _) in compactors(sinks, false) {
+        compactor
+            .recover()
+            .map_err(|e| EngineError::component("compaction of sink", compactor.sink(), e))?;
+    }
+    Ok(())
+}
+
+/// Compactors for the local, date-partitioned Parquet sinks (only those
+/// with `compact.enabled` if `enabled_only`), with how often each looks
+/// for days to merge. Remote datasets are left alone quietly (their
 /// `vitalflow compact` says why).
-fn running_compactors(sinks: &[SinkSpec]) -> Vec<(Compactor, std::time::Duration)> {
+fn compactors(sinks: &[SinkSpec], enabled_only: bool) -> Vec<(Compactor, std::time::Duration)> {
     sinks
         .iter()
         .filter_map(|sink| match &sink.config {
-            SinkConfig::Parquet(c) if c.compact.enabled && c.partition_by_date.is_some() => {
+            SinkConfig::Parquet(c)
+                if (c.compact.enabled || !enabled_only) && c.partition_by_date.is_some() =>
+            {
                 let policy = CompactionPolicy {
                     quiet: c.compact.quiet.0,
                     open_day_files: c.compact.open_day_files,
@@ -66,5 +91,9 @@ fn running_compactors(sinks: &[SinkSpec]) -> Vec<(Compactor, std::time::Duration
 impl Drop for CompactionThreads {
     fn drop(&mut self) {
         self.stop.cancel();
+        for thread in self.threads.drain(..) {
+            // A panicked thread already reported itself.
+            let _ = thread.join();
+        }
     }
 }

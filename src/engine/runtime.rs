@@ -139,6 +139,10 @@ struct RunningPipeline<'a> {
     /// by `shutdown` (its parent) before.
     source_shutdown: CancellationToken,
     source_tasks: Vec<SourceTask>,
+    /// Cancelled when a source task ends with an error: the loop ends then,
+    /// even if the failed source's channel is still open (a Kafka consumer
+    /// still closing in the background holds a sender).
+    source_failed: CancellationToken,
     /// Uploaders of remote datasets, drained after the last checkpoint.
     forwarders: Vec<ForwarderHandle>,
     /// Notified by a sink that wants a checkpoint (it rolled a file).
@@ -161,6 +165,7 @@ async fn start<'a>(
 ) -> Result<RunningPipeline<'a>, EngineError> {
     let spec = &planned.spec;
     // Finish what an earlier run left half-done before anything new starts.
+    super::compaction::recover_interrupted(&spec.sinks)?;
     let store = open_checkpoints(planned)?;
     let mut watermarks: Vec<Option<WatermarkTracker>> = spec
         .sources
@@ -208,6 +213,7 @@ async fn start<'a>(
         incoming: sources.incoming,
         source_shutdown,
         source_tasks: sources.tasks,
+        source_failed: sources.failed,
         forwarders,
         checkpoint_wanted,
         _run_over: run_over,
@@ -279,6 +285,8 @@ struct StartedSources {
     /// Every source's events, merged.
     incoming: Incoming,
     tasks: Vec<SourceTask>,
+    /// Cancelled when a source task fails.
+    failed: CancellationToken,
     /// Per source: where durable offsets are announced.
     committed: Vec<watch::Sender<Offsets>>,
 }
@@ -295,6 +303,7 @@ fn start_sources(
     let mut streams = Vec::new();
     let mut tasks = Vec::new();
     let mut committed = Vec::new();
+    let failed = CancellationToken::new();
     for (index, source) in spec.sources.iter().enumerate() {
         let runtime = source
             .config
@@ -313,7 +322,14 @@ fn start_sources(
             partitions: options.sinks.partitions.clone(),
             ingest: options.ingest.clone(),
         };
-        let task = tokio::spawn(async move { runtime.run(ctx).await.map_err(Into::into) });
+        let source_failed = failed.clone();
+        let task = tokio::spawn(async move {
+            let result = runtime.run(ctx).await.map_err(Into::into);
+            if result.is_err() {
+                source_failed.cancel();
+            }
+            result
+        });
         tasks.push((source.name.clone(), task));
         streams.push(
             ReceiverStream::new(receiver)
@@ -324,6 +340,7 @@ fn start_sources(
     Ok(StartedSources {
         incoming: futures::stream::select_all(streams),
         tasks,
+        failed,
         committed,
     })
 }
@@ -384,6 +401,8 @@ async fn drive(
                 }
             },
             _ = running.checkpoint_wanted.notified() => engine.checkpoint().await?,
+            // `stop` collects the source's error and skips the final checkpoint.
+            () = running.source_failed.cancelled() => return Ok(()),
             _ = tick.tick() => engine.tick().await?,
             _ = report.tick() => progress.report(engine),
         }
@@ -442,6 +461,7 @@ impl RunningPipeline<'_> {
             incoming,
             source_shutdown,
             source_tasks,
+            source_failed: _,
             forwarders,
             checkpoint_wanted: _,
             _run_over,

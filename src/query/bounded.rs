@@ -232,8 +232,11 @@ impl QuerySession {
                     }
                     let mut stream = frame.execute_stream().await?;
                     while let Some(batch) = stream.next().await {
+                        // A file opened at execution time fails here, as
+                        // the first item: nothing taken yet, so retried.
+                        let batch = batch?;
                         taken = true;
-                        if collector.take(batch?).is_break() {
+                        if collector.take(batch).is_break() {
                             break;
                         }
                     }

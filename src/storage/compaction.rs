@@ -25,6 +25,10 @@ use super::publish::{sync_parent, write_atomically};
 
 /// The record's name inside a compacted directory.
 pub const RECORD_NAME: &str = ".compaction.json";
+/// Prefix of the hidden directory beside `date=D/` a day is rebuilt in
+/// (`.compacting-D/`); after the swap, it holds the old files until they
+/// are moved back or removed.
+pub const WORK_DIR_PREFIX: &str = ".compacting-";
 
 /// What a compacted directory absorbed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,16 +69,24 @@ impl CompactionRecord {
 }
 
 /// Whether `published` (a data file's path) was absorbed by a compaction
-/// of its directory. Unreadable records count as "no": the caller then
-/// reports the file missing, which is the safe answer.
+/// of its directory, or waits in the directory of a compaction that is
+/// running or died after its swap (which moves it back into the day).
+/// Unreadable records count as "no": the caller then reports the file
+/// missing, which is the safe answer.
 pub fn was_absorbed(published: &Path) -> bool {
     let (Some(dir), Some(name)) = (published.parent(), published.file_name()) else {
         return false;
     };
-    CompactionRecord::read(dir)
+    let recorded = CompactionRecord::read(dir)
         .ok()
         .flatten()
-        .is_some_and(|r| r.absorbed.contains(name.to_string_lossy().as_ref()))
+        .is_some_and(|r| r.absorbed.contains(name.to_string_lossy().as_ref()));
+    let in_work_dir = || {
+        let day = dir.file_name()?.to_str()?.strip_prefix("date=")?;
+        let work = dir.parent()?.join(format!("{WORK_DIR_PREFIX}{day}"));
+        Some(work.join(name).exists())
+    };
+    recorded || in_work_dir().unwrap_or(false)
 }
 
 /// Swap two directories atomically (`renameat2(RENAME_EXCHANGE)`), then
@@ -154,5 +166,14 @@ mod tests {
         assert_eq!(CompactionRecord::read(dir.path()).unwrap(), Some(record));
         assert!(was_absorbed(&dir.path().join("a.parquet")));
         assert!(!was_absorbed(&dir.path().join("b.parquet")));
+        // Published during a compaction that died after its swap: the file
+        // waits in the work directory until the next compaction moves it.
+        let day = dir.path().join("date=2026-03-01");
+        let work = dir.path().join(".compacting-2026-03-01");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("late.parquet"), b"x").unwrap();
+        assert!(was_absorbed(&day.join("late.parquet")));
+        assert!(!was_absorbed(&day.join("other.parquet")));
     }
 }

@@ -192,6 +192,7 @@ async fn readers_see_every_row_once_while_days_are_swapped() {
         .unwrap()
         .unwrap();
     assert_eq!(done.len(), 2);
+    assert!(done.iter().all(Result::is_ok), "{done:?}");
     stop.store(true, Ordering::Relaxed);
     let answers = reader.await.unwrap();
     let wrong: Vec<_> = answers

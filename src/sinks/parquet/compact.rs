@@ -54,7 +54,7 @@ const COMPACTION_WRITER: &str = "compact";
 /// The lock file below the dataset's root.
 const LOCK_NAME: &str = ".compaction.lock";
 /// Prefix of the directory a day is rebuilt in.
-const WORK_PREFIX: &str = ".compacting-";
+const WORK_PREFIX: &str = crate::storage::compaction::WORK_DIR_PREFIX;
 /// Rows per merged file at most (a busy day spreads over several, each
 /// covering its own range of `sort_by`).
 const MAX_FILE_ROWS: u64 = 64 << 20;
@@ -230,6 +230,16 @@ pub struct Compactor {
 struct DatasetLock(#[allow(dead_code)] File);
 
 impl Compactor {
+    /// Finish or undo what a compaction that died left behind (see
+    /// [`Self::recover_leftovers`]), if no other compaction is running.
+    /// The engine runs it before it recovers its checkpoints.
+    pub fn recover(&self) -> Result<(), SinkError> {
+        match self.lock()? {
+            Some(_lock) => self.recover_leftovers(),
+            None => Ok(()),
+        }
+    }
+
     /// Compact closed days every `every` (the first time now) until
     /// `stop`; failures are reported and tried again the next time.
     pub async fn run_every(&self, every: Duration, stop: tokio_util::sync::CancellationToken) {
@@ -242,11 +252,18 @@ impl Compactor {
             match result {
                 Ok(done) => {
                     for day in done.unwrap_or_default() {
-                        super::events::DayCompacted {
-                            sink: &self.sink,
-                            day: &day,
+                        match day {
+                            Ok(day) => super::events::DayCompacted {
+                                sink: &self.sink,
+                                day: &day,
+                            }
+                            .emit(),
+                            Err(error) => super::events::CompactionFailed {
+                                sink: &self.sink,
+                                error: &error,
+                            }
+                            .emit(),
                         }
-                        .emit();
                     }
                 }
                 Err(error) => super::events::CompactionFailed {
@@ -300,6 +317,11 @@ impl Compactor {
         })
     }
 
+    /// The sink whose dataset this compacts.
+    pub fn sink(&self) -> &str {
+        &self.sink
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -309,16 +331,18 @@ impl Compactor {
     pub async fn compact_closed_days(
         &self,
         now: SystemTime,
-    ) -> Result<Option<Vec<DayCompacted>>, SinkError> {
+    ) -> Result<Option<Vec<Result<DayCompacted, SinkError>>>, SinkError> {
         let Some(_lock) = self.lock()? else {
             return Ok(None);
         };
         self.recover_leftovers()?;
         let days = list_days(&self.root)?;
         let today = chrono::DateTime::<chrono::Utc>::from(now).date_naive();
+        // One result per day: a day that cannot be merged (a corrupt file,
+        // clashing schemas) stays as it is and does not hold up the others.
         let mut done = Vec::new();
         for merge in plan_merges(&days, today, now, &self.policy) {
-            done.push(self.compact_locked(merge.day, &merge.inputs).await?);
+            done.push(self.compact_locked(merge.day, &merge.inputs).await);
         }
         Ok(Some(done))
     }
@@ -373,11 +397,10 @@ impl Compactor {
                 continue;
             };
             let day_dir = self.root.join(format!("date={day}"));
-            let adopted = adopt_late_files(&entry.path(), &day_dir, &BTreeSet::new())?;
+            let adopted = drain_work_dir(&entry.path(), &day_dir, &BTreeSet::new())?;
             if adopted > 0 {
                 tracing::warn!(sink = %self.sink, day, files = adopted, "an interrupted compaction left files outside their day; moved them back");
             }
-            remove_dir(&entry.path())?;
         }
         Ok(())
     }
@@ -428,20 +451,20 @@ impl Compactor {
             files: written.iter().map(|(name, _, _)| name.clone()).collect(),
             rows: rows_out,
         };
-        record
-            .write(&work)
-            .with_context(|| context("writing the record"))?;
         // The day's other files (newer ones of the open day) stay: linked
         // into the new directory, so that no reader misses them at the swap.
         for name in day.files.keys().filter(|n| !inputs.contains(*n)) {
             std::fs::hard_link(day.dir.join(name), work.join(name))
                 .map_err(|e| SinkError::io(context(&format!("keeping {name}")), e))?;
         }
+        // Written last: its write fsyncs the directory, links included.
+        record
+            .write(&work)
+            .with_context(|| context("writing the record"))?;
         exchange_dirs(&work, &day.dir).with_context(|| context("swapping"))?;
         // `work` now holds the old files: any the listing did not see were
         // published meanwhile and belong to the day.
-        let late_files = adopt_late_files(&work, &day.dir, inputs)?;
-        remove_dir(&work)?;
+        let late_files = drain_work_dir(&work, &day.dir, inputs)?;
         Ok(DayCompacted {
             day: day.day,
             files_in: inputs.len(),
@@ -568,28 +591,18 @@ fn adopt_late_files(
     day: &Path,
     absorbed: &BTreeSet<String>,
 ) -> Result<usize, SinkError> {
-    let recorded = CompactionRecord::read(day)
-        .context("reading the compaction record")?
-        .map(|r| r.absorbed)
-        .unwrap_or_default();
     let mut moved = 0;
     let entries = std::fs::read_dir(from)
         .map_err(|e| SinkError::io(format!("listing {}", from.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| SinkError::io(format!("listing {}", from.display()), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let target = day.join(&name);
-        if !is_data_file(&name)
-            || is_merged_output(&name)
-            || absorbed.contains(&name)
-            || recorded.contains(&name)
-            || target.exists()
-        {
+        if !should_adopt(&name, day, absorbed)? {
             continue;
         }
         std::fs::create_dir_all(day)
             .map_err(|e| SinkError::io(format!("creating {}", day.display()), e))?;
-        std::fs::rename(entry.path(), &target).map_err(|e| {
+        std::fs::rename(entry.path(), day.join(&name)).map_err(|e| {
             SinkError::io(
                 format!("moving {} into {}", entry.path().display(), day.display()),
                 e,
@@ -601,6 +614,74 @@ fn adopt_late_files(
         sync_parent(&day.join("x"))?;
     }
     Ok(moved)
+}
+
+/// Whether `name`, found in a work directory, holds rows `day` does not
+/// have: a data file that no compaction absorbed (`absorbed`, or the day's
+/// record), that is not a merged output, and that the day has no file of.
+fn should_adopt(name: &str, day: &Path, absorbed: &BTreeSet<String>) -> Result<bool, SinkError> {
+    if !is_data_file(name)
+        || is_merged_output(name)
+        || absorbed.contains(name)
+        || day.join(name).exists()
+    {
+        return Ok(false);
+    }
+    let recorded = CompactionRecord::read(day).context("reading the compaction record")?;
+    Ok(!recorded.is_some_and(|r| r.absorbed.contains(name)))
+}
+
+/// Empty the work directory `from` after a swap (or a crash): files the
+/// day does not have and did not absorb are moved into `day`, everything
+/// else (absorbed files, links to kept ones, unswapped merged output) is
+/// removed, then the directory. A publish that looked up the old directory
+/// just before the swap can still land in it while this runs: the
+/// directory is then not empty, and the next pass adopts that file too.
+/// Returns how many files were moved.
+fn drain_work_dir(
+    from: &Path,
+    day: &Path,
+    absorbed: &BTreeSet<String>,
+) -> Result<usize, SinkError> {
+    let mut moved = 0;
+    for _ in 0..1000 {
+        moved += adopt_late_files(from, day, absorbed)?;
+        let entries = match std::fs::read_dir(from) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(moved),
+            Err(e) => return Err(SinkError::io(format!("listing {}", from.display()), e)),
+        };
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| SinkError::io(format!("listing {}", from.display()), e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if should_adopt(&name, day, absorbed)? {
+                // Arrived after this pass's adoption: the next pass moves it.
+                continue;
+            }
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(SinkError::io(format!("removing {}", path.display()), e)),
+            }
+        }
+        match std::fs::remove_dir(from) {
+            Ok(()) => return Ok(moved),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(moved),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+            Err(e) => return Err(SinkError::io(format!("removing {}", from.display()), e)),
+        }
+    }
+    Err(SinkError::Internal(format!(
+        "{} kept filling while it was emptied",
+        from.display()
+    )))
 }
 
 fn is_merged_output(name: &str) -> bool {
@@ -944,6 +1025,42 @@ mod tests {
         // The late file came back and was merged with the rest.
         assert_eq!(keys(&day_dir), ["a", "b", "c"]);
         assert_eq!(keys(&other_day), ["a"]);
+    }
+
+    #[test]
+    fn draining_a_work_directory_moves_only_rows_the_day_lacks() {
+        let root = tempfile::tempdir().unwrap();
+        let day = root.path().join("date=2026-03-05");
+        let work = root.path().join(".compacting-2026-03-05");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::create_dir_all(work.join("spill")).unwrap();
+        std::fs::write(day.join("kept.parquet"), b"k").unwrap();
+        std::fs::hard_link(day.join("kept.parquet"), work.join("kept.parquet")).unwrap();
+        CompactionRecord {
+            absorbed: ["old.parquet".to_string()].into(),
+            ..Default::default()
+        }
+        .write(&day)
+        .unwrap();
+        for name in [
+            "input.parquet",                 // absorbed by this compaction
+            "old.parquet",                   // absorbed by an earlier one
+            "part-1-compact-000000.parquet", // an unswapped merged output
+            ".compaction.json",
+            "late.parquet", // published during the merge
+        ] {
+            std::fs::write(work.join(name), b"x").unwrap();
+        }
+        let absorbed: BTreeSet<String> = ["input.parquet".to_string()].into();
+        assert_eq!(drain_work_dir(&work, &day, &absorbed).unwrap(), 1);
+        assert!(!work.exists());
+        let mut names: Vec<String> = std::fs::read_dir(&day)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".compaction.json", "kept.parquet", "late.parquet"]);
+        assert_eq!(std::fs::read(day.join("kept.parquet")).unwrap(), b"k");
     }
 
     #[test]

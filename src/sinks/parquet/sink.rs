@@ -307,7 +307,16 @@ impl ParquetSink {
     fn remove_stale_in_progress(&self) {
         let stale_after = self.config.roll.max_age.0 * 2 + Duration::from_secs(600);
         // Unreadable directories are skipped: this is housekeeping.
-        for entry in walkdir::WalkDir::new(&self.root).into_iter().flatten() {
+        // A compaction's work directory is the compactor's to clean up (a
+        // long merge's output is written there).
+        let walk = walkdir::WalkDir::new(&self.root)
+            .into_iter()
+            .filter_entry(|e| {
+                !e.file_name()
+                    .to_string_lossy()
+                    .starts_with(crate::storage::compaction::WORK_DIR_PREFIX)
+            });
+        for entry in walk.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy();
             if entry.file_type().is_file()
