@@ -804,12 +804,11 @@ mod tests {
         assert!(restarted.recover().unwrap().rolled_forward.is_empty());
     }
 
-    #[test]
-    fn a_file_missing_everywhere_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let mut store = CheckpointStore::open(&state, "p").unwrap();
-        let file = staged(dir.path(), "c.parquet");
+    /// A store whose checkpoint published `name` in `dir`, and that file,
+    /// since removed from the dataset.
+    fn published_then_gone(dir: &Path, name: &str) -> (CheckpointStore, StagedFile) {
+        let mut store = CheckpointStore::open(&dir.join("state"), "p").unwrap();
+        let file = staged(dir, name);
         store
             .commit(
                 &BTreeMap::new(),
@@ -818,6 +817,13 @@ mod tests {
             )
             .unwrap();
         std::fs::remove_file(&file.published).unwrap();
+        (store, file)
+    }
+
+    #[test]
+    fn a_file_missing_everywhere_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = published_then_gone(dir.path(), "c.parquet");
         let error = store.recover().unwrap_err();
         let message = crate::common::ErrorChain(&error).to_string();
         assert!(
@@ -829,18 +835,8 @@ mod tests {
     #[test]
     fn a_file_a_compaction_absorbed_counts_as_published() {
         let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let mut store = CheckpointStore::open(&state, "p").unwrap();
-        let file = staged(dir.path(), "d.parquet");
-        store
-            .commit(
-                &BTreeMap::new(),
-                std::slice::from_ref(&file),
-                &StateToSave::default(),
-            )
-            .unwrap();
         // The day was compacted: the file's rows moved into a merged file.
-        std::fs::remove_file(&file.published).unwrap();
+        let (store, file) = published_then_gone(dir.path(), "d.parquet");
         crate::storage::compaction::CompactionRecord {
             absorbed: ["d.parquet".to_string()].into(),
             ..Default::default()

@@ -592,10 +592,7 @@ fn adopt_late_files(
     absorbed: &BTreeSet<String>,
 ) -> Result<usize, SinkError> {
     let mut moved = 0;
-    let entries = std::fs::read_dir(from)
-        .map_err(|e| SinkError::io(format!("listing {}", from.display()), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| SinkError::io(format!("listing {}", from.display()), e))?;
+    for entry in entries(from)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !should_adopt(&name, day, absorbed)? {
             continue;
@@ -646,14 +643,7 @@ fn drain_work_dir(
     let mut moved = 0;
     for _ in 0..1000 {
         moved += adopt_late_files(from, day, absorbed)?;
-        let entries = match std::fs::read_dir(from) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(moved),
-            Err(e) => return Err(SinkError::io(format!("listing {}", from.display()), e)),
-        };
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| SinkError::io(format!("listing {}", from.display()), e))?;
+        for entry in entries(from)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if should_adopt(&name, day, absorbed)? {
                 // Arrived after this pass's adoption: the next pass moves it.
@@ -682,6 +672,18 @@ fn drain_work_dir(
         "{} kept filling while it was emptied",
         from.display()
     )))
+}
+
+/// The entries of `dir`; none if it is gone.
+fn entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, SinkError> {
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SinkError::io(format!("listing {}", dir.display()), e)),
+    };
+    listing
+        .collect::<Result<_, _>>()
+        .map_err(|e| SinkError::io(format!("listing {}", dir.display()), e))
 }
 
 fn is_merged_output(name: &str) -> bool {
