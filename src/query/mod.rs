@@ -8,6 +8,7 @@
 //! instead of reading everything.
 
 mod bounded;
+mod count_from_footers;
 mod format;
 mod yielding;
 
@@ -261,6 +262,8 @@ fn session(limits: &QueryLimits) -> Result<SessionContext, QueryError> {
         .with_config(config)
         .with_runtime_env(runtime.build_arc().map_err(QueryError::DataFusion)?)
         .with_default_features();
+    // Row counts per partition come from the footers (`count_from_footers.rs`).
+    state = state.with_physical_optimizer_rule(Arc::new(count_from_footers::CountFromFooters));
     if limits.memory.is_some() {
         // Bounded (server) queries must stop when cancelled.
         state = state.with_physical_optimizer_rule(Arc::new(yielding::YieldEveryOperator));
