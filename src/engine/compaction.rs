@@ -71,15 +71,9 @@ fn compactors(sinks: &[SinkSpec], enabled_only: bool) -> Vec<(Compactor, std::ti
     sinks
         .iter()
         .filter_map(|sink| match &sink.config {
-            SinkConfig::Parquet(c)
-                if (c.compact.enabled || !enabled_only) && c.partition_by_date.is_some() =>
-            {
-                let policy = CompactionPolicy {
-                    quiet: c.compact.quiet.0,
-                    open_day_files: c.compact.open_day_files,
-                    memory: c.compact.memory.0 as usize,
-                };
-                Compactor::new(&sink.name, c, policy)
+            // `Compactor::new` refuses remote and unpartitioned datasets.
+            SinkConfig::Parquet(c) if c.compact.enabled || !enabled_only => {
+                Compactor::new(&sink.name, c, CompactionPolicy::from(&c.compact))
                     .ok()
                     .map(|compactor| (compactor, c.compact.every.0))
             }

@@ -80,8 +80,6 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
         .context("the day after the dataset's")?
         .format("%Y-%m-%dT00:00:00Z")
         .to_string();
-    let width = patients.to_string().len().max(5);
-    let patient = |i: u32| format!("P{i:0width$}");
     let trends = Trends {
         http: &http,
         bases: &bases,
@@ -89,7 +87,6 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
         from: &from,
         to: &to,
         patients,
-        width,
     };
     let (endpoint, endpoint_no_rollup, max_points, readings_per_answer) =
         trends.time(requests).await?;
@@ -97,7 +94,7 @@ pub async fn run(patients: u32, requests: usize, work: &Path) -> anyhow::Result<
     let mut raw = Latencies::default();
     let mut raw_rows = 0;
     for i in 0..requests + 3 {
-        let id = patient(rng.random_range(1..=patients));
+        let id = trends.patient(rng.random_range(1..=patients));
         let sql = format!(
             "SELECT * FROM vitals WHERE patient_id = '{id}' AND date = '{DAY}' \
              AND ts >= TIMESTAMP '{from}' AND ts < TIMESTAMP '{to}'"
@@ -162,10 +159,15 @@ struct Trends<'a> {
     from: &'a str,
     to: &'a str,
     patients: u32,
-    width: usize,
 }
 
 impl Trends<'_> {
+    /// The simulator's id of patient `i` (`P00042`).
+    fn patient(&self, i: u32) -> String {
+        let width = self.patients.to_string().len().max(5);
+        format!("P{i:0width$}")
+    }
+
     /// `requests` timed to each server after three untimed ones (first
     /// listing, first file footers): latencies with and without the
     /// rollup, the most points an answer had, and readings per answer.
@@ -175,11 +177,7 @@ impl Trends<'_> {
         let mut endpoint_no_rollup = Latencies::default();
         let (mut max_points, mut readings_per_answer) = (0, 0);
         for i in 0..2 * (requests + 3) {
-            let id = format!(
-                "P{:0width$}",
-                rng.random_range(1..=self.patients),
-                width = self.width
-            );
+            let id = self.patient(rng.random_range(1..=self.patients));
             let base = &self.bases[i % 2];
             let url = format!(
                 "{base}/api/patients/{id}/history?from={}&to={}",

@@ -41,7 +41,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, ident};
 use futures::StreamExt;
 
-use super::config::ParquetSinkConfig;
+use super::config::{CompactConfig, ParquetSinkConfig};
 use super::naming::{DATA_FILE_SUFFIX, data_file_name, is_in_progress_file};
 use super::sink::writer_properties;
 use super::writer::RollingFile;
@@ -72,13 +72,20 @@ pub struct CompactionPolicy {
     pub memory: usize,
 }
 
+impl From<&CompactConfig> for CompactionPolicy {
+    fn from(config: &CompactConfig) -> Self {
+        Self {
+            quiet: config.quiet.0,
+            open_day_files: config.open_day_files,
+            memory: config.memory.0 as usize,
+        }
+    }
+}
+
+/// The sink's defaults (`compact:` left out).
 impl Default for CompactionPolicy {
     fn default() -> Self {
-        Self {
-            quiet: Duration::from_secs(15 * 60),
-            open_day_files: 32,
-            memory: 256 << 20,
-        }
+        Self::from(&CompactConfig::default())
     }
 }
 
@@ -253,7 +260,7 @@ impl Compactor {
                 Ok(done) => {
                     for day in done.unwrap_or_default() {
                         match day {
-                            Ok(day) => super::events::DayCompacted {
+                            Ok(day) => super::events::ParquetDayCompacted {
                                 sink: &self.sink,
                                 day: &day,
                             }
@@ -594,7 +601,7 @@ fn adopt_late_files(
     let mut moved = 0;
     for entry in entries(from)? {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !should_adopt(&name, day, absorbed)? {
+        if !should_adopt(&name, day, absorbed) {
             continue;
         }
         std::fs::create_dir_all(day)
@@ -614,18 +621,13 @@ fn adopt_late_files(
 }
 
 /// Whether `name`, found in a work directory, holds rows `day` does not
-/// have: a data file that no compaction absorbed (`absorbed`, or the day's
-/// record), that is not a merged output, and that the day has no file of.
-fn should_adopt(name: &str, day: &Path, absorbed: &BTreeSet<String>) -> Result<bool, SinkError> {
-    if !is_data_file(name)
-        || is_merged_output(name)
-        || absorbed.contains(name)
-        || day.join(name).exists()
-    {
-        return Ok(false);
-    }
-    let recorded = CompactionRecord::read(day).context("reading the compaction record")?;
-    Ok(!recorded.is_some_and(|r| r.absorbed.contains(name)))
+/// have: a data file that no compaction absorbed, that is not a merged
+/// output, and that the day has no file of.
+fn should_adopt(name: &str, day: &Path, absorbed: &BTreeSet<String>) -> bool {
+    is_data_file(name)
+        && !is_merged_output(name)
+        && !absorbed.contains(name)
+        && !day.join(name).exists()
 }
 
 /// Empty the work directory `from` after a swap (or a crash): files the
@@ -642,10 +644,17 @@ fn drain_work_dir(
 ) -> Result<usize, SinkError> {
     let mut moved = 0;
     for _ in 0..1000 {
-        moved += adopt_late_files(from, day, absorbed)?;
+        // This compaction's inputs and every earlier one's (the day's record).
+        let mut known = absorbed.clone();
+        if let Some(record) =
+            CompactionRecord::read(day).context("reading the compaction record")?
+        {
+            known.extend(record.absorbed);
+        }
+        moved += adopt_late_files(from, day, &known)?;
         for entry in entries(from)? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if should_adopt(&name, day, absorbed)? {
+            if should_adopt(&name, day, &known) {
                 // Arrived after this pass's adoption: the next pass moves it.
                 continue;
             }

@@ -61,12 +61,12 @@ impl SinkResumed<'_> {
 }
 
 /// A closed day was merged into sorted files.
-pub struct DayCompacted<'a> {
+pub struct ParquetDayCompacted<'a> {
     pub sink: &'a str,
     pub day: &'a super::compact::DayCompacted,
 }
 
-impl DayCompacted<'_> {
+impl ParquetDayCompacted<'_> {
     pub fn emit(&self) {
         let d = self.day;
         tracing::info!(
