@@ -351,9 +351,10 @@ pub struct CompactArgs {
     /// not merged yet (0: only closed days).
     #[arg(long, default_value_t = 0)]
     pub open_day_files: usize,
-    /// Memory the merge sort may hold before it spills to disk, in MiB.
-    #[arg(long, default_value_t = 256)]
-    pub memory_mib: usize,
+    /// Memory the merge sort may hold before it spills to disk, in MiB
+    /// (at least 16, as `compact.memory`: room for a batch of every file).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=1 << 30))]
+    pub memory_mib: u64,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,7 @@ pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     let policy = CompactionPolicy {
         quiet: args.quiet,
         open_day_files: args.open_day_files,
-        memory: args.memory_mib << 20,
+        memory: (args.memory_mib as usize) << 20,
     };
     for name in &args.sinks {
         anyhow::ensure!(

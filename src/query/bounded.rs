@@ -270,7 +270,7 @@ impl QuerySession {
 
 /// Whether `e` says a file was not found (a listed file that was gone
 /// when it was opened).
-fn is_vanished_file(e: &DataFusionError) -> bool {
+pub(crate) fn is_vanished_file(e: &DataFusionError) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(error) = cause {
         let not_found = error

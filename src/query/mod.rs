@@ -29,6 +29,7 @@ use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 pub use bounded::{Collector, Finished, QueryError, QueryLimits};
@@ -318,12 +319,34 @@ fn directory_url(dir: &Path) -> Result<ListingTableUrl, QueryError> {
 }
 
 /// Run one SQL statement; returns its schema and rows.
+///
+/// A query whose listed file vanished before it was read (a compaction
+/// swapped its day for the merged file) is planned and run again, once:
+/// nothing was returned yet, rows come back all at once. Statements that
+/// write (`INSERT`, `COPY`, DDL) are never run twice.
 pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
 ) -> datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)> {
-    let frame = ctx.sql(sql).await?;
-    let schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
-    Ok((schema, batches))
+    let mut retried = false;
+    loop {
+        let frame = ctx.sql(sql).await;
+        let writes = frame.as_ref().is_ok_and(|f| {
+            matches!(
+                f.logical_plan(),
+                LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Ddl(_)
+            )
+        });
+        let result = async {
+            let frame = frame?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            Ok((schema, batches))
+        }
+        .await;
+        match result {
+            Err(e) if !retried && !writes && bounded::is_vanished_file(&e) => retried = true,
+            other => return other,
+        }
+    }
 }

@@ -13,7 +13,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::Int64Type;
 use datafusion::execution::context::SQLOptions;
-use vitalflow::query::{Collector, Dataset, QueryLimits, QuerySession};
+use vitalflow::query::{Collector, Dataset, QueryLimits, QuerySession, run_sql};
 use vitalflow::sinks::SinkConfig;
 use vitalflow::sinks::parquet::compact::{CompactionPolicy, Compactor};
 use vitalflow::storage::Location;
@@ -116,10 +116,26 @@ async fn compact_merges_each_closed_day_into_one_sorted_file_with_the_same_rows(
     // A sink that cannot be compacted, asked for by name, says why.
     let (ok, _, stderr) = run_binary(["compact", "--pipeline", &pipeline_arg, "--sink", "nope"]);
     assert!(!ok && stderr.contains("no Parquet sink `nope`"), "{stderr}");
+    // Too little memory for the merge is refused before anything is read,
+    // as `compact.memory` is in a pipeline.
+    let (ok, _, stderr) = run_binary(["compact", "--pipeline", &pipeline_arg, "--memory-mib", "8"]);
+    assert!(
+        !ok && stderr.contains("--memory-mib") && stderr.contains("16"),
+        "{stderr}"
+    );
 }
 
 /// Counts the rows of `SELECT count(*)`.
 struct Count(i64);
+
+impl Count {
+    fn sum(mut self, batches: Vec<RecordBatch>) -> i64 {
+        for batch in batches {
+            let _ = self.take(batch);
+        }
+        self.0
+    }
+}
 
 impl Collector for Count {
     fn take(&mut self, batch: RecordBatch) -> ControlFlow<()> {
@@ -173,6 +189,25 @@ async fn readers_see_every_row_once_while_days_are_swapped() {
         }
     });
 
+    // `vitalflow query`'s path: the whole result at once, read from the
+    // files (a filter no footer answers).
+    let cli_reader = tokio::spawn({
+        let (ctx, stop) = (session.ctx.clone(), stop.clone());
+        async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) || answers.is_empty() {
+                let result =
+                    run_sql(&ctx, "SELECT count(*) FROM vitals WHERE heart_rate >= 0").await;
+                answers.push(
+                    result
+                        .map(|(_, batches)| Count(0).sum(batches))
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            answers
+        }
+    });
+
     let spec = vitalflow::spec::load(&pipeline).unwrap();
     let SinkConfig::Parquet(config) = &spec.sinks[0].config else {
         panic!("a Parquet sink")
@@ -194,7 +229,8 @@ async fn readers_see_every_row_once_while_days_are_swapped() {
     assert_eq!(done.len(), 2);
     assert!(done.iter().all(Result::is_ok), "{done:?}");
     stop.store(true, Ordering::Relaxed);
-    let answers = reader.await.unwrap();
+    let mut answers = reader.await.unwrap();
+    answers.extend(cli_reader.await.unwrap());
     let wrong: Vec<_> = answers
         .iter()
         .filter(|a| **a != Ok(EVENTS as i64))
