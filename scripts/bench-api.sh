@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the model API with a real load generator (wrk) on loopback.
-# Optimised build; prints requests/s and latency percentiles for /predict and /explain.
+# Optimised build; prints requests/s and latency percentiles for /predict and /explain, and for
+# GET /health as the floor (what the machine and wrk give a request that does no work).
 #   scripts/bench-api.sh [seconds] [connections]
 # BEFORE_BIN=path/to/an/older/vitalflow adds that binary, rounds alternating
 # with this build's (same machine, same run), for before/after figures.
@@ -37,6 +38,9 @@ round() { # binary label
     wrk -t1 -c"$connections" -d"${seconds}s" --latency -s benches/http/predict.lua "http://127.0.0.1:$port/$path" \
       | grep -E "Requests/sec|non-200|p50|Socket errors"
   done
+  echo "== $2: GET /health (the floor: no model work): wrk -t1 -c$connections -d${seconds}s"
+  wrk -t1 -c"$connections" -d"${seconds}s" --latency -s benches/http/health.lua "http://127.0.0.1:$port/health" \
+    | grep -E "Requests/sec|non-200|p50|Socket errors"
   kill "$server"; wait "$server" 2>/dev/null || true
 }
 for r in 1 2; do

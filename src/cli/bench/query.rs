@@ -57,11 +57,11 @@ pub async fn run(work: &Path, vitalflow: &Path, runs: usize) -> anyhow::Result<Q
     }
     let duckdb = duckdb_binary();
     let duckdb_version = match &duckdb {
-        Some(bin) => Some(
-            String::from_utf8_lossy(&Command::new(bin).arg("--version").output()?.stdout)
-                .trim()
-                .to_string(),
-        ),
+        Some(bin) => Some(format!(
+            "{} ({})",
+            String::from_utf8_lossy(&Command::new(bin).arg("--version").output()?.stdout).trim(),
+            bin.display()
+        )),
         None => None,
     };
     let views = format!(
