@@ -12,7 +12,7 @@ use anyhow::Context;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use vitalflow_bench::query::{
-    PATIENTS, QUERIES, QueryReport, QueryResult, Run, dataset_yaml, duckdb_binary,
+    PATIENTS, QUERIES, QueryReport, QueryResult, Run, dataset_yaml, duckdb_binary, rss_anon,
 };
 
 /// Build (with `vitalflow run`, or reuse: `VITALFLOW_BENCH_QUERY_DATA`, a directory a previous
@@ -139,7 +139,8 @@ fn write_patients(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Run `command` to its end: wall time, the kernel's peak RSS of the
-/// process (`wait4`), and the CSV rows it printed (header excluded).
+/// process (`wait4`), its highest private memory (sampled), and the CSV rows
+/// it printed (header excluded).
 fn measure(command: &mut Command) -> anyhow::Result<Run> {
     let started = Instant::now();
     let mut child = command
@@ -147,6 +148,7 @@ fn measure(command: &mut Command) -> anyhow::Result<Run> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {command:?}"))?;
+    let sampler = PrivateMemorySampler::start(child.id());
     let mut out = String::new();
     child
         .stdout
@@ -165,6 +167,7 @@ fn measure(command: &mut Command) -> anyhow::Result<Run> {
     // SAFETY: wait4(2) on our own child, with valid out-pointers.
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     let elapsed = started.elapsed();
+    let peak_private = sampler.stop();
     anyhow::ensure!(pid > 0, "wait4 failed: {}", std::io::Error::last_os_error());
     anyhow::ensure!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
@@ -173,15 +176,54 @@ fn measure(command: &mut Command) -> anyhow::Result<Run> {
     Ok(Run {
         elapsed,
         peak_rss: usage.ru_maxrss as u64 * 1024,
+        peak_private,
         rows: out.lines().count().saturating_sub(1),
     })
 }
 
-/// The run with the median time, with the highest peak RSS of all.
+/// The run with the median time, with the highest peak memory of all.
 fn median(mut runs: Vec<Run>) -> Run {
     let peak = runs.iter().map(|r| r.peak_rss).max().unwrap_or(0);
+    let private = runs.iter().map(|r| r.peak_private).max().unwrap_or(0);
     runs.sort_by_key(|r| r.elapsed);
     let mut middle = runs[runs.len() / 2];
     middle.peak_rss = peak;
+    middle.peak_private = private;
     middle
+}
+
+/// Reads a child's `RssAnon` every millisecond until it exits: the
+/// memory a query itself holds, apart from the pages of its binary that
+/// the kernel counts in the peak RSS (both engines alike).
+struct PrivateMemorySampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl PrivateMemorySampler {
+    fn start(pid: u32) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            let mut peak = 0;
+            while !flag.load(Ordering::Relaxed) {
+                match std::fs::read_to_string(&path).ok().as_deref().map(rss_anon) {
+                    Some(Some(bytes)) => peak = peak.max(bytes),
+                    // Exited (a zombie, or reaped): nothing more to see.
+                    _ => break,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            peak
+        });
+        Self { stop, thread }
+    }
+
+    /// The highest sample.
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
 }
