@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use indexmap::IndexMap;
 
 use super::operator::TransformPlan;
-use super::session::streaming_session;
+use super::session::{streaming_session, streaming_session_config};
 use super::transform::StaticTable;
 use super::transform::{TransformInput, plan_transform};
 use crate::sources::{dead_letter_table, late_events_table};
@@ -385,7 +385,11 @@ fn sql_error(spec: &PipelineSpec, transform: &TransformSpec, message: String) ->
 /// one streaming input. Table references come from DataFusion's own SQL
 /// parser, so quoting and CTEs are handled as the planner will see them.
 fn dependency_order(spec: &PipelineSpec) -> Result<Vec<(&TransformSpec, String)>, SpecError> {
-    let parser = streaming_session().state();
+    // Parsing and resolving table names need the session's SQL options
+    // only, not a context with every function registered.
+    let parser = datafusion::execution::session_state::SessionStateBuilder::new()
+        .with_config(streaming_session_config())
+        .build();
     let source_tables: Vec<String> = spec
         .sources
         .iter()

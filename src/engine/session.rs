@@ -11,6 +11,17 @@ pub const OPERATOR_BATCH_ROWS: usize = 16_384;
 /// sinks on separate tasks, not from repartitioning each micro-batch (which
 /// would cost more than it saves at micro-batch sizes).
 pub fn streaming_session() -> SessionContext {
+    let ctx = SessionContext::new_with_config(streaming_session_config());
+    // Known to every planner so windowed SQL resolves; only the window
+    // operator gives them meaning.
+    for udf in super::window::window_udfs() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    ctx
+}
+
+/// The settings of [`streaming_session`].
+pub fn streaming_session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_target_partitions(1)
         .with_batch_size(OPERATOR_BATCH_ROWS)
@@ -23,11 +34,5 @@ pub fn streaming_session() -> SessionContext {
     optimizer.enable_join_dynamic_filter_pushdown = false;
     optimizer.enable_topk_dynamic_filter_pushdown = false;
     optimizer.enable_aggregate_dynamic_filter_pushdown = false;
-    let ctx = SessionContext::new_with_config(config);
-    // Known to every planner so windowed SQL resolves; only the window
-    // operator gives them meaning.
-    for udf in super::window::window_udfs() {
-        ctx.register_udf(udf.as_ref().clone());
-    }
-    ctx
+    config
 }
