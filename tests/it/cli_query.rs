@@ -118,6 +118,50 @@ async fn formats_errors_and_tables() {
     assert!(!ok, "bad SQL must fail");
     assert!(err.contains("hart_rate") && err.contains("error:"), "{err}");
 
+    // DataFusion settings come from the environment, over vitalflow's own;
+    // a value that does not parse names its variable.
+    let with_env = |variable: &str, value: &str, sql: &str| {
+        let output = std::process::Command::new(binary())
+            .args(["query", "--format", "csv", "--pipeline"])
+            .arg(&pipeline)
+            .arg(sql)
+            .env(variable, value)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, csv, err) = with_env(
+        "DATAFUSION_EXECUTION_BATCH_SIZE",
+        "1234",
+        "SHOW datafusion.execution.batch_size",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv, "name,value\ndatafusion.execution.batch_size,1234\n");
+    let (ok, csv, err) = with_env(
+        "DATAFUSION_EXECUTION_BATCH_SIZE",
+        "1234",
+        "SHOW datafusion.optimizer.enable_join_dynamic_filter_pushdown",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        csv.ends_with(",false\n"),
+        "vitalflow's default stays: {csv}"
+    );
+    let (ok, csv, err) = with_env(
+        "DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS",
+        "maybe",
+        "SELECT count(*) AS n FROM vitals",
+    );
+    assert!(!ok, "a bad setting must fail: {csv}");
+    assert!(
+        err.contains("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS=\"maybe\""),
+        "{err}"
+    );
+
     let (ok, _, err) = query(&pipeline, &["SELEC 1"]);
     assert!(!ok);
     assert!(err.contains("SELEC"), "{err}");
