@@ -45,16 +45,20 @@ mod tests {
     fn a_variable_overrides_one_option_and_leaves_the_others() {
         let mut options = ConfigOptions::new();
         options.execution.parquet.pushdown_filters = true;
-        options.execution.batch_size = 4096;
+        options.execution.sort_spill_reservation_bytes = 4096;
         let applied = apply_env(&mut options, |name| {
-            (name == "DATAFUSION_EXECUTION_BATCH_SIZE").then(|| "1024".to_string())
+            (name == "DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES")
+                .then(|| "1024".to_string())
         })
         .unwrap();
         assert_eq!(
             applied,
-            vec![("DATAFUSION_EXECUTION_BATCH_SIZE".into(), "1024".into())]
+            vec![(
+                "DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES".into(),
+                "1024".into()
+            )]
         );
-        assert_eq!(options.execution.batch_size, 1024);
+        assert_eq!(options.execution.sort_spill_reservation_bytes, 1024);
         assert!(options.execution.parquet.pushdown_filters, "kept");
     }
 
