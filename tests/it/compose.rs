@@ -1100,6 +1100,10 @@ fn image_builds_what_cargo_needs_and_runs_vitalflow() {
         needed.extend(files_below(Path::new("benches"), |n| n.ends_with(".rs")));
     }
     needed.extend(embedded_files());
+    if Path::new("build.rs").exists() {
+        // Without it cargo builds the binary anyway, silently linked otherwise.
+        needed.push(PathBuf::from("build.rs"));
+    }
     let missing: Vec<&PathBuf> = needed.iter().filter(|p| !builder.copies_path(p)).collect();
     assert!(
         missing.is_empty(),
