@@ -69,6 +69,15 @@ pub enum QueryError {
     #[error("query task failed: {0}")]
     Internal(String),
 
+    /// A `DATAFUSION_*` environment variable names a setting its value
+    /// does not fit.
+    #[error("environment variable {variable}={value:?}: {reason}")]
+    Setting {
+        variable: String,
+        value: String,
+        reason: String,
+    },
+
     /// A sink's location cannot name a dataset. Kept inline, not as the
     /// `source()`: its message already repeats its own cause.
     #[error("{0}")]

@@ -13,7 +13,7 @@ use super::QueryError;
 
 /// The variable that sets option `key` (`datafusion.execution.batch_size`
 /// -> `DATAFUSION_EXECUTION_BATCH_SIZE`).
-pub fn env_name(key: &str) -> String {
+fn env_name(key: &str) -> String {
     key.to_uppercase().replace('.', "_")
 }
 
@@ -28,8 +28,10 @@ pub fn apply_env(
     for key in keys {
         let variable = env_name(&key);
         if let Some(value) = lookup(&variable) {
-            options.set(&key, &value).map_err(|e| {
-                QueryError::Invalid(format!("environment variable {variable}={value:?}: {e}"))
+            options.set(&key, &value).map_err(|e| QueryError::Setting {
+                variable: variable.clone(),
+                value: value.clone(),
+                reason: e.to_string(),
             })?;
             applied.push((variable, value));
         }

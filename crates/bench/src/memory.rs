@@ -23,6 +23,14 @@ pub fn peak_rss_of(pid: u32) -> Option<u64> {
     parse_kb_field(&status, "VmHWM:")
 }
 
+/// Private resident memory of another process now (`RssAnon` of
+/// `/proc/PID/status`: heap and stacks, not its binary's mapped code);
+/// `None` once it has exited (a zombie's status has no memory lines).
+pub fn private_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_kb_field(&status, "RssAnon:")
+}
+
 /// A `kB` field of `/proc/self/status`, in bytes.
 fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -45,6 +53,15 @@ mod tests {
         assert_eq!(parse_kb_field(status, "VmHWM:"), Some(120 * 1024));
         assert_eq!(parse_kb_field(status, "RssFile:"), Some(40 * 1024));
         assert_eq!(parse_kb_field(status, "RssShmem:"), None);
+    }
+
+    #[test]
+    fn private_memory_is_read_from_rss_anon() {
+        let status = "Name:\tvitalflow\nVmHWM:\t  120000 kB\nRssAnon:\t   12544 kB\n\
+                      RssFile:\t  107456 kB\n";
+        assert_eq!(parse_kb_field(status, "RssAnon:"), Some(12_544 * 1024));
+        let zombie = "Name:\tvitalflow\nState:\tZ (zombie)\n";
+        assert_eq!(parse_kb_field(zombie, "RssAnon:"), None);
     }
 
     #[test]

@@ -154,21 +154,6 @@ pub struct Run {
     pub rows: usize,
 }
 
-/// `RssAnon` of a `/proc/PID/status` text, in bytes: the process's private
-/// resident memory. `None` once the process has exited (a zombie's status
-/// has no memory lines).
-pub fn rss_anon(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
-    let kib: u64 = line
-        .trim_start_matches("RssAnon:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
 pub struct QueryResult {
     pub name: &'static str,
     pub vitalflow: Run,
@@ -258,14 +243,5 @@ mod tests {
         let yaml = dataset_yaml(Path::new("/tmp/q"));
         assert!(yaml.contains("limit: 20160000"), "{yaml}");
         assert!(QUERIES.len() >= 5);
-    }
-
-    #[test]
-    fn private_memory_is_read_from_rss_anon() {
-        let status = "Name:\tvitalflow\nVmHWM:\t  120000 kB\nRssAnon:\t   12544 kB\n\
-                      RssFile:\t  107456 kB\n";
-        assert_eq!(rss_anon(status), Some(12_544 * 1024));
-        let zombie = "Name:\tvitalflow\nState:\tZ (zombie)\n";
-        assert_eq!(rss_anon(zombie), None);
     }
 }

@@ -11,8 +11,9 @@ use std::time::Instant;
 use anyhow::Context;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use vitalflow_bench::memory::private_rss_of;
 use vitalflow_bench::query::{
-    PATIENTS, QUERIES, QueryReport, QueryResult, Run, dataset_yaml, duckdb_binary, rss_anon,
+    PATIENTS, QUERIES, QueryReport, QueryResult, Run, dataset_yaml, duckdb_binary,
 };
 
 /// Build (with `vitalflow run`, or reuse: `VITALFLOW_BENCH_QUERY_DATA`, a directory a previous
@@ -206,14 +207,13 @@ impl PrivateMemorySampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let path = format!("/proc/{pid}/status");
             let mut peak = 0;
             while !flag.load(Ordering::Relaxed) {
-                match std::fs::read_to_string(&path).ok().as_deref().map(rss_anon) {
-                    Some(Some(bytes)) => peak = peak.max(bytes),
-                    // Exited (a zombie, or reaped): nothing more to see.
-                    _ => break,
-                }
+                // None: exited (a zombie, or reaped), nothing more to see.
+                let Some(bytes) = private_rss_of(pid) else {
+                    break;
+                };
+                peak = peak.max(bytes);
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             peak

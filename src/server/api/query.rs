@@ -168,7 +168,8 @@ pub(crate) fn refusal(error: QueryError) -> ApiError {
             "table `{table}` is readable by the admin role only"
         )),
         // Setting a session up or writing a result: not what a query returns.
-        other @ (QueryError::Location(_)
+        other @ (QueryError::Setting { .. }
+        | QueryError::Location(_)
         | QueryError::Store(_)
         | QueryError::NotFound(_)
         | QueryError::NotFileUrl(_)
