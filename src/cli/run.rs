@@ -61,13 +61,7 @@ async fn run_pipeline(
 ) -> anyhow::Result<()> {
     loop {
         match run_once(path, shutdown.clone(), banner, run, ingest).await {
-            Err(error)
-                if !shutdown.is_cancelled()
-                    && error.chain().any(|e| {
-                        e.downcast_ref::<crate::sources::SourceError>()
-                            .is_some_and(crate::sources::SourceError::is_assignment_lost)
-                    }) =>
-            {
+            Err(error) if !shutdown.is_cancelled() && lost_partitions(&error) => {
                 tracing::warn!(
                     error = format!("{error:#}"),
                     "restarting the pipeline from its last checkpoint"
@@ -76,6 +70,20 @@ async fn run_pipeline(
             other => return other,
         }
     }
+}
+
+/// Whether the run failed because partitions it read are another
+/// instance's now: its consumer lost them to a rebalance, or another
+/// instance published rows of them first (a checkpoint refused). Either
+/// way nothing of the overlap was published, and the run restarts from
+/// the checkpoints.
+fn lost_partitions(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<crate::sources::SourceError>()
+            .is_some_and(crate::sources::SourceError::is_assignment_lost)
+            || e.downcast_ref::<crate::engine::CheckpointError>()
+                .is_some_and(|c| matches!(c, crate::engine::CheckpointError::Fenced { .. }))
+    })
 }
 
 async fn run_once(
@@ -129,5 +137,28 @@ fn print_summary(summary: &RunSummary) {
             "sink {name}: {} rows in {} files, {} bytes -> {}",
             s.rows, s.files, s.bytes, s.location
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_partitions;
+    use crate::common::TopicPartition;
+    use crate::engine::{CheckpointError, EngineError};
+
+    #[test]
+    fn a_refused_checkpoint_restarts_the_run_and_other_failures_end_it() {
+        let refused = EngineError::from(CheckpointError::Fenced {
+            source_name: "monitors".into(),
+            partition: TopicPartition::new("vitals", 2),
+            from: Some(10),
+            durable: 25,
+        });
+        let error = anyhow::Error::new(refused).context("pipeline `vitals` failed");
+        assert!(lost_partitions(&error), "{error:#}");
+        let other = EngineError::from(CheckpointError::Encode(
+            serde_json::from_str::<u8>("x").unwrap_err(),
+        ));
+        assert!(!lost_partitions(&anyhow::Error::new(other)));
     }
 }

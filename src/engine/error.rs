@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::{BoxError, ErrorChain, EventTimeError};
+use crate::common::{BoxError, ErrorChain, EventTimeError, TopicPartition};
 use crate::storage::StorageError;
 
 /// An engine failure. Planning errors are the pipeline author's to fix;
@@ -235,6 +235,28 @@ pub enum CheckpointError {
         location: String,
         #[source]
         source: StateFileError,
+    },
+
+    // Ownership.
+    /// Another instance published rows of a partition this checkpoint
+    /// would publish too, after this instance started reading it: two
+    /// instances read the partition at once (a consumer group rebalance
+    /// one of them missed). Publishing would store those rows twice, so
+    /// nothing is published; the run restarts from the checkpoints.
+    #[error(
+        "not publishing: {partition} of source `{source_name}` was read here from {} but another \
+         instance has since published it up to offset {durable}: that instance owns the \
+         partition now",
+        from.map_or_else(|| "its start".to_string(), |o| format!("offset {o}"))
+    )]
+    Fenced {
+        source_name: String,
+        partition: TopicPartition,
+        /// The durable offset the unpublished rows start at (`None`: no
+        /// checkpoint had the partition when this instance took it).
+        from: Option<i64>,
+        /// The offset another instance's checkpoint has made durable.
+        durable: i64,
     },
 
     // The dataset changed behind vitalflow's back.

@@ -51,6 +51,30 @@ impl CheckpointCompleted<'_> {
     }
 }
 
+/// A checkpoint was refused: another instance had published rows of one
+/// of its partitions since this one started reading them (two owners at
+/// once); the run restarts from the checkpoints.
+pub struct CheckpointFenced<'a> {
+    pub pipeline: &'a str,
+    pub source: &'a str,
+    pub partition: &'a crate::common::TopicPartition,
+    pub durable: i64,
+}
+
+impl CheckpointFenced<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            pipeline = self.pipeline,
+            source = self.source,
+            partition = %self.partition,
+            durable = self.durable,
+            "checkpoint refused: another instance published this partition meanwhile"
+        );
+        metrics::counter!("vitalflow_checkpoints_fenced_total", "pipeline" => self.pipeline.to_owned(), "source" => self.source.to_owned())
+            .increment(1);
+    }
+}
+
 /// A file became visible in its dataset.
 pub struct FilePublished<'a> {
     pub file: &'a StagedFile,

@@ -24,12 +24,15 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::checkpoint::{CheckpointFiles, CheckpointStore, OwnedPartition, StateToSave};
+use super::checkpoint::{
+    CheckpointFiles, CheckpointStore, OwnedPartition, StateToSave, UnpublishedFrom,
+};
 use super::compaction::CompactionThreads;
-use super::error::{EngineError, StoppedUnexpectedly};
+use super::error::{CheckpointError, EngineError, StoppedUnexpectedly};
 use super::events::{
-    BatchProcessed, CheckpointCompleted, FilePublished, LateEvents, PartitionCheckpointed,
-    PartitionStateAssigned, PartitionStateReleased, Recovered, StateRestored, WatermarkAdvanced,
+    BatchProcessed, CheckpointCompleted, CheckpointFenced, FilePublished, LateEvents,
+    PartitionCheckpointed, PartitionStateAssigned, PartitionStateReleased, Recovered,
+    StateRestored, WatermarkAdvanced,
 };
 use super::operators::{
     KeyedBatches, RunOperators, SourceWatermarks, WatermarkView, split_by_partition,
@@ -203,6 +206,7 @@ async fn start<'a>(
         watermarks,
         committed: sources.committed,
         last_recorded: None,
+        unpublished: UnpublishedFrom::default(),
         sequence: 0,
         durable_sequence: 0,
         checkpoints: 0,
@@ -557,6 +561,9 @@ struct EngineLoop<'a> {
     committed: Vec<watch::Sender<Offsets>>,
     /// The source offsets of the last checkpoint written.
     last_recorded: Option<BTreeMap<String, Offsets>>,
+    /// Where the rows not yet published start, per source partition: a
+    /// checkpoint publishes them only if no other instance has since.
+    unpublished: UnpublishedFrom,
     sequence: u64,
     durable_sequence: u64,
     checkpoints: u64,
@@ -698,6 +705,7 @@ impl EngineLoop<'_> {
         let now = Instant::now();
         let source = self.planned.spec.sources[source_index].name.clone();
         for (partition, resume) in &partitions {
+            self.unpublished.assigned(&source, partition, *resume);
             self.owned[source_index].insert(partition.clone());
             self.board.assigned(&source, partition, *resume);
             if let Some(offset) = *resume {
@@ -836,7 +844,28 @@ impl EngineLoop<'_> {
             None => StateToSave::default(),
         };
         match &mut self.store {
-            Some(store) => store.commit(&offsets, &files, &state)?,
+            Some(store) => {
+                let claims = self.unpublished.claims(&offsets);
+                if let Err(error) = store.commit(&offsets, &files, &state, &claims) {
+                    if let CheckpointError::Fenced {
+                        source_name,
+                        partition,
+                        durable,
+                        ..
+                    } = &error
+                    {
+                        CheckpointFenced {
+                            pipeline: &spec.name,
+                            source: source_name,
+                            partition,
+                            durable: *durable,
+                        }
+                        .emit();
+                    }
+                    return Err(error.into());
+                }
+                self.unpublished.published(&offsets);
+            }
             None if files.is_empty() => {}
             None => {
                 return Err(EngineError::Internal(format!(

@@ -72,13 +72,19 @@ pub(crate) async fn publish(brokers: &str, topic: &str, simulator: SimulatorConf
 /// The shipped Kafka pipeline, with a short roll age so that checkpoints
 /// (and so published files and commits) come every second.
 fn shipped_pipeline(dir: &Path) -> PathBuf {
+    shipped_pipeline_rolling(dir, "1s", "vitals-kafka.yaml")
+}
+
+/// The shipped Kafka pipeline as `dir/name`, its files rolled after
+/// `max_age`.
+fn shipped_pipeline_rolling(dir: &Path, max_age: &str, name: &str) -> PathBuf {
     let sql = std::fs::canonicalize("sql/vitals_scored.sql").unwrap();
     let yaml = std::fs::read_to_string("pipelines/vitals-kafka.yaml")
         .unwrap()
         .replace("../sql/vitals_scored.sql", &sql.display().to_string())
-        .replace("max_age: 1m", "max_age: 1s");
-    assert!(yaml.contains("max_age: 1s"));
-    let path = dir.join("vitals-kafka.yaml");
+        .replace("max_age: 1m", &format!("max_age: {max_age}"));
+    assert!(yaml.contains(&format!("max_age: {max_age}")));
+    let path = dir.join(name);
     std::fs::write(&path, yaml).unwrap();
     path
 }
@@ -971,6 +977,112 @@ async fn two_instances_share_the_partitions_and_store_each_reading_once() {
     let (log_a, log_b) = (a.stop(), b.stop());
     assert_eq!(have, n + 20, "A:\n{log_a}\nB:\n{log_b}");
     assert_eq!(rows_in(&vitals).await, n + 20);
+    assert_eq!(
+        count(
+            &vitals,
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id, ts FROM t)"
+        )
+        .await,
+        n
+    );
+}
+
+/// The partitions `vitalflow up` on `port` owns and how far it has read
+/// them (the sum of their next offsets), from `/health`.
+async fn read_so_far(port: u16) -> Option<(usize, i64)> {
+    let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let partitions = body["partitions"].as_array()?;
+    let read = partitions
+        .iter()
+        .filter_map(|p| p["next_offset"].as_i64())
+        .sum();
+    Some((partitions.len(), read))
+}
+
+/// Two owners of the same partitions, made on purpose: A reads every
+/// reading and is paused (SIGSTOP) before publishing any, past its group
+/// session; B then gets the partitions, reads the readings again from the
+/// start and publishes them. A is told to stop while paused and wakes
+/// holding its copy. It must not publish it: its last checkpoint finds the
+/// partitions published beyond where its rows start and is refused. Each
+/// reading is stored once. (Without the check, A stored every reading a
+/// second time in one run of two; with it, three of three runs were
+/// refused by it rather than by the consumer noticing the lost session.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_wakes_after_losing_its_partitions_publishes_nothing_twice() {
+    let Some(broker) = SharedBroker::get() else {
+        return;
+    };
+    let topic = unique("paused");
+    let group = unique("g");
+    let n = 4_000;
+    assert_eq!(publish(&broker.addr(), &topic, unpaced(n)).await, n);
+    let dir = tempfile::tempdir().unwrap();
+    let env = pipeline_env(&broker.addr(), &topic, &group, dir.path());
+    // A rolls its files after 10 minutes: it publishes nothing on its own
+    // during the test. B publishes within a second of reading.
+    let holding = shipped_pipeline_rolling(dir.path(), "10m", "holding.yaml");
+    let prompt = shipped_pipeline(dir.path());
+    let port = crate::support::free_port();
+    let a_log = dir.path().join("a.log");
+    let mut a = ChildGuard::spawn(
+        Command::new(binary())
+            .args(["--log", "warn", "up", "--insecure-no-auth"])
+            .arg("--pipeline")
+            .arg(&holding)
+            .args(["--model", "models/missing.onnx"])
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .arg("--audit-dir")
+            .arg(dir.path().join("audit"))
+            .arg("--tokens")
+            .arg(dir.path().join("tokens.yaml"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&a_log).unwrap()),
+    )
+    .unwrap();
+    let a_says = || std::fs::read_to_string(&a_log).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(120),
+        "A to own the 4 partitions and read every reading",
+        || async { (read_so_far(port).await == Some((4, n as i64))).then_some(()) },
+    )
+    .await;
+    let vitals = dir.path().join("vitals");
+    assert_eq!(
+        rows_in(&vitals).await,
+        0,
+        "A published early:\n{}",
+        a_says()
+    );
+    a.signal(libc::SIGSTOP);
+    let paused_at = tokio::time::Instant::now();
+
+    let b = start_after_sessions_expire(&prompt, &env, dir.path().join("b.log"), paused_at).await;
+    let published = wait_for_rows(&vitals, n, Duration::from_secs(120)).await;
+    let b_says = b.stop();
+    assert_eq!(published, n, "B:\n{b_says}");
+
+    // Stopped while paused (as an orchestrator stops an unresponsive
+    // instance): waking, A shuts down, and its last checkpoint would
+    // publish its copy. The checkpoint is refused (or, if the consumer
+    // notices first, the lost session stops the source before it).
+    a.signal(libc::SIGTERM);
+    a.signal(libc::SIGCONT);
+    let status = a.wait_for_exit(Duration::from_secs(60));
+    let a_said = a_says();
+    let refused = a_said.contains("not publishing");
+    let lost = a_said.contains("lost its partitions");
+    assert!(
+        status.is_some_and(|s| !s.success()) && (refused || lost),
+        "A should have failed to publish ({status:?}):\n{a_said}"
+    );
+    assert_eq!(rows_in(&vitals).await, n, "A:\n{a_said}\nB:\n{b_says}");
     assert_eq!(
         count(
             &vitals,

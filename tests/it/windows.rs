@@ -224,7 +224,7 @@ async fn stream(window: &str, rows: &[Reading], seed: u64, restart: bool) -> Vec
                 watermarks: BTreeMap::from([("monitors".into(), tracker.current().unwrap())]),
                 ..Default::default()
             };
-            store.commit(&BTreeMap::new(), &[], &state).unwrap();
+            store.commit(&BTreeMap::new(), &[], &state, &[]).unwrap();
             // A new process: plan again, restore from the newest checkpoint.
             operator = plan_window(dir.path(), window).await;
             let reopened = CheckpointStore::open(&state_dir, "windows_test").unwrap();

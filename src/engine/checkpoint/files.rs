@@ -24,6 +24,17 @@ use super::super::error::CheckpointError;
 use crate::storage::Location;
 use crate::storage::publish::write_atomically;
 
+/// The lock file writers on one machine publish under (one level above the
+/// writers' directories, so listings never see it).
+const PUBLISH_LOCK: &str = ".publish.lock";
+
+/// Held while a checkpoint is checked and recorded
+/// ([`CheckpointFiles::lock_for_publishing`]); the lock ends with it.
+#[derive(Debug)]
+pub struct PublishLock {
+    _file: Option<std::fs::File>,
+}
+
 /// The root of a pipeline's checkpoints.
 #[derive(Debug, Clone)]
 pub enum CheckpointFiles {
@@ -107,6 +118,31 @@ impl CheckpointFiles {
             }
             // Object stores have no directories.
             Self::Remote(_) => Ok(()),
+        }
+    }
+
+    /// Hold every other writer on this machine off publishing until the
+    /// returned guard is dropped (a lock on `<dir>/.publish.lock`), so that
+    /// a checkpoint's ownership check and its manifest are one step. An
+    /// object store has no such lock: the guard holds nothing there.
+    pub fn lock_for_publishing(&self) -> Result<PublishLock, CheckpointError> {
+        match self {
+            Self::Local(dir) => {
+                let path = dir.join(PUBLISH_LOCK);
+                let io = |source| CheckpointError::Io {
+                    context: format!("locking {} to publish a checkpoint", path.display()),
+                    source,
+                };
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(io)?;
+                file.lock().map_err(io)?;
+                Ok(PublishLock { _file: Some(file) })
+            }
+            Self::Remote(_) => Ok(PublishLock { _file: None }),
         }
     }
 

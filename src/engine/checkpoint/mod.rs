@@ -24,6 +24,7 @@
 //! later manifest (and keeps those files), so the state stays findable
 //! until the new owner's own checkpoints supersede it.
 
+mod claims;
 mod files;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ use super::error::{CheckpointError, StateFileError};
 use crate::common::{Offsets, TopicPartition};
 use crate::storage::{Published, StagedFile};
 
+pub use claims::{Claim, UnpublishedFrom, overtaken};
 pub use files::CheckpointFiles;
 
 const MANIFEST_PREFIX: &str = "checkpoint-";
@@ -237,19 +239,36 @@ impl DurableOffsets {
     /// Next offset per partition of `source` recorded by any checkpoint of
     /// any writer (the maximum, since offsets only grow).
     pub fn of(&self, source: &str) -> Result<Offsets, CheckpointError> {
-        let mut offsets = Offsets::new();
-        for key in all_manifests(&self.files)? {
-            let Some(manifest) = read_manifest(&self.files, &key)? else {
+        Ok(durable_offsets(&self.files, |name| name == source)?
+            .remove(source)
+            .unwrap_or_default())
+    }
+}
+
+/// Per source passing `wanted`, the next offset per partition recorded by
+/// any checkpoint of any writer (the maximum, since offsets only grow).
+fn durable_offsets(
+    files: &CheckpointFiles,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, Offsets>, CheckpointError> {
+    let mut durable: BTreeMap<String, Offsets> = BTreeMap::new();
+    for key in all_manifests(files)? {
+        let Some(manifest) = read_manifest(files, &key)? else {
+            continue;
+        };
+        for (source, entries) in &manifest.sources {
+            if !wanted(source) {
                 continue;
-            };
-            for entry in manifest.sources.get(source).into_iter().flatten() {
+            }
+            let offsets = durable.entry(source.clone()).or_default();
+            for entry in entries {
                 let key = TopicPartition::new(&entry.topic, entry.partition);
                 let slot = offsets.entry(key).or_insert(entry.next_offset);
                 *slot = (*slot).max(entry.next_offset);
             }
         }
-        Ok(offsets)
     }
+    Ok(durable)
 }
 
 impl crate::common::DurableOffsetsReader for DurableOffsets {
@@ -268,6 +287,10 @@ pub struct CheckpointStore {
     /// Per source, the partition entries of this writer's last manifest:
     /// those no longer owned are carried into the next one.
     last_entries: BTreeMap<String, Vec<PartitionEntry>>,
+    /// The source offsets of every manifest read for an ownership check,
+    /// by key (a manifest is never rewritten under its key), so each
+    /// checkpoint reads only the manifests written since the last one.
+    seen: BTreeMap<String, BTreeMap<String, Offsets>>,
 }
 
 /// What [`CheckpointStore::recover`] did.
@@ -299,6 +322,7 @@ impl CheckpointStore {
             writer,
             epoch: 0,
             last_entries: BTreeMap::new(),
+            seen: BTreeMap::new(),
         })
     }
 
@@ -380,12 +404,33 @@ impl CheckpointStore {
     /// Record `files` and `sources` durably, then publish the files. After
     /// this returns the rows are in the dataset and the offsets may be
     /// committed to the sources.
+    ///
+    /// `claims` name the partitions whose rows this checkpoint publishes
+    /// for the first time and where those rows start. If another writer
+    /// made any of them durable beyond that point meanwhile, nothing is
+    /// written and [`CheckpointError::Fenced`] says which partition: the
+    /// other instance owns it now. Locally the check and the manifest are
+    /// one step for every writer on this machine (a lock file); in an
+    /// object store a writer could still slip in between the two.
     pub fn commit(
         &mut self,
         sources: &BTreeMap<String, Offsets>,
         files: &[StagedFile],
         state: &StateToSave,
+        claims: &[Claim],
     ) -> Result<(), CheckpointError> {
+        let lock = self.files.lock_for_publishing()?;
+        if !claims.is_empty() {
+            let durable = self.durable_now()?;
+            if let Some((claim, durable)) = overtaken(claims, &durable) {
+                return Err(CheckpointError::Fenced {
+                    source_name: claim.source.clone(),
+                    partition: claim.partition.clone(),
+                    from: claim.from,
+                    durable,
+                });
+            }
+        }
         self.epoch += 1;
         let mut state_files = BTreeMap::new();
         for (operator, batch) in &state.operators {
@@ -428,6 +473,9 @@ impl CheckpointStore {
         let key = self.manifest_key(self.epoch);
         let context = format!("writing checkpoint {}", self.files.describe(&key));
         self.files.write(&key, bytes, context)?;
+        // The manifest decides; publishing follows it (and is rolled
+        // forward by `recover` if this process dies first).
+        drop(lock);
         for file in files {
             file.publish()?;
         }
@@ -437,6 +485,47 @@ impl CheckpointStore {
         self.remove_older_than(&manifest);
         self.last_entries = manifest.partitions;
         Ok(())
+    }
+
+    /// Per source, the next offset per partition over every writer's
+    /// manifests now: one listing, and a read of each manifest not seen
+    /// before.
+    fn durable_now(&mut self) -> Result<BTreeMap<String, Offsets>, CheckpointError> {
+        let keys: std::collections::BTreeSet<String> =
+            all_manifests(&self.files)?.into_iter().collect();
+        self.seen.retain(|key, _| keys.contains(key));
+        for key in keys {
+            if self.seen.contains_key(&key) {
+                continue;
+            }
+            // Gone meanwhile: its writer wrote a newer one, listed next time.
+            let Some(manifest) = read_manifest(&self.files, &key)? else {
+                continue;
+            };
+            let sources = manifest
+                .sources
+                .iter()
+                .map(|(source, entries)| {
+                    let offsets = entries
+                        .iter()
+                        .map(|e| (TopicPartition::new(&e.topic, e.partition), e.next_offset))
+                        .collect();
+                    (source.clone(), offsets)
+                })
+                .collect();
+            self.seen.insert(key, sources);
+        }
+        let mut durable: BTreeMap<String, Offsets> = BTreeMap::new();
+        for sources in self.seen.values() {
+            for (source, offsets) in sources {
+                let most = durable.entry(source.clone()).or_default();
+                for (partition, next) in offsets {
+                    let slot = most.entry(partition.clone()).or_insert(*next);
+                    *slot = (*slot).max(*next);
+                }
+            }
+        }
+        Ok(durable)
     }
 
     /// The partition entries of the next manifest: the owned partitions
@@ -750,22 +839,112 @@ mod tests {
                 &offsets(&[(0, 10), (1, 5)]),
                 std::slice::from_ref(&file),
                 &StateToSave::default(),
+                &[],
             )
             .unwrap();
         assert!(file.published.exists() && !file.staged.exists());
         first
-            .commit(&offsets(&[(0, 12), (1, 5)]), &[], &StateToSave::default())
+            .commit(
+                &offsets(&[(0, 12), (1, 5)]),
+                &[],
+                &StateToSave::default(),
+                &[],
+            )
             .unwrap();
 
         // A second instance took partition 1 further.
         let mut second = CheckpointStore::open(&state, "p").unwrap();
         second
-            .commit(&offsets(&[(1, 40)]), &[], &StateToSave::default())
+            .commit(&offsets(&[(1, 40)]), &[], &StateToSave::default(), &[])
             .unwrap();
         let durable = second.durable_offsets().of("monitors").unwrap();
         assert_eq!(durable[&TopicPartition::new("vitals", 0)], 12);
         assert_eq!(durable[&TopicPartition::new("vitals", 1)], 40);
         assert!(second.durable_offsets().of("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_second_owner_cannot_publish_rows_the_first_owner_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let p0 = TopicPartition::new("vitals", 0);
+        let claim = |from| Claim {
+            source: "monitors".into(),
+            partition: p0.clone(),
+            from,
+        };
+        let mut earlier = CheckpointStore::open(&state, "p").unwrap();
+        earlier
+            .commit(
+                &offsets(&[(0, 10)]),
+                &[],
+                &StateToSave::default(),
+                &[claim(None)],
+            )
+            .unwrap();
+        // A took partition 0 at 10; B, which missed the rebalance, read on
+        // from 10 too.
+        let mut a = CheckpointStore::open(&state, "p").unwrap();
+        let mut b = CheckpointStore::open(&state, "p").unwrap();
+        let from_a = staged(dir.path(), "a.parquet");
+        a.commit(
+            &offsets(&[(0, 25)]),
+            std::slice::from_ref(&from_a),
+            &StateToSave::default(),
+            &[claim(Some(10))],
+        )
+        .unwrap();
+        let from_b = staged(dir.path(), "b.parquet");
+        let refused = b
+            .commit(
+                &offsets(&[(0, 30)]),
+                std::slice::from_ref(&from_b),
+                &StateToSave::default(),
+                &[claim(Some(10))],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                CheckpointError::Fenced { from: Some(10), durable: 25, partition, .. }
+                    if partition == &p0
+            ),
+            "{refused}"
+        );
+        let message = refused.to_string();
+        assert!(
+            message.contains("vitals") && message.contains("offset 10") && message.contains("25"),
+            "{message}"
+        );
+        // Nothing of B's checkpoint was written or published.
+        assert!(from_a.published.exists());
+        assert!(from_b.staged.exists() && !from_b.published.exists());
+        assert_eq!(b.durable_offsets().of("monitors").unwrap()[&p0], 25);
+        assert_eq!(b.epoch, 0);
+        // A goes on from where it published.
+        a.commit(
+            &offsets(&[(0, 40)]),
+            &[],
+            &StateToSave::default(),
+            &[claim(Some(25))],
+        )
+        .unwrap();
+        // A writer that took the partition when no checkpoint had it is
+        // overtaken by any checkpoint that has it now.
+        let mut fresh = CheckpointStore::open(&state, "p").unwrap();
+        assert!(matches!(
+            fresh.commit(
+                &offsets(&[(0, 5)]),
+                &[],
+                &StateToSave::default(),
+                &[claim(None)]
+            ),
+            Err(CheckpointError::Fenced {
+                from: None,
+                durable: 40,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -814,6 +993,7 @@ mod tests {
                 &BTreeMap::new(),
                 std::slice::from_ref(&file),
                 &StateToSave::default(),
+                &[],
             )
             .unwrap();
         std::fs::remove_file(&file.published).unwrap();
@@ -918,6 +1098,7 @@ mod tests {
                 partitions: owned(&[(0, 10), (1, 20)]),
                 ..Default::default()
             },
+            &[],
         )
         .unwrap();
         // A gives partition 1 up, keeps 0, and checkpoints twice more: its
@@ -931,6 +1112,7 @@ mod tests {
                     partitions: owned(&[(0, 11 + round)]),
                     ..Default::default()
                 },
+                &[],
             )
             .unwrap();
         }
@@ -961,6 +1143,7 @@ mod tests {
                 partitions: owned(&[(1, 25)]),
                 ..Default::default()
             },
+            &[],
         )
         .unwrap();
         let one = reader
@@ -1013,6 +1196,7 @@ mod tests {
                         partitions: owned(partitions),
                         ..Default::default()
                     },
+                    &[],
                 )
                 .unwrap();
         };
