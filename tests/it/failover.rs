@@ -310,12 +310,7 @@ async fn health_shows_the_partitions_an_instance_owns() {
         Duration::from_secs(120),
         "/health to list 4 checkpointed partitions, all read, with open windows",
         || async {
-            let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let body = crate::support::get_json(port, "/health").await?;
             let partitions = body["partitions"].as_array()?;
             // 6,000 readings over 4 partitions: every offset read.
             let read: i64 = partitions

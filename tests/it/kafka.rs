@@ -990,12 +990,7 @@ async fn two_instances_share_the_partitions_and_store_each_reading_once() {
 /// The partitions `vitalflow up` on `port` owns and how far it has read
 /// them (the sum of their next offsets), from `/health`.
 async fn read_so_far(port: u16) -> Option<(usize, i64)> {
-    let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let body = crate::support::get_json(port, "/health").await?;
     let partitions = body["partitions"].as_array()?;
     let read = partitions
         .iter()

@@ -178,12 +178,7 @@ async fn up_serves_the_live_ward_of_its_own_pipeline() {
         std::time::Duration::from_secs(120),
         "the live ward to list the simulated patients",
         || async {
-            let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/ward"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let body = crate::support::get_json(port, "/api/ward").await?;
             let patients = body["patients"].as_array()?.len();
             (body["live"] == true && patients == 50).then_some(body)
         },

@@ -140,6 +140,17 @@ pub fn utf8(column: &arrow::array::ArrayRef) -> arrow::array::StringArray {
 /// benchmark harness (`vitalflow-bench`).
 pub use vitalflow_bench::net::{free_port, wait_for_port};
 
+/// The JSON body of `GET http://127.0.0.1:{port}{path}`, or `None` while
+/// the server is not answering (or not with JSON) yet.
+pub async fn get_json(port: u16, path: &str) -> Option<serde_json::Value> {
+    reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 // ---- programs the tests drive ---------------------------------------------
 
 /// An external program some tests drive for real. `./scripts/test.sh`
