@@ -291,17 +291,10 @@ async fn health_shows_the_partitions_an_instance_owns() {
     };
     let ward = Ward::first_half(&broker, "health").await;
     let port = crate::support::free_port();
-    let mut command = std::process::Command::new(binary());
+    let mut command = crate::support::up_command(port, ward.dir.path());
     command
-        .args(["--log", "warn", "up", "--insecure-no-auth"])
         .arg("--pipeline")
         .arg(&ward.pipeline)
-        .args(["--model", "models/missing.onnx"])
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .arg("--audit-dir")
-        .arg(ward.dir.path().join("audit"))
-        .arg("--tokens")
-        .arg(ward.dir.path().join("tokens.yaml"))
         .envs(ward.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -1026,16 +1026,9 @@ async fn an_instance_that_wakes_after_losing_its_partitions_publishes_nothing_tw
     let port = crate::support::free_port();
     let a_log = dir.path().join("a.log");
     let mut a = ChildGuard::spawn(
-        Command::new(binary())
-            .args(["--log", "warn", "up", "--insecure-no-auth"])
+        crate::support::up_command(port, dir.path())
             .arg("--pipeline")
             .arg(&holding)
-            .args(["--model", "models/missing.onnx"])
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .arg("--audit-dir")
-            .arg(dir.path().join("audit"))
-            .arg("--tokens")
-            .arg(dir.path().join("tokens.yaml"))
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&a_log).unwrap()),

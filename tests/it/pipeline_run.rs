@@ -157,19 +157,12 @@ async fn tiny_files_like_the_original_are_still_possible() {
 /// process (no process-wide registry in between).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_serves_the_live_ward_of_its_own_pipeline() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
-    let mut command = Command::new(crate::support::binary());
+    let mut command = crate::support::up_command(port, dir.path());
     command
-        .args(["--log", "warn", "up", "--insecure-no-auth"])
-        .args(["--model", "models/missing.onnx"])
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .arg("--audit-dir")
-        .arg(dir.path().join("audit"))
-        .arg("--tokens")
-        .arg(dir.path().join("tokens.yaml"))
         .env("VITALFLOW_DATA_DIR", dir.path().join("data"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -140,6 +140,22 @@ pub fn utf8(column: &arrow::array::ArrayRef) -> arrow::array::StringArray {
 /// benchmark harness (`vitalflow-bench`).
 pub use vitalflow_bench::net::{free_port, wait_for_port};
 
+/// `vitalflow --log warn up --insecure-no-auth` serving on `port`, with
+/// no model and its audit log and tokens in `dir`; the caller adds the
+/// pipeline, environment and output.
+pub fn up_command(port: u16, dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    command
+        .args(["--log", "warn", "up", "--insecure-no-auth"])
+        .args(["--model", "models/missing.onnx"])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .arg("--audit-dir")
+        .arg(dir.join("audit"))
+        .arg("--tokens")
+        .arg(dir.join("tokens.yaml"));
+    command
+}
+
 /// The JSON body of `GET http://127.0.0.1:{port}{path}`, or `None` while
 /// the server is not answering (or not with JSON) yet.
 pub async fn get_json(port: u16, path: &str) -> Option<serde_json::Value> {

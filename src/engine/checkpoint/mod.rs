@@ -87,6 +87,22 @@ struct Manifest {
     partitions: BTreeMap<String, Vec<PartitionEntry>>,
 }
 
+impl Manifest {
+    /// Per source, the next offset per partition this manifest records.
+    fn offsets(&self) -> BTreeMap<String, Offsets> {
+        self.sources
+            .iter()
+            .map(|(source, entries)| {
+                let offsets = entries
+                    .iter()
+                    .map(|e| (TopicPartition::new(&e.topic, e.partition), e.next_offset))
+                    .collect();
+                (source.clone(), offsets)
+            })
+            .collect()
+    }
+}
+
 /// One partition's state in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionEntry {
@@ -239,36 +255,27 @@ impl DurableOffsets {
     /// Next offset per partition of `source` recorded by any checkpoint of
     /// any writer (the maximum, since offsets only grow).
     pub fn of(&self, source: &str) -> Result<Offsets, CheckpointError> {
-        Ok(durable_offsets(&self.files, |name| name == source)?
-            .remove(source)
-            .unwrap_or_default())
+        let mut durable = BTreeMap::new();
+        for key in all_manifests(&self.files)? {
+            if let Some(manifest) = read_manifest(&self.files, &key)? {
+                keep_newest(&mut durable, &manifest.offsets());
+            }
+        }
+        Ok(durable.remove(source).unwrap_or_default())
     }
 }
 
-/// Per source passing `wanted`, the next offset per partition recorded by
-/// any checkpoint of any writer (the maximum, since offsets only grow).
-fn durable_offsets(
-    files: &CheckpointFiles,
-    wanted: impl Fn(&str) -> bool,
-) -> Result<BTreeMap<String, Offsets>, CheckpointError> {
-    let mut durable: BTreeMap<String, Offsets> = BTreeMap::new();
-    for key in all_manifests(files)? {
-        let Some(manifest) = read_manifest(files, &key)? else {
-            continue;
-        };
-        for (source, entries) in &manifest.sources {
-            if !wanted(source) {
-                continue;
-            }
-            let offsets = durable.entry(source.clone()).or_default();
-            for entry in entries {
-                let key = TopicPartition::new(&entry.topic, entry.partition);
-                let slot = offsets.entry(key).or_insert(entry.next_offset);
-                *slot = (*slot).max(entry.next_offset);
-            }
+/// Raise `durable` (per source, the next offset per partition) to the
+/// offsets of `recorded` where they are higher: offsets only grow, so the
+/// maximum over manifests is the durable point.
+fn keep_newest(durable: &mut BTreeMap<String, Offsets>, recorded: &BTreeMap<String, Offsets>) {
+    for (source, offsets) in recorded {
+        let most = durable.entry(source.clone()).or_default();
+        for (partition, next) in offsets {
+            let slot = most.entry(partition.clone()).or_insert(*next);
+            *slot = (*slot).max(*next);
         }
     }
-    Ok(durable)
 }
 
 impl crate::common::DurableOffsetsReader for DurableOffsets {
@@ -419,7 +426,13 @@ impl CheckpointStore {
         state: &StateToSave,
         claims: &[Claim],
     ) -> Result<(), CheckpointError> {
-        let lock = self.files.lock_for_publishing()?;
+        // Nothing claimed (no partitioned source, or nothing new read from
+        // one): nothing to check, and no lock to hold.
+        let lock = if claims.is_empty() {
+            None
+        } else {
+            Some(self.files.lock_for_publishing()?)
+        };
         if !claims.is_empty() {
             let durable = self.durable_now()?;
             if let Some((claim, durable)) = overtaken(claims, &durable) {
@@ -502,28 +515,11 @@ impl CheckpointStore {
             let Some(manifest) = read_manifest(&self.files, &key)? else {
                 continue;
             };
-            let sources = manifest
-                .sources
-                .iter()
-                .map(|(source, entries)| {
-                    let offsets = entries
-                        .iter()
-                        .map(|e| (TopicPartition::new(&e.topic, e.partition), e.next_offset))
-                        .collect();
-                    (source.clone(), offsets)
-                })
-                .collect();
-            self.seen.insert(key, sources);
+            self.seen.insert(key, manifest.offsets());
         }
-        let mut durable: BTreeMap<String, Offsets> = BTreeMap::new();
-        for sources in self.seen.values() {
-            for (source, offsets) in sources {
-                let most = durable.entry(source.clone()).or_default();
-                for (partition, next) in offsets {
-                    let slot = most.entry(partition.clone()).or_insert(*next);
-                    *slot = (*slot).max(*next);
-                }
-            }
+        let mut durable = BTreeMap::new();
+        for recorded in self.seen.values() {
+            keep_newest(&mut durable, recorded);
         }
         Ok(durable)
     }
