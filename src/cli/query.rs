@@ -36,7 +36,11 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
         QueryError::Io(io) => anyhow::Error::new(io),
         other => other.into(),
     })?;
+    std::io::Write::flush(&mut out)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     tracing::debug!(rows, "query finished");
+    // The process ends next (`cli::ends_at_output`): the session's caches
+    // and the result are not freed one allocation at a time first.
+    std::mem::forget((session, batches));
     Ok(())
 }

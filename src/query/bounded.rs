@@ -141,31 +141,46 @@ pub struct Finished<C> {
     pub warnings: Vec<String>,
 }
 
-/// The runtime queries run on; shut down without blocking when the session
-/// goes (a `Runtime` dropped inside async code would panic).
-pub(super) struct QueryRuntime(Option<tokio::runtime::Runtime>);
+/// The runtime queries run on, started at the first bounded query (a
+/// session used only through its `ctx`, as `vitalflow query` does, starts
+/// no threads of its own); shut down without blocking when the session goes
+/// (a `Runtime` dropped inside async code would panic).
+pub(super) struct QueryRuntime {
+    threads: usize,
+    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
+}
 
 impl QueryRuntime {
-    pub(super) fn new(threads: usize) -> std::io::Result<Self> {
+    pub(super) fn new(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            runtime: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn handle(&self) -> std::io::Result<&tokio::runtime::Handle> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime.handle());
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
+            .worker_threads(self.threads)
             .thread_name("vitalflow-query")
             // Analysts' queries are background work beside the pipeline and
             // the model API.
             .on_thread_start(crate::common::priority::lower_thread_priority)
             .enable_all()
             .build()?;
-        Ok(Self(Some(runtime)))
-    }
-
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("runtime kept until drop").handle()
+        // Two first queries at once: the loser's runtime is shut down here.
+        if let Err(spare) = self.runtime.set(runtime) {
+            spare.shutdown_background();
+        }
+        Ok(self.runtime.get().expect("set above").handle())
     }
 }
 
 impl Drop for QueryRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
+        if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
@@ -260,7 +275,11 @@ impl QuerySession {
                 }
             }
         };
-        let task = self.runtime.handle().spawn(collect_warnings(work));
+        let handle = self
+            .runtime
+            .handle()
+            .map_err(|e| QueryError::Io(e).context("starting the query runtime"))?;
+        let task = handle.spawn(collect_warnings(work));
         let _abort = AbortOnDrop(task.abort_handle());
         let joined = tokio::time::timeout(timeout, task)
             .await
@@ -330,5 +349,19 @@ fn classify(error: DataFusionError, memory: Option<usize>) -> QueryError {
         | DataFusionError::IoError(_)
         | DataFusionError::ParquetError(_) => QueryError::Storage(error.to_string()),
         _ => QueryError::Invalid(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_starts_at_the_first_bounded_query_only() {
+        let runtime = QueryRuntime::new(2);
+        assert!(runtime.runtime.get().is_none(), "no threads before a query");
+        let first = runtime.handle().unwrap().id();
+        assert_eq!(runtime.handle().unwrap().id(), first, "started once");
+        assert_eq!(runtime.runtime.get().unwrap().metrics().num_workers(), 2);
     }
 }

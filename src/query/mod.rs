@@ -162,8 +162,7 @@ impl QuerySession {
                 ))
             })?;
         }
-        let runtime = bounded::QueryRuntime::new(limits.threads)
-            .map_err(|e| QueryError::Io(e).context("starting the query runtime"))?;
+        let runtime = bounded::QueryRuntime::new(limits.threads);
         Ok(Self {
             ctx,
             overlays,

@@ -70,6 +70,43 @@ async fn formats_errors_and_tables() {
     assert!(ok, "{err}");
     assert_eq!(csv, "n\n40000\n");
 
+    // The process ends as soon as its rows are written: every one of
+    // 40,000 rows (megabytes, far beyond a pipe's buffer) arrives.
+    let (ok, csv, err) = query(
+        &pipeline,
+        &[
+            "--format",
+            "csv",
+            "SELECT patient_id, ts, heart_rate FROM vitals",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv.lines().count(), 40_001, "header and every row");
+    assert!(csv.ends_with('\n'), "the last row is whole");
+
+    // A reader that stops early (`| head`) is not a failure.
+    let mut child = std::process::Command::new(binary())
+        .args(["query", "--format", "csv", "--pipeline"])
+        .arg(&pipeline)
+        .arg("SELECT * FROM vitals")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("patient_id,"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     let (ok, json, err) = query(
         &pipeline,
         &[
