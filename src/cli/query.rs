@@ -13,7 +13,8 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let mut datasets = Vec::new();
     if args.pipeline.exists() || args.tables.is_empty() {
         let spec = spec::load(&args.pipeline)?;
-        let planned = engine::plan(spec).await?;
+        // Only the sinks' schemas are needed: no transform is run.
+        let planned = engine::plan_to(spec, engine::Depth::Schemas).await?;
         datasets = datasets_of(&planned)?;
     }
     for (name, raw) in &args.tables {

@@ -171,6 +171,11 @@ pub enum OperatorError {
     #[error("this transform keeps no state to restore")]
     NotStateful,
 
+    /// The transform was planned for its output schema only
+    /// ([`super::plan::Depth::Schemas`]): it has no plan to run.
+    #[error("transform `{transform}` was planned for its schema only and cannot run")]
+    SchemaOnly { transform: String },
+
     /// An array is not of the type the plan guarantees (`what` says which).
     #[error("{what}")]
     UnexpectedType { what: &'static str },

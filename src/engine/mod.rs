@@ -30,7 +30,7 @@ pub mod window;
 
 pub use error::{CheckpointError, EngineError, OperatorError, StateFileError, StoppedUnexpectedly};
 pub use operator::{Operator, TransformPlan};
-pub use plan::{PlannedPipeline, PlannedTransform, StateScope, plan};
+pub use plan::{Depth, PlannedPipeline, PlannedTransform, StateScope, plan, plan_to};
 pub use runtime::{RunOptions, RunSummary, run};
 pub use session::streaming_session;
 pub use sql_operator::{SqlOperator, SqlPlan};

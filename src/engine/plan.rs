@@ -81,8 +81,27 @@ impl PlannedPipeline {
     }
 }
 
+/// How far a pipeline is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Everything a run needs.
+    Run,
+    /// Every table's schema, for readers of what the pipeline stores
+    /// (`vitalflow query`): stateless SQL transforms get no physical plan
+    /// (DataFusion's optimizer and physical planner were ~15% of a
+    /// one-shot query's CPU, `perf record`), so they cannot start. Every
+    /// check of the spec still runs; the schemas are those of [`Depth::Run`]
+    /// (test: `schemas_only_planning_gives_the_schemas_of_a_full_plan`).
+    Schemas,
+}
+
 /// Plan `spec`. Fails with a [`SpecError`] naming the transform or sink.
 pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
+    plan_to(spec, Depth::Run).await
+}
+
+/// Plan `spec` to `depth`.
+pub async fn plan_to(spec: PipelineSpec, depth: Depth) -> Result<PlannedPipeline, SpecError> {
     let mut tables: IndexMap<String, SchemaRef> = IndexMap::new();
     // Per table: the source it comes from, and whether it carries that
     // source's event time (dead-letter and late tables do not).
@@ -157,6 +176,7 @@ pub async fn plan(spec: PipelineSpec) -> Result<PlannedPipeline, SpecError> {
                     source: &source.name,
                     udfs: &udfs,
                     static_tables: &static_tables,
+                    depth,
                 })
                 .await
                 .map_err(|message| sql_error(&spec, transform, message.to_string()))?;

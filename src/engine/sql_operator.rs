@@ -31,13 +31,58 @@ impl SqlPlan {
         logical: &LogicalPlan,
     ) -> Result<Self, EngineError> {
         reject_unbounded_state(logical)?;
-        let output_schema = Arc::new(logical.schema().as_arrow().clone());
+        let output_schema = output_schema_of(logical);
         let plan = ctx.state().create_physical_plan(logical).await?;
         Ok(Self {
             name: name.to_string(),
             input: input.to_string(),
             plan: Arc::new(RepeatedPlan::new(plan, ctx.task_ctx())),
             output_schema,
+        })
+    }
+}
+
+/// A stateless SQL transform planned for its output schema only
+/// ([`super::plan::Depth::Schemas`]): the schema [`SqlPlan`] would have,
+/// without the physical plan, which readers of the stored tables never run.
+pub struct SchemaOnlyPlan {
+    name: String,
+    input: String,
+    output_schema: SchemaRef,
+}
+
+impl SchemaOnlyPlan {
+    pub fn from_plan(name: &str, input: &str, logical: &LogicalPlan) -> Result<Self, EngineError> {
+        reject_unbounded_state(logical)?;
+        Ok(Self {
+            name: name.to_string(),
+            input: input.to_string(),
+            output_schema: output_schema_of(logical),
+        })
+    }
+}
+
+/// The rows a stateless transform outputs: its (analyzed) query's schema.
+fn output_schema_of(logical: &LogicalPlan) -> SchemaRef {
+    Arc::new(logical.schema().as_arrow().clone())
+}
+
+impl TransformPlan for SchemaOnlyPlan {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn input(&self) -> &str {
+        &self.input
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.output_schema.clone()
+    }
+
+    fn start(&self) -> Result<Box<dyn Operator>, OperatorError> {
+        Err(OperatorError::SchemaOnly {
+            transform: self.name.clone(),
         })
     }
 }

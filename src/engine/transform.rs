@@ -9,8 +9,9 @@ use datafusion::execution::context::SQLOptions;
 use super::EngineError;
 use super::micro_batch::micro_batch_table;
 use super::operator::TransformPlan;
+use super::plan::Depth;
 use super::session::streaming_session;
-use super::sql_operator::{SqlPlan, reject_unbounded_state};
+use super::sql_operator::{SchemaOnlyPlan, SqlPlan, reject_unbounded_state};
 use super::window::{WindowParts, WindowPlan, split_windowed};
 use crate::udf::LoadedUdf;
 
@@ -30,6 +31,8 @@ pub struct TransformInput<'a> {
     pub udfs: &'a [LoadedUdf],
     /// Static tables the SQL may join.
     pub static_tables: &'a [StaticTable],
+    /// How far to plan it.
+    pub depth: Depth,
 }
 
 /// A static lookup table, in memory.
@@ -72,6 +75,10 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn TransformPl
             .map_err(EngineError::from)
     })?;
     let Some(query) = windowed else {
+        if t.depth == Depth::Schemas {
+            let plan = SchemaOnlyPlan::from_plan(t.name, t.input, &analyzed)?;
+            return Ok(Arc::new(plan));
+        }
         let plan = SqlPlan::from_plan(t.name, t.input, &ctx, &analyzed).await?;
         return Ok(Arc::new(plan));
     };

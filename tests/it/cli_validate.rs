@@ -71,6 +71,46 @@ async fn shipped_pipelines_are_valid() {
     }
 }
 
+/// `vitalflow query` plans a pipeline for its tables' schemas only: they
+/// must be exactly those of the plan a run uses, nullability and metadata
+/// included, for every shipped pipeline; and a transform planned that way
+/// cannot be started by mistake.
+#[tokio::test]
+async fn schemas_only_planning_gives_the_schemas_of_a_full_plan() {
+    let mut compared = 0;
+    for entry in std::fs::read_dir("pipelines").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let full = engine::plan(spec::load(&path).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let schemas = engine::plan_to(spec::load(&path).unwrap(), engine::Depth::Schemas)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(schemas.tables, full.tables, "{}", path.display());
+        for transform in &schemas.transforms {
+            let full_plan = full.transform(transform.name()).unwrap();
+            assert_eq!(
+                transform.plan.output_schema(),
+                full_plan.plan.output_schema(),
+                "{}: {}",
+                path.display(),
+                transform.name()
+            );
+            if full_plan.plan.state_key_columns().is_none() && transform.plan.start().is_err() {
+                compared += 1;
+            }
+        }
+    }
+    // The shipped pipelines have four stateless SQL transforms.
+    assert!(
+        compared >= 4,
+        "stateless transforms planned for their schema only: {compared}"
+    );
+}
+
 #[test]
 fn cli_reports_each_file_and_exits_non_zero() {
     let output = Command::new(binary())
