@@ -12,77 +12,41 @@ use super::EngineError;
 use super::error::OperatorError;
 use super::micro_batch::RepeatedPlan;
 use super::operator::{Operator, TransformPlan};
+use super::plan::Depth;
 
 /// A stateless SQL transform, planned.
 pub struct SqlPlan {
     name: String,
     input: String,
-    plan: Arc<RepeatedPlan>,
+    /// `None` when planned for its output schema only
+    /// ([`Depth::Schemas`]): readers of the stored tables never run it.
+    plan: Option<Arc<RepeatedPlan>>,
     output_schema: SchemaRef,
 }
 
 impl SqlPlan {
-    /// Build from a planned query over the streaming table `input`. Errors
-    /// state what a stateless transform cannot do.
+    /// Build from a planned query over the streaming table `input`, to
+    /// `depth`. Errors state what a stateless transform cannot do.
     pub async fn from_plan(
         name: &str,
         input: &str,
         ctx: &SessionContext,
         logical: &LogicalPlan,
+        depth: Depth,
     ) -> Result<Self, EngineError> {
         reject_unbounded_state(logical)?;
-        let output_schema = output_schema_of(logical);
-        let plan = ctx.state().create_physical_plan(logical).await?;
+        let plan = match depth {
+            Depth::Run => {
+                let plan = ctx.state().create_physical_plan(logical).await?;
+                Some(Arc::new(RepeatedPlan::new(plan, ctx.task_ctx())))
+            }
+            Depth::Schemas => None,
+        };
         Ok(Self {
             name: name.to_string(),
             input: input.to_string(),
-            plan: Arc::new(RepeatedPlan::new(plan, ctx.task_ctx())),
-            output_schema,
-        })
-    }
-}
-
-/// A stateless SQL transform planned for its output schema only
-/// ([`super::plan::Depth::Schemas`]): the schema [`SqlPlan`] would have,
-/// without the physical plan, which readers of the stored tables never run.
-pub struct SchemaOnlyPlan {
-    name: String,
-    input: String,
-    output_schema: SchemaRef,
-}
-
-impl SchemaOnlyPlan {
-    pub fn from_plan(name: &str, input: &str, logical: &LogicalPlan) -> Result<Self, EngineError> {
-        reject_unbounded_state(logical)?;
-        Ok(Self {
-            name: name.to_string(),
-            input: input.to_string(),
-            output_schema: output_schema_of(logical),
-        })
-    }
-}
-
-/// The rows a stateless transform outputs: its (analyzed) query's schema.
-fn output_schema_of(logical: &LogicalPlan) -> SchemaRef {
-    Arc::new(logical.schema().as_arrow().clone())
-}
-
-impl TransformPlan for SchemaOnlyPlan {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn input(&self) -> &str {
-        &self.input
-    }
-
-    fn output_schema(&self) -> SchemaRef {
-        self.output_schema.clone()
-    }
-
-    fn start(&self) -> Result<Box<dyn Operator>, OperatorError> {
-        Err(OperatorError::SchemaOnly {
-            transform: self.name.clone(),
+            plan,
+            output_schema: Arc::new(logical.schema().as_arrow().clone()),
         })
     }
 }
@@ -130,7 +94,10 @@ impl TransformPlan for SqlPlan {
     }
 
     fn start(&self) -> Result<Box<dyn Operator>, OperatorError> {
-        Ok(Box::new(SqlOperator(self.plan.clone())))
+        let plan = self.plan.clone().ok_or_else(|| OperatorError::SchemaOnly {
+            transform: self.name.clone(),
+        })?;
+        Ok(Box::new(SqlOperator(plan)))
     }
 }
 

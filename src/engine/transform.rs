@@ -11,7 +11,7 @@ use super::micro_batch::micro_batch_table;
 use super::operator::TransformPlan;
 use super::plan::Depth;
 use super::session::streaming_session;
-use super::sql_operator::{SchemaOnlyPlan, SqlPlan, reject_unbounded_state};
+use super::sql_operator::{SqlPlan, reject_unbounded_state};
 use super::window::{WindowParts, WindowPlan, split_windowed};
 use crate::udf::LoadedUdf;
 
@@ -75,11 +75,7 @@ pub async fn plan_transform(t: TransformInput<'_>) -> Result<Arc<dyn TransformPl
             .map_err(EngineError::from)
     })?;
     let Some(query) = windowed else {
-        if t.depth == Depth::Schemas {
-            let plan = SchemaOnlyPlan::from_plan(t.name, t.input, &analyzed)?;
-            return Ok(Arc::new(plan));
-        }
-        let plan = SqlPlan::from_plan(t.name, t.input, &ctx, &analyzed).await?;
+        let plan = SqlPlan::from_plan(t.name, t.input, &ctx, &analyzed, t.depth).await?;
         return Ok(Arc::new(plan));
     };
     let Some(event_time) = t.event_time else {
