@@ -183,7 +183,8 @@ pub async fn load_datasets(
 ) -> Result<QuerySession, String> {
     let loaded = async {
         let spec = spec::load(pipeline)?;
-        let planned = engine::plan(spec).await?;
+        // Only the sinks' schemas are needed: the server runs no transform.
+        let planned = engine::plan_to(spec, engine::Depth::Schemas).await?;
         let mut datasets = datasets_of(&planned)?;
         datasets.extend(extra);
         Ok(QuerySession::with_limits(&datasets, limits).await?)

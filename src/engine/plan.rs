@@ -87,7 +87,7 @@ pub enum Depth {
     /// Everything a run needs.
     Run,
     /// Every table's schema, for readers of what the pipeline stores
-    /// (`vitalflow query`): stateless SQL transforms get no physical plan
+    /// (`vitalflow query`, the server's `/api/query`): stateless SQL transforms get no physical plan
     /// (DataFusion's optimizer and physical planner were ~15% of a
     /// one-shot query's CPU, `perf record`), so they cannot start. Every
     /// check of the spec still runs; the schemas are those of [`Depth::Run`]
