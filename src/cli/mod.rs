@@ -18,10 +18,10 @@ pub use args::{Cli, Command, DEFAULT_PIPELINE};
 ///
 /// `vitalflow query` is one short process: its blocking pool does little
 /// more than read local files (DataFusion's local object store reads on
-/// it), and one thread per concurrent footer read (45 for a week of the
-/// sink's files) cost more to start than the reads themselves
-/// (`vitalflow bench --query`, rows per day). Other commands keep tokio's
-/// default.
+/// it), and tokio's default starts a thread per concurrent read (a count
+/// over a week of the sink's files started 12 threads in all, now 6:
+/// `scripts/query-startup.sh`), which cost more to start than the reads
+/// themselves. Other commands keep tokio's default.
 pub fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if matches!(command, Command::Query(_)) {
