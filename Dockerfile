@@ -14,8 +14,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-# Link options of the binary (packed relocations; see build.rs).
+# Link options of the binary (packed relocations, and the order of the
+# functions a query runs; see build.rs).
 COPY build.rs ./
+COPY link/ link/
 # Declared in Cargo.toml ([[bench]]): cargo needs it to load the manifest.
 COPY benches/ benches/
 # The workspace's other member, the benchmark harness the binary links

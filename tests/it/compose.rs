@@ -1100,9 +1100,19 @@ fn image_builds_what_cargo_needs_and_runs_vitalflow() {
         needed.extend(files_below(Path::new("benches"), |n| n.ends_with(".rs")));
     }
     needed.extend(embedded_files());
-    if Path::new("build.rs").exists() {
-        // Without it cargo builds the binary anyway, silently linked otherwise.
+    if let Ok(script) = std::fs::read_to_string("build.rs") {
+        // Without it cargo builds the binary anyway, silently linked
+        // otherwise; so too without a file it reads (it names each one
+        // `rerun-if-changed`), such as the linker's symbol order.
         needed.push(PathBuf::from("build.rs"));
+        needed.extend(
+            script
+                .split("cargo:rerun-if-changed=")
+                .skip(1)
+                .filter_map(|rest| rest.split('"').next())
+                .filter(|path| *path != "build.rs")
+                .map(PathBuf::from),
+        );
     }
     let missing: Vec<&PathBuf> = needed.iter().filter(|p| !builder.copies_path(p)).collect();
     assert!(

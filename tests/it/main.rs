@@ -16,6 +16,7 @@ mod history;
 mod interop;
 mod kafka;
 mod layers;
+mod link;
 mod models;
 mod object_store;
 mod oidc;
