@@ -7,6 +7,7 @@
 //! and patient filters skip files, row groups and pages by their statistics
 //! instead of reading everything.
 
+mod aggregate_below_join;
 mod bounded;
 mod count_from_footers;
 mod format;
@@ -278,6 +279,9 @@ fn session(limits: &QueryLimits) -> Result<SessionContext, QueryError> {
         .with_default_features();
     // Row counts per partition come from the footers (`count_from_footers.rs`).
     state = state.with_physical_optimizer_rule(Arc::new(count_from_footers::CountFromFooters));
+    // Aggregates of the probe side folded per join key before the join
+    // (`aggregate_below_join.rs`).
+    state = state.with_physical_optimizer_rule(Arc::new(aggregate_below_join::AggregateBelowJoin));
     if limits.memory.is_some() {
         // Bounded (server) queries must stop when cancelled.
         state = state.with_physical_optimizer_rule(Arc::new(yielding::YieldEveryOperator));
