@@ -15,7 +15,7 @@ use vitalflow_bench::scale_out::{
     InstancesRun, ScaleOutReport, StateFigures, checkpoint_times, pipeline_yaml,
 };
 
-use super::kafka::stored_rows;
+use super::kafka::{StoredRows, stored_rows};
 use crate::engine::checkpoint::{CheckpointFiles, status};
 use crate::kafka::{ClientSettings, TopicSettings};
 use crate::sources::simulator::{Pacing, PublishOptions, SimulatorConfig, publish_readings};
@@ -111,8 +111,9 @@ async fn run_instances(
         running.push(Instance { child, log });
     }
     let vitals = data.join("vitals");
+    let mut counter = StoredRows::default();
     loop {
-        let stored = stored_rows(&vitals)?;
+        let stored = counter.count(&vitals)?;
         if stored >= messages {
             break;
         }
