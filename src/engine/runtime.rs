@@ -125,7 +125,10 @@ pub async fn run(
     let started = Instant::now();
     crate::telemetry::metrics::handle();
     let mut running = start(planned, &shutdown, &options).await?;
-    let failure = drive(&mut running, options.report_interval).await.err();
+    let tick = tick_period(&planned.spec.sinks);
+    let failure = drive(&mut running, options.report_interval, tick)
+        .await
+        .err();
     running
         .stop(failure, &shutdown, options.drain_timeout, started)
         .await
@@ -371,6 +374,25 @@ fn release_spools_on_shutdown(
     guard
 }
 
+/// How often the engine ticks: once a second, or, for a Parquet sink that
+/// rolls its files by age, four times per `roll.max_age`, so a file is
+/// closed (and published by the checkpoint it asks for) at most a quarter
+/// of its age late when no row arrives to trigger the check. With a
+/// second's tick a `max_age: 500ms` file waited up to 1.5 s once its input
+/// paused, and the last rows of a stream with it.
+fn tick_period(sinks: &[crate::spec::SinkSpec]) -> Duration {
+    const SLOWEST: Duration = Duration::from_secs(1);
+    const FASTEST: Duration = Duration::from_millis(10);
+    sinks
+        .iter()
+        .filter_map(|sink| match &sink.config {
+            crate::sinks::SinkConfig::Parquet(parquet) => Some(parquet.roll.max_age.0 / 4),
+            _ => None,
+        })
+        .fold(SLOWEST, Duration::min)
+        .max(FASTEST)
+}
+
 /// The engine loop: source batches through the operators to the sinks,
 /// checkpoints when a source or a sink asks, a tick a second and a progress
 /// line every `report_interval`. Returns when every source has ended
@@ -379,9 +401,10 @@ fn release_spools_on_shutdown(
 async fn drive(
     running: &mut RunningPipeline<'_>,
     report_interval: Duration,
+    tick_period: Duration,
 ) -> Result<(), EngineError> {
     let engine = &mut running.engine;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(tick_period);
     let mut report = tokio::time::interval(report_interval);
     report.tick().await;
     let mut progress = Progress::new();
@@ -968,8 +991,9 @@ impl EngineLoop<'_> {
         self.checkpoint().await
     }
 
-    /// Once a second: quiet partitions stop holding watermarks back (which
-    /// may close windows), and sinks check the age of their files.
+    /// Every tick ([`tick_period`]): quiet partitions stop holding
+    /// watermarks back (which may close windows), and sinks check the age
+    /// of their files.
     async fn tick(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
         let mut moved = false;
@@ -1050,4 +1074,41 @@ async fn send(sink: &RunningSink, message: SinkMessage) -> Result<(), EngineErro
         .send(message)
         .await
         .map_err(|_| EngineError::component("sink", &sink.name, StoppedUnexpectedly))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sinks(yaml_rolls: &[&str]) -> Vec<crate::spec::SinkSpec> {
+        let mut yaml = String::from(
+            "name: ticks\nsources:\n  monitors:\n    kind: simulator\n    patients: 1\nsinks:\n  live:\n    kind: live\n    input: monitors\n",
+        );
+        for (i, roll) in yaml_rolls.iter().enumerate() {
+            yaml.push_str(&format!(
+                "  files{i}:\n    kind: parquet\n    input: monitors\n    path: /tmp/ticks{i}\n{roll}"
+            ));
+        }
+        crate::spec::parse(&yaml, std::path::Path::new("ticks.yaml"))
+            .unwrap()
+            .sinks
+    }
+
+    #[test]
+    fn the_tick_follows_the_shortest_file_age_between_10_ms_and_a_second() {
+        assert_eq!(tick_period(&sinks(&[])), Duration::from_secs(1));
+        // The default roll age (5 minutes) keeps a second.
+        assert_eq!(tick_period(&sinks(&[""])), Duration::from_secs(1));
+        assert_eq!(
+            tick_period(&sinks(&[
+                "    roll: {max_age: 2s}\n",
+                "    roll: {max_age: 500ms}\n"
+            ])),
+            Duration::from_millis(125)
+        );
+        assert_eq!(
+            tick_period(&sinks(&["    roll: {max_age: 1ms}\n"])),
+            Duration::from_millis(10)
+        );
+    }
 }
