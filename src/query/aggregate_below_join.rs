@@ -31,7 +31,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -157,10 +157,20 @@ fn pushed_below(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Executio
                 None => return Ok(None),
             }
         }
-        match function.with_new_expressions(args, vec![]) {
-            Some(f) => below.push(Arc::new(f)),
-            None => return Ok(None),
+        // Built anew over the probe side's schema, under the same name (the
+        // state columns are named after it), so that everything derived
+        // from the argument types is derived from the side it now reads.
+        let rebuilt = AggregateExprBuilder::new(Arc::new(function.fun().clone()), args)
+            .schema(Arc::clone(&right_schema))
+            .alias(function.name())
+            .with_ignore_nulls(function.ignore_nulls())
+            .build()?;
+        if rebuilt.field().data_type() != function.field().data_type()
+            || rebuilt.state_fields()? != function.state_fields()?
+        {
+            return Ok(None);
         }
+        below.push(Arc::new(rebuilt));
     }
 
     let group_below = PhysicalGroupBy::new_single(
