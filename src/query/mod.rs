@@ -10,6 +10,7 @@
 mod aggregate_below_join;
 mod bounded;
 mod count_from_footers;
+mod footer_statistics;
 mod format;
 mod settings;
 mod yielding;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -155,8 +157,12 @@ impl QuerySession {
     ) -> Result<Self, QueryError> {
         let ctx = session(&limits)?;
         let overlays = register_stores(&ctx, datasets)?;
+        // A session without a memory bound is a one-shot `vitalflow query`
+        // process: page indexes cached for later queries would serve none
+        // (`footer_statistics.rs`). The server's sessions keep them.
+        let footers_only = limits.memory.is_none();
         for dataset in datasets {
-            register(&ctx, dataset).await.map_err(|e| {
+            register(&ctx, dataset, footers_only).await.map_err(|e| {
                 e.context(format!(
                     "registering table `{}` at {}",
                     dataset.name, dataset.location
@@ -293,7 +299,11 @@ fn session(limits: &QueryLimits) -> Result<SessionContext, QueryError> {
     Ok(ctx)
 }
 
-async fn register(ctx: &SessionContext, dataset: &Dataset) -> Result<(), QueryError> {
+async fn register(
+    ctx: &SessionContext,
+    dataset: &Dataset,
+    footers_only: bool,
+) -> Result<(), QueryError> {
     let partition_cols = if dataset.date_partitioned {
         vec![("date".to_string(), DataType::Utf8)]
     } else {
@@ -320,7 +330,15 @@ async fn register(ctx: &SessionContext, dataset: &Dataset) -> Result<(), QueryEr
             .metadata_size_hint
             .max(Some(REMOTE_METADATA_SIZE_HINT));
     }
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
+    let parquet = ParquetFormat::default().with_options(parquet);
+    let format: Arc<dyn FileFormat> = if footers_only {
+        // Statistics from the footer, without the page index
+        // (`footer_statistics.rs`).
+        Arc::new(footer_statistics::FooterStatistics::new(parquet))
+    } else {
+        Arc::new(parquet)
+    };
+    let options = ListingOptions::new(format)
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols);
     let mut config = ListingTableConfig::new(url).with_listing_options(options);
