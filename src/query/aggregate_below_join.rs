@@ -57,11 +57,7 @@ impl PhysicalOptimizerRule for AggregateBelowJoin {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| match pushed_below(&node)? {
-            Some(replacement) => Ok(Transformed::yes(replacement)),
-            None => Ok(Transformed::no(node)),
-        })
-        .map(|t| t.data)
+        super::rules::replace_bottom_up(plan, pushed_below)
     }
 
     fn schema_check(&self) -> bool {
@@ -72,19 +68,11 @@ impl PhysicalOptimizerRule for AggregateBelowJoin {
 /// `node` (a partial aggregate over a hash join) with a partial aggregate
 /// pushed below the join's probe side, if it can be.
 fn pushed_below(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+    let Some(aggregate) =
+        super::rules::plain_partial_aggregate(node, |a| MERGEABLE.contains(&a.fun().name()))
+    else {
         return Ok(None);
     };
-    if *aggregate.mode() != AggregateMode::Partial
-        || !aggregate.group_expr().is_single()
-        || aggregate.filter_expr().iter().any(Option::is_some)
-        || aggregate.aggr_expr().is_empty()
-        || !aggregate.aggr_expr().iter().all(|a| {
-            MERGEABLE.contains(&a.fun().name()) && !a.is_distinct() && a.order_bys().is_empty()
-        })
-    {
-        return Ok(None);
-    }
     let Some(join) = aggregate.input().downcast_ref::<HashJoinExec>() else {
         return Ok(None);
     };

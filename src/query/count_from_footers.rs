@@ -18,7 +18,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::common::ScalarValue;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::FileScanConfig;
@@ -27,7 +26,6 @@ use datafusion::error::Result;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 
 #[derive(Debug, Default)]
 pub(super) struct CountFromFooters;
@@ -42,11 +40,7 @@ impl PhysicalOptimizerRule for CountFromFooters {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| match counted(&node)? {
-            Some(replacement) => Ok(Transformed::yes(replacement)),
-            None => Ok(Transformed::no(node)),
-        })
-        .map(|t| t.data)
+        super::rules::replace_bottom_up(plan, counted)
     }
 
     fn schema_check(&self) -> bool {
@@ -56,25 +50,15 @@ impl PhysicalOptimizerRule for CountFromFooters {
 
 /// The partial aggregate `node` computed from footers, if it can be.
 fn counted(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+    let Some(aggregate) = super::rules::plain_partial_aggregate(node, |a| {
+        a.fun().name() == "count"
+            && a.expressions().iter().all(|e| {
+                e.downcast_ref::<Literal>()
+                    .is_some_and(|l| !l.value().is_null())
+            })
+    }) else {
         return Ok(None);
     };
-    if *aggregate.mode() != AggregateMode::Partial
-        || !aggregate.group_expr().is_single()
-        || aggregate.filter_expr().iter().any(Option::is_some)
-        || aggregate.aggr_expr().is_empty()
-        || !aggregate.aggr_expr().iter().all(|a| {
-            a.fun().name() == "count"
-                && !a.is_distinct()
-                && a.order_bys().is_empty()
-                && a.expressions().iter().all(|e| {
-                    e.downcast_ref::<Literal>()
-                        .is_some_and(|l| !l.value().is_null())
-                })
-        })
-    {
-        return Ok(None);
-    }
     let Some(scan) = aggregate
         .input()
         .downcast_ref::<DataSourceExec>()
@@ -229,12 +213,7 @@ mod tests {
         let expected = vec![("2026-03-01".to_string(), 7), ("2026-03-02".to_string(), 5)];
         let from_footers = "SELECT date, count(*) FROM t GROUP BY date";
         assert_eq!(counts(&ctx, from_footers).await, expected);
-        let (_, plan) = run_sql(&ctx, &format!("EXPLAIN {from_footers}"))
-            .await
-            .unwrap();
-        let plan = arrow::util::pretty::pretty_format_batches(&plan)
-            .unwrap()
-            .to_string();
+        let plan = crate::query::table_text(&ctx, &format!("EXPLAIN {from_footers}")).await;
         assert!(
             !plan.contains("file_type=parquet"),
             "no file is scanned:\n{plan}"
@@ -242,10 +221,7 @@ mod tests {
         // A filter, or a count of a column that can be null, scans the files.
         let scanned = "SELECT date, count(*) FROM t WHERE patient_id <> '' GROUP BY date";
         assert_eq!(counts(&ctx, scanned).await, expected);
-        let (_, plan) = run_sql(&ctx, &format!("EXPLAIN {scanned}")).await.unwrap();
-        let plan = arrow::util::pretty::pretty_format_batches(&plan)
-            .unwrap()
-            .to_string();
+        let plan = crate::query::table_text(&ctx, &format!("EXPLAIN {scanned}")).await;
         assert!(plan.contains("file_type=parquet"), "{plan}");
         assert_eq!(
             counts(&ctx, "SELECT date, count(heart_rate) FROM t GROUP BY date").await,

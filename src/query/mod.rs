@@ -12,6 +12,7 @@ mod bounded;
 mod count_from_footers;
 mod footer_statistics;
 mod format;
+mod rules;
 mod settings;
 mod yielding;
 
@@ -380,6 +381,15 @@ fn directory_url(dir: &Path) -> Result<ListingTableUrl, QueryError> {
     let url = url::Url::from_directory_path(&absolute)
         .map_err(|()| QueryError::NotFileUrl(absolute.clone()))?;
     ListingTableUrl::parse(url.as_str()).map_err(QueryError::DataFusion)
+}
+
+/// What `sql` returns, as a printed table (for tests: plans and answers).
+#[cfg(test)]
+pub(crate) async fn table_text(ctx: &SessionContext, sql: &str) -> String {
+    let (_, batches) = run_sql(ctx, sql).await.expect("the query runs");
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("printable")
+        .to_string()
 }
 
 /// Run one SQL statement; returns its schema and rows.
